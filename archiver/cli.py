@@ -1,0 +1,459 @@
+"""The ``claimwatch`` command. Errors become exit codes in one place: ``main``.
+
+Exit codes: 0 success; 1 the work failed (a check failed, the store is
+damaged); 2 bad usage or bad input. Errors print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import platformdirs
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from archiver import __version__, pipeline
+from archiver.errors import ClaimwatchError, UsageError
+from archiver.normalize import compile_patterns
+from archiver.schedule import format_duration, parse_duration
+from archiver.seeds import default_seeds_dir
+from store.db import mask_url
+from store.models import KINDS, Source, SourceSpec, Version
+from store.repo import Store
+
+_ESCAPES = re.compile(
+    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def terminal_safe(text: str) -> str:
+    """Page text as it may reach a terminal: no escape sequences or control characters."""
+    return _ESCAPES.sub("", text)
+
+
+def default_db_url() -> str:
+    path = platformdirs.user_data_path("claimwatch") / "claimwatch.db"
+    return f"sqlite:///{path}"
+
+
+@dataclass
+class App:
+    db_url: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _store: Store | None = None
+
+    def store(self, *, current: bool = True) -> Store:
+        if self._store is None:
+            self._store = Store(self.db_url)
+            if current:
+                self._store.ensure_current()
+        return self._store
+
+
+def emit_json(rows: Iterable[dict[str, Any]]) -> None:
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="CLAIMWATCH_DB",
+    default=None,
+    metavar="URL",
+    help="Database URL: sqlite:///FILE or postgresql://… [env CLAIMWATCH_DB; default: an "
+    "SQLite file in the user data directory]",
+)
+@click.version_option(__version__, prog_name="claimwatch")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Archive a story's coverage, diff every version, and flag what bears on its claims."""
+    ctx.obj = App(db or default_db_url())
+    ctx.call_on_close(lambda: ctx.obj._store.close() if ctx.obj._store else None)
+
+
+@cli.command()
+@click.option(
+    "--seeds",
+    "seeds_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Seeds directory (sources.yaml, *.meta.yaml) [env CLAIMWATCH_SEEDS; default ./seeds]",
+)
+@click.option("--no-seeds", is_flag=True, help="Only create or migrate the store.")
+@click.pass_obj
+def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
+    """Create or migrate the store and import the seeds. Safe to run again."""
+    store = app.store(current=False)
+    if no_seeds:
+        store.migrate()
+        click.echo(f"store ready: {mask_url(store.url)}")
+        return
+    seeds_dir = seeds_dir or default_seeds_dir()
+    if seeds_dir is None:
+        raise UsageError("no seeds directory found; pass --seeds DIR or --no-seeds")
+    seeds = pipeline.load_seeds(seeds_dir)  # validate everything before writing anything
+    store.migrate()
+    click.echo(f"store ready: {mask_url(store.url)}")
+    for label, number, created in pipeline.import_seeds(store, seeds, app.now):
+        state = f"version {number}" if created else f"unchanged (version {number})"
+        click.echo(f"seed {label}: {state}")
+    click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
+
+
+# -- sources ------------------------------------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """List, add and remove watched sources."""
+
+
+def source_row(s: Source) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "label": s.label,
+        "url": s.url,
+        "kind": s.kind,
+        "origin": s.origin,
+        "tags": s.tags,
+        "every": format_duration(s.interval_seconds) if s.interval_seconds else None,
+        "cron": s.cron,
+        "ignore": list(s.ignore),
+        "robots": s.robots,
+        "next_check_at": s.next_check_at,
+        "last_checked_at": s.last_checked_at,
+        "consecutive_failures": s.consecutive_failures,
+        "retired": s.retired_at is not None,
+    }
+
+
+@sources.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def sources_list(app: App, as_json: bool) -> None:
+    """List watched sources with their schedule and health."""
+    rows = app.store().list_sources()
+    if as_json:
+        emit_json(source_row(s) for s in rows)
+        return
+    table = Table("id", "label", "kind", "origin", "every", "next check", "health", "url")
+    for s in rows:
+        health = f"[red]{s.consecutive_failures} failing[/]" if s.consecutive_failures else "ok"
+        table.add_row(
+            str(s.id),
+            terminal_safe(s.label or "-"),
+            s.kind,
+            s.origin,
+            format_duration(s.interval_seconds),
+            _when(s.next_check_at),
+            health,
+            terminal_safe(s.url),
+        )
+    Console().print(table)
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option(
+    "--kind",
+    type=click.Choice([k for k in KINDS if k != "seed"]),
+    default="page",
+    show_default=True,
+)
+@click.option("--label", help="A short name to refer to the source by.")
+@click.option("--every", help="Check interval, e.g. 30s, 15m, 2h, 1d.")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="REGEX",
+    help="Text to drop before comparing versions (repeatable).",
+)
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--no-robots", is_flag=True, help="Do not honour robots.txt for this source.")
+@click.pass_obj
+def sources_add(
+    app: App,
+    url: str,
+    kind: str,
+    label: str | None,
+    every: str | None,
+    ignore: tuple[str, ...],
+    tags: tuple[str, ...],
+    no_robots: bool,
+) -> None:
+    """Watch URL."""
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise UsageError(f"{url!r} is not an http(s) URL")
+    compile_patterns(ignore, "--ignore")
+    spec = SourceSpec(
+        url=url,
+        kind=kind,
+        label=label,
+        tags=tags,
+        interval_seconds=parse_duration(every) if every else None,
+        ignore=ignore,
+        robots=not no_robots,
+    )
+    source_id = app.store().add_source(spec, app.now)
+    click.echo(f"added source {source_id}: {label or url}")
+
+
+@sources.command("remove")
+@click.argument("source")
+@click.pass_obj
+def sources_remove(app: App, source: str) -> None:
+    """Stop watching SOURCE and delete its versions and captures."""
+    store = app.store()
+    s = store.get_source(source)
+    store.remove_source(s)
+    click.echo(f"removed source {s.id}: {s.name}")
+
+
+# -- check --------------------------------------------------------------------
+
+_SYMBOLS = {"new_version": "[green]+[/]", "failed": "[red]x[/]"}
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, metavar="[SOURCE]...")
+@click.option("--all", "all_", is_flag=True, help="Check every source (except retired ones).")
+@click.option("--due", is_flag=True, help="Check the sources that are due now.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.pass_obj
+def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool) -> int:
+    """Fetch sources now and archive what changed. Exits 1 if any check failed."""
+    store = app.store()
+    if sum(map(bool, (refs, all_, due))) != 1:
+        raise UsageError("name sources, or give --all or --due (one of them)")
+    if refs:
+        targets = [store.get_source(r) for r in refs]
+    elif all_:
+        targets = [s for s in store.list_sources() if s.kind != "seed" and s.retired_at is None]
+    else:
+        targets = store.due_sources(app.now)
+    seeds = [s.name for s in targets if s.kind == "seed"]
+    if seeds:
+        raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
+    console = Console(stderr=False)
+    results: list[pipeline.CheckResult] = []
+
+    def report(r: pipeline.CheckResult) -> None:
+        results.append(r)
+        if as_json:
+            emit_json(
+                [
+                    {
+                        "source": r.source.id,
+                        "label": r.source.label,
+                        "url": r.source.url,
+                        "outcome": r.outcome,
+                        "version": r.version,
+                        "status": r.status,
+                        "error_class": r.error_class,
+                        "error": r.error,
+                        "duration_ms": r.duration_ms,
+                    }
+                ]
+            )
+            return
+        what = {
+            "new_version": f"new version {r.version}",
+            "not_modified": "unchanged (304)",
+            "same_bytes": "unchanged (same bytes)",
+            "same_text": "unchanged (same text)",
+            "failed": f"failed: {r.error_class}: {r.error}",
+        }[r.outcome]
+        line = (
+            f"{_SYMBOLS.get(r.outcome, '=')} {terminal_safe(r.source.name)}  {terminal_safe(what)}"
+        )
+        console.print(line + f"  [dim]{r.duration_ms} ms[/]", highlight=False, soft_wrap=True)
+
+    if console.is_terminal and not as_json and len(targets) > 1:
+        with Progress(
+            TextColumn("checking"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("check", total=len(targets))
+
+            def tick(r: pipeline.CheckResult) -> None:
+                report(r)
+                progress.advance(task)
+
+            pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=tick)
+    else:
+        pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=report)
+    failed = sum(r.failed for r in results)
+    if not as_json:
+        new = sum(r.outcome == "new_version" for r in results)
+        click.echo(
+            f"{len(results)} checked: {new} new versions, "
+            f"{len(results) - new - failed} unchanged, {failed} failed",
+            err=True,
+        )
+    return 1 if failed else 0
+
+
+# -- history / show -------------------------------------------------------------
+
+
+def version_row(source: Source, v: Version) -> dict[str, Any]:
+    row = asdict(v)
+    row["source"] = source.label or source.url
+    return row
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def history(app: App, source: str, as_json: bool) -> None:
+    """List the versions of SOURCE."""
+    store = app.store()
+    s = store.get_source(source)
+    rows = store.versions(s.id)
+    if as_json:
+        emit_json(version_row(s, v) for v in rows)
+        return
+    table = Table("#", "captured", "chars", "raw bytes", "title", title=terminal_safe(s.name))
+    for v in rows:
+        table.add_row(
+            str(v.number),
+            _when(v.captured_at),
+            str(v.text_length),
+            str(v.raw_length or "-"),
+            terminal_safe(v.title or ""),
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("version", type=int, required=False)
+@click.option("--raw", is_flag=True, help="The raw response body instead of the text.")
+@click.pass_obj
+def show(app: App, source: str, version: int | None, raw: bool) -> None:
+    """Print a version's text (default: the latest), or its raw body."""
+    store = app.store()
+    s = store.get_source(source)
+    if version is None:
+        latest = store.latest_version(s.id)
+        if latest is None:
+            raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
+        v = latest
+    else:
+        v = store.get_version(s, version)
+    data = store.read_raw(v) if raw else store.read_text(v).encode("utf-8") + b"\n"
+    out = sys.stdout.buffer
+    if sys.stdout.isatty():
+        data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
+    out.write(data)
+    out.flush()
+
+
+# -- status -------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Counts, failing sources and what is due next."""
+    st = app.store().status(app.now)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "db": mask_url(app.db_url),
+                    "sources": st.sources,
+                    "versions": st.versions,
+                    "captures": st.captures,
+                    "failed_captures": st.failed_captures,
+                    "blob_bytes": st.blob_bytes,
+                    "failing": [
+                        {"source": s.name, "consecutive_failures": s.consecutive_failures}
+                        for s in st.failing
+                    ],
+                    "next_due": [
+                        {"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due
+                    ],
+                }
+            ]
+        )
+        return
+    console = Console()
+    console.print(f"store      {mask_url(app.db_url)}", highlight=False)
+    console.print(
+        f"sources    {st.sources}\nversions   {st.versions}\n"
+        f"captures   {st.captures} ({st.failed_captures} failed)\n"
+        f"blob bytes {st.blob_bytes}",
+        highlight=False,
+    )
+    if st.failing:
+        console.print("[red]failing:[/]")
+        for s in st.failing:
+            console.print(
+                f"  {terminal_safe(s.name)}: {s.consecutive_failures} in a row", highlight=False
+            )
+    if st.next_due:
+        console.print("next due:")
+        for s in st.next_due:
+            console.print(f"  {_when(s.next_check_at)}  {terminal_safe(s.name)}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map every error to one stderr line and an exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="claimwatch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("claimwatch: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # bad usage: click's own message
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"claimwatch: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except ClaimwatchError as exc:
+        click.echo(f"claimwatch: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("claimwatch: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if os.environ.get("CLAIMWATCH_DEBUG"):
+            raise
+        click.echo(
+            f"claimwatch: internal error: {type(exc).__name__}: {exc} "
+            "(set CLAIMWATCH_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

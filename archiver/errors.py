@@ -1,0 +1,119 @@
+"""Every error claimwatch raises on purpose, in one hierarchy.
+
+::
+
+    ClaimwatchError                 base; ``exit_code`` is what the CLI exits with
+    ├── UsageError                  bad input from the user (exit 2)
+    │   ├── ConfigError             a malformed seeds/config file (names file, line, field)
+    │   └── NotFoundError           a SOURCE, version or claim that does not exist
+    ├── FetchError                  a check could not get the page (recorded on the capture)
+    │   ├── FetchTimeout            connect/read timeout or the total deadline ran out
+    │   ├── ConnectFailed           DNS failure, refused or reset connection
+    │   ├── HTTPStatusError         a 4xx/5xx answer (``status``, ``retry_after``)
+    │   ├── TooManyRedirects        a redirect loop or chain longer than allowed
+    │   ├── UnsupportedURL          a scheme other than http(s), or a malformed URL
+    │   ├── BodyTooLarge            the body passed the size cap while streaming
+    │   ├── UnsupportedContentType  not HTML, XHTML or plain text
+    │   └── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
+    ├── ExtractionError             the page was fetched but yielded no usable text
+    │   └── EmptyExtraction         trafilatura found no article text (``reason``)
+    └── StoreError                  the archive could not be read or written (exit 1)
+        ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
+        └── StoreBusy               the database is locked by another process
+
+A failed check is data, not a crash: the pipeline catches ``FetchError`` and
+``ExtractionError`` and records them on the capture row (``error_class`` is the
+class name). Only the CLI turns errors into exit codes, in ``cli.main``.
+"""
+
+from __future__ import annotations
+
+
+class ClaimwatchError(Exception):
+    """Base class. ``str(err)`` is one line meant for a human."""
+
+    exit_code = 1
+
+
+class UsageError(ClaimwatchError):
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A seeds or config file is malformed. The message names file, line and field."""
+
+    def __init__(self, path: str, message: str, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field = path, line, field
+        where = path + (f":{line}" if line is not None else "")
+        what = f" field '{field}':" if field else ""
+        super().__init__(f"{where}:{what} {message}")
+
+
+class NotFoundError(UsageError):
+    pass
+
+
+class FetchError(ClaimwatchError):
+    """A page could not be fetched. ``transient`` errors are retried within the check."""
+
+    transient = False
+
+
+class FetchTimeout(FetchError):
+    transient = True
+
+
+class ConnectFailed(FetchError):
+    transient = True
+
+
+class HTTPStatusError(FetchError):
+    def __init__(self, status: int, url: str, retry_after: float | None = None):
+        self.status, self.url, self.retry_after = status, url, retry_after
+        super().__init__(f"HTTP {status} from {url}")
+
+    @property
+    def transient(self) -> bool:  # type: ignore[override]
+        return self.status == 429 or self.status >= 500
+
+
+class TooManyRedirects(FetchError):
+    pass
+
+
+class UnsupportedURL(FetchError):
+    pass
+
+
+class BodyTooLarge(FetchError):
+    pass
+
+
+class UnsupportedContentType(FetchError):
+    pass
+
+
+class RobotsDisallowed(FetchError):
+    pass
+
+
+class ExtractionError(ClaimwatchError):
+    pass
+
+
+class EmptyExtraction(ExtractionError):
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"no article text found: {reason}")
+
+
+class StoreError(ClaimwatchError):
+    pass
+
+
+class IntegrityError(StoreError):
+    pass
+
+
+class StoreBusy(StoreError):
+    pass

@@ -1,0 +1,154 @@
+"""Extraction: page bytes in, article text and metadata out (trafilatura).
+
+``decode`` turns bytes into text even when the declared charset lies.
+``extract`` returns an ``Extracted`` or raises ``EmptyExtraction`` with the
+reason; it never returns ``None``. Plain-text bodies (a licence file, say)
+are taken whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import charset_normalizer
+import trafilatura
+from htmldate import find_date
+from trafilatura.settings import use_config
+
+from archiver.errors import EmptyExtraction
+
+_CONFIG = use_config()
+_CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # signals do not work in pool workers
+_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "50")
+_CONFIG.set("DEFAULT", "MIN_OUTPUT_SIZE", "10")
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    favor: str = "balanced"  # precision | recall | balanced
+    include_tables: bool = True
+    include_comments: bool = False
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: str | None = None
+    updated: str | None = None
+    site_name: str | None = None
+    language: str | None = None
+    encoding: str | None = None
+
+
+def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
+    """Decode a page, even when its declared charset lies.
+
+    Valid UTF-8 is UTF-8 whatever the header says. Otherwise the charset
+    declared in the header, then in a ``<meta>`` tag, is used if it decodes
+    and charset-normalizer does not reject that reading as chaos; else
+    charset-normalizer's best reading; else UTF-8 with replacement characters.
+    """
+    if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return body.decode("utf-16"), "utf-16"
+    try:
+        return body.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    guesses = charset_normalizer.from_bytes(body)
+    for candidate in (declared, _meta_charset(body)):
+        name = _codec_name(candidate)
+        if not name or name == "utf-8":
+            continue
+        # Plausible means charset-normalizer does not reject that reading as chaos.
+        if charset_normalizer.from_bytes(body, cp_isolation=[name]).best() is not None:
+            try:
+                return body.decode(name), name
+            except UnicodeDecodeError:
+                pass
+    best = guesses.best()
+    if best is not None:
+        return str(best), _codec_name(best.encoding) or best.encoding
+    return body.decode("utf-8", "replace"), "utf-8"
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)
+
+
+def _meta_charset(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
+def _codec_name(charset: str | None) -> str | None:
+    if not charset:
+        return None
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return None
+
+
+def extract(
+    body: bytes,
+    content_type: str | None = None,
+    charset: str | None = None,
+    url: str | None = None,
+    options: ExtractOptions | None = None,
+) -> Extracted:
+    options = options or ExtractOptions()
+    if not body.strip():
+        raise EmptyExtraction("the body is empty")
+    text, encoding = decode(body, charset)
+    if content_type == "text/plain":
+        if not text.strip():
+            raise EmptyExtraction("the text body is blank")
+        return Extracted(text=text, encoding=encoding)
+    tree = trafilatura.load_html(text)
+    if tree is None:
+        raise EmptyExtraction("the body is not parseable HTML")
+    language = _html_lang(tree)
+    try:
+        updated = find_date(tree, original_date=False, extensive_search=False)
+    except Exception:  # htmldate is best effort
+        updated = None
+    doc = trafilatura.bare_extraction(
+        tree,
+        url=url,
+        with_metadata=True,
+        include_comments=options.include_comments,
+        include_tables=options.include_tables,
+        favor_precision=options.favor == "precision",
+        favor_recall=options.favor == "recall",
+        config=_CONFIG,
+    )
+    body_text = getattr(doc, "text", None) if doc is not None else None
+    if not body_text or not body_text.strip():
+        raise EmptyExtraction("trafilatura found no main text in the page")
+    published = getattr(doc, "date", None)
+    return Extracted(
+        text=body_text,
+        title=getattr(doc, "title", None),
+        authors=_authors(getattr(doc, "author", None)),
+        published=published,
+        updated=updated if updated and updated != published else None,
+        site_name=getattr(doc, "sitename", None),
+        language=language or getattr(doc, "language", None),
+        encoding=encoding,
+    )
+
+
+def _html_lang(tree: Any) -> str | None:
+    root = tree.getroottree().getroot() if hasattr(tree, "getroottree") else tree
+    lang = root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang")
+    return lang.strip().split("-")[0].lower() if lang and lang.strip() else None
+
+
+def _authors(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    return tuple(a.strip() for a in value.replace(";", "|").split("|") if a.strip())

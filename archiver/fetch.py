@@ -1,0 +1,357 @@
+"""The fetcher: polite, bounded, conditional HTTP GETs with httpx.
+
+One ``Fetcher`` serves a whole check run. It caps concurrency overall and per
+host, spaces requests to one host by ``host_delay``, sends If-None-Match /
+If-Modified-Since, follows redirects itself (so loops are named and counted),
+streams bodies under a size cap, honours robots.txt (RFC 9309), and retries
+transient failures with exponential backoff and ``Retry-After``. It returns a
+``FetchResult`` or raises a ``FetchError`` whose ``attempts`` says how many
+tries were made. It never touches the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from types import TracebackType
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpx
+
+from archiver import __version__
+from archiver.errors import (
+    BodyTooLarge,
+    ConnectFailed,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    RobotsDisallowed,
+    TooManyRedirects,
+    UnsupportedContentType,
+    UnsupportedURL,
+)
+
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
+REDIRECTS = (301, 302, 303, 307, 308)
+ROBOTS_AGENT = "claimwatch"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    user_agent: str = f"claimwatch/{__version__} (content archiving and change monitoring)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0  # one attempt, from connect to last byte
+    max_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    max_attempts: int = 3
+    backoff_base: float = 1.0  # seconds; doubles each retry
+    max_retry_after: float = 60.0  # a longer Retry-After ends the check instead of waiting
+    concurrency: int = 16
+    per_host: int = 2
+    host_delay: float = 1.0  # seconds between two requests to one host
+    keepalive: int = 8
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    robots: bool = True
+    accept: tuple[str, ...] = PAGE_TYPES
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    url: str
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    attempts: int = 1
+    duration_ms: int = 0
+    redirects: tuple[str, ...] = field(default=())
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.headers.get("content-type")
+        return _media_type(value) if value else None
+
+    @property
+    def charset(self) -> str | None:
+        value = self.headers.get("content-type")
+        if not value:
+            return None
+        msg = Message()
+        msg["content-type"] = value
+        charset = msg.get_param("charset")
+        return charset if isinstance(charset, str) else None
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+class Fetcher:
+    """Use as ``async with Fetcher(options) as f: await f.fetch(request)``."""
+
+    def __init__(
+        self,
+        options: FetchOptions | None = None,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.options = options or FetchOptions()
+        self._sleep = sleep
+        self._now = now
+        o = self.options
+        self._client = httpx.AsyncClient(
+            headers={
+                "User-Agent": o.user_agent,
+                "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            },
+            timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=o.concurrency, max_keepalive_connections=o.keepalive
+            ),
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._all = asyncio.Semaphore(o.concurrency)
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._last_request: dict[str, float] = {}
+        self._robots: dict[str, RobotFileParser | bool] = {}
+        self._robots_locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.aclose()
+
+    async def fetch(self, request: FetchRequest) -> FetchResult:
+        """Fetch one URL, retrying transient failures; raise ``FetchError`` when it fails."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await self._attempt(request)
+            except FetchError as exc:
+                exc.attempts = attempt  # type: ignore[attr-defined]
+                wait = self._retry_wait(exc, attempt)
+                if wait is None:
+                    raise
+                await self._sleep(wait)
+                continue
+            ms = int((time.monotonic() - started) * 1000)
+            return FetchResult(
+                url=request.url,
+                final_url=result.final_url,
+                status=result.status,
+                headers=result.headers,
+                body=result.body,
+                attempts=attempt,
+                duration_ms=ms,
+                redirects=result.redirects,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_wait(self, exc: FetchError, attempt: int) -> float | None:
+        o = self.options
+        if not exc.transient or attempt >= o.max_attempts:
+            return None
+        backoff = o.backoff_base * 2 ** (attempt - 1)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            if retry_after > o.max_retry_after:
+                return None
+            return max(backoff, retry_after)
+        return backoff
+
+    async def _attempt(self, request: FetchRequest) -> FetchResult:
+        url = request.url
+        seen = [url]
+        for _hop in range(self.options.max_redirects + 1):
+            parts = _check_url(url)
+            if request.robots and not await self._robots_allow(url):
+                raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
+            headers = {}
+            if request.etag:
+                headers["If-None-Match"] = request.etag
+            if request.last_modified:
+                headers["If-Modified-Since"] = request.last_modified
+            status, resp_headers, body = await self._get(url, headers, request.accept)
+            if status in REDIRECTS:
+                location = resp_headers.get("location")
+                if not location:
+                    raise HTTPStatusError(status, url)
+                url = urljoin(url, location)
+                if url in seen:
+                    raise TooManyRedirects("redirect loop: " + " -> ".join([*seen, url]))
+                seen.append(url)
+                continue
+            return FetchResult(
+                request.url, url, status, resp_headers, body, redirects=tuple(seen[1:])
+            )
+        raise TooManyRedirects(
+            f"more than {self.options.max_redirects} redirects from {request.url}"
+        )
+
+    async def _get(
+        self, url: str, headers: dict[str, str], accept: tuple[str, ...]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One GET under the limits; returns status, headers and the (capped) body."""
+        host = urlsplit(url).netloc.lower()
+        sem = self._hosts.setdefault(host, asyncio.Semaphore(self.options.per_host))
+        async with self._all, sem:
+            await self._polite_wait(host)
+            try:
+                async with asyncio.timeout(self.options.total_timeout):
+                    return await self._stream(url, headers, accept)
+            except TimeoutError:
+                raise FetchTimeout(
+                    f"{url} took longer than {self.options.total_timeout:g}s in total"
+                ) from None
+            except httpx.TimeoutException as exc:
+                raise FetchTimeout(
+                    f"{url}: {type(exc).__name__.lower()} ({exc or 'timed out'})"
+                ) from None
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise UnsupportedURL(f"{url}: {exc}") from None
+            except httpx.HTTPError as exc:
+                raise ConnectFailed(
+                    f"{url}: {type(exc).__name__}: {exc or 'connection failed'}"
+                ) from None
+            finally:
+                self._last_request[host] = time.monotonic()
+
+    async def _polite_wait(self, host: str) -> None:
+        last = self._last_request.get(host)
+        if last is not None and self.options.host_delay > 0:
+            wait = last + self.options.host_delay - time.monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+
+    async def _stream(
+        self, url: str, headers: dict[str, str], accept: tuple[str, ...]
+    ) -> tuple[int, dict[str, str], bytes]:
+        cap = self.options.max_bytes
+        async with self._client.stream("GET", url, headers=headers) as resp:
+            resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+            status = resp.status_code
+            if status in REDIRECTS or status == 304:
+                return status, resp_headers, b""
+            if status >= 400:
+                retry_after = parse_retry_after(resp_headers.get("retry-after"), self._now())
+                raise HTTPStatusError(status, url, retry_after)
+            ctype = resp_headers.get("content-type")
+            if ctype and _media_type(ctype) not in accept:
+                raise UnsupportedContentType(
+                    f"{url} is {_media_type(ctype)}, not one of {', '.join(accept)}"
+                )
+            declared = resp_headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise BodyTooLarge(f"{url} declares {int(declared)} bytes, over the cap of {cap}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise BodyTooLarge(f"{url} sent more than the cap of {cap} bytes")
+                chunks.append(chunk)
+            return status, resp_headers, b"".join(chunks)
+
+    async def _robots_allow(self, url: str) -> bool:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:
+            async with self._robots_locks.setdefault(origin, asyncio.Lock()):
+                if origin not in self._robots:
+                    self._robots[origin] = await self._load_robots(origin)
+        rules = self._robots[origin]
+        if isinstance(rules, bool):
+            return rules
+        return rules.can_fetch(ROBOTS_AGENT, url)
+
+    async def _load_robots(self, origin: str) -> RobotFileParser | bool:
+        """RFC 9309: 4xx means no rules (allow); 5xx means disallow all.
+
+        A network failure (refused, timed out) is raised as itself: the page's
+        check then fails with the real reason, and robots.txt is asked again
+        next time.
+        """
+        url = origin + "/robots.txt"
+        status, _headers, body = await self._robots_get(url)
+        if 400 <= status < 500:
+            return True
+        if status >= 500:
+            return False
+        parser = RobotFileParser()
+        parser.parse(body.decode("utf-8", "replace").splitlines())
+        return parser
+
+    async def _robots_get(self, url: str) -> tuple[int, dict[str, str], bytes]:
+        for _hop in range(self.options.max_redirects + 1):
+            try:
+                status, headers, body = await self._get(url, {}, ("text/plain", "text/html"))
+            except HTTPStatusError as exc:
+                return exc.status, {}, b""
+            except (UnsupportedContentType, BodyTooLarge, TooManyRedirects, UnsupportedURL):
+                return 404, {}, b""  # unusable rules: as if there were none
+            if status in REDIRECTS and headers.get("location"):
+                url = urljoin(url, headers["location"])
+                continue
+            return status, headers, body
+        return 404, {}, b""
+
+
+def _check_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise UnsupportedURL(f"{url!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UnsupportedURL(f"{url!r}: only http and https URLs can be fetched")
+    return parsed

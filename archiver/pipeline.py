@@ -1,0 +1,318 @@
+"""The one place that wires the stages together: fetch, extract, normalize, store.
+
+``check`` runs a batch of sources concurrently on one event loop. Fetches are
+async; extraction is CPU-bound and runs in a process pool so it does not stall
+the fetches. Each check ends in exactly one capture row:
+
+* 304, or the same raw bytes as last time: a capture and nothing else;
+* the same normalized text: a capture and nothing else;
+* new text: a new version (blobs, version, capture and schedule in one transaction);
+* any ``FetchError`` or ``ExtractionError``: a failed capture, and the source backs off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from archiver import schedule
+from archiver.errors import EmptyExtraction, ExtractionError, FetchError, UsageError
+from archiver.extract import Extracted, ExtractOptions, extract
+from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.normalize import NormalizeOptions, normalize, text_digest
+from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from store.blobs import digest as raw_digest_of
+from store.models import CaptureRecord, NewVersion, Source, SourceSpec, SourceUpdate
+from store.repo import Store
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    fetch: FetchOptions = field(default_factory=FetchOptions)
+    extract: ExtractOptions = field(default_factory=ExtractOptions)
+    processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    source: Source
+    outcome: str
+    version: int | None = None
+    status: int | None = None
+    error_class: str | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "failed"
+
+
+def extract_text(
+    body: bytes,
+    content_type: str | None,
+    charset: str | None,
+    url: str,
+    options: ExtractOptions,
+    ignore: tuple[str, ...],
+) -> tuple[Extracted, str]:
+    """Extract and normalize in one call (one trip to a pool worker)."""
+    extracted = extract(body, content_type, charset, url, options)
+    text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
+    if not text:
+        raise EmptyExtraction("nothing is left after normalization and ignore patterns")
+    return extracted, text
+
+
+@dataclass(frozen=True)
+class Seeds:
+    """A story's seeds, validated: seed articles (with their versions) and the watchlist."""
+
+    articles: list[tuple[SeedArticle, NewVersion]]
+    sources: list[SourceSpec]
+
+
+def load_seeds(seeds_dir: Path) -> Seeds:
+    """Read and validate a seeds directory (raises ``ConfigError``); writes nothing."""
+    if not seeds_dir.is_dir():
+        raise UsageError(f"seeds directory {seeds_dir} does not exist")
+    articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
+    return Seeds(articles, load_sources(seeds_dir / "sources.yaml"))
+
+
+def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, int, bool]]:
+    """Store each seed article as a version of its ``seed`` source (a new one only when
+    its text changed) and add or update the watchlist. Returns (label, version, created)."""
+    report = []
+    for article, new in seeds.articles:
+        source_id = store.add_source(seed_spec(article), now, update_existing=True)
+        latest = store.latest_version(source_id)
+        if latest is not None and latest.text_digest == text_digest(new.text):
+            report.append((article.label, latest.number, False))
+            continue
+        capture = CaptureRecord(
+            source_id=source_id,
+            started_at=now,
+            duration_ms=0,
+            outcome="new_version",
+            bytes=len(new.raw or b""),
+            raw_digest=raw_digest_of(new.raw or b""),
+        )
+        update = SourceUpdate(next_check_at=None, last_checked_at=now, consecutive_failures=0)
+        report.append((article.label, store.add_version(new, capture, update).number, True))
+    for spec in seeds.sources:
+        store.add_source(spec, now, update_existing=True)
+    return report
+
+
+def check(
+    store: Store,
+    sources: Iterable[Source],
+    options: CheckOptions | None = None,
+    clock: Clock | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Check the sources (synchronous entry point for the CLI and jobs)."""
+    return asyncio.run(check_async(store, list(sources), options, clock, on_result))
+
+
+async def check_async(
+    store: Store,
+    sources: list[Source],
+    options: CheckOptions | None = None,
+    clock: Clock | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    options = options or CheckOptions()
+    clock = clock or (lambda: datetime.now(UTC))
+    workers = options.processes or (os.cpu_count() or 1)
+    with ExitStack() as stack:
+        pool: Executor | None = None
+        if workers > 1 and len(sources) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+        async with Fetcher(options.fetch, now=clock) as fetcher:
+            checker = _Checker(store, fetcher, pool, options, clock)
+
+            async def one(source: Source) -> CheckResult:
+                result = await checker.run(source)
+                if on_result is not None:
+                    on_result(result)
+                return result
+
+            return list(await asyncio.gather(*(one(s) for s in sources)))
+
+
+class _Checker:
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        pool: Executor | None,
+        options: CheckOptions,
+        clock: Clock,
+    ):
+        self.store, self.fetcher, self.pool = store, fetcher, pool
+        self.options, self.clock = options, clock
+
+    async def run(self, source: Source) -> CheckResult:
+        started = self.clock()
+        t0 = time.monotonic()
+        request = FetchRequest(
+            url=source.url,
+            etag=source.etag,
+            last_modified=source.last_modified,
+            robots=source.robots,
+        )
+        try:
+            fetched = await self.fetcher.fetch(request)
+        except FetchError as exc:
+            return self._failed(source, started, t0, exc, getattr(exc, "attempts", 1))
+        if fetched.not_modified:
+            return self._unchanged(source, started, t0, fetched, "not_modified", None)
+        raw_digest = raw_digest_of(fetched.body)
+        latest = self.store.latest_version(source.id)
+        if latest is not None and raw_digest in (source.last_raw_digest, latest.raw_digest):
+            return self._unchanged(source, started, t0, fetched, "same_bytes", raw_digest)
+        try:
+            extracted, text = await self._extract(source, fetched)
+        except ExtractionError as exc:
+            return self._failed(source, started, t0, exc, fetched.attempts, fetched)
+        if latest is not None and latest.text_digest == text_digest(text):
+            return self._unchanged(
+                source, started, t0, fetched, "same_text", raw_digest, extracted.encoding
+            )
+        capture = self._capture(
+            source, started, t0, fetched, "new_version", raw_digest, extracted.encoding
+        )
+        new = NewVersion(
+            text=text,
+            raw=fetched.body,
+            title=extracted.title,
+            authors=extracted.authors,
+            published=extracted.published,
+            updated=extracted.updated,
+            site_name=extracted.site_name,
+            language=extracted.language,
+            final_url=fetched.final_url,
+            content_type=fetched.content_type,
+        )
+        previous = (latest, self.store.read_text(latest)) if latest is not None else None
+        version = self.store.add_version(
+            new, capture, self._success_update(source, started, fetched, raw_digest), previous
+        )
+        return CheckResult(
+            source, "new_version", version.number, fetched.status, duration_ms=capture.duration_ms
+        )
+
+    async def _extract(self, source: Source, fetched: FetchResult) -> tuple[Extracted, str]:
+        args = (
+            fetched.body,
+            fetched.content_type,
+            fetched.charset,
+            fetched.final_url,
+            self.options.extract,
+            source.ignore,
+        )
+        if self.pool is None:
+            return extract_text(*args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, extract_text, *args)
+
+    def _capture(
+        self,
+        source: Source,
+        started: datetime,
+        t0: float,
+        fetched: FetchResult,
+        outcome: str,
+        raw_digest: str | None,
+        encoding: str | None = None,
+    ) -> CaptureRecord:
+        return CaptureRecord(
+            source_id=source.id,
+            started_at=started,
+            duration_ms=int((time.monotonic() - t0) * 1000),
+            outcome=outcome,
+            http_status=fetched.status,
+            final_url=fetched.final_url,
+            content_type=fetched.content_type,
+            bytes=len(fetched.body),
+            raw_digest=raw_digest,
+            encoding=encoding,
+            headers=fetched.headers,
+            attempts=fetched.attempts,
+        )
+
+    def _success_update(
+        self, source: Source, now: datetime, fetched: FetchResult, raw_digest: str | None
+    ) -> SourceUpdate:
+        return SourceUpdate(
+            next_check_at=schedule.next_after_success(now, source.interval_seconds),
+            last_checked_at=now,
+            consecutive_failures=0,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            last_raw_digest=raw_digest,
+        )
+
+    def _unchanged(
+        self,
+        source: Source,
+        started: datetime,
+        t0: float,
+        fetched: FetchResult,
+        outcome: str,
+        raw_digest: str | None,
+        encoding: str | None = None,
+    ) -> CheckResult:
+        capture = self._capture(source, started, t0, fetched, outcome, raw_digest, encoding)
+        self.store.record_capture(
+            capture, self._success_update(source, started, fetched, raw_digest)
+        )
+        return CheckResult(source, outcome, None, fetched.status, duration_ms=capture.duration_ms)
+
+    def _failed(
+        self,
+        source: Source,
+        started: datetime,
+        t0: float,
+        exc: FetchError | ExtractionError,
+        attempts: int,
+        fetched: FetchResult | None = None,
+    ) -> CheckResult:
+        failures = source.consecutive_failures + 1
+        status = fetched.status if fetched else getattr(exc, "status", None)
+        capture = CaptureRecord(
+            source_id=source.id,
+            started_at=started,
+            duration_ms=int((time.monotonic() - t0) * 1000),
+            outcome="failed",
+            http_status=status,
+            final_url=fetched.final_url if fetched else None,
+            content_type=fetched.content_type if fetched else None,
+            bytes=len(fetched.body) if fetched else None,
+            raw_digest=raw_digest_of(fetched.body) if fetched else None,
+            attempts=attempts,
+            error_class=type(exc).__name__,
+            error_message=str(exc)[:2000],
+        )
+        update = SourceUpdate(
+            next_check_at=schedule.next_after_failure(
+                started, source.interval_seconds, failures, getattr(exc, "retry_after", None)
+            ),
+            last_checked_at=started,
+            consecutive_failures=failures,
+        )
+        self.store.record_capture(capture, update)
+        return CheckResult(
+            source, "failed", None, status, type(exc).__name__, str(exc), capture.duration_ms
+        )

@@ -1,0 +1,229 @@
+"""Seeds: a story's seed articles and watchlist, read from a directory of YAML files.
+
+A seeds directory holds ``sources.yaml`` (the watchlist) and one
+``NAME.meta.yaml`` per seed article, which names the text file and its
+provenance. Every validation error names the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archiver.errors import ConfigError, UsageError
+from archiver.normalize import compile_patterns, normalize
+from archiver.schedule import parse_duration
+from store.models import KINDS, NewVersion, SourceSpec
+
+LINE = "__line__"
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping (as ``__line__``)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[LINE] = node.start_mark.line + 1
+        return mapping
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), f"not UTF-8 text ({exc.reason})") from None
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(
+            str(path), f"malformed YAML: {exc.problem or exc.context}", line
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"malformed YAML: {exc}") from None
+
+
+@dataclass(frozen=True)
+class SeedArticle:
+    label: str
+    url: str
+    text_path: Path
+    title: str | None
+    language: str | None
+    published: str | None
+    provenance: dict[str, Any]
+
+    def version(self) -> NewVersion:
+        raw = self.text_path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(str(self.text_path), "the seed article is not UTF-8 text") from None
+        return NewVersion(
+            text=normalize(text),
+            raw=raw,
+            title=self.title,
+            published=self.published,
+            language=self.language,
+            content_type="text/plain",
+        )
+
+
+def spec_from_mapping(
+    item: dict[str, Any], path: str, defaults: dict[str, Any] | None = None
+) -> SourceSpec:
+    """Validate one watchlist entry (also used by ``sources add``)."""
+    defaults = defaults or {}
+    line = item.get(LINE)
+    known = {
+        "url",
+        "kind",
+        "label",
+        "tags",
+        "every",
+        "cron",
+        "ignore",
+        "robots",
+        "note",
+        "verified",
+        LINE,
+    }
+    for key in item:
+        if key not in known:
+            raise ConfigError(
+                path, f"unknown field (known: {', '.join(sorted(known - {LINE}))})", line, str(key)
+            )
+
+    def field(name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = item.get(name, defaults.get(name, default))
+        if value is not None and not isinstance(value, kind):
+            names = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise ConfigError(path, f"must be a {names}, not {type(value).__name__}", line, name)
+        return value
+
+    url = field("url", str)
+    if not url:
+        raise ConfigError(path, "every source needs a url", line, "url")
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise ConfigError(path, f"{url!r} is not an http(s) URL", line, "url")
+    kind = field("kind", str, "page")
+    if kind not in KINDS or kind == "seed":
+        raise ConfigError(path, f"must be one of article, page, feed (got {kind!r})", line, "kind")
+    label = field("label", str)
+    if label is not None and not _LABEL.match(label):
+        raise ConfigError(path, f"{label!r}: use letters, digits, '.', '_' or '-'", line, "label")
+    tags = field("tags", list, [])
+    if not all(isinstance(t, str) for t in tags):
+        raise ConfigError(path, "must be a list of strings", line, "tags")
+    every = field("every", (str, int))
+    try:
+        interval = parse_duration(str(every)) if every is not None else None
+    except UsageError as exc:
+        raise ConfigError(path, str(exc), line, "every") from None
+    ignore = field("ignore", list, [])
+    try:
+        compile_patterns(tuple(str(p) for p in ignore))
+    except UsageError as exc:
+        raise ConfigError(path, str(exc), line, "ignore") from None
+    robots = field("robots", bool, True)
+    return SourceSpec(
+        url=url,
+        kind=kind,
+        label=label,
+        tags=tuple(tags),
+        interval_seconds=interval,
+        cron=field("cron", str),
+        ignore=tuple(str(p) for p in ignore),
+        robots=robots,
+        origin="seed",
+    )
+
+
+def load_sources(path: Path) -> list[SourceSpec]:
+    data = load_yaml(path)
+    if data is None:
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("sources", []), list):
+        raise ConfigError(str(path), "expected a mapping with a 'sources' list", 1, "sources")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(str(path), "must be a mapping", data.get(LINE), "defaults")
+    specs: list[SourceSpec] = []
+    seen: dict[str, int] = {}
+    for item in data.get("sources") or []:
+        if not isinstance(item, dict):
+            raise ConfigError(
+                str(path), "each source must be a mapping with a url", None, "sources"
+            )
+        spec = spec_from_mapping(item, str(path), defaults)
+        if spec.url in seen:
+            raise ConfigError(
+                str(path),
+                f"{spec.url} is listed twice (first on line {seen[spec.url]})",
+                item.get(LINE),
+                "url",
+            )
+        seen[spec.url] = item.get(LINE, 0)
+        specs.append(spec)
+    labels = [s.label for s in specs if s.label]
+    dupes = {x for x in labels if labels.count(x) > 1}
+    if dupes:
+        raise ConfigError(str(path), f"label {sorted(dupes)[0]!r} is used twice", None, "label")
+    return specs
+
+
+def load_seed_articles(seeds_dir: Path) -> list[SeedArticle]:
+    articles = []
+    for meta_path in sorted(seeds_dir.glob("*.meta.yaml")):
+        meta = load_yaml(meta_path)
+        p = str(meta_path)
+        if not isinstance(meta, dict):
+            raise ConfigError(p, "expected a mapping", 1)
+        line = meta.get(LINE)
+        for required in ("file", "label"):
+            if not isinstance(meta.get(required), str):
+                raise ConfigError(p, "is required (a string)", line, required)
+        text_path = seeds_dir / meta["file"]
+        if not text_path.is_file():
+            raise ConfigError(p, f"{text_path} does not exist", line, "file")
+        published = meta.get("published")
+        articles.append(
+            SeedArticle(
+                label=meta["label"],
+                url=meta.get("url") or f"seed:{meta['label']}",
+                text_path=text_path,
+                title=meta.get("title"),
+                language=meta.get("language"),
+                published=str(published) if published is not None else None,
+                provenance={k: v for k, v in meta.items() if k != LINE},
+            )
+        )
+    return articles
+
+
+def seed_spec(article: SeedArticle) -> SourceSpec:
+    return SourceSpec(
+        url=article.url, kind="seed", label=article.label, origin="seed", tags=("seed",)
+    )
+
+
+def default_seeds_dir() -> Path | None:
+    """``$CLAIMWATCH_SEEDS``, else ./seeds, else the seeds beside a source checkout."""
+    env = os.environ.get("CLAIMWATCH_SEEDS")
+    if env:
+        return Path(env)
+    for candidate in (Path.cwd() / "seeds", Path(__file__).resolve().parent.parent / "seeds"):
+        if (candidate / "sources.yaml").is_file():
+            return candidate
+    return None

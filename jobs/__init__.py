@@ -1,0 +1,1 @@
+"""Scheduling: the service, job functions and leases (built on the archive spine)."""

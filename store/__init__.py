@@ -1,0 +1,1 @@
+"""Versioned storage: schema and migrations, the blob store, and the repository API."""

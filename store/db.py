@@ -1,0 +1,101 @@
+"""Engines for the two backends, with the settings the archive relies on.
+
+SQLite: WAL journal, ``synchronous=FULL`` (an acknowledged version survives a
+power cut), foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` so a
+writer takes its lock up front instead of failing half-way. PostgreSQL: plain
+``postgresql://`` URLs are routed to psycopg 3.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from archiver.errors import StoreBusy, StoreError, UsageError
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+
+
+def normalize_url(url: str) -> str:
+    """Accept a bare path as an SQLite file and route PostgreSQL to psycopg."""
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise UsageError(f"--db {mask_url(url)!r} is not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database, busy_timeout_s)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        except ModuleNotFoundError:
+            raise UsageError(
+                "PostgreSQL support is not installed: pip install 'claimwatch[postgres]'"
+            ) from None
+    raise UsageError(f"--db {mask_url(url)!r}: only sqlite:/// and postgresql:// are supported")
+
+
+def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Engine:
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Turn driver errors that users can act on into one clear ``StoreError``."""
+    try:
+        yield
+    except OperationalError as exc:
+        orig = exc.orig
+        text = str(orig).lower()
+        where = mask_url(url)
+        if isinstance(orig, sqlite3.OperationalError) and "locked" in text:
+            raise StoreBusy(
+                f"database {where} is locked by another process; wait for it or stop it, then retry"
+            ) from None
+        if "disk is full" in text or "no space left" in text:
+            raise StoreError(
+                f"database {where}: the disk is full; free space, then retry"
+            ) from None
+        if "unable to open" in text or "could not connect" in text or "connection" in text:
+            raise StoreError(f"cannot open database {where}: {orig}".strip()) from None
+        raise StoreError(f"database {where}: {str(orig).splitlines()[0]}") from None

@@ -1,0 +1,1 @@
+"""Alembic migrations: one set serves SQLite and PostgreSQL."""

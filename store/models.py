@@ -1,0 +1,138 @@
+"""Plain data passed between the pipeline and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+KINDS = ("article", "page", "feed", "seed")
+OUTCOMES = ("new_version", "not_modified", "same_bytes", "same_text", "failed")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What a user (or a seeds file) asks to watch."""
+
+    url: str
+    kind: str = "page"
+    label: str | None = None
+    tags: tuple[str, ...] = ()
+    interval_seconds: int | None = None
+    cron: str | None = None
+    ignore: tuple[str, ...] = ()  # regexes removed from the text before comparing
+    robots: bool = True  # honour robots.txt
+    origin: str = "user"
+
+
+@dataclass(frozen=True)
+class Source:
+    id: int
+    url: str
+    kind: str
+    label: str | None
+    tags: list[str]
+    origin: str
+    found_by: int | None
+    interval_seconds: int | None
+    cron: str | None
+    options: dict[str, Any]
+    etag: str | None
+    last_modified: str | None
+    last_raw_digest: str | None
+    next_check_at: datetime | None
+    last_checked_at: datetime | None
+    consecutive_failures: int
+    created_at: datetime
+    retired_at: datetime | None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.url
+
+    @property
+    def ignore(self) -> tuple[str, ...]:
+        return tuple(self.options.get("ignore", ()))
+
+    @property
+    def robots(self) -> bool:
+        return bool(self.options.get("robots", True))
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    source_id: int
+    number: int
+    captured_at: datetime
+    text_digest: str
+    raw_digest: str | None
+    text_length: int
+    raw_length: int | None
+    title: str | None
+    authors: list[str]
+    published: str | None
+    updated: str | None
+    site_name: str | None
+    language: str | None
+    final_url: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    """One attempt at a source, successful or not."""
+
+    source_id: int
+    started_at: datetime
+    duration_ms: int
+    outcome: str
+    http_status: int | None = None
+    final_url: str | None = None
+    content_type: str | None = None
+    bytes: int | None = None
+    raw_digest: str | None = None
+    encoding: str | None = None
+    headers: dict[str, str] | None = None
+    attempts: int = 1
+    error_class: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceUpdate:
+    """How a source's scheduling and HTTP state move after a check."""
+
+    next_check_at: datetime | None
+    last_checked_at: datetime
+    consecutive_failures: int
+    etag: str | None = None
+    last_modified: str | None = None
+    last_raw_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A distinct text state to archive, with its raw body and metadata."""
+
+    text: str
+    raw: bytes | None
+    title: str | None = None
+    authors: tuple[str, ...] = ()
+    published: str | None = None
+    updated: str | None = None
+    site_name: str | None = None
+    language: str | None = None
+    final_url: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    sources: int
+    versions: int
+    captures: int
+    failed_captures: int
+    blob_bytes: int
+    failing: list[Source] = field(default_factory=list)
+    next_due: list[Source] = field(default_factory=list)

@@ -1,0 +1,438 @@
+"""The repository API: everything the rest of claimwatch asks of the archive.
+
+Writes that belong together happen in one transaction: a new version's blobs,
+its version row, its capture and the source's new schedule commit together or
+not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from archiver.errors import IntegrityError, NotFoundError, UsageError
+from store import blobs as codec
+from store.db import make_engine, mask_url, normalize_url, translate_errors
+from store.models import (
+    CaptureRecord,
+    NewVersion,
+    Source,
+    SourceSpec,
+    SourceUpdate,
+    StoreStatus,
+    Version,
+)
+from store.schema import blobs, captures, sources, versions
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    max_chain_depth: int = 50  # a full copy at least every this many deltas
+    full_level: int = 19  # zstd level for full copies
+    delta_level: int = 9  # zstd level for deltas (the base does most of the work)
+    busy_timeout_s: float = 30.0
+
+
+class Store:
+    def __init__(self, url: str, options: StoreOptions | None = None):
+        self.url = normalize_url(url)
+        self.options = options or StoreOptions()
+        self.engine = make_engine(self.url, self.options.busy_timeout_s)
+
+    def __repr__(self) -> str:
+        return f"Store({mask_url(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with translate_errors(self.url), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with translate_errors(self.url), self.engine.connect() as conn:
+            yield conn
+
+    # -- schema --------------------------------------------------------------
+
+    def _alembic_config(self, conn: Connection) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.attributes["connection"] = conn
+        return cfg
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest migration. Idempotent."""
+        with self._tx() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+
+    def ensure_current(self) -> None:
+        """Raise a clear error when the store is missing or behind the code."""
+        with self._read() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            head = ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+        if current is None:
+            raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
+        if current != head:
+            raise UsageError(
+                f"store {mask_url(self.url)} is at schema {current}, the code wants {head}; "
+                "run 'claimwatch init' to migrate"
+            )
+
+    # -- sources -------------------------------------------------------------
+
+    def add_source(self, spec: SourceSpec, now: datetime, *, update_existing: bool = False) -> int:
+        """Add a source; with ``update_existing``, a source with that URL is updated instead."""
+        values: dict[str, Any] = {
+            "kind": spec.kind,
+            "label": spec.label,
+            "tags": list(spec.tags),
+            "interval_seconds": spec.interval_seconds,
+            "cron": spec.cron,
+            "options": {"ignore": list(spec.ignore), "robots": spec.robots},
+        }
+        with self._tx() as conn:
+            existing = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
+            if existing is not None:
+                if not update_existing:
+                    raise UsageError(f"source {spec.url} is already watched (id {existing})")
+                conn.execute(update(sources).where(sources.c.id == existing).values(**values))
+                return int(existing)
+            if spec.label is not None:
+                taken = conn.execute(select(sources.c.url).where(sources.c.label == spec.label))
+                other = taken.scalar()
+                if other is not None:
+                    raise UsageError(f"label {spec.label!r} is already used by {other}")
+            next_check = None if spec.kind == "seed" else now
+            result = conn.execute(
+                insert(sources).values(
+                    url=spec.url,
+                    origin=spec.origin,
+                    created_at=now,
+                    next_check_at=next_check,
+                    consecutive_failures=0,
+                    **values,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def remove_source(self, source: Source) -> None:
+        """Remove a source and its captures and versions (blobs stay until gc)."""
+        with self._tx() as conn:
+            ids = select(versions.c.id).where(versions.c.source_id == source.id)
+            conn.execute(
+                update(captures).where(captures.c.version_id.in_(ids)).values(version_id=None)
+            )
+            conn.execute(delete(captures).where(captures.c.source_id == source.id))
+            conn.execute(delete(versions).where(versions.c.source_id == source.id))
+            conn.execute(
+                update(sources).where(sources.c.found_by == source.id).values(found_by=None)
+            )
+            conn.execute(delete(sources).where(sources.c.id == source.id))
+
+    def get_source(self, ref: str | int) -> Source:
+        """Find a source by id, URL or label."""
+        ref_s = str(ref)
+        cond = (sources.c.url == ref_s) | (sources.c.label == ref_s)
+        if ref_s.isdigit():
+            cond = cond | (sources.c.id == int(ref_s))
+        with self._read() as conn:
+            rows = conn.execute(select(sources).where(cond).order_by(sources.c.id)).mappings().all()
+        if not rows:
+            raise NotFoundError(f"no source {ref_s!r}; see 'claimwatch sources list'")
+        return _source(rows[0])
+
+    def list_sources(self) -> list[Source]:
+        with self._read() as conn:
+            rows = conn.execute(select(sources).order_by(sources.c.id)).mappings().all()
+        return [_source(r) for r in rows]
+
+    def due_sources(self, now: datetime) -> list[Source]:
+        query = (
+            select(sources)
+            .where(sources.c.next_check_at <= now, sources.c.retired_at.is_(None))
+            .where(sources.c.kind != "seed")
+            .order_by(sources.c.next_check_at, sources.c.id)
+        )
+        with self._read() as conn:
+            return [_source(r) for r in conn.execute(query).mappings().all()]
+
+    # -- versions ------------------------------------------------------------
+
+    def latest_version(self, source_id: int) -> Version | None:
+        query = (
+            select(versions)
+            .where(versions.c.source_id == source_id)
+            .order_by(versions.c.number.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return _version(row) if row else None
+
+    def versions(self, source_id: int) -> list[Version]:
+        query = (
+            select(versions).where(versions.c.source_id == source_id).order_by(versions.c.number)
+        )
+        with self._read() as conn:
+            return [_version(r) for r in conn.execute(query).mappings().all()]
+
+    def get_version(self, source: Source, number: int) -> Version:
+        query = select(versions).where(
+            versions.c.source_id == source.id, versions.c.number == number
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFoundError(
+                f"{source.name} has no version {number}; see 'claimwatch history {source.name}'"
+            )
+        return _version(row)
+
+    def read_text(self, version: Version) -> str:
+        return self.read_blob(version.text_digest).decode("utf-8")
+
+    def read_raw(self, version: Version) -> bytes:
+        if version.raw_digest is None:
+            raise NotFoundError(f"version {version.number} has no raw body stored")
+        return self.read_blob(version.raw_digest)
+
+    def captures(self, source_id: int, limit: int | None = None) -> list[CaptureRecord]:
+        query = (
+            select(captures)
+            .where(captures.c.source_id == source_id)
+            .order_by(captures.c.started_at.desc(), captures.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        fields = CaptureRecord.__dataclass_fields__
+        return [CaptureRecord(**{k: v for k, v in r.items() if k in fields}) for r in rows]
+
+    # -- writes of a check ---------------------------------------------------
+
+    def record_capture(self, capture: CaptureRecord, update_: SourceUpdate) -> None:
+        """A check that made no version: its capture row and the source's new state."""
+        with self._tx() as conn:
+            _insert_capture(conn, capture, None)
+            _update_source(conn, capture.source_id, update_)
+
+    def add_version(
+        self,
+        new: NewVersion,
+        capture: CaptureRecord,
+        update_: SourceUpdate,
+        previous: tuple[Version, str] | None = None,
+    ) -> Version:
+        """Store a new version in one transaction: blobs, version, capture, source state.
+
+        ``previous`` (the latest version and its text) saves re-reading the delta base.
+        """
+        source_id = capture.source_id
+        text_bytes = new.text.encode("utf-8")
+        with self._tx() as conn:
+            last = (
+                conn.execute(
+                    select(versions)
+                    .where(versions.c.source_id == source_id)
+                    .order_by(versions.c.number.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            base_text: tuple[str, bytes] | None = None
+            base_raw: tuple[str, bytes] | None = None
+            if last is not None:
+                prev_version = _version(last)
+                if previous is not None and previous[0].id == prev_version.id:
+                    base_text = (prev_version.text_digest, previous[1].encode("utf-8"))
+                else:
+                    base_text = (
+                        prev_version.text_digest,
+                        self._read_blob(conn, prev_version.text_digest),
+                    )
+                if prev_version.raw_digest is not None and new.raw is not None:
+                    base_raw = (
+                        prev_version.raw_digest,
+                        self._read_blob(conn, prev_version.raw_digest),
+                    )
+            text_digest = self._put_blob(conn, text_bytes, base_text)
+            raw_digest = self._put_blob(conn, new.raw, base_raw) if new.raw is not None else None
+            number = (last["number"] if last else 0) + 1
+            result = conn.execute(
+                insert(versions).values(
+                    source_id=source_id,
+                    number=number,
+                    captured_at=capture.started_at,
+                    text_digest=text_digest,
+                    raw_digest=raw_digest,
+                    text_length=len(new.text),
+                    raw_length=len(new.raw) if new.raw is not None else None,
+                    title=new.title,
+                    authors=list(new.authors),
+                    published=new.published,
+                    updated=new.updated,
+                    site_name=new.site_name,
+                    language=new.language,
+                    final_url=new.final_url,
+                    content_type=new.content_type,
+                )
+            )
+            version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            _insert_capture(conn, capture, version_id)
+            _update_source(conn, source_id, update_)
+            row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
+        return _version(row)
+
+    # -- blobs ---------------------------------------------------------------
+
+    def read_blob(self, digest: str) -> bytes:
+        with self._read() as conn:
+            return self._read_blob(conn, digest)
+
+    def _read_blob(self, conn: Connection, digest: str) -> bytes:
+        """Read a blob through its delta chain, verifying every link's digest."""
+        chain: list[Any] = []
+        want: str | None = digest
+        while want is not None:
+            row = conn.execute(select(blobs).where(blobs.c.digest == want)).mappings().first()
+            if row is None:
+                what = "blob" if want == digest else f"base {want} of blob"
+                raise IntegrityError(f"{what} {digest} is missing from the store")
+            chain.append(row)
+            want = row["base_digest"]
+            if len(chain) > self.options.max_chain_depth + 2:
+                raise IntegrityError(
+                    f"blob {digest} has a delta chain that is too long or circular"
+                )
+        data: bytes | None = None
+        for row in reversed(chain):
+            try:
+                data = codec.decompress(bytes(row["data"]), data)
+            except Exception as exc:
+                raise IntegrityError(
+                    f"blob {row['digest']} cannot be decompressed: {exc}"
+                ) from None
+            if codec.digest(data) != row["digest"]:
+                raise IntegrityError(f"blob {row['digest']} does not match its digest (corrupted)")
+        assert data is not None
+        return data
+
+    def _put_blob(self, conn: Connection, data: bytes, base: tuple[str, bytes] | None) -> str:
+        digest = codec.digest(data)
+        if conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest)).first():
+            return digest  # content-addressed: already stored
+        depth = 0
+        if base is not None:
+            base_depth = conn.execute(
+                select(blobs.c.depth).where(blobs.c.digest == base[0])
+            ).scalar_one()
+            depth = base_depth + 1
+        if base is not None and depth <= self.options.max_chain_depth:
+            payload = codec.compress(data, base[1], self.options.delta_level)
+            codec_name, base_digest = codec.DELTA, base[0]
+        else:
+            payload = codec.compress(data, None, self.options.full_level)
+            codec_name, base_digest, depth = codec.FULL, None, 0
+        conn.execute(
+            insert(blobs).values(
+                digest=digest,
+                size=len(data),
+                stored_size=len(payload),
+                codec=codec_name,
+                base_digest=base_digest,
+                depth=depth,
+                data=payload,
+            )
+        )
+        return digest
+
+    # -- status --------------------------------------------------------------
+
+    def status(self, now: datetime, limit: int = 10) -> StoreStatus:
+        with self._read() as conn:
+            count = lambda t: conn.execute(select(func.count()).select_from(t)).scalar_one()  # noqa: E731
+            failed = conn.execute(
+                select(func.count()).select_from(captures).where(captures.c.outcome == "failed")
+            ).scalar_one()
+            blob_bytes = conn.execute(
+                select(func.coalesce(func.sum(blobs.c.stored_size), 0))
+            ).scalar_one()
+            failing = (
+                conn.execute(
+                    select(sources)
+                    .where(sources.c.consecutive_failures > 0)
+                    .order_by(sources.c.consecutive_failures.desc())
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            due = (
+                conn.execute(
+                    select(sources)
+                    .where(sources.c.next_check_at.is_not(None), sources.c.retired_at.is_(None))
+                    .order_by(sources.c.next_check_at)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+            return StoreStatus(
+                sources=count(sources),
+                versions=count(versions),
+                captures=count(captures),
+                failed_captures=failed,
+                blob_bytes=int(blob_bytes),
+                failing=[_source(r) for r in failing],
+                next_due=[_source(r) for r in due],
+            )
+
+
+def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:
+    values = dict(capture.__dict__)
+    conn.execute(insert(captures).values(version_id=version_id, **values))
+
+
+def _update_source(conn: Connection, source_id: int, upd: SourceUpdate) -> None:
+    values: dict[str, Any] = {
+        "next_check_at": upd.next_check_at,
+        "last_checked_at": upd.last_checked_at,
+        "consecutive_failures": upd.consecutive_failures,
+    }
+    for name in ("etag", "last_modified", "last_raw_digest"):
+        if getattr(upd, name) is not None:
+            values[name] = getattr(upd, name)
+    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+
+
+def _source(row: Any) -> Source:
+    return Source(**{k: row[k] for k in Source.__dataclass_fields__})
+
+
+def _version(row: Any) -> Version:
+    return Version(**{k: row[k] for k in Version.__dataclass_fields__})
+
+
+def blob_sizes(store: Store, digests: Sequence[str]) -> int:
+    """Stored bytes of the given blobs (for benchmarks and ``status``)."""
+    with store._read() as conn:
+        total = conn.execute(
+            select(func.coalesce(func.sum(blobs.c.stored_size), 0)).where(
+                blobs.c.digest.in_(digests)
+            )
+        ).scalar_one()
+    return int(total)

@@ -1,0 +1,136 @@
+"""Tables of the archive, as SQLAlchemy Core objects.
+
+The migrations under ``store/migrations`` create exactly these tables; a test
+compares the migrated database with this metadata so the two cannot drift.
+Times are stored as UTC and always read back timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored in UTC on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # article | page | feed | seed
+    Column("label", Text, unique=True),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("origin", String(16), nullable=False, default="user"),  # seed | user | feed
+    Column("found_by", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
+    Column("interval_seconds", Integer),
+    Column("cron", Text),
+    Column("options", JSON, nullable=False, default=dict),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_raw_digest", String(64)),
+    Column("next_check_at", UTCDateTime),
+    Column("last_checked_at", UTCDateTime),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+    Column("lease_owner", Text),
+    Column("lease_until", UTCDateTime),
+    Index("ix_sources_next_check_at", "next_check_at"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the uncompressed bytes
+    Column("size", Integer, nullable=False),
+    Column("stored_size", Integer, nullable=False),
+    Column("codec", String(16), nullable=False),  # zstd | zstd-delta
+    Column("base_digest", String(64), ForeignKey("blobs.digest")),
+    Column("depth", Integer, nullable=False),  # 0 for a full copy
+    Column("data", LargeBinary, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("captured_at", UTCDateTime, nullable=False),
+    Column("text_digest", String(64), ForeignKey("blobs.digest"), nullable=False),
+    Column("raw_digest", String(64), ForeignKey("blobs.digest")),
+    Column("text_length", Integer, nullable=False),
+    Column("raw_length", Integer),
+    Column("title", Text),
+    Column("authors", JSON, nullable=False, default=list),
+    Column("published", Text),
+    Column("updated", Text),
+    Column("site_name", Text),
+    Column("language", Text),
+    Column("final_url", Text),
+    Column("content_type", Text),
+    UniqueConstraint("source_id", "number", name="uq_versions_source_number"),
+)
+
+captures = Table(
+    "captures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    # new_version | not_modified | same_bytes | same_text | failed
+    Column("outcome", String(16), nullable=False),
+    Column("http_status", Integer),
+    Column("final_url", Text),
+    Column("content_type", Text),
+    Column("bytes", Integer),
+    Column("raw_digest", String(64)),
+    Column("encoding", Text),
+    Column("headers", JSON),
+    Column("attempts", Integer, nullable=False, default=1),
+    Column("error_class", Text),
+    Column("error_message", Text),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
+    Index("ix_captures_source_started", "source_id", "started_at"),
+)

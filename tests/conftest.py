@@ -1,0 +1,114 @@
+"""Shared fixtures: real SQLite and PostgreSQL stores, a fixed clock, page builders.
+
+PostgreSQL: each test session creates its own database on
+``$CLAIMWATCH_TEST_PG`` (default postgresql://postgres@127.0.0.1:5432/postgres)
+and drops it at the end. Without a server the PostgreSQL tests skip with the
+reason shown by ``-ra``; under CI (``CI`` set) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from store.repo import Store
+
+if TYPE_CHECKING:
+    from pytest_httpserver import HTTPServer
+
+PG_ADMIN_URL = os.environ.get("CLAIMWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+NOW = datetime(2025, 7, 14, 9, 0, tzinfo=UTC)
+
+
+def _pg_unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; yields its URL."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        _pg_unavailable(f"psycopg is not installed ({exc})")
+    name = f"claimwatch_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _pg_unavailable(str(exc).splitlines()[0])
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _reset_pg(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """An empty database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'claimwatch.db'}"
+    url: str = request.getfixturevalue("pg_server")
+    _reset_pg(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = Store(db_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    s = Store(f"sqlite:///{tmp_path / 'claimwatch.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def article_html(title: str, paragraphs: list[str], *, lang: str = "en", extra: str = "") -> str:
+    """A news page with realistic chrome around the article body."""
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    return f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title} | The Loopback Ledger</title>
+<meta name="author" content="Rana Haddad">
+<meta property="article:published_time" content="2025-07-15T08:00:00Z">
+<meta property="og:site_name" content="The Loopback Ledger">
+<script>window.dataLayer = [];</script></head>
+<body><header><nav><a href="/">Home</a> <a href="/tech">Technology</a> <a href="/markets">Markets</a></nav></header>
+<div class="ad-slot">Advertisement</div>
+<main><article><h1>{title}</h1>{body}</article></main>
+<aside><h2>Most read</h2><ul><li><a href="/x">Ten gadgets for summer</a></li></ul></aside>
+{extra}
+<footer><p>© 2025 The Loopback Ledger. All rights reserved.</p></footer></body></html>"""
+
+
+@pytest.fixture
+def httpserver() -> Iterator[HTTPServer]:
+    """A threaded loopback HTTP server on 127.0.0.1 (a slow handler blocks no other)."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()

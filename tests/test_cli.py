@@ -1,0 +1,186 @@
+"""The ``claimwatch`` command as a user runs it: real processes, a loopback server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from archiver.extract import ExtractOptions
+from archiver.pipeline import extract_text
+from tests.conftest import article_html
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+FIRST = [
+    "Meta said its superintelligence lab would decide case by case which models to release.",
+    "The company did not say whether its next Llama model would ship with open weights.",
+]
+
+
+def claimwatch(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"), **(env or {})}
+    full_env.pop("CLAIMWATCH_DB", None)
+    return subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", f"sqlite:///{tmp_path / 'x.db'}", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=full_env,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def story(tmp_path: Path) -> Path:
+    """A seeds directory with the shipped seed article and an empty watchlist."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name in ("article-ar.txt", "article-ar.meta.yaml"):
+        shutil.copy(SEEDS / name, seeds / name)
+    (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    return tmp_path
+
+
+class Page:
+    def __init__(self, html: str):
+        self.html = html
+        self.requests: list[dict[str, str]] = []
+
+    def __call__(self, request: Request) -> Response:
+        self.requests.append(dict(request.headers))
+        tag = f'"{len(self.html)}-{abs(hash(self.html))}"'
+        if request.headers.get("If-None-Match") == tag:
+            return Response(status=304)
+        return Response(self.html, content_type="text/html; charset=utf-8", headers={"ETag": tag})
+
+
+def test_spine_scenario_step_by_step(story: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", FIRST))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    url = httpserver.url_for("/a.html")
+
+    r = claimwatch(story, "init")
+    assert r.returncode == 0, r.stderr
+    assert "seed seed-article: version 1" in r.stdout
+    assert (
+        claimwatch(story, "sources", "add", url, "--label", "a", "--every", "15m").returncode == 0
+    )
+
+    r = claimwatch(story, "check", "--all")
+    assert r.returncode == 0, r.stderr
+    assert "a  new version 1" in r.stdout
+
+    page.html = article_html(
+        "Meta's lab sets release rules", [*FIRST, "Meta will keep its most capable model closed."]
+    )
+    r = claimwatch(story, "check", "--all")
+    assert r.returncode == 0 and "a  new version 2" in r.stdout
+
+    r = claimwatch(story, "history", "a", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["number"] for row in rows] == [1, 2]
+    assert rows[0]["title"] == "Meta's lab sets release rules"
+
+    first_html = article_html("Meta's lab sets release rules", FIRST).encode()
+    _meta, expected = extract_text(first_html, "text/html", "utf-8", url, ExtractOptions(), ())
+    r = claimwatch(story, "show", "a", "1")
+    assert r.stdout == expected + "\n"
+    assert "most capable model closed" not in r.stdout
+    assert claimwatch(story, "show", "a", "2", "--raw").stdout == page.html
+
+    before = len(page.requests)
+    r = claimwatch(story, "check", "--all")
+    assert r.returncode == 0 and "a  unchanged (304)" in r.stdout
+    assert page.requests[before]["If-None-Match"].startswith('"')
+    assert len(json.loads(claimwatch(story, "history", "a", "--json").stdout.splitlines()[-1])) > 0
+    assert len(claimwatch(story, "history", "a", "--json").stdout.splitlines()) == 2
+
+    status = json.loads(claimwatch(story, "status", "--json").stdout)
+    assert status["versions"] == 3  # the seed article and a's two versions
+    assert status["captures"] == 4  # the seed import and three checks
+
+
+def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/gone").respond_with_data("gone", status=404)
+    claimwatch(story, "init")
+    claimwatch(story, "sources", "add", httpserver.url_for("/gone"), "--label", "gone")
+    r = claimwatch(story, "check", "gone")
+    assert r.returncode == 1
+    assert "gone  failed: HTTPStatusError: HTTP 404" in r.stdout
+    status = json.loads(claimwatch(story, "status", "--json").stdout)
+    assert status["failing"] == [{"source": "gone", "consecutive_failures": 1}]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["history", "nope"], "no source 'nope'"),
+        (["check"], "name sources, or give --all or --due"),
+        (["sources", "add", "not-a-url"], "'not-a-url' is not an http(s) URL"),
+        (
+            ["sources", "add", "http://127.0.0.1/x", "--every", "soon"],
+            "duration 'soon' is not understood",
+        ),
+        (
+            ["sources", "add", "http://127.0.0.1/x", "--ignore", "("],
+            "--ignore '(' is not a valid regular expression",
+        ),
+        (["show", "seed-article", "9"], "seed-article has no version 9"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(story: Path, args: list[str], message: str) -> None:
+    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_uninitialised_store_says_what_to_do(tmp_path: Path) -> None:
+    r = claimwatch(tmp_path, "status")
+    assert r.returncode == 2
+    assert (
+        r.stderr.strip()
+        == f"claimwatch: error: no claimwatch store at sqlite:///{tmp_path / 'x.db'}; run 'claimwatch init'"
+    )
+
+
+def test_bad_seeds_file_changes_nothing(story: Path) -> None:
+    assert claimwatch(story, "init").returncode == 0
+    (story / "seeds" / "sources.yaml").write_text(
+        "sources:\n  - url: http://127.0.0.1/x\n    every: soon\n"
+    )
+    r = claimwatch(story, "init")
+    assert r.returncode == 2
+    assert "sources.yaml:2: field 'every'" in r.stderr
+    assert json.loads(claimwatch(story, "status", "--json").stdout)["sources"] == 1
+
+
+def test_password_in_db_url_is_masked(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archiver.cli",
+            "--db",
+            "postgresql://u:s3cret@127.0.0.1:1/none",
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert "s3cret" not in r.stderr and "***" in r.stderr

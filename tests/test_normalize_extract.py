@@ -1,0 +1,92 @@
+"""Pure stages: decode, extract, normalize."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archiver.errors import EmptyExtraction, UsageError
+from archiver.extract import decode, extract
+from archiver.normalize import NormalizeOptions, normalize, text_digest
+from tests.conftest import article_html
+
+
+def test_normalize_folds_whitespace_and_unicode_forms() -> None:
+    composed = "Caf\u00e9  said\u00a0 no.\n\n\n  Second\tparagraph  "
+    decomposed = "Cafe\u0301 said no.\r\nSecond paragraph"
+    assert normalize(composed) == "Café said no.\nSecond paragraph"
+    assert text_digest(normalize(composed)) == text_digest(normalize(decomposed))
+
+
+def test_normalize_drops_invisible_and_control_characters() -> None:
+    assert normalize("Me\u200bta\u200f said\x07 \x1b[2Jno\ufeff") == "Meta said [2Jno"
+
+
+@pytest.mark.parametrize(
+    "volatile",
+    [
+        "Updated 3 minutes ago",
+        "posted 2 hours ago",
+        "12,400 views",
+        "Updated just now",
+        "تم التحديث منذ 5 دقائق",
+        "1٬200 مشاهدة",
+    ],
+)
+def test_builtin_volatile_patterns_are_removed(volatile: str) -> None:
+    assert normalize(f"Meta said no.\n{volatile}\nThe end.") == "Meta said no.\nThe end."
+
+
+def test_source_ignore_patterns_apply_and_bad_ones_are_named() -> None:
+    opts = NormalizeOptions(ignore=(r"Reading time: \d+ min",))
+    assert normalize("Text. Reading time: 4 min", opts) == "Text."
+    with pytest.raises(UsageError, match=r"ignore pattern '\(unclosed' is not a valid"):
+        normalize("x", NormalizeOptions(ignore=("(unclosed",)))
+
+
+@given(st.text())
+def test_normalize_is_idempotent(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+def test_extract_reads_text_and_metadata() -> None:
+    html = article_html(
+        "Meta weighs a closed model",
+        ["Meta is weighing whether to keep its next model closed, people familiar said."],
+    )
+    got = extract(html.encode(), "text/html", "utf-8", "http://127.0.0.1/a.html")
+    assert got.title == "Meta weighs a closed model"
+    assert got.authors == ("Rana Haddad",)
+    assert got.published == "2025-07-15"
+    assert got.site_name == "The Loopback Ledger"
+    assert got.language == "en"
+    assert "keep its next model closed" in got.text
+    assert "All rights reserved" not in got.text and "Ten gadgets" not in got.text
+
+
+def test_plain_text_is_taken_whole() -> None:
+    body = "LLAMA 4 COMMUNITY LICENSE AGREEMENT\n\n1. License Rights and Redistribution."
+    assert extract(body.encode(), "text/plain").text == body
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (b"", "empty"),
+        (b"<html><body><nav><a href='/'>Home</a></nav></body></html>", "no main text"),
+    ],
+)
+def test_nothing_to_extract_says_why(body: bytes, reason: str) -> None:
+    with pytest.raises(EmptyExtraction, match=reason):
+        extract(body, "text/html")
+
+
+def test_decode_prefers_valid_utf8_then_a_plausible_declared_charset() -> None:
+    arabic = "قالت ميتا إن نموذجها القادم لن يُتاح مجانًا، في تحول واضح عن نهجها السابق."
+    assert decode(arabic.encode("utf-8"), "iso-8859-1") == (arabic, "utf-8")
+    text, enc = decode(arabic.encode("cp1256"), "iso-8859-1")
+    assert (text, enc) == (arabic, "cp1256")
+    latin = "Café déjà vu: a naïve résumé of the Zürich meeting, said the café owner."
+    assert decode(latin.encode("latin-1"), "iso-8859-1") == (latin, "iso8859-1")

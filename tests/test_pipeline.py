@@ -1,0 +1,187 @@
+"""One check end to end: loopback server -> fetch -> extract -> normalize -> store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from archiver import pipeline
+from archiver.fetch import FetchOptions
+from store.models import SourceSpec
+from store.repo import Store
+from tests.conftest import NOW, article_html
+
+OPTIONS = pipeline.CheckOptions(
+    fetch=FetchOptions(host_delay=0, backoff_base=0.01, max_attempts=2, read_timeout=2),
+    processes=1,
+)
+PARAS = [
+    "Meta said on Monday that its next frontier model would keep its weights private.",
+    "The company expects to spend about $65 billion on AI infrastructure this year.",
+    "Analysts said the shift had been expected since the new lab was announced.",
+]
+
+
+class Page:
+    """A page whose body the test changes between checks; counts conditional requests."""
+
+    def __init__(self, html: str, etag: bool = False):
+        self.html, self.etag, self.conditional = html, etag, 0
+
+    def __call__(self, request: Request) -> Response:
+        tag = f'"{abs(hash(self.html))}"'
+        if self.etag and request.headers.get("If-None-Match") == tag:
+            self.conditional += 1
+            return Response(status=304)
+        headers = {"ETag": tag} if self.etag else {}
+        return Response(self.html, content_type="text/html; charset=utf-8", headers=headers)
+
+
+def serve(httpserver: HTTPServer, path: str, page: Page) -> str:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request(path).respond_with_handler(page)
+    return httpserver.url_for(path)
+
+
+def run(
+    store: Store, ref: str, minutes: int = 0, options: pipeline.CheckOptions = OPTIONS
+) -> pipeline.CheckResult:
+    [result] = pipeline.check(
+        store, [store.get_source(ref)], options, clock=lambda: NOW + timedelta(minutes=minutes)
+    )
+    return result
+
+
+def test_outcomes_new_same_bytes_same_text_and_new(store: Store, httpserver: HTTPServer) -> None:
+    page = Page(article_html("Meta closes its next model", PARAS))
+    url = serve(httpserver, "/a.html", page)
+    store.add_source(SourceSpec(url=url, label="a", interval_seconds=600), NOW)
+
+    first = run(store, "a")
+    assert (first.outcome, first.version) == ("new_version", 1)
+    assert run(store, "a", 1).outcome == "same_bytes"
+
+    page.html = article_html(
+        "Meta closes its next model", PARAS, extra="<aside>Share this 12 times</aside>"
+    )
+    assert run(store, "a", 2).outcome == "same_text"
+
+    page.html = article_html(
+        "Meta closes its next model", [*PARAS, "Meta declined to comment further."]
+    )
+    third = run(store, "a", 3)
+    assert (third.outcome, third.version) == ("new_version", 2)
+
+    versions = store.versions(store.get_source("a").id)
+    assert [v.number for v in versions] == [1, 2]
+    assert versions[0].title == "Meta closes its next model"
+    assert versions[0].authors == ["Rana Haddad"]
+    assert versions[0].language == "en"
+    assert "Meta declined to comment further." in store.read_text(versions[1])
+    assert store.read_raw(versions[1]) == page.html.encode()
+    outcomes = [c.outcome for c in store.captures(store.get_source("a").id)]
+    assert outcomes == ["new_version", "same_text", "same_bytes", "new_version"]
+    source = store.get_source("a")
+    assert source.next_check_at == NOW + timedelta(minutes=3, seconds=600)
+
+
+def test_volatile_text_inside_the_article_is_ignored(store: Store, httpserver: HTTPServer) -> None:
+    page = Page(article_html("Llama licence update", [*PARAS, "Updated 3 minutes ago"]))
+    url = serve(httpserver, "/v.html", page)
+    store.add_source(SourceSpec(url=url, label="v", ignore=(r"Reading time: \d+ min",)), NOW)
+    assert run(store, "v").outcome == "new_version"
+    page.html = article_html(
+        "Llama licence update", [*PARAS, "Updated 41 minutes ago", "Reading time: 4 min"]
+    )
+    assert run(store, "v", 1).outcome == "same_text"
+
+
+def test_304_is_an_unchanged_capture(store: Store, httpserver: HTTPServer) -> None:
+    page = Page(article_html("Meta capex", PARAS), etag=True)
+    url = serve(httpserver, "/e.html", page)
+    store.add_source(SourceSpec(url=url, label="e"), NOW)
+    assert run(store, "e").outcome == "new_version"
+    assert run(store, "e", 1).outcome == "not_modified"
+    assert page.conditional == 1
+    assert len(store.versions(store.get_source("e").id)) == 1
+
+
+def test_failure_is_a_capture_row_and_backs_off(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/down").respond_with_data("down", status=503)
+    store.add_source(
+        SourceSpec(url=httpserver.url_for("/down"), label="down", interval_seconds=600), NOW
+    )
+    first = run(store, "down")
+    assert first.failed and first.error_class == "HTTPStatusError" and first.status == 503
+    [cap] = store.captures(store.get_source("down").id)
+    assert (cap.outcome, cap.error_class, cap.attempts, cap.http_status) == (
+        "failed",
+        "HTTPStatusError",
+        2,
+        503,
+    )
+    s1 = store.get_source("down")
+    assert s1.consecutive_failures == 1
+    run(store, "down", 10)
+    s2 = store.get_source("down")
+    assert s2.consecutive_failures == 2
+    gap1 = s1.next_check_at - NOW  # type: ignore[operator]
+    gap2 = s2.next_check_at - (NOW + timedelta(minutes=10))  # type: ignore[operator]
+    assert gap2 == 2 * gap1
+
+
+def test_empty_page_is_an_extraction_failure(store: Store, httpserver: HTTPServer) -> None:
+    url = serve(httpserver, "/empty.html", Page("<html><body><nav>Home</nav></body></html>"))
+    store.add_source(SourceSpec(url=url, label="empty"), NOW)
+    result = run(store, "empty")
+    assert result.failed and result.error_class == "EmptyExtraction"
+    assert store.versions(store.get_source("empty").id) == []
+
+
+def test_many_sources_through_the_process_pool(store: Store, httpserver: HTTPServer) -> None:
+    for i in range(4):
+        serve(
+            httpserver,
+            f"/p{i}.html",
+            Page(article_html(f"Story {i}", [f"Paragraph {i}: {p}" for p in PARAS])),
+        )
+        store.add_source(SourceSpec(url=httpserver.url_for(f"/p{i}.html"), label=f"p{i}"), NOW)
+    httpserver.expect_request("/missing.html").respond_with_data("no", status=404)
+    store.add_source(SourceSpec(url=httpserver.url_for("/missing.html"), label="missing"), NOW)
+    results = pipeline.check(
+        store, store.list_sources(), replace(OPTIONS, processes=2), clock=lambda: NOW
+    )
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes == ["failed", "new_version", "new_version", "new_version", "new_version"]
+    for i in range(4):
+        [v] = store.versions(store.get_source(f"p{i}").id)
+        assert store.read_text(v).startswith(f"Story {i}")
+
+
+@pytest.mark.parametrize("declared", ["utf-8", "iso-8859-1", "no-such-charset"])
+def test_arabic_page_with_a_lying_charset(
+    store: Store, httpserver: HTTPServer, declared: str
+) -> None:
+    html = article_html(
+        "ميتا تغلق نموذجها القادم",
+        [
+            "قالت ميتا إن نموذجها القادم لن يُتاح مجانًا للمطورين، في تحول واضح عن نهجها السابق.",
+            "وأضافت الشركة أنها ستنفق نحو 65 مليار دولار على البنية التحتية للذكاء الاصطناعي.",
+        ],
+        lang="ar",
+    ).replace('<meta charset="utf-8">', "")
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/ar.html").respond_with_data(
+        html.encode("cp1256"), content_type=f"text/html; charset={declared}"
+    )
+    store.add_source(SourceSpec(url=httpserver.url_for("/ar.html"), label="ar"), NOW)
+    result = run(store, "ar")
+    assert result.outcome == "new_version", result.error
+    [v] = store.versions(store.get_source("ar").id)
+    assert "65 مليار دولار" in store.read_text(v)
+    assert v.language == "ar"
