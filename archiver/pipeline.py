@@ -151,6 +151,61 @@ async def check_async(
             return list(await asyncio.gather(*(one(s) for s in sources)))
 
 
+@dataclass
+class _Attempt:
+    """What one check has learned so far; builds its capture row and schedule update."""
+
+    source: Source
+    started: datetime
+    t0: float = field(default_factory=time.monotonic)
+    fetched: FetchResult | None = None
+    raw_digest: str | None = None
+    encoding: str | None = None
+
+    def capture(self, outcome: str, error: Exception | None = None) -> CaptureRecord:
+        f = self.fetched
+        return CaptureRecord(
+            source_id=self.source.id,
+            started_at=self.started,
+            duration_ms=int((time.monotonic() - self.t0) * 1000),
+            outcome=outcome,
+            http_status=f.status if f else getattr(error, "status", None),
+            final_url=f.final_url if f else None,
+            content_type=f.content_type if f else None,
+            bytes=len(f.body) if f else None,
+            raw_digest=self.raw_digest,
+            encoding=self.encoding,
+            headers=f.headers if f else None,
+            attempts=f.attempts if f else getattr(error, "attempts", 1),
+            error_class=type(error).__name__ if error else None,
+            error_message=str(error)[:2000] if error else None,
+        )
+
+    def success(self) -> SourceUpdate:
+        assert self.fetched is not None
+        return SourceUpdate(
+            next_check_at=schedule.next_after_success(self.started, self.source.interval_seconds),
+            last_checked_at=self.started,
+            consecutive_failures=0,
+            etag=self.fetched.etag,
+            last_modified=self.fetched.last_modified,
+            last_raw_digest=self.raw_digest,
+        )
+
+    def failure(self, error: Exception) -> SourceUpdate:
+        failures = self.source.consecutive_failures + 1
+        return SourceUpdate(
+            next_check_at=schedule.next_after_failure(
+                self.started,
+                self.source.interval_seconds,
+                failures,
+                getattr(error, "retry_after", None),
+            ),
+            last_checked_at=self.started,
+            consecutive_failures=failures,
+        )
+
+
 class _Checker:
     def __init__(
         self,
@@ -164,8 +219,7 @@ class _Checker:
         self.options, self.clock = options, clock
 
     async def run(self, source: Source) -> CheckResult:
-        started = self.clock()
-        t0 = time.monotonic()
+        attempt = _Attempt(source, self.clock())
         request = FetchRequest(
             url=source.url,
             etag=source.etag,
@@ -173,26 +227,22 @@ class _Checker:
             robots=source.robots,
         )
         try:
-            fetched = await self.fetcher.fetch(request)
+            attempt.fetched = fetched = await self.fetcher.fetch(request)
         except FetchError as exc:
-            return self._failed(source, started, t0, exc, getattr(exc, "attempts", 1))
+            return self._failed(attempt, exc)
         if fetched.not_modified:
-            return self._unchanged(source, started, t0, fetched, "not_modified", None)
-        raw_digest = raw_digest_of(fetched.body)
+            return self._unchanged(attempt, "not_modified")
+        attempt.raw_digest = raw_digest_of(fetched.body)
         latest = self.store.latest_version(source.id)
-        if latest is not None and raw_digest in (source.last_raw_digest, latest.raw_digest):
-            return self._unchanged(source, started, t0, fetched, "same_bytes", raw_digest)
+        if latest is not None and attempt.raw_digest in (source.last_raw_digest, latest.raw_digest):
+            return self._unchanged(attempt, "same_bytes")
         try:
             extracted, text = await self._extract(source, fetched)
         except ExtractionError as exc:
-            return self._failed(source, started, t0, exc, fetched.attempts, fetched)
+            return self._failed(attempt, exc)
+        attempt.encoding = extracted.encoding
         if latest is not None and latest.text_digest == text_digest(text):
-            return self._unchanged(
-                source, started, t0, fetched, "same_text", raw_digest, extracted.encoding
-            )
-        capture = self._capture(
-            source, started, t0, fetched, "new_version", raw_digest, extracted.encoding
-        )
+            return self._unchanged(attempt, "same_text")
         new = NewVersion(
             text=text,
             raw=fetched.body,
@@ -206,9 +256,8 @@ class _Checker:
             content_type=fetched.content_type,
         )
         previous = (latest, self.store.read_text(latest)) if latest is not None else None
-        version = self.store.add_version(
-            new, capture, self._success_update(source, started, fetched, raw_digest), previous
-        )
+        capture = attempt.capture("new_version")
+        version = self.store.add_version(new, capture, attempt.success(), previous)
         return CheckResult(
             source, "new_version", version.number, fetched.status, duration_ms=capture.duration_ms
         )
@@ -227,92 +276,21 @@ class _Checker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, extract_text, *args)
 
-    def _capture(
-        self,
-        source: Source,
-        started: datetime,
-        t0: float,
-        fetched: FetchResult,
-        outcome: str,
-        raw_digest: str | None,
-        encoding: str | None = None,
-    ) -> CaptureRecord:
-        return CaptureRecord(
-            source_id=source.id,
-            started_at=started,
-            duration_ms=int((time.monotonic() - t0) * 1000),
-            outcome=outcome,
-            http_status=fetched.status,
-            final_url=fetched.final_url,
-            content_type=fetched.content_type,
-            bytes=len(fetched.body),
-            raw_digest=raw_digest,
-            encoding=encoding,
-            headers=fetched.headers,
-            attempts=fetched.attempts,
-        )
+    def _unchanged(self, attempt: _Attempt, outcome: str) -> CheckResult:
+        capture = attempt.capture(outcome)
+        self.store.record_capture(capture, attempt.success())
+        status = attempt.fetched.status if attempt.fetched else None
+        return CheckResult(attempt.source, outcome, None, status, duration_ms=capture.duration_ms)
 
-    def _success_update(
-        self, source: Source, now: datetime, fetched: FetchResult, raw_digest: str | None
-    ) -> SourceUpdate:
-        return SourceUpdate(
-            next_check_at=schedule.next_after_success(now, source.interval_seconds),
-            last_checked_at=now,
-            consecutive_failures=0,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            last_raw_digest=raw_digest,
-        )
-
-    def _unchanged(
-        self,
-        source: Source,
-        started: datetime,
-        t0: float,
-        fetched: FetchResult,
-        outcome: str,
-        raw_digest: str | None,
-        encoding: str | None = None,
-    ) -> CheckResult:
-        capture = self._capture(source, started, t0, fetched, outcome, raw_digest, encoding)
-        self.store.record_capture(
-            capture, self._success_update(source, started, fetched, raw_digest)
-        )
-        return CheckResult(source, outcome, None, fetched.status, duration_ms=capture.duration_ms)
-
-    def _failed(
-        self,
-        source: Source,
-        started: datetime,
-        t0: float,
-        exc: FetchError | ExtractionError,
-        attempts: int,
-        fetched: FetchResult | None = None,
-    ) -> CheckResult:
-        failures = source.consecutive_failures + 1
-        status = fetched.status if fetched else getattr(exc, "status", None)
-        capture = CaptureRecord(
-            source_id=source.id,
-            started_at=started,
-            duration_ms=int((time.monotonic() - t0) * 1000),
-            outcome="failed",
-            http_status=status,
-            final_url=fetched.final_url if fetched else None,
-            content_type=fetched.content_type if fetched else None,
-            bytes=len(fetched.body) if fetched else None,
-            raw_digest=raw_digest_of(fetched.body) if fetched else None,
-            attempts=attempts,
-            error_class=type(exc).__name__,
-            error_message=str(exc)[:2000],
-        )
-        update = SourceUpdate(
-            next_check_at=schedule.next_after_failure(
-                started, source.interval_seconds, failures, getattr(exc, "retry_after", None)
-            ),
-            last_checked_at=started,
-            consecutive_failures=failures,
-        )
-        self.store.record_capture(capture, update)
+    def _failed(self, attempt: _Attempt, exc: FetchError | ExtractionError) -> CheckResult:
+        capture = attempt.capture("failed", exc)
+        self.store.record_capture(capture, attempt.failure(exc))
         return CheckResult(
-            source, "failed", None, status, type(exc).__name__, str(exc), capture.duration_ms
+            attempt.source,
+            "failed",
+            None,
+            capture.http_status,
+            type(exc).__name__,
+            str(exc),
+            capture.duration_ms,
         )
