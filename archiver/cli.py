@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from archiver import __version__, pipeline
+from archiver.diff import DiffOptions, change_to_dict, diff
 from archiver.errors import ClaimwatchError, UsageError
 from archiver.normalize import compile_patterns
+from archiver.render import KINDS as UNIT_KINDS
+from archiver.render import (
+    Header,
+    RenderOptions,
+    render_html,
+    render_side_by_side,
+    render_terminal,
+    render_unified,
+    terminal_safe,
+)
 from archiver.schedule import format_duration, parse_duration
 from archiver.seeds import default_seeds_dir
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec, Version
 from store.repo import Store
-
-_ESCAPES = re.compile(
-    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
-
-
-def terminal_safe(text: str) -> str:
-    """Page text as it may reach a terminal: no escape sequences or control characters."""
-    return _ESCAPES.sub("", text)
 
 
 def default_db_url() -> str:
@@ -277,7 +279,9 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
             )
             return
         what = {
-            "new_version": f"new version {r.version}",
+            "new_version": f"new version {r.version}"
+            + (f" (significance {r.significance:.2f})" if r.significance is not None else ""),
+            "reverted": f"back to version {r.version}",
             "not_modified": "unchanged (304)",
             "same_bytes": "unchanged (same bytes)",
             "same_text": "unchanged (same text)",
@@ -309,7 +313,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
     if not as_json:
         new = sum(r.outcome == "new_version" for r in results)
         click.echo(
-            f"{len(results)} checked: {new} new versions, "
+            f"{len(results)} checked: {new} new version{'s' if new != 1 else ''}, "
             f"{len(results) - new - failed} unchanged, {failed} failed",
             err=True,
         )
@@ -371,6 +375,147 @@ def show(app: App, source: str, version: int | None, raw: bool) -> None:
         data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
     out.write(data)
     out.flush()
+
+
+# -- diff / changes -------------------------------------------------------------
+
+
+def _version_label(v: Version) -> str:
+    return f"version {v.number} ({v.captured_at:%Y-%m-%d %H:%M} UTC)"
+
+
+@cli.command("diff")
+@click.argument("source")
+@click.argument("from_", metavar="[FROM]", type=int, required=False)
+@click.argument("to", metavar="[TO]", type=int, required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "side-by-side", "unified", "html", "json"]),
+    default="terminal",
+    show_default=True,
+)
+@click.option(
+    "--context",
+    type=click.IntRange(0, 50),
+    default=1,
+    show_default=True,
+    help="Unchanged sentences shown around each change.",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(UNIT_KINDS),
+    help="Show only these kinds of change (repeatable), e.g. --only added.",
+)
+@click.pass_obj
+def diff_cmd(
+    app: App,
+    source: str,
+    from_: int | None,
+    to: int | None,
+    fmt: str,
+    context: int,
+    only: tuple[str, ...],
+) -> None:
+    """Show what changed between two versions of SOURCE (default: the last two)."""
+    store = app.store()
+    s = store.get_source(source)
+    numbers = [v.number for v in store.versions(s.id)]
+    if len(numbers) < 2 and (from_ is None or to is None):
+        raise UsageError(f"{s.name} has {len(numbers)} version(s); a diff needs two")
+    to = to if to is not None else (numbers[-1] if from_ is None else max(numbers))
+    from_ = (
+        from_ if from_ is not None else numbers[numbers.index(to) - 1] if to in numbers else None
+    )
+    if from_ is None:
+        raise UsageError(f"{s.name} has no version {to}")
+    old_v, new_v = store.get_version(s, from_), store.get_version(s, to)
+    old_text, new_text = store.read_text(old_v), store.read_text(new_v)
+    change = diff(old_text, new_text, DiffOptions(), old_v.title, new_v.title)
+    options = RenderOptions(context=context, only=frozenset(only or UNIT_KINDS), color=_use_color())
+    header = Header(s.name, _version_label(old_v), _version_label(new_v), s.url)
+    if fmt == "json":
+        data = change_to_dict(change)
+        data["units"] = [u for u in data["units"] if u["kind"] in options.only]
+        emit_json([{"source": s.name, "from": old_v.number, "to": new_v.number, **data}])
+    elif fmt == "unified":
+        click.echo(render_unified(change, new_text, header, options), nl=False)
+    elif fmt == "html":
+        click.echo(render_html(change, new_text, header, options))
+    else:
+        renderer = render_terminal if fmt == "terminal" else render_side_by_side
+        _console().print(renderer(change, new_text, header, options), highlight=False)
+
+
+def _use_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _console() -> Console:
+    return Console(no_color=not _use_color(), highlight=False, soft_wrap=not sys.stdout.isatty())
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``2d``, ``36h`` (ago) or an ISO date/time."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return now - timedelta(seconds=parse_duration(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option("--since", help="Only changes newer than this: 2d, 12h, or an ISO date.")
+@click.option("--source", "source_ref", help="Only this source.")
+@click.option("--min-significance", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def changes(
+    app: App,
+    since: str | None,
+    source_ref: str | None,
+    min_significance: float,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The change log across all sources, newest first."""
+    store = app.store()
+    source_id = store.get_source(source_ref).id if source_ref else None
+    rows = store.changes(
+        parse_since(since, app.now) if since else None, source_id, min_significance, limit
+    )
+    if as_json:
+        emit_json(
+            {
+                "id": c.id,
+                "source": c.source_name,
+                "from": c.from_version,
+                "to": c.to_version,
+                "kind": c.kind,
+                "created_at": c.created_at,
+                "significance": c.significance,
+                "summary": c.summary,
+                "reasons": c.reasons,
+                "stats": c.stats,
+            }
+            for c in rows
+        )
+        return
+    table = Table("when", "source", "versions", "sig.", "summary")
+    for c in rows:
+        table.add_row(
+            _when(c.created_at),
+            terminal_safe(c.source_name),
+            f"{c.from_version} -> {c.to_version}",
+            f"{c.significance:.2f}",
+            terminal_safe(
+                c.summary + (f" ({c.reasons[0]})" if c.reasons and c.kind == "edit" else "")
+            ),
+        )
+    _console().print(table)
 
 
 # -- status -------------------------------------------------------------------

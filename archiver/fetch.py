@@ -240,13 +240,18 @@ class Fetcher:
         )
 
     async def _get(
-        self, url: str, headers: dict[str, str], accept: tuple[str, ...]
+        self, url: str, headers: dict[str, str], accept: tuple[str, ...], polite: bool = True
     ) -> tuple[int, dict[str, str], bytes]:
-        """One GET under the limits; returns status, headers and the (capped) body."""
+        """One GET under the limits; returns status, headers and the (capped) body.
+
+        ``polite`` requests wait ``host_delay`` after the previous polite request
+        to the host; robots.txt is fetched without that wait.
+        """
         host = urlsplit(url).netloc.lower()
         sem = self._hosts.setdefault(host, asyncio.Semaphore(self.options.per_host))
         async with self._all, sem:
-            await self._polite_wait(host)
+            if polite:
+                await self._polite_wait(host)
             try:
                 async with asyncio.timeout(self.options.total_timeout):
                     return await self._stream(url, headers, accept)
@@ -265,7 +270,8 @@ class Fetcher:
                     f"{url}: {type(exc).__name__}: {exc or 'connection failed'}"
                 ) from None
             finally:
-                self._last_request[host] = time.monotonic()
+                if polite:
+                    self._last_request[host] = time.monotonic()
 
     async def _polite_wait(self, host: str) -> None:
         last = self._last_request.get(host)
@@ -335,7 +341,9 @@ class Fetcher:
     async def _robots_get(self, url: str) -> tuple[int, dict[str, str], bytes]:
         for _hop in range(self.options.max_redirects + 1):
             try:
-                status, headers, body = await self._get(url, {}, ("text/plain", "text/html"))
+                status, headers, body = await self._get(
+                    url, {}, ("text/plain", "text/html"), polite=False
+                )
             except HTTPStatusError as exc:
                 return exc.status, {}, b""
             except (UnsupportedContentType, BodyTooLarge, TooManyRedirects, UnsupportedURL):

@@ -23,13 +23,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver import schedule
+from archiver.diff import Change, DiffOptions, change_to_dict, diff
 from archiver.errors import EmptyExtraction, ExtractionError, FetchError, UsageError
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 from archiver.normalize import NormalizeOptions, normalize, text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from store.blobs import digest as raw_digest_of
-from store.models import CaptureRecord, NewVersion, Source, SourceSpec, SourceUpdate
+from store.models import (
+    CaptureRecord,
+    ChangeRecord,
+    NewVersion,
+    Source,
+    SourceSpec,
+    SourceUpdate,
+    Version,
+)
 from store.repo import Store
 
 Clock = Callable[[], datetime]
@@ -39,6 +48,7 @@ Clock = Callable[[], datetime]
 class CheckOptions:
     fetch: FetchOptions = field(default_factory=FetchOptions)
     extract: ExtractOptions = field(default_factory=ExtractOptions)
+    diff: DiffOptions = field(default_factory=DiffOptions)
     processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
 
 
@@ -51,10 +61,33 @@ class CheckResult:
     error_class: str | None = None
     error: str | None = None
     duration_ms: int = 0
+    significance: float | None = None
 
     @property
     def failed(self) -> bool:
         return self.outcome == "failed"
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """Everything the CPU-bound part of a check needs (sent to a pool worker)."""
+
+    body: bytes
+    content_type: str | None
+    charset: str | None
+    url: str
+    ignore: tuple[str, ...]
+    extract: ExtractOptions
+    diff: DiffOptions
+    previous_text: str | None = None  # the current version's text, to diff against
+    previous_title: str | None = None
+
+
+@dataclass(frozen=True)
+class PageResult:
+    extracted: Extracted
+    text: str
+    change: Change | None  # None when there is no previous text or it is identical
 
 
 def extract_text(
@@ -65,12 +98,35 @@ def extract_text(
     options: ExtractOptions,
     ignore: tuple[str, ...],
 ) -> tuple[Extracted, str]:
-    """Extract and normalize in one call (one trip to a pool worker)."""
+    """Extract and normalize: page bytes to the stable text that is archived."""
     extracted = extract(body, content_type, charset, url, options)
     text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
     if not text:
         raise EmptyExtraction("nothing is left after normalization and ignore patterns")
     return extracted, text
+
+
+def process_page(job: PageJob) -> PageResult:
+    """Extract, normalize and diff against the previous text, in one trip to a worker."""
+    extracted, text = extract_text(
+        job.body, job.content_type, job.charset, job.url, job.extract, job.ignore
+    )
+    change = None
+    if job.previous_text is not None and job.previous_text != text:
+        change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
+    return PageResult(extracted, text, change)
+
+
+def change_record(change: Change) -> ChangeRecord:
+    data = change_to_dict(change)
+    return ChangeRecord(
+        kind="edit",
+        significance=change.significance,
+        summary=data["summary"],
+        reasons=data["reasons"],
+        stats=data["stats"],
+        units=data["units"],
+    )
 
 
 @dataclass(frozen=True)
@@ -233,18 +289,38 @@ class _Checker:
         if fetched.not_modified:
             return self._unchanged(attempt, "not_modified")
         attempt.raw_digest = raw_digest_of(fetched.body)
-        latest = self.store.latest_version(source.id)
-        if latest is not None and attempt.raw_digest in (source.last_raw_digest, latest.raw_digest):
+        current = self.store.current_version(source)
+        if current is not None and attempt.raw_digest in (
+            source.last_raw_digest,
+            current.raw_digest,
+        ):
             return self._unchanged(attempt, "same_bytes")
+        previous_text = self.store.read_text(current) if current is not None else None
+        job = PageJob(
+            body=fetched.body,
+            content_type=fetched.content_type,
+            charset=fetched.charset,
+            url=fetched.final_url,
+            ignore=source.ignore,
+            extract=self.options.extract,
+            diff=self.options.diff,
+            previous_text=previous_text,
+            previous_title=current.title if current is not None else None,
+        )
         try:
-            extracted, text = await self._extract(source, fetched)
+            page = await self._process(job)
         except ExtractionError as exc:
             return self._failed(attempt, exc)
-        attempt.encoding = extracted.encoding
-        if latest is not None and latest.text_digest == text_digest(text):
+        attempt.encoding = page.extracted.encoding
+        digest = text_digest(page.text)
+        if current is not None and current.text_digest == digest:
             return self._unchanged(attempt, "same_text")
+        earlier = self.store.version_with_text(source.id, digest) if current else None
+        if current is not None and earlier is not None:
+            return self._reverted(attempt, current, earlier)
+        extracted = page.extracted
         new = NewVersion(
-            text=text,
+            text=page.text,
             raw=fetched.body,
             title=extracted.title,
             authors=extracted.authors,
@@ -255,26 +331,34 @@ class _Checker:
             final_url=fetched.final_url,
             content_type=fetched.content_type,
         )
-        previous = (latest, self.store.read_text(latest)) if latest is not None else None
+        previous = (
+            (current, previous_text) if current is not None and previous_text is not None else None
+        )
+        record = change_record(page.change) if page.change is not None else None
         capture = attempt.capture("new_version")
-        version = self.store.add_version(new, capture, attempt.success(), previous)
+        version = self.store.add_version(new, capture, attempt.success(), previous, record)
         return CheckResult(
-            source, "new_version", version.number, fetched.status, duration_ms=capture.duration_ms
+            source,
+            "new_version",
+            version.number,
+            fetched.status,
+            duration_ms=capture.duration_ms,
+            significance=page.change.significance if page.change else None,
         )
 
-    async def _extract(self, source: Source, fetched: FetchResult) -> tuple[Extracted, str]:
-        args = (
-            fetched.body,
-            fetched.content_type,
-            fetched.charset,
-            fetched.final_url,
-            self.options.extract,
-            source.ignore,
-        )
+    async def _process(self, job: PageJob) -> PageResult:
         if self.pool is None:
-            return extract_text(*args)
+            return process_page(job)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, extract_text, *args)
+        return await loop.run_in_executor(self.pool, process_page, job)
+
+    def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
+        capture = attempt.capture("reverted")
+        self.store.record_revert(capture, attempt.success(), current, earlier)
+        status = attempt.fetched.status if attempt.fetched else None
+        return CheckResult(
+            attempt.source, "reverted", earlier.number, status, duration_ms=capture.duration_ms
+        )
 
     def _unchanged(self, attempt: _Attempt, outcome: str) -> CheckResult:
         capture = attempt.capture(outcome)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 KINDS = ("article", "page", "feed", "seed")
-OUTCOMES = ("new_version", "not_modified", "same_bytes", "same_text", "failed")
+OUTCOMES = ("new_version", "not_modified", "same_bytes", "same_text", "reverted", "failed")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Source:
     consecutive_failures: int
     created_at: datetime
     retired_at: datetime | None
+    current_version_id: int | None = None
 
     @property
     def name(self) -> str:
@@ -125,6 +126,34 @@ class NewVersion:
     language: str | None = None
     final_url: str | None = None
     content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """A computed change to store beside the version it leads to (plain JSON-able data)."""
+
+    kind: str  # edit | revert
+    significance: float
+    summary: str
+    reasons: list[str]
+    stats: dict[str, Any]
+    units: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    id: int
+    source_id: int
+    source_name: str
+    from_version: int
+    to_version: int
+    kind: str
+    created_at: datetime
+    significance: float
+    summary: str
+    reasons: list[str]
+    stats: dict[str, Any]
+    units: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

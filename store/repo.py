@@ -25,14 +25,16 @@ from store import blobs as codec
 from store.db import make_engine, mask_url, normalize_url, translate_errors
 from store.models import (
     CaptureRecord,
+    ChangeRecord,
     NewVersion,
     Source,
     SourceSpec,
     SourceUpdate,
+    StoredChange,
     StoreStatus,
     Version,
 )
-from store.schema import blobs, captures, sources, versions
+from store.schema import blobs, captures, changes, sources, versions
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,30 @@ class Store:
             row = conn.execute(query).mappings().first()
         return _version(row) if row else None
 
+    def current_version(self, source: Source) -> Version | None:
+        """The version the page showed at its last successful check."""
+        if source.current_version_id is None:
+            return self.latest_version(source.id)
+        with self._read() as conn:
+            row = (
+                conn.execute(select(versions).where(versions.c.id == source.current_version_id))
+                .mappings()
+                .first()
+            )
+        return _version(row) if row else self.latest_version(source.id)
+
+    def version_with_text(self, source_id: int, text_digest: str) -> Version | None:
+        """The newest earlier version of the source with exactly this text, if any."""
+        query = (
+            select(versions)
+            .where(versions.c.source_id == source_id, versions.c.text_digest == text_digest)
+            .order_by(versions.c.number.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            row = conn.execute(query).mappings().first()
+        return _version(row) if row else None
+
     def versions(self, source_id: int) -> list[Version]:
         query = (
             select(versions).where(versions.c.source_id == source_id).order_by(versions.c.number)
@@ -235,47 +261,44 @@ class Store:
         capture: CaptureRecord,
         update_: SourceUpdate,
         previous: tuple[Version, str] | None = None,
+        change: ChangeRecord | None = None,
     ) -> Version:
-        """Store a new version in one transaction: blobs, version, capture, source state.
+        """Store a new version in one transaction: blobs, version, change, capture, schedule.
 
-        ``previous`` (the latest version and its text) saves re-reading the delta base.
+        ``previous`` is the version the page showed before and its text: it is the
+        delta base (no re-read) and the ``from`` side of ``change``. Without it, the
+        latest version is the delta base.
         """
         source_id = capture.source_id
-        text_bytes = new.text.encode("utf-8")
         with self._tx() as conn:
-            last = (
-                conn.execute(
-                    select(versions)
-                    .where(versions.c.source_id == source_id)
-                    .order_by(versions.c.number.desc())
-                    .limit(1)
+            last_number = conn.execute(
+                select(func.max(versions.c.number)).where(versions.c.source_id == source_id)
+            ).scalar()
+            if previous is None:
+                last = (
+                    conn.execute(
+                        select(versions).where(
+                            versions.c.source_id == source_id, versions.c.number == last_number
+                        )
+                    )
+                    .mappings()
+                    .first()
                 )
-                .mappings()
-                .first()
-            )
-            base_text: tuple[str, bytes] | None = None
-            base_raw: tuple[str, bytes] | None = None
-            if last is not None:
-                prev_version = _version(last)
-                if previous is not None and previous[0].id == prev_version.id:
-                    base_text = (prev_version.text_digest, previous[1].encode("utf-8"))
-                else:
-                    base_text = (
-                        prev_version.text_digest,
-                        self._read_blob(conn, prev_version.text_digest),
-                    )
-                if prev_version.raw_digest is not None and new.raw is not None:
-                    base_raw = (
-                        prev_version.raw_digest,
-                        self._read_blob(conn, prev_version.raw_digest),
-                    )
-            text_digest = self._put_blob(conn, text_bytes, base_text)
+                if last is not None:
+                    base = _version(last)
+                    previous = (base, self._read_blob(conn, base.text_digest).decode("utf-8"))
+            base_text = base_raw = None
+            if previous is not None:
+                prev = previous[0]
+                base_text = (prev.text_digest, previous[1].encode("utf-8"))
+                if prev.raw_digest is not None and new.raw is not None:
+                    base_raw = (prev.raw_digest, self._read_blob(conn, prev.raw_digest))
+            text_digest = self._put_blob(conn, new.text.encode("utf-8"), base_text)
             raw_digest = self._put_blob(conn, new.raw, base_raw) if new.raw is not None else None
-            number = (last["number"] if last else 0) + 1
             result = conn.execute(
                 insert(versions).values(
                     source_id=source_id,
-                    number=number,
+                    number=(last_number or 0) + 1,
                     captured_at=capture.started_at,
                     text_digest=text_digest,
                     raw_digest=raw_digest,
@@ -292,10 +315,82 @@ class Store:
                 )
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            if change is not None and previous is not None:
+                _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
             _insert_capture(conn, capture, version_id)
-            _update_source(conn, source_id, update_)
+            _update_source(conn, source_id, update_, version_id)
             row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
         return _version(row)
+
+    def record_revert(
+        self,
+        capture: CaptureRecord,
+        update_: SourceUpdate,
+        current: Version,
+        earlier: Version,
+    ) -> None:
+        """The page went back to an earlier version's exact text: no new version, one
+        ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again."""
+        record = ChangeRecord(
+            kind="revert",
+            significance=0.0,
+            summary=f"returned to version {earlier.number}",
+            reasons=[f"text identical to version {earlier.number}"],
+            stats={},
+            units=[],
+        )
+        with self._tx() as conn:
+            _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
+            _insert_capture(conn, capture, earlier.id)
+            _update_source(conn, capture.source_id, update_, earlier.id)
+
+    def changes(
+        self,
+        since: datetime | None = None,
+        source_id: int | None = None,
+        min_significance: float = 0.0,
+        limit: int | None = None,
+    ) -> list[StoredChange]:
+        """Stored changes, newest first."""
+        old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
+        query = (
+            select(
+                changes,
+                old_v.c.number.label("from_number"),
+                new_v.c.number.label("to_number"),
+                sources.c.label,
+                sources.c.url,
+            )
+            .join(old_v, old_v.c.id == changes.c.from_version_id)
+            .join(new_v, new_v.c.id == changes.c.to_version_id)
+            .join(sources, sources.c.id == changes.c.source_id)
+            .where(changes.c.significance >= min_significance)
+            .order_by(changes.c.created_at.desc(), changes.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(changes.c.created_at >= since)
+        if source_id is not None:
+            query = query.where(changes.c.source_id == source_id)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            StoredChange(
+                id=r["id"],
+                source_id=r["source_id"],
+                source_name=r["label"] or r["url"],
+                from_version=r["from_number"],
+                to_version=r["to_number"],
+                kind=r["kind"],
+                created_at=r["created_at"],
+                significance=r["significance"],
+                summary=r["summary"],
+                reasons=r["reasons"],
+                stats=r["stats"],
+                units=r["units"],
+            )
+            for r in rows
+        ]
 
     # -- blobs ---------------------------------------------------------------
 
@@ -407,12 +502,40 @@ def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | 
     conn.execute(insert(captures).values(version_id=version_id, **values))
 
 
-def _update_source(conn: Connection, source_id: int, upd: SourceUpdate) -> None:
+def _insert_change(
+    conn: Connection,
+    source_id: int,
+    from_id: int,
+    to_id: int,
+    capture: CaptureRecord,
+    change: ChangeRecord,
+) -> None:
+    conn.execute(
+        insert(changes).values(
+            source_id=source_id,
+            from_version_id=from_id,
+            to_version_id=to_id,
+            kind=change.kind,
+            created_at=capture.started_at,
+            significance=change.significance,
+            summary=change.summary,
+            reasons=change.reasons,
+            stats=change.stats,
+            units=change.units,
+        )
+    )
+
+
+def _update_source(
+    conn: Connection, source_id: int, upd: SourceUpdate, current_version_id: int | None = None
+) -> None:
     values: dict[str, Any] = {
         "next_check_at": upd.next_check_at,
         "last_checked_at": upd.last_checked_at,
         "consecutive_failures": upd.consecutive_failures,
     }
+    if current_version_id is not None:
+        values["current_version_id"] = current_version_id
     for name in ("etag", "last_modified", "last_raw_digest"):
         if getattr(upd, name) is not None:
             values[name] = getattr(upd, name)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -75,6 +76,9 @@ sources = Table(
     Column("retired_at", UTCDateTime),
     Column("lease_owner", Text),
     Column("lease_until", UTCDateTime),
+    # The version the page shows now: the latest, or an earlier one it flipped back to.
+    # (No foreign key: sources and versions would reference each other.)
+    Column("current_version_id", Integer),
     Index("ix_sources_next_check_at", "next_check_at"),
 )
 
@@ -133,4 +137,24 @@ captures = Table(
     Column("error_message", Text),
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
     Index("ix_captures_source_started", "source_id", "started_at"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "from_version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("to_version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # edit | revert
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("significance", Float, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("stats", JSON, nullable=False),
+    Column("units", JSON, nullable=False),
+    Index("ix_changes_created", "created_at"),
+    Index("ix_changes_source", "source_id", "created_at"),
 )

@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,6 +21,30 @@ from store.repo import Store
 
 if TYPE_CHECKING:
     from pytest_httpserver import HTTPServer
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="Rewrite the golden files under tests/data/ from the current output.",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """``golden(path, actual)``: compare with the file, or rewrite it under --update-golden."""
+    update = request.config.getoption("--update-golden")
+
+    def check(path: Path, actual: str) -> None:
+        if update:
+            path.write_text(actual, encoding="utf-8")
+            return
+        assert path.exists(), f"{path} is missing; run pytest --update-golden and review it"
+        assert actual == path.read_text(encoding="utf-8"), f"{path} differs (see --update-golden)"
+
+    return check
+
 
 PG_ADMIN_URL = os.environ.get("CLAIMWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2025, 7, 14, 9, 0, tzinfo=UTC)

@@ -184,3 +184,64 @@ def test_password_in_db_url_is_masked(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "s3cret" not in r.stderr and "***" in r.stderr
+
+
+def _two_versions(story: Path, httpserver: HTTPServer, second: list[str]) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", FIRST))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    assert claimwatch(story, "init").returncode == 0
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    assert claimwatch(story, "check", "a").returncode == 0
+    page.html = article_html("Meta's lab sets release rules", second)
+    assert claimwatch(story, "check", "a").returncode == 0
+
+
+def test_diff_json_and_unified_show_the_new_sentence(story: Path, httpserver: HTTPServer) -> None:
+    new_sentence = "Meta will keep its most capable model closed."
+    _two_versions(story, httpserver, [*FIRST, new_sentence])
+    r = claimwatch(story, "diff", "a", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert (data["from"], data["to"]) == (1, 2)
+    assert any(
+        u["kind"] in ("added", "modified") and new_sentence in (u["new"] or "")
+        for u in data["units"]
+    )
+    unified = claimwatch(story, "diff", "a", "--format", "unified").stdout
+    assert f"+{new_sentence}" in unified.splitlines()
+    assert claimwatch(story, "diff", "a", "1", "2", "--format", "unified").stdout == unified
+    only = json.loads(
+        claimwatch(story, "diff", "a", "--format", "json", "--only", "removed").stdout
+    )
+    assert only["units"] == []
+    html = claimwatch(story, "diff", "a", "--format", "html").stdout
+    assert html.startswith("<!doctype html>") and new_sentence in html and "<script" not in html
+
+
+def test_terminal_output_is_plain_when_piped_and_strips_escapes(
+    story: Path, httpserver: HTTPServer
+) -> None:
+    _two_versions(
+        story, httpserver, [FIRST[0], "The lab \x1b]0;pwned\x07said \x1b[2Jno more open weights."]
+    )
+    r = claimwatch(story, "diff", "a")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "~ " in r.stdout or "+ " in r.stdout
+    side = claimwatch(story, "diff", "a", "--format", "side-by-side").stdout
+    assert "\x1b" not in side and "version 2" in side
+
+
+def test_changes_log_filters(story: Path, httpserver: HTTPServer) -> None:
+    _two_versions(story, httpserver, [FIRST[0], FIRST[1].replace("did not say", "said")])
+    rows = [json.loads(x) for x in claimwatch(story, "changes", "--json").stdout.splitlines()]
+    assert [(r["source"], r["from"], r["to"], r["kind"]) for r in rows] == [("a", 1, 2, "edit")]
+    assert rows[0]["significance"] > 0.3 and "negation removed" in rows[0]["reasons"]
+    assert claimwatch(story, "changes", "--json", "--min-significance", "1").stdout == ""
+    assert claimwatch(story, "changes", "--json", "--since", "2000-01-01").stdout.count("\n") == 1
+    assert claimwatch(story, "changes", "--json", "--source", "seed-article").stdout == ""
+    table = claimwatch(story, "changes").stdout
+    assert "1 -> 2" in table
+    r = claimwatch(story, "diff", "seed-article")
+    assert r.returncode == 2 and "seed-article has 1 version(s); a diff needs two" in r.stderr

@@ -185,3 +185,48 @@ def test_arabic_page_with_a_lying_charset(
     [v] = store.versions(store.get_source("ar").id)
     assert "65 مليار دولار" in store.read_text(v)
     assert v.language == "ar"
+
+
+def test_new_version_stores_its_change_in_the_same_transaction(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    page = Page(article_html("Meta capex", PARAS))
+    url = serve(httpserver, "/c.html", page)
+    store.add_source(SourceSpec(url=url, label="c"), NOW)
+    run(store, "c")
+    assert store.changes() == []  # a first version has nothing to differ from
+    page.html = article_html("Meta capex", [PARAS[0], PARAS[1].replace("65", "72"), PARAS[2]])
+    assert run(store, "c", 5).outcome == "new_version"
+    [change] = store.changes()
+    assert (change.from_version, change.to_version, change.kind) == (1, 2, "edit")
+    assert change.created_at == NOW + timedelta(minutes=5)
+    assert change.significance >= 0.5
+    assert "number changed: $65 billion -> $72 billion" in change.reasons
+    [unit] = change.units
+    assert unit["kind"] == "modified" and "$72 billion" in unit["new"]
+
+
+def test_flip_back_is_a_return_not_a_new_version(store: Store, httpserver: HTTPServer) -> None:
+    a = article_html("Meta and Llama", PARAS)
+    b = article_html("Meta and Llama", [*PARAS, "A rotating teaser sentence appears here today."])
+    page = Page(a)
+    url = serve(httpserver, "/ab.html", page)
+    store.add_source(SourceSpec(url=url, label="ab"), NOW)
+    assert run(store, "ab").outcome == "new_version"
+    page.html = b
+    assert run(store, "ab", 1).outcome == "new_version"
+    page.html = a
+    back = run(store, "ab", 2)
+    assert (back.outcome, back.version) == ("reverted", 1)
+    page.html = a + "<!-- cache buster -->"
+    assert run(store, "ab", 3).outcome == "same_text"  # compared with version 1, the current one
+    source = store.get_source("ab")
+    assert [v.number for v in store.versions(source.id)] == [1, 2]
+    kinds = [(c.kind, c.from_version, c.to_version) for c in store.changes(source_id=source.id)]
+    assert kinds == [("revert", 2, 1), ("edit", 1, 2)]
+    # A real edit after the flip-back is diffed against version 1, the text the page shows.
+    page.html = article_html("Meta and Llama", [*PARAS, "Meta confirmed the plan on Tuesday."])
+    assert run(store, "ab", 4).version == 3
+    latest = store.changes(source_id=source.id)[0]
+    assert (latest.from_version, latest.to_version) == (1, 3)
+    assert [u["kind"] for u in latest.units if u["new"] and "teaser" in u["new"]] == []
