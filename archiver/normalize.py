@@ -26,6 +26,12 @@ VOLATILE_PATTERNS: tuple[str, ...] = (
     r"(?i)\b\d[\d,.]*\s*[km]?\s+(?:views|reads|shares|comments)\b",
     r"(?:(?:تم\s+)?(?:التحديث|تحديث|نشر)\s+)?منذ\s+\d+\s+(?:ثوانٍ|ثانية|ثوان|دقيقة|دقائق|ساعة|ساعات|يوم|أيام)",
     r"\d[\d,.٬٫]*\s+(?:مشاهدة|مشاهدات|قراءة|تعليق|تعليقات)",
+    # Whole lines of rotating teasers and "most read" boxes that leak into article text.
+    r"(?im)^\s*(?:most read|most popular|trending now|trending|popular now|editor'?s picks)"
+    r"\s*:?\s*$",
+    r"(?im)^\s*(?:read more|read also|also read|related|see also|recommended)\s*:.*$",
+    r"(?m)^\s*(?:الأكثر قراءة|الأكثر مشاهدة|الأكثر تداولا|الأكثر تداولاً)\s*:?\s*$",
+    r"(?m)^\s*(?:اقرأ أيضا|اقرأ أيضًا|اقرأ أيضاً|اقرأ المزيد|مواضيع ذات صلة)\s*:.*$",
 )
 
 _INVISIBLE = dict.fromkeys(

@@ -18,21 +18,25 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver import schedule
+from archiver.claims import Claim, MatchOptions, claim_from_dict, claim_to_dict, match
+from archiver.claimsfile import load_claims
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
 from archiver.errors import EmptyExtraction, ExtractionError, FetchError, UsageError
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 from archiver.normalize import NormalizeOptions, normalize, text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from archiver.segment import sentences
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
     ChangeRecord,
+    FlagRecord,
     NewVersion,
     Source,
     SourceSpec,
@@ -50,6 +54,8 @@ class CheckOptions:
     extract: ExtractOptions = field(default_factory=ExtractOptions)
     diff: DiffOptions = field(default_factory=DiffOptions)
     processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
+    claims: tuple[Claim, ...] | None = None  # None: the store's active claims
+    semantic: bool = False  # add the embedding layer to claims matching (the extra)
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class PageJob:
     diff: DiffOptions
     previous_text: str | None = None  # the current version's text, to diff against
     previous_title: str | None = None
+    claims: tuple[Claim, ...] = ()
+    coverage: bool = False  # a first version of related coverage is matched whole
+    semantic: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class PageResult:
     extracted: Extracted
     text: str
     change: Change | None  # None when there is no previous text or it is identical
+    flags: tuple[FlagRecord, ...] = ()
 
 
 def extract_text(
@@ -114,7 +124,82 @@ def process_page(job: PageJob) -> PageResult:
     change = None
     if job.previous_text is not None and job.previous_text != text:
         change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
-    return PageResult(extracted, text, change)
+    found: tuple[FlagRecord, ...] = ()
+    if job.claims:
+        options = _match_options(job.semantic)
+        if change is not None:
+            found = flags_for_change(change, text, job.claims, options)
+        elif job.previous_text is None and job.coverage:
+            found = flags_for_coverage(text, job.claims, options)
+    return PageResult(extracted, text, change, found)
+
+
+_SEMANTIC: object | None = None
+
+
+def _match_options(semantic: bool) -> MatchOptions:
+    """Matching options in this process; the embedding model loads once per worker."""
+    global _SEMANTIC
+    if not semantic:
+        return MatchOptions()
+    if _SEMANTIC is None:
+        from archiver.semantic import E5Similarity
+
+        _SEMANTIC = E5Similarity()
+    return MatchOptions(semantic=_SEMANTIC)  # type: ignore[arg-type]
+
+
+def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
+    best: dict[str, FlagRecord] = {}
+    for f in flags:
+        if f.claim_id not in best or f.score > best[f.claim_id].score:
+            best[f.claim_id] = f
+    return tuple(sorted(best.values(), key=lambda f: -f.score))
+
+
+def flags_for_change(
+    change: Change, new_text: str, claims: tuple[Claim, ...], options: MatchOptions
+) -> tuple[FlagRecord, ...]:
+    """Flags raised by a change: each added or modified sentence, read with one sentence
+    of context either side (so "it" can find its Meta), must itself be the evidence."""
+    spans = [s.text for s in sentences(new_text)]
+    found = []
+    for unit in change.units:
+        if unit.kind not in ("added", "modified") or unit.layout_only or unit.new_at is None:
+            continue
+        i = unit.new_at
+        passage = "".join(spans[max(0, i - 1) : i + 2])
+        target = (unit.new or "").strip()
+        for flag in match(passage, claims, options):
+            if flag.evidence != target:
+                continue  # the context, not the change, bears on this claim
+            where = f"sentence {unit.kind} in paragraph {unit.new_pos[0] if unit.new_pos else '?'}"
+            found.append(
+                FlagRecord(
+                    flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons]
+                )
+            )
+    return _strongest(found)
+
+
+def flags_for_coverage(
+    text: str, claims: tuple[Claim, ...], options: MatchOptions
+) -> tuple[FlagRecord, ...]:
+    """Flags raised by a new article: each paragraph matched against the claims."""
+    found = []
+    for n, paragraph in enumerate(text.split("\n"), start=1):
+        for flag in match(paragraph, claims, options):
+            found.append(
+                FlagRecord(
+                    flag.claim,
+                    flag.stance,
+                    flag.score,
+                    flag.evidence,
+                    [f"new coverage, paragraph {n}", *flag.reasons],
+                    from_change=False,
+                )
+            )
+    return _strongest(found)
 
 
 def change_record(change: Change) -> ChangeRecord:
@@ -135,6 +220,7 @@ class Seeds:
 
     articles: list[tuple[SeedArticle, NewVersion]]
     sources: list[SourceSpec]
+    claims: tuple[Claim, ...] = ()
 
 
 def load_seeds(seeds_dir: Path) -> Seeds:
@@ -142,7 +228,9 @@ def load_seeds(seeds_dir: Path) -> Seeds:
     if not seeds_dir.is_dir():
         raise UsageError(f"seeds directory {seeds_dir} does not exist")
     articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
-    return Seeds(articles, load_sources(seeds_dir / "sources.yaml"))
+    claims_path = seeds_dir / "claims.yaml"
+    found = load_claims(claims_path) if claims_path.exists() else ()
+    return Seeds(articles, load_sources(seeds_dir / "sources.yaml"), found)
 
 
 def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, int, bool]]:
@@ -167,6 +255,8 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
         report.append((article.label, store.add_version(new, capture, update).number, True))
     for spec in seeds.sources:
         store.add_source(spec, now, update_existing=True)
+    if seeds.claims:
+        store.load_claims([claim_to_dict(c) for c in seeds.claims], now)
     return report
 
 
@@ -189,6 +279,9 @@ async def check_async(
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     options = options or CheckOptions()
+    if options.claims is None:
+        loaded = tuple(claim_from_dict(c.data) for c in store.claims())
+        options = replace(options, claims=loaded)
     clock = clock or (lambda: datetime.now(UTC))
     workers = options.processes or (os.cpu_count() or 1)
     with ExitStack() as stack:
@@ -306,6 +399,9 @@ class _Checker:
             diff=self.options.diff,
             previous_text=previous_text,
             previous_title=current.title if current is not None else None,
+            claims=self.options.claims or (),
+            coverage=source.kind == "article",
+            semantic=self.options.semantic,
         )
         try:
             page = await self._process(job)
@@ -336,7 +432,9 @@ class _Checker:
         )
         record = change_record(page.change) if page.change is not None else None
         capture = attempt.capture("new_version")
-        version = self.store.add_version(new, capture, attempt.success(), previous, record)
+        version = self.store.add_version(
+            new, capture, attempt.success(), previous, record, page.flags
+        )
         return CheckResult(
             source,
             "new_version",

@@ -157,6 +157,49 @@ class StoredChange:
 
 
 @dataclass(frozen=True)
+class FlagRecord:
+    """A claims flag to store with the version (and change) whose text raised it."""
+
+    claim_id: str
+    stance: str
+    score: float
+    evidence: str
+    reasons: list[str]
+    from_change: bool = True  # raised by a change's units, not by a first version
+
+
+@dataclass(frozen=True)
+class StoredFlag:
+    id: int
+    claim_id: str
+    stance: str
+    score: float
+    evidence: str
+    reasons: list[str]
+    status: str
+    created_at: datetime
+    source_id: int
+    source_name: str
+    source_url: str
+    version: int
+    title: str | None
+    change_id: int | None
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    id: str
+    en: str
+    ar: str
+    data: dict[str, Any]
+    active: bool
+    supports: int = 0
+    contradicts: int = 0
+    mentions: int = 0
+    latest: datetime | None = None
+
+
+@dataclass(frozen=True)
 class StoreStatus:
     sources: int
     versions: int

@@ -7,7 +7,8 @@ not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
 from archiver.errors import IntegrityError, NotFoundError, UsageError
 from store import blobs as codec
@@ -26,15 +27,18 @@ from store.db import make_engine, mask_url, normalize_url, translate_errors
 from store.models import (
     CaptureRecord,
     ChangeRecord,
+    ClaimRow,
+    FlagRecord,
     NewVersion,
     Source,
     SourceSpec,
     SourceUpdate,
     StoredChange,
+    StoredFlag,
     StoreStatus,
     Version,
 )
-from store.schema import blobs, captures, changes, sources, versions
+from store.schema import UTCDateTime, blobs, captures, changes, claims, flags, sources, versions
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,7 @@ class Store:
         update_: SourceUpdate,
         previous: tuple[Version, str] | None = None,
         change: ChangeRecord | None = None,
+        new_flags: Sequence[FlagRecord] = (),
     ) -> Version:
         """Store a new version in one transaction: blobs, version, change, capture, schedule.
 
@@ -315,8 +320,26 @@ class Store:
                 )
             )
             version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            change_id = None
             if change is not None and previous is not None:
-                _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
+                change_id = _insert_change(
+                    conn, source_id, previous[0].id, version_id, capture, change
+                )
+            for f in new_flags:
+                conn.execute(
+                    insert(flags).values(
+                        claim_id=f.claim_id,
+                        source_id=source_id,
+                        version_id=version_id,
+                        change_id=change_id if f.from_change else None,
+                        stance=f.stance,
+                        score=f.score,
+                        evidence=f.evidence,
+                        reasons=f.reasons,
+                        status="new",
+                        created_at=capture.started_at,
+                    )
+                )
             _insert_capture(conn, capture, version_id)
             _update_source(conn, source_id, update_, version_id)
             row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
@@ -368,10 +391,11 @@ class Store:
             .order_by(changes.c.created_at.desc(), changes.c.id.desc())
             .limit(limit)
         )
-        if since is not None:
-            query = query.where(changes.c.created_at >= since)
-        if source_id is not None:
-            query = query.where(changes.c.source_id == source_id)
+        query = _narrow(
+            query,
+            (since, changes.c.created_at, operator.ge),
+            (source_id, changes.c.source_id, operator.eq),
+        )
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -388,6 +412,117 @@ class Store:
                 reasons=r["reasons"],
                 stats=r["stats"],
                 units=r["units"],
+            )
+            for r in rows
+        ]
+
+    # -- claims and flags ------------------------------------------------------
+
+    def load_claims(self, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Make ``rows`` (plain claim dicts) the active claims; others become inactive.
+
+        Claims are never deleted: their flags keep pointing at them.
+        """
+        with self._tx() as conn:
+            existing = set(conn.execute(select(claims.c.id)).scalars())
+            conn.execute(update(claims).values(active=0))
+            for row in rows:
+                values = {
+                    "en": row["en"],
+                    "ar": row["ar"],
+                    "data": row,
+                    "active": 1,
+                    "loaded_at": now,
+                }
+                if row["id"] in existing:
+                    conn.execute(update(claims).where(claims.c.id == row["id"]).values(**values))
+                else:
+                    conn.execute(insert(claims).values(id=row["id"], **values))
+
+    def claims(self, active_only: bool = True) -> list[ClaimRow]:
+        """Claims with their flag counts by stance and the time of the latest flag."""
+        counts = select(
+            flags.c.claim_id,
+            flags.c.stance,
+            func.count().label("n"),
+            func.max(flags.c.created_at).label("latest"),
+        ).group_by(flags.c.claim_id, flags.c.stance)
+        query = select(claims).order_by(claims.c.loaded_at, claims.c.id)
+        if active_only:
+            query = query.where(claims.c.active == 1)
+        with self._read() as conn:
+            stats: dict[str, dict[str, Any]] = {}
+            for r in conn.execute(counts).mappings():
+                entry = stats.setdefault(r["claim_id"], {"latest": None})
+                entry[r["stance"]] = r["n"]
+                latest = schema_time(r["latest"])
+                if latest and (entry["latest"] is None or latest > entry["latest"]):
+                    entry["latest"] = latest
+            rows = conn.execute(query).mappings().all()
+        return [
+            ClaimRow(
+                id=r["id"],
+                en=r["en"],
+                ar=r["ar"],
+                data=r["data"],
+                active=bool(r["active"]),
+                supports=stats.get(r["id"], {}).get("supports", 0),
+                contradicts=stats.get(r["id"], {}).get("contradicts", 0),
+                mentions=stats.get(r["id"], {}).get("mentions", 0),
+                latest=stats.get(r["id"], {}).get("latest"),
+            )
+            for r in rows
+        ]
+
+    def flags(
+        self,
+        claim_id: str | None = None,
+        stance: str | None = None,
+        since: datetime | None = None,
+        min_score: float = 0.0,
+        source_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[StoredFlag]:
+        """Flags, newest first, with their source and version."""
+        query = (
+            select(
+                flags,
+                sources.c.label,
+                sources.c.url,
+                versions.c.number,
+                versions.c.title,
+            )
+            .join(sources, sources.c.id == flags.c.source_id)
+            .join(versions, versions.c.id == flags.c.version_id)
+            .where(flags.c.score >= min_score)
+            .order_by(flags.c.created_at.desc(), flags.c.id.desc())
+            .limit(limit)
+        )
+        query = _narrow(
+            query,
+            (claim_id, flags.c.claim_id, operator.eq),
+            (stance, flags.c.stance, operator.eq),
+            (since, flags.c.created_at, operator.ge),
+            (source_id, flags.c.source_id, operator.eq),
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            StoredFlag(
+                id=r["id"],
+                claim_id=r["claim_id"],
+                stance=r["stance"],
+                score=r["score"],
+                evidence=r["evidence"],
+                reasons=r["reasons"],
+                status=r["status"],
+                created_at=r["created_at"],
+                source_id=r["source_id"],
+                source_name=r["label"] or r["url"],
+                source_url=r["url"],
+                version=r["number"],
+                title=r["title"],
+                change_id=r["change_id"],
             )
             for r in rows
         ]
@@ -497,6 +632,23 @@ class Store:
             )
 
 
+def _narrow(
+    query: Select[Any], *filters: tuple[object | None, Any, Callable[[Any, Any], Any]]
+) -> Select[Any]:
+    """Add ``op(column, value)`` for each filter whose value was given (not None)."""
+    for value, column, op in filters:
+        if value is not None:
+            query = query.where(op(column, value))
+    return query
+
+
+def schema_time(value: Any) -> datetime | None:
+    """An aggregate (MAX) of a UTC column comes back raw on SQLite; make it aware."""
+    if value is None or isinstance(value, datetime):
+        return UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
+    return UTCDateTime().process_result_value(datetime.fromisoformat(str(value)), None)  # type: ignore[arg-type]
+
+
 def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:
     values = dict(capture.__dict__)
     conn.execute(insert(captures).values(version_id=version_id, **values))
@@ -509,8 +661,8 @@ def _insert_change(
     to_id: int,
     capture: CaptureRecord,
     change: ChangeRecord,
-) -> None:
-    conn.execute(
+) -> int:
+    result = conn.execute(
         insert(changes).values(
             source_id=source_id,
             from_version_id=from_id,
@@ -524,6 +676,7 @@ def _insert_change(
             units=change.units,
         )
     )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
 def _update_source(

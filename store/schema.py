@@ -158,3 +158,32 @@ changes = Table(
     Index("ix_changes_created", "created_at"),
     Index("ix_changes_source", "source_id", "created_at"),
 )
+
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("en", Text, nullable=False),
+    Column("ar", Text, nullable=False),
+    Column("data", JSON, nullable=False),  # the whole claim: entities, terms, cues
+    Column("active", Integer, nullable=False, default=1),  # 0 once gone from the claims file
+    Column("loaded_at", UTCDateTime, nullable=False),
+)
+
+flags = Table(
+    "flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_id", String(100), ForeignKey("claims.id"), nullable=False),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("change_id", Integer, ForeignKey("changes.id", ondelete="CASCADE")),
+    Column("stance", String(16), nullable=False),  # supports | contradicts | mentions
+    Column("score", Float, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("status", String(16), nullable=False, default="new"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_flags_claim", "claim_id", "created_at"),
+    Index("ix_flags_created", "created_at"),
+)

