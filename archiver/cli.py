@@ -38,8 +38,9 @@ from archiver.render import (
     render_unified,
     terminal_safe,
 )
-from archiver.schedule import format_duration, parse_duration
+from archiver.schedule import format_duration, parse_cron, parse_duration
 from archiver.seeds import default_seeds_dir
+from archiver.topic import parse as parse_topic
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec, StoredFlag, Version
 from store.repo import Store
@@ -139,13 +140,31 @@ def sources() -> None:
     """List, add and remove watched sources."""
 
 
-def source_row(s: Source) -> dict[str, Any]:
+def _found_by(s: Source, names: dict[int, str]) -> str:
+    if s.origin == "feed":
+        return f"feed {names.get(s.found_by, '(removed)') if s.found_by else '(removed)'}"
+    return s.origin
+
+
+def _schedule(s: Source) -> str:
+    if s.cron:
+        return f"cron {s.cron}"
+    if s.decay_from is not None and not s.interval_seconds:
+        return "decaying"
+    return format_duration(s.interval_seconds)
+
+
+def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]:
     return {
         "id": s.id,
         "label": s.label,
         "url": s.url,
         "kind": s.kind,
         "origin": s.origin,
+        "found_by": s.found_by,
+        "found_by_name": names.get(s.found_by) if names and s.found_by else None,
+        "topic": s.topic,
+        "schedule": _schedule(s),
         "tags": s.tags,
         "every": format_duration(s.interval_seconds) if s.interval_seconds else None,
         "cron": s.cron,
@@ -162,25 +181,31 @@ def source_row(s: Source) -> dict[str, Any]:
 @JSON_LINES
 @click.pass_obj
 def sources_list(app: App, as_json: bool) -> None:
-    """List watched sources with their schedule and health."""
+    """List watched sources: kind, where each came from, schedule, next check, health."""
     rows = app.store().list_sources()
+    names = {s.id: s.name for s in rows}
     if as_json:
-        emit_json(source_row(s) for s in rows)
+        emit_json(source_row(s, names) for s in rows)
         return
-    table = Table("id", "label", "kind", "origin", "every", "next check", "health", "url")
+    table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
     for s in rows:
-        health = f"[red]{s.consecutive_failures} failing[/]" if s.consecutive_failures else "ok"
+        if s.retired_at is not None:
+            health = "retired"
+        elif s.consecutive_failures:
+            health = f"[red]{s.consecutive_failures} failing[/]"
+        else:
+            health = "ok"
         table.add_row(
             str(s.id),
             terminal_safe(s.label or "-"),
             s.kind,
-            s.origin,
-            format_duration(s.interval_seconds),
+            terminal_safe(_found_by(s, names)),
+            _schedule(s),
             _when(s.next_check_at),
             health,
             terminal_safe(s.url),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @sources.command("add")
@@ -193,6 +218,7 @@ def sources_list(app: App, as_json: bool) -> None:
 )
 @click.option("--label", help="A short name to refer to the source by.")
 @click.option("--every", help="Check interval, e.g. 30s, 15m, 2h, 1d.")
+@click.option("--cron", help="Check on a cron schedule instead, e.g. '0 7 * * *' (UTC).")
 @click.option(
     "--ignore",
     multiple=True,
@@ -201,6 +227,14 @@ def sources_list(app: App, as_json: bool) -> None:
 )
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--no-robots", is_flag=True, help="Do not honour robots.txt for this source.")
+@click.option(
+    "--topic",
+    metavar="QUERY",
+    help="Feeds: entries must match, e.g. 'meta AND (llama OR \"open source\") -cpp'.",
+)
+@click.option(
+    "--match-claims", is_flag=True, help="Feeds: also accept entries that bear on a claim."
+)
 @click.pass_obj
 def sources_add(
     app: App,
@@ -208,25 +242,62 @@ def sources_add(
     kind: str,
     label: str | None,
     every: str | None,
+    cron: str | None,
     ignore: tuple[str, ...],
     tags: tuple[str, ...],
     no_robots: bool,
+    topic: str | None,
+    match_claims: bool,
 ) -> None:
-    """Watch URL."""
+    """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
+    article sources, rechecked often at first and less as they age."""
     if not re.match(r"^https?://[^\s/]+", url):
         raise UsageError(f"{url!r} is not an http(s) URL")
+    if every and cron:
+        raise UsageError("give --every or --cron, not both")
+    if (topic or match_claims) and kind != "feed":
+        raise UsageError("--topic and --match-claims are for feeds (--kind feed)")
     compile_patterns(ignore, "--ignore")
+    if topic:
+        parse_topic(topic)
+    if cron:
+        parse_cron(cron)
     spec = SourceSpec(
         url=url,
         kind=kind,
         label=label,
         tags=tags,
         interval_seconds=parse_duration(every) if every else None,
+        cron=cron,
         ignore=ignore,
         robots=not no_robots,
+        topic=topic,
+        match_claims=match_claims,
     )
     source_id = app.store().add_source(spec, app.now)
     click.echo(f"added source {source_id}: {label or url}")
+
+
+@sources.command("retire")
+@click.argument("refs", nargs=-1, required=True, metavar="SOURCE...")
+@click.pass_obj
+def sources_retire(app: App, refs: tuple[str, ...]) -> None:
+    """Stop checking SOURCE; its history stays."""
+    store = app.store()
+    for s in [store.get_source(r) for r in refs]:
+        store.retire_source(s, app.now)
+        click.echo(f"retired source {s.id}: {s.name}")
+
+
+@sources.command("revive")
+@click.argument("refs", nargs=-1, required=True, metavar="SOURCE...")
+@click.pass_obj
+def sources_revive(app: App, refs: tuple[str, ...]) -> None:
+    """Check a retired SOURCE again (now, then on its schedule)."""
+    store = app.store()
+    for s in [store.get_source(r) for r in refs]:
+        store.retire_source(s, app.now, retire=False)
+        click.echo(f"revived source {s.id}: {s.name}")
 
 
 @sources.command("remove")

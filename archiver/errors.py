@@ -16,7 +16,8 @@
     │   ├── UnsupportedContentType  not HTML, XHTML or plain text
     │   └── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
     ├── ExtractionError             the page was fetched but yielded no usable text
-    │   └── EmptyExtraction         trafilatura found no article text (``reason``)
+    │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
+    │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
         └── StoreBusy               the database is locked by another process
@@ -105,6 +106,10 @@ class EmptyExtraction(ExtractionError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(f"no article text found: {reason}")
+
+
+class FeedError(ExtractionError):
+    pass
 
 
 class StoreError(ClaimwatchError):

@@ -23,20 +23,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver import schedule
-from archiver.claims import Claim, MatchOptions, claim_from_dict, claim_to_dict, match
+from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_claims
-from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction, ExtractionError, FetchError, UsageError
-from archiver.extract import Extracted, ExtractOptions, extract
-from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
-from archiver.normalize import NormalizeOptions, normalize, text_digest
+from archiver.diff import DiffOptions, diff
+from archiver.errors import ExtractionError, FeedError, FetchError, UsageError
+from archiver.extract import ExtractOptions
+from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
+from archiver.fetch import PAGE_TYPES, Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
-from archiver.segment import sentences
+from archiver.topic import Node, matches, parse, positive_terms
+from archiver.worker import PageJob, PageResult, change_record, extract_text, process_page
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
-    ChangeRecord,
-    FlagRecord,
+    EntryDecision,
     NewVersion,
     Source,
     SourceSpec,
@@ -68,150 +69,11 @@ class CheckResult:
     error: str | None = None
     duration_ms: int = 0
     significance: float | None = None
+    discovered: tuple[Source, ...] = ()  # coverage a feed check found (checked in the same run)
 
     @property
     def failed(self) -> bool:
         return self.outcome == "failed"
-
-
-@dataclass(frozen=True)
-class PageJob:
-    """Everything the CPU-bound part of a check needs (sent to a pool worker)."""
-
-    body: bytes
-    content_type: str | None
-    charset: str | None
-    url: str
-    ignore: tuple[str, ...]
-    extract: ExtractOptions
-    diff: DiffOptions
-    previous_text: str | None = None  # the current version's text, to diff against
-    previous_title: str | None = None
-    claims: tuple[Claim, ...] = ()
-    coverage: bool = False  # a first version of related coverage is matched whole
-    semantic: bool = False
-
-
-@dataclass(frozen=True)
-class PageResult:
-    extracted: Extracted
-    text: str
-    change: Change | None  # None when there is no previous text or it is identical
-    flags: tuple[FlagRecord, ...] = ()
-
-
-def extract_text(
-    body: bytes,
-    content_type: str | None,
-    charset: str | None,
-    url: str,
-    options: ExtractOptions,
-    ignore: tuple[str, ...],
-) -> tuple[Extracted, str]:
-    """Extract and normalize: page bytes to the stable text that is archived."""
-    extracted = extract(body, content_type, charset, url, options)
-    text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
-    if not text:
-        raise EmptyExtraction("nothing is left after normalization and ignore patterns")
-    return extracted, text
-
-
-def process_page(job: PageJob) -> PageResult:
-    """Extract, normalize and diff against the previous text, in one trip to a worker."""
-    extracted, text = extract_text(
-        job.body, job.content_type, job.charset, job.url, job.extract, job.ignore
-    )
-    change = None
-    if job.previous_text is not None and job.previous_text != text:
-        change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
-    found: tuple[FlagRecord, ...] = ()
-    if job.claims:
-        options = _match_options(job.semantic)
-        if change is not None:
-            found = flags_for_change(change, text, job.claims, options)
-        elif job.previous_text is None and job.coverage:
-            found = flags_for_coverage(text, job.claims, options)
-    return PageResult(extracted, text, change, found)
-
-
-_SEMANTIC: object | None = None
-
-
-def _match_options(semantic: bool) -> MatchOptions:
-    """Matching options in this process; the embedding model loads once per worker."""
-    global _SEMANTIC
-    if not semantic:
-        return MatchOptions()
-    if _SEMANTIC is None:
-        from archiver.semantic import E5Similarity
-
-        _SEMANTIC = E5Similarity()
-    return MatchOptions(semantic=_SEMANTIC)  # type: ignore[arg-type]
-
-
-def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
-    best: dict[str, FlagRecord] = {}
-    for f in flags:
-        if f.claim_id not in best or f.score > best[f.claim_id].score:
-            best[f.claim_id] = f
-    return tuple(sorted(best.values(), key=lambda f: -f.score))
-
-
-def flags_for_change(
-    change: Change, new_text: str, claims: tuple[Claim, ...], options: MatchOptions
-) -> tuple[FlagRecord, ...]:
-    """Flags raised by a change: each added or modified sentence, read with one sentence
-    of context either side (so "it" can find its Meta), must itself be the evidence."""
-    spans = [s.text for s in sentences(new_text)]
-    found = []
-    for unit in change.units:
-        if unit.kind not in ("added", "modified") or unit.layout_only or unit.new_at is None:
-            continue
-        i = unit.new_at
-        passage = "".join(spans[max(0, i - 1) : i + 2])
-        target = (unit.new or "").strip()
-        for flag in match(passage, claims, options):
-            if flag.evidence != target:
-                continue  # the context, not the change, bears on this claim
-            where = f"sentence {unit.kind} in paragraph {unit.new_pos[0] if unit.new_pos else '?'}"
-            found.append(
-                FlagRecord(
-                    flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons]
-                )
-            )
-    return _strongest(found)
-
-
-def flags_for_coverage(
-    text: str, claims: tuple[Claim, ...], options: MatchOptions
-) -> tuple[FlagRecord, ...]:
-    """Flags raised by a new article: each paragraph matched against the claims."""
-    found = []
-    for n, paragraph in enumerate(text.split("\n"), start=1):
-        for flag in match(paragraph, claims, options):
-            found.append(
-                FlagRecord(
-                    flag.claim,
-                    flag.stance,
-                    flag.score,
-                    flag.evidence,
-                    [f"new coverage, paragraph {n}", *flag.reasons],
-                    from_change=False,
-                )
-            )
-    return _strongest(found)
-
-
-def change_record(change: Change) -> ChangeRecord:
-    data = change_to_dict(change)
-    return ChangeRecord(
-        kind="edit",
-        significance=change.significance,
-        summary=data["summary"],
-        reasons=data["reasons"],
-        stats=data["stats"],
-        units=data["units"],
-    )
 
 
 @dataclass(frozen=True)
@@ -268,7 +130,10 @@ def check(
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     """Check the sources (synchronous entry point for the CLI and jobs)."""
-    return asyncio.run(check_async(store, list(sources), options, clock, on_result))
+    sources = list(sources)
+    if not sources:
+        return []
+    return asyncio.run(check_async(store, sources, options, clock, on_result))
 
 
 async def check_async(
@@ -297,7 +162,10 @@ async def check_async(
                     on_result(result)
                 return result
 
-            return list(await asyncio.gather(*(one(s) for s in sources)))
+            results = list(await asyncio.gather(*(one(s) for s in sources)))
+            found = [new for r in results for new in r.discovered]
+            results += await asyncio.gather(*(one(s) for s in found))
+            return results
 
 
 @dataclass
@@ -330,15 +198,32 @@ class _Attempt:
             error_message=str(error)[:2000] if error else None,
         )
 
-    def success(self) -> SourceUpdate:
+    def success(self, changed: bool = False, hint: int | None = None) -> SourceUpdate:
+        """The schedule after a successful check. A change moves coverage's decay one
+        stage back; ``hint`` is how long a feed asked to be left alone."""
         assert self.fetched is not None
+        s = self.source
+        decay_from = moved = None
+        if s.decay_from is not None:
+            decay_from = s.decay_from
+            if changed:
+                decay_from = moved = schedule.decay_after_change(s.decay_from, self.started)
+        plan = schedule.plan_next(
+            now=self.started,
+            interval=s.interval_seconds,
+            cron=s.cron,
+            coverage_from=decay_from,
+            hint=hint,
+        )
         return SourceUpdate(
-            next_check_at=schedule.next_after_success(self.started, self.source.interval_seconds),
+            next_check_at=plan.next_check_at,
             last_checked_at=self.started,
             consecutive_failures=0,
             etag=self.fetched.etag,
             last_modified=self.fetched.last_modified,
             last_raw_digest=self.raw_digest,
+            retire=plan.retire,
+            decay_from=moved,
         )
 
     def failure(self, error: Exception) -> SourceUpdate:
@@ -374,6 +259,7 @@ class _Checker:
             etag=source.etag,
             last_modified=source.last_modified,
             robots=source.robots,
+            accept=FEED_TYPES if source.kind == "feed" else PAGE_TYPES,
         )
         try:
             attempt.fetched = fetched = await self.fetcher.fetch(request)
@@ -388,6 +274,8 @@ class _Checker:
             current.raw_digest,
         ):
             return self._unchanged(attempt, "same_bytes")
+        if source.kind == "feed":
+            return await self._feed(attempt, current)
         previous_text = self.store.read_text(current) if current is not None else None
         job = PageJob(
             body=fetched.body,
@@ -433,7 +321,7 @@ class _Checker:
         record = change_record(page.change) if page.change is not None else None
         capture = attempt.capture("new_version")
         version = self.store.add_version(
-            new, capture, attempt.success(), previous, record, page.flags
+            new, capture, attempt.success(changed=current is not None), previous, record, page.flags
         )
         return CheckResult(
             source,
@@ -444,6 +332,114 @@ class _Checker:
             significance=page.change.significance if page.change else None,
         )
 
+    async def _feed(self, attempt: _Attempt, current: Version | None) -> CheckResult:
+        """A feed's entry list is its text; unseen entries are judged and the accepted
+        ones become article sources, returned to be checked in the same run."""
+        fetched, source = attempt.fetched, attempt.source
+        assert fetched is not None
+        try:
+            feed = parse_feed(fetched.body, fetched.final_url)
+        except FeedError as exc:
+            return self._failed(attempt, exc)
+        hints = (feed.ttl_seconds, schedule.cache_hint(fetched.headers, attempt.started))
+        hint = max((h for h in hints if h), default=None)
+        found = tuple(await self._entries(source, feed, attempt.started))
+        text = feed.as_text()
+        if current is not None and current.text_digest == text_digest(text):
+            result = self._unchanged(attempt, "same_text", hint)
+            return replace(result, discovered=found)
+        previous = (current, self.store.read_text(current)) if current is not None else None
+        change = diff(previous[1], text, self.options.diff) if previous else None
+        capture = attempt.capture("new_version")
+        new = NewVersion(
+            text=text,
+            raw=fetched.body,
+            title=feed.title or None,
+            final_url=fetched.final_url,
+            content_type=fetched.content_type,
+        )
+        version = self.store.add_version(
+            new,
+            capture,
+            attempt.success(hint=hint),
+            previous,
+            change_record(change) if change else None,
+        )
+        return CheckResult(
+            source,
+            "new_version",
+            version.number,
+            fetched.status,
+            duration_ms=capture.duration_ms,
+            discovered=found,
+        )
+
+    async def _entries(self, feed_source: Source, feed: Feed, now: datetime) -> list[Source]:
+        known = self.store.known_entries(feed_source.id, [e.url for e in feed.entries])
+        topic = parse(feed_source.topic) if feed_source.topic else None
+        decisions = []
+        for entry in feed.entries:
+            if entry.url in known:
+                continue
+            decision, reason = await self._judge(entry, topic, feed_source)
+            if decision == "failed":
+                continue  # not recorded: judged again at the next poll
+            spec = None
+            if decision == "added":
+                spec = SourceSpec(
+                    url=entry.url,
+                    kind="article",
+                    origin="feed",
+                    found_by=feed_source.id,
+                    tags=(*feed_source.tags, "coverage"),
+                    entry={
+                        "title": entry.title,
+                        "published": entry.published,
+                        "summary": entry.summary[:500],
+                        "feed": feed_source.name,
+                    },
+                )
+            decisions.append(
+                EntryDecision(
+                    entry.url, entry.title, entry.published, entry.summary, decision, reason, spec
+                )
+            )
+        return self.store.record_entries(feed_source.id, decisions, now) if decisions else []
+
+    async def _judge(
+        self, entry: Entry, topic: Node | None, feed_source: Source
+    ) -> tuple[str, str]:
+        """added / off_topic / failed, and why. Title and summary first; when they half
+        match and the summary is short, the article's own text decides."""
+        text = f"{entry.title}\n{entry.summary}"
+        if topic is None and not feed_source.match_claims:
+            return "added", "the feed has no topic filter"
+        if topic is not None and matches(topic, text):
+            return "added", "topic matched in the title or summary"
+        if feed_source.match_claims and self.options.claims:
+            flags = match(text, self.options.claims)
+            if flags:
+                return "added", f"bears on claim {flags[0].claim}"
+        partial = topic is not None and any(matches(t, text) for t in positive_terms(topic))
+        if not (partial and len(entry.summary) < 200):
+            return "off_topic", "topic not matched in the title or summary"
+        try:
+            fetched = await self.fetcher.fetch(FetchRequest(url=entry.url))
+            _extracted, body = extract_text(
+                fetched.body,
+                fetched.content_type,
+                fetched.charset,
+                fetched.final_url,
+                self.options.extract,
+                (),
+            )
+        except (FetchError, ExtractionError) as exc:
+            return "failed", f"could not read the article to decide: {exc}"
+        assert topic is not None
+        if matches(topic, body):
+            return "added", "topic matched in the article text"
+        return "off_topic", "topic not matched in the article text"
+
     async def _process(self, job: PageJob) -> PageResult:
         if self.pool is None:
             return process_page(job)
@@ -452,15 +448,15 @@ class _Checker:
 
     def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
         capture = attempt.capture("reverted")
-        self.store.record_revert(capture, attempt.success(), current, earlier)
+        self.store.record_revert(capture, attempt.success(changed=True), current, earlier)
         status = attempt.fetched.status if attempt.fetched else None
         return CheckResult(
             attempt.source, "reverted", earlier.number, status, duration_ms=capture.duration_ms
         )
 
-    def _unchanged(self, attempt: _Attempt, outcome: str) -> CheckResult:
+    def _unchanged(self, attempt: _Attempt, outcome: str, hint: int | None = None) -> CheckResult:
         capture = attempt.capture(outcome)
-        self.store.record_capture(capture, attempt.success())
+        self.store.record_capture(capture, attempt.success(hint=hint))
         status = attempt.fetched.status if attempt.fetched else None
         return CheckResult(attempt.source, outcome, None, status, duration_ms=capture.duration_ms)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from apscheduler.triggers.cron import CronTrigger
 
 from archiver.errors import UsageError
 
@@ -55,3 +59,116 @@ def next_after_failure(
     if retry_after is not None:
         delay = max(delay, retry_after)
     return now + timedelta(seconds=delay)
+
+
+# -- cron ---------------------------------------------------------------------------
+
+
+def parse_cron(expr: str, timezone: str = "UTC") -> CronTrigger:
+    """A crontab expression ("0 7 * * *"), as APScheduler's CronTrigger."""
+    try:
+        return CronTrigger.from_crontab(expr, timezone=timezone)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(
+            f"cron expression {expr!r} is not valid ({exc}); use five fields: "
+            "minute hour day month weekday"
+        ) from None
+
+
+def next_cron(expr: str, now: datetime, timezone: str = "UTC") -> datetime:
+    fire = parse_cron(expr, timezone).get_next_fire_time(None, now + timedelta(seconds=1))
+    if fire is None:
+        raise UsageError(f"cron expression {expr!r} never fires again")
+    return fire.astimezone(UTC)
+
+
+# -- coverage: a decaying schedule ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecayPolicy:
+    """How often to recheck coverage as it ages: (until this age, every this often)."""
+
+    stages: tuple[tuple[int, int], ...] = (
+        (2 * 3600, 15 * 60),  # first 2 hours: every 15 minutes
+        (86400, 3600),  # first day: hourly
+        (7 * 86400, 86400),  # first week: daily
+    )
+    weekly: int = 7 * 86400  # after that, weekly ...
+    retire_after: int = 30 * 86400  # ... until this age, then retired
+
+
+def decay_interval(age: float, policy: DecayPolicy | None = None) -> int | None:
+    """Seconds until the next check of coverage this old; None once it should retire."""
+    policy = policy or DecayPolicy()
+    if age >= policy.retire_after:
+        return None
+    for until, every in policy.stages:
+        if age < until:
+            return every
+    return policy.weekly
+
+
+def decay_after_change(
+    decay_from: datetime, now: datetime, policy: DecayPolicy | None = None
+) -> datetime:
+    """A change moves the schedule one stage back: the new decay origin."""
+    policy = policy or DecayPolicy()
+    age = (now - decay_from).total_seconds()
+    starts = [0] + [until for until, _every in policy.stages] + [policy.retire_after]
+    stage = max(i for i, start in enumerate(starts) if age >= start)
+    back = starts[max(0, stage - 1)]
+    return now - timedelta(seconds=back)
+
+
+# -- one place that decides ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When to check next, and whether the source retires."""
+
+    next_check_at: datetime | None
+    retire: bool = False
+
+
+def plan_next(
+    *,
+    now: datetime,
+    interval: int | None,
+    cron: str | None,
+    coverage_from: datetime | None = None,
+    hint: int | None = None,
+    policy: DecayPolicy | None = None,
+) -> Plan:
+    """After a successful check: a cron source fires on its expression; coverage
+    (``coverage_from`` set, no explicit interval) decays with age; others wait their
+    interval, or longer if the server or feed asks for it (``hint``, capped at a day)."""
+    if cron:
+        return Plan(next_cron(cron, now))
+    if coverage_from is not None and interval is None:
+        every = decay_interval((now - coverage_from).total_seconds(), policy)
+        return Plan(None, retire=True) if every is None else Plan(now + timedelta(seconds=every))
+    wait = interval or DEFAULT_INTERVAL
+    if hint:
+        wait = max(wait, min(hint, 86400))
+    return Plan(now + timedelta(seconds=wait))
+
+
+def cache_hint(headers: dict[str, str], now: datetime) -> int | None:
+    """Seconds the response says it stays fresh (Cache-Control max-age, or Expires)."""
+    control = headers.get("cache-control", "")
+    for part in control.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().isdigit():
+            return int(value)
+    expires = headers.get("expires")
+    if expires:
+        try:
+            when = parsedate_to_datetime(expires)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0, int((when - now).total_seconds()))
+    return None

@@ -17,7 +17,8 @@ import yaml
 
 from archiver.errors import ConfigError, UsageError
 from archiver.normalize import compile_patterns, normalize
-from archiver.schedule import parse_duration
+from archiver.schedule import parse_cron, parse_duration
+from archiver.topic import parse as parse_topic
 from store.models import KINDS, NewVersion, SourceSpec
 
 LINE = "__line__"
@@ -85,17 +86,8 @@ def spec_from_mapping(
     defaults = defaults or {}
     line = item.get(LINE)
     known = {
-        "url",
-        "kind",
-        "label",
-        "tags",
-        "every",
-        "cron",
-        "ignore",
-        "robots",
-        "note",
-        "verified",
-        LINE,
+        *("url", "kind", "label", "tags", "every", "cron", "ignore", "robots", "note"),
+        *("verified", "topic", "match_claims", LINE),
     }
     for key in item:
         if key not in known:
@@ -137,16 +129,31 @@ def spec_from_mapping(
     except UsageError as exc:
         raise ConfigError(path, str(exc), line, "ignore") from None
     robots = field("robots", bool, True)
+    cron = field("cron", str)
+    topic = field("topic", str)
+    try:
+        if cron is not None:
+            parse_cron(cron)
+        if topic is not None:
+            parse_topic(topic)
+    except UsageError as exc:
+        raise ConfigError(
+            path, str(exc), line, "cron" if cron and "cron" in str(exc) else "topic"
+        ) from None
+    if (topic is not None or item.get("match_claims")) and kind != "feed":
+        raise ConfigError(path, "only feeds take a topic filter", line, "topic")
     return SourceSpec(
         url=url,
         kind=kind,
         label=label,
         tags=tuple(tags),
         interval_seconds=interval,
-        cron=field("cron", str),
+        cron=cron,
         ignore=tuple(str(p) for p in ignore),
         robots=robots,
         origin="seed",
+        topic=topic,
+        match_claims=bool(field("match_claims", bool, False)),
     )
 
 

@@ -22,7 +22,11 @@ class SourceSpec:
     cron: str | None = None
     ignore: tuple[str, ...] = ()  # regexes removed from the text before comparing
     robots: bool = True  # honour robots.txt
-    origin: str = "user"
+    origin: str = "user"  # seed | user | feed
+    topic: str | None = None  # feeds: the topic query entries must match
+    match_claims: bool = False  # feeds: also accept entries that bear on a claim
+    found_by: int | None = None  # the feed that found this source
+    entry: dict[str, Any] | None = None  # the feed entry it came from
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Source:
     created_at: datetime
     retired_at: datetime | None
     current_version_id: int | None = None
+    decay_from: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -58,6 +63,14 @@ class Source:
     @property
     def robots(self) -> bool:
         return bool(self.options.get("robots", True))
+
+    @property
+    def topic(self) -> str | None:
+        return self.options.get("topic")
+
+    @property
+    def match_claims(self) -> bool:
+        return bool(self.options.get("match_claims", False))
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,21 @@ class SourceUpdate:
     etag: str | None = None
     last_modified: str | None = None
     last_raw_digest: str | None = None
+    retire: bool = False  # coverage that aged out: stop checking it
+    decay_from: datetime | None = None  # coverage that changed: its schedule steps back
+
+
+@dataclass(frozen=True)
+class EntryDecision:
+    """What became of one new feed entry."""
+
+    url: str
+    title: str
+    published: str | None
+    summary: str
+    decision: str  # added | known | off_topic | failed
+    reason: str
+    spec: SourceSpec | None = None  # for "added": the source to create
 
 
 @dataclass(frozen=True)

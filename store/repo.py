@@ -28,6 +28,7 @@ from store.models import (
     CaptureRecord,
     ChangeRecord,
     ClaimRow,
+    EntryDecision,
     FlagRecord,
     NewVersion,
     Source,
@@ -38,7 +39,17 @@ from store.models import (
     StoreStatus,
     Version,
 )
-from store.schema import UTCDateTime, blobs, captures, changes, claims, flags, sources, versions
+from store.schema import (
+    UTCDateTime,
+    blobs,
+    captures,
+    changes,
+    claims,
+    feed_entries,
+    flags,
+    sources,
+    versions,
+)
 
 
 @dataclass(frozen=True)
@@ -101,14 +112,7 @@ class Store:
 
     def add_source(self, spec: SourceSpec, now: datetime, *, update_existing: bool = False) -> int:
         """Add a source; with ``update_existing``, a source with that URL is updated instead."""
-        values: dict[str, Any] = {
-            "kind": spec.kind,
-            "label": spec.label,
-            "tags": list(spec.tags),
-            "interval_seconds": spec.interval_seconds,
-            "cron": spec.cron,
-            "options": {"ignore": list(spec.ignore), "robots": spec.robots},
-        }
+        values = _source_values(spec)
         with self._tx() as conn:
             existing = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
             if existing is not None:
@@ -121,18 +125,61 @@ class Store:
                 other = taken.scalar()
                 if other is not None:
                     raise UsageError(f"label {spec.label!r} is already used by {other}")
-            next_check = None if spec.kind == "seed" else now
-            result = conn.execute(
-                insert(sources).values(
-                    url=spec.url,
-                    origin=spec.origin,
-                    created_at=now,
-                    next_check_at=next_check,
-                    consecutive_failures=0,
-                    **values,
+            return _insert_source(conn, spec, values, now)
+
+    def retire_source(self, source: Source, now: datetime, retire: bool = True) -> None:
+        """Stop checking a source (its history stays), or with ``retire=False`` revive it."""
+        values: dict[str, Any] = {"retired_at": now, "next_check_at": None}
+        if not retire:
+            values = {"retired_at": None, "next_check_at": now, "consecutive_failures": 0}
+            if source.decay_from is not None:
+                values["decay_from"] = now  # revived coverage starts its decay again
+        with self._tx() as conn:
+            conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
+
+    def known_entries(self, feed_id: int, urls: Sequence[str]) -> set[str]:
+        """Which of these entry URLs this feed has already seen."""
+        if not urls:
+            return set()
+        query = select(feed_entries.c.url).where(
+            feed_entries.c.feed_id == feed_id, feed_entries.c.url.in_(list(urls))
+        )
+        with self._read() as conn:
+            return set(conn.execute(query).scalars())
+
+    def record_entries(
+        self, feed_id: int, decisions: Sequence[EntryDecision], now: datetime
+    ) -> list[Source]:
+        """Record a feed's new entries and create the sources of the accepted ones, in
+        one transaction. An entry whose URL is already a source is linked, not added."""
+        created = []
+        with self._tx() as conn:
+            for d in decisions:
+                decision, source_id = d.decision, None
+                if d.spec is not None:
+                    source_id = conn.execute(
+                        select(sources.c.id).where(sources.c.url == d.spec.url)
+                    ).scalar()
+                    if source_id is None:
+                        source_id = _insert_source(conn, d.spec, _source_values(d.spec), now)
+                        created.append(source_id)
+                    else:
+                        decision = "known"
+                conn.execute(
+                    insert(feed_entries).values(
+                        feed_id=feed_id,
+                        url=d.url,
+                        title=d.title,
+                        published=d.published,
+                        summary=d.summary[:2000],
+                        decision=decision,
+                        reason=d.reason,
+                        source_id=source_id,
+                        seen_at=now,
+                    )
                 )
-            )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+            rows = conn.execute(select(sources).where(sources.c.id.in_(created))).mappings().all()
+        return [_source(r) for r in rows]
 
     def remove_source(self, source: Source) -> None:
         """Remove a source and its captures and versions (blobs stay until gc)."""
@@ -654,6 +701,43 @@ def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | 
     conn.execute(insert(captures).values(version_id=version_id, **values))
 
 
+def _source_values(spec: SourceSpec) -> dict[str, Any]:
+    options: dict[str, Any] = {"ignore": list(spec.ignore), "robots": spec.robots}
+    if spec.topic:
+        options["topic"] = spec.topic
+    if spec.match_claims:
+        options["match_claims"] = True
+    if spec.entry:
+        options["entry"] = spec.entry
+    return {
+        "kind": spec.kind,
+        "label": spec.label,
+        "tags": list(spec.tags),
+        "interval_seconds": spec.interval_seconds,
+        "cron": spec.cron,
+        "options": options,
+    }
+
+
+def _insert_source(
+    conn: Connection, spec: SourceSpec, values: dict[str, Any], now: datetime
+) -> int:
+    coverage = spec.origin == "feed" and spec.kind == "article"
+    result = conn.execute(
+        insert(sources).values(
+            url=spec.url,
+            origin=spec.origin,
+            found_by=spec.found_by,
+            created_at=now,
+            next_check_at=None if spec.kind == "seed" else now,
+            decay_from=now if coverage else None,
+            consecutive_failures=0,
+            **values,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
 def _insert_change(
     conn: Connection,
     source_id: int,
@@ -689,6 +773,10 @@ def _update_source(
     }
     if current_version_id is not None:
         values["current_version_id"] = current_version_id
+    if upd.retire:
+        values["retired_at"] = upd.last_checked_at
+    if upd.decay_from is not None:
+        values["decay_from"] = upd.decay_from
     for name in ("etag", "last_modified", "last_raw_digest"):
         if getattr(upd, name) is not None:
             values[name] = getattr(upd, name)

@@ -79,6 +79,7 @@ sources = Table(
     # The version the page shows now: the latest, or an earlier one it flipped back to.
     # (No foreign key: sources and versions would reference each other.)
     Column("current_version_id", Integer),
+    Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
     Index("ix_sources_next_check_at", "next_check_at"),
 )
 
@@ -186,4 +187,20 @@ flags = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_flags_claim", "claim_id", "created_at"),
     Index("ix_flags_created", "created_at"),
+)
+
+feed_entries = Table(
+    "feed_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("feed_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),  # canonical
+    Column("title", Text),
+    Column("published", Text),
+    Column("summary", Text),
+    Column("decision", String(16), nullable=False),  # added | known | off_topic | failed
+    Column("reason", Text),
+    Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("feed_id", "url", name="uq_feed_entries_feed_url"),
 )

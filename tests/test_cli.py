@@ -362,3 +362,68 @@ def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> N
     passages.write_text('{"id": "d"}\nnot json\n', encoding="utf-8")
     r = claimwatch(story, "claims", "match", str(passages))
     assert r.returncode == 2 and f"{passages}:1: expected a JSON object" in r.stderr
+
+
+def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<item><title>Meta and Llama</title><link>{base}/a.html</link></item>"
+        f"<item><title>Tulips</title><link>{base}/t.html</link></item></channel></rss>"
+    )
+    httpserver.expect_request("/feed.xml").respond_with_data(
+        feed, content_type="application/rss+xml"
+    )
+    httpserver.expect_request("/a.html").respond_with_data(
+        article_html("Meta and Llama", FIRST), content_type="text/html"
+    )
+    claimwatch(story, "init")
+    r = claimwatch(
+        story,
+        "sources",
+        "add",
+        f"{base}/feed.xml",
+        "--kind",
+        "feed",
+        "--label",
+        "f",
+        "--topic",
+        'meta AND (llama OR "open source")',
+    )
+    assert r.returncode == 0, r.stderr
+    assert claimwatch(story, "check", "--due").returncode == 0
+    rows = {
+        json.loads(x)["url"]: json.loads(x)
+        for x in claimwatch(story, "sources", "list", "--json").stdout.splitlines()
+    }
+    article = rows[f"{base}/a.html"]
+    assert (article["kind"], article["origin"], article["found_by_name"], article["schedule"]) == (
+        "article",
+        "feed",
+        "f",
+        "decaying",
+    )
+    assert f"{base}/t.html" not in rows
+    assert "feed f" in claimwatch(story, "sources", "list").stdout
+    assert claimwatch(story, "sources", "retire", f"{base}/a.html").returncode == 0
+    retired = {
+        json.loads(x)["url"]: json.loads(x)
+        for x in claimwatch(story, "sources", "list", "--json").stdout.splitlines()
+    }
+    assert (
+        retired[f"{base}/a.html"]["retired"] is True
+        and retired[f"{base}/a.html"]["next_check_at"] is None
+    )
+    assert claimwatch(story, "sources", "revive", f"{base}/a.html").returncode == 0
+    revived = {
+        json.loads(x)["url"]: json.loads(x)
+        for x in claimwatch(story, "sources", "list", "--json").stdout.splitlines()
+    }
+    assert (
+        revived[f"{base}/a.html"]["retired"] is False and revived[f"{base}/a.html"]["next_check_at"]
+    )
+    bad = claimwatch(story, "sources", "add", f"{base}/x.xml", "--kind", "feed", "--topic", "(meta")
+    assert bad.returncode == 2 and "missing ')'" in bad.stderr
+    bad = claimwatch(story, "sources", "add", f"{base}/y.html", "--topic", "meta")
+    assert bad.returncode == 2 and "are for feeds" in bad.stderr

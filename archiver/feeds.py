@@ -1,0 +1,159 @@
+"""Feeds and sitemaps: bytes in, entries out (pure; nothing here fetches).
+
+``parse_feed`` reads RSS 0.9x/1.0 (RDF)/2.0 and Atom with feedparser, and
+XML sitemaps (news sitemaps included) with lxml. ``canonical_url`` is the key
+entries are deduplicated by: tracking parameters removed (courlan), host and
+scheme normalised, fragment dropped.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import courlan
+import feedparser
+from lxml import etree
+
+from archiver.errors import FeedError
+
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+    "application/x-rss+xml",
+    "application/feed+xml",
+    "text/plain",  # some servers send feeds as text
+)
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+_NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
+_BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+
+
+@dataclass(frozen=True)
+class Entry:
+    url: str  # canonical
+    title: str = ""
+    published: str | None = None  # ISO 8601, UTC
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    kind: str  # rss20, atom10, rss10, sitemap, ...
+    title: str
+    entries: tuple[Entry, ...]
+    ttl_seconds: int | None = None  # the feed's own hint for how often to poll
+
+    def as_text(self) -> str:
+        """The feed's archived text: one line per entry, in feed order."""
+        return "\n".join(f"{e.title} <{e.url}>" if e.title else f"<{e.url}>" for e in self.entries)
+
+
+def canonical_url(url: str) -> str:
+    """The URL entries are deduplicated by; raises ``FeedError`` for non-http(s) URLs."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise FeedError(f"entry link {url!r} is not an http(s) URL")
+    cleaned = courlan.normalize_url(urlunsplit(parts._replace(fragment="")), strict=False)
+    return cleaned.split("#", 1)[0]
+
+
+def parse_feed(body: bytes, base_url: str = "") -> Feed:
+    """Entries of an RSS/Atom feed or an XML sitemap; ``FeedError`` if it is neither."""
+    head = body[:2048].lstrip().lower()
+    if b"<urlset" in head or b"<sitemapindex" in head:
+        return _parse_sitemap(body)
+    parsed = feedparser.parse(body, response_headers={"content-location": base_url})
+    if parsed.bozo and not isinstance(parsed.bozo_exception, _BENIGN):
+        reason = str(parsed.bozo_exception).splitlines()[0] if parsed.bozo_exception else "unknown"
+        raise FeedError(f"malformed feed: {reason}")
+    if not parsed.version:
+        raise FeedError("not an RSS or Atom feed (no feed element found)")
+    entries = []
+    seen = set()
+    for item in parsed.entries:
+        link = item.get("link") or next(
+            (lk.get("href") for lk in item.get("links", []) if lk.get("href")), None
+        )
+        if not link:
+            continue
+        try:
+            url = canonical_url(link)
+        except FeedError:
+            continue
+        if url in seen:
+            continue
+        seen.add(url)
+        stamp = item.get("published_parsed") or item.get("updated_parsed")
+        published = (
+            datetime.fromtimestamp(calendar.timegm(stamp), UTC).isoformat() if stamp else None
+        )
+        entries.append(
+            Entry(url, _clean(item.get("title", "")), published, _clean(item.get("summary", "")))
+        )
+    return Feed(parsed.version, _clean(parsed.feed.get("title", "")), tuple(entries), _ttl(parsed))
+
+
+def _clean(text: str) -> str:
+    """Feed titles and summaries may carry HTML; keep the words."""
+    if "<" in text:
+        with contextlib.suppress(etree.XMLSyntaxError, ValueError):
+            text = etree.fromstring(f"<x>{text}</x>", etree.HTMLParser()).xpath("string()")
+    return " ".join(text.split())
+
+
+def _ttl(parsed: feedparser.FeedParserDict) -> int | None:
+    feed = parsed.feed
+    ttl = str(feed.get("ttl", "")).strip()
+    if ttl.isdigit() and int(ttl) > 0:
+        return int(ttl) * 60
+    period = str(feed.get("sy_updateperiod", "")).strip().lower()
+    seconds = {
+        "hourly": 3600,
+        "daily": 86400,
+        "weekly": 604800,
+        "monthly": 2592000,
+        "yearly": 31536000,
+    }
+    if period in seconds:
+        freq = str(feed.get("sy_updatefrequency", "1")).strip()
+        return seconds[period] // max(1, int(freq) if freq.isdigit() else 1)
+    return None
+
+
+def _parse_sitemap(body: bytes) -> Feed:
+    try:
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        raise FeedError(f"malformed sitemap: {exc}") from None
+    ns = {"s": _SITEMAP_NS, "n": _NEWS_NS}
+    if etree.QName(root).localname == "sitemapindex":
+        locs = root.xpath("s:sitemap/s:loc/text()", namespaces=ns)
+        raise FeedError(
+            f"a sitemap index ({len(locs)} sitemaps); add the sitemaps it lists as feeds instead"
+        )
+    entries = []
+    seen = set()
+    for node in root.xpath("s:url", namespaces=ns):
+        loc = "".join(node.xpath("s:loc/text()", namespaces=ns)).strip()
+        try:
+            url = canonical_url(loc)
+        except FeedError:
+            continue
+        if url in seen:
+            continue
+        seen.add(url)
+        title = "".join(node.xpath("n:news/n:title/text()", namespaces=ns)).strip()
+        date = "".join(
+            node.xpath("n:news/n:publication_date/text()", namespaces=ns)
+            or node.xpath("s:lastmod/text()", namespaces=ns)
+        ).strip()
+        entries.append(Entry(url, " ".join(title.split()), date or None, ""))
+    kind = "news-sitemap" if root.xpath("//n:news", namespaces=ns) else "sitemap"
+    return Feed(kind, "", tuple(entries))

@@ -1,0 +1,158 @@
+"""The CPU-bound part of a check, run in a pool worker: extract, normalize, diff
+against the previous text, and match the new sentences against the claims.
+
+Everything here is a pure function of its ``PageJob``; the pipeline sends jobs
+to a process pool so that extraction does not stall the fetches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archiver.claims import Claim, MatchOptions, match
+from archiver.diff import Change, DiffOptions, change_to_dict, diff
+from archiver.errors import EmptyExtraction
+from archiver.extract import Extracted, ExtractOptions, extract
+from archiver.normalize import NormalizeOptions, normalize
+from archiver.segment import sentences
+from store.models import ChangeRecord, FlagRecord
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """Everything the CPU-bound part of a check needs (sent to a pool worker)."""
+
+    body: bytes
+    content_type: str | None
+    charset: str | None
+    url: str
+    ignore: tuple[str, ...]
+    extract: ExtractOptions
+    diff: DiffOptions
+    previous_text: str | None = None  # the current version's text, to diff against
+    previous_title: str | None = None
+    claims: tuple[Claim, ...] = ()
+    coverage: bool = False  # a first version of related coverage is matched whole
+    semantic: bool = False
+
+
+@dataclass(frozen=True)
+class PageResult:
+    extracted: Extracted
+    text: str
+    change: Change | None  # None when there is no previous text or it is identical
+    flags: tuple[FlagRecord, ...] = ()
+
+
+def extract_text(
+    body: bytes,
+    content_type: str | None,
+    charset: str | None,
+    url: str,
+    options: ExtractOptions,
+    ignore: tuple[str, ...],
+) -> tuple[Extracted, str]:
+    """Extract and normalize: page bytes to the stable text that is archived."""
+    extracted = extract(body, content_type, charset, url, options)
+    text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
+    if not text:
+        raise EmptyExtraction("nothing is left after normalization and ignore patterns")
+    return extracted, text
+
+
+def process_page(job: PageJob) -> PageResult:
+    """Extract, normalize and diff against the previous text, in one trip to a worker."""
+    extracted, text = extract_text(
+        job.body, job.content_type, job.charset, job.url, job.extract, job.ignore
+    )
+    change = None
+    if job.previous_text is not None and job.previous_text != text:
+        change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
+    found: tuple[FlagRecord, ...] = ()
+    if job.claims:
+        options = _match_options(job.semantic)
+        if change is not None:
+            found = flags_for_change(change, text, job.claims, options)
+        elif job.previous_text is None and job.coverage:
+            found = flags_for_coverage(text, job.claims, options)
+    return PageResult(extracted, text, change, found)
+
+
+_SEMANTIC: object | None = None
+
+
+def _match_options(semantic: bool) -> MatchOptions:
+    """Matching options in this process; the embedding model loads once per worker."""
+    global _SEMANTIC
+    if not semantic:
+        return MatchOptions()
+    if _SEMANTIC is None:
+        from archiver.semantic import E5Similarity
+
+        _SEMANTIC = E5Similarity()
+    return MatchOptions(semantic=_SEMANTIC)  # type: ignore[arg-type]
+
+
+def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
+    best: dict[str, FlagRecord] = {}
+    for f in flags:
+        if f.claim_id not in best or f.score > best[f.claim_id].score:
+            best[f.claim_id] = f
+    return tuple(sorted(best.values(), key=lambda f: -f.score))
+
+
+def flags_for_change(
+    change: Change, new_text: str, claims: tuple[Claim, ...], options: MatchOptions
+) -> tuple[FlagRecord, ...]:
+    """Flags raised by a change: each added or modified sentence, read with one sentence
+    of context either side (so "it" can find its Meta), must itself be the evidence."""
+    spans = [s.text for s in sentences(new_text)]
+    found = []
+    for unit in change.units:
+        if unit.kind not in ("added", "modified") or unit.layout_only or unit.new_at is None:
+            continue
+        i = unit.new_at
+        passage = "".join(spans[max(0, i - 1) : i + 2])
+        target = (unit.new or "").strip()
+        for flag in match(passage, claims, options):
+            if flag.evidence != target:
+                continue  # the context, not the change, bears on this claim
+            where = f"sentence {unit.kind} in paragraph {unit.new_pos[0] if unit.new_pos else '?'}"
+            found.append(
+                FlagRecord(
+                    flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons]
+                )
+            )
+    return _strongest(found)
+
+
+def flags_for_coverage(
+    text: str, claims: tuple[Claim, ...], options: MatchOptions
+) -> tuple[FlagRecord, ...]:
+    """Flags raised by a new article: each paragraph matched against the claims."""
+    found = []
+    for n, paragraph in enumerate(text.split("\n"), start=1):
+        for flag in match(paragraph, claims, options):
+            found.append(
+                FlagRecord(
+                    flag.claim,
+                    flag.stance,
+                    flag.score,
+                    flag.evidence,
+                    [f"new coverage, paragraph {n}", *flag.reasons],
+                    from_change=False,
+                )
+            )
+    return _strongest(found)
+
+
+def change_record(change: Change) -> ChangeRecord:
+    data = change_to_dict(change)
+    return ChangeRecord(
+        kind="edit",
+        significance=change.significance,
+        summary=data["summary"],
+        reasons=data["reasons"],
+        stats=data["stats"],
+        units=data["units"],
+    )

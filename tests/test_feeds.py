@@ -1,0 +1,345 @@
+"""Related coverage: topic queries, feed and sitemap parsing, the decaying schedule,
+and feeds end to end against a loopback server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from archiver import pipeline
+from archiver.errors import FeedError, UsageError
+from archiver.feeds import canonical_url, parse_feed
+from archiver.fetch import FetchOptions
+from archiver.schedule import DecayPolicy, cache_hint, decay_after_change, decay_interval, plan_next
+from archiver.topic import matches, parse
+from store.models import SourceSpec
+from store.repo import Store
+from tests.conftest import NOW, article_html
+
+OPTIONS = pipeline.CheckOptions(
+    fetch=FetchOptions(host_delay=0, backoff_base=0.01, max_attempts=1), processes=1, claims=()
+)
+H, D = 3600, 86400
+
+
+# -- topic queries -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query,text,expected",
+    [
+        ("llama", "Meta's Llama 4 licence", True),
+        ("llama", "Llamas graze in the Andes", True),  # a word, in any form
+        ('"open weights"', "Meta will release open weights", True),
+        ('"open weights"', "weights that are open", False),
+        ("meta llama", "Meta ships Llama", True),
+        ("meta llama", "Meta ships glasses", False),
+        ("meta OR ميتا", "قالت ميتا إنها", True),
+        ("llama -cpp", "llama.cpp gets faster", False),
+        ("llama NOT cpp", "Llama 4 is out", True),
+        ('meta AND (llama OR "open source") NOT glasses', "Meta open source push", True),
+        ('meta AND (llama OR "open source") NOT glasses', "Meta glasses are open source", False),
+    ],
+)
+def test_topic_queries(query: str, text: str, expected: bool) -> None:
+    assert matches(parse(query), text) is expected
+
+
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ("(meta", r"missing '\)'"),
+        ('"open', "unbalanced quote"),
+        ("meta OR", "expected a word"),
+        ("", "empty"),
+    ],
+)
+def test_bad_topic_queries_say_what_is_wrong(query: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse(query)
+
+
+# -- parsing -------------------------------------------------------------------------
+
+RSS = """<?xml version="1.0"?><rss version="2.0"><channel><title>Loopback Tech</title><ttl>30</ttl>
+{items}</channel></rss>"""
+ITEM = "<item><title>{title}</title><link>{link}</link><description>{summary}</description><pubDate>Mon, 14 Jul 2025 09:00:00 GMT</pubDate></item>"
+ATOM = """<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>Atom side</title>
+<entry><title>Meta keeps Llama closed</title><link href="{base}/atom-a.html?utm_source=atom"/><updated>2025-07-15T10:00:00Z</updated><summary>A Llama story.</summary></entry>
+<entry><title>Gardening tips</title><link href="{base}/atom-b.html"/><updated>2025-07-15T11:00:00Z</updated></entry></feed>"""
+RDF = """<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
+<channel rdf:about="{base}/"><title>RDF side</title></channel>
+<item rdf:about="{base}/rdf-a.html"><title>Llama licence questioned</title><link>{base}/rdf-a.html</link><description>Open source groups object.</description></item></rdf:RDF>"""
+SITEMAP = """<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+<url><loc>{base}/sm-a.html</loc><news:news><news:publication><news:name>Ledger</news:name><news:language>en</news:language></news:publication><news:publication_date>2025-07-16</news:publication_date><news:title>Meta weighs closing Llama</news:title></news:news></url>
+<url><loc>{base}/sm-b.html</loc><news:news><news:publication><news:name>Ledger</news:name><news:language>en</news:language></news:publication><news:publication_date>2025-07-16</news:publication_date><news:title>Weather this weekend</news:title></news:news></url></urlset>"""
+
+
+def rss(*items: tuple[str, str, str]) -> str:
+    return RSS.format(
+        items="".join(ITEM.format(title=t, link=link, summary=s) for t, link, s in items)
+    )
+
+
+def test_formats_parse_to_the_same_entries() -> None:
+    base = "http://127.0.0.1:1"
+    feed = parse_feed(
+        rss(("Meta and Llama", f"{base}/a.html?utm_campaign=x#top", "<p>Summary</p>")).encode()
+    )
+    assert (feed.kind, feed.ttl_seconds) == ("rss20", 1800)
+    [entry] = feed.entries
+    assert (entry.url, entry.title, entry.summary, entry.published) == (
+        f"{base}/a.html",
+        "Meta and Llama",
+        "Summary",
+        "2025-07-14T09:00:00+00:00",
+    )
+    assert [e.url for e in parse_feed(ATOM.format(base=base).encode()).entries] == [
+        f"{base}/atom-a.html",
+        f"{base}/atom-b.html",
+    ]
+    assert parse_feed(RDF.format(base=base).encode()).kind == "rss10"
+    sitemap = parse_feed(SITEMAP.format(base=base).encode())
+    assert (
+        sitemap.kind == "news-sitemap" and sitemap.entries[0].title == "Meta weighs closing Llama"
+    )
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (b"<rss version='2.0'><channel><item><title>cut off", "malformed feed"),
+        (b"<html><body>Not a feed</body></html>", "not an RSS or Atom feed"),
+        (
+            b"<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/sitemap/0.9'><sitemap><loc>http://x/s.xml</loc></sitemap></sitemapindex>",
+            "sitemap index",
+        ),
+        (b"<?xml version='1.0'?><urlset><url><loc>x</url></urlset>", "malformed sitemap"),
+    ],
+)
+def test_unreadable_feeds_are_clear_errors(body: bytes, message: str) -> None:
+    with pytest.raises(FeedError, match=message):
+        parse_feed(body)
+
+
+def test_canonical_urls() -> None:
+    assert (
+        canonical_url("HTTP://Example.COM:80/a?utm_source=x&fbclid=y&id=3#c")
+        == "http://example.com/a?id=3"
+    )
+    with pytest.raises(FeedError):
+        canonical_url("javascript:alert(1)")
+
+
+# -- the schedule ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "age,expected",
+    [
+        (0, 15 * 60),
+        (2 * H - 1, 15 * 60),
+        (2 * H, H),
+        (D - 1, H),
+        (D, D),
+        (7 * D - 1, D),
+        (7 * D, 7 * D),
+        (30 * D - 1, 7 * D),
+        (30 * D, None),
+    ],
+)
+def test_decay_interval(age: int, expected: int | None) -> None:
+    assert decay_interval(age) == expected
+
+
+@pytest.mark.parametrize(
+    "age,new_age", [(H, 0), (5 * H, 0), (3 * D, 2 * H), (10 * D, D), (40 * D, 7 * D)]
+)
+def test_a_change_moves_the_decay_one_stage_back(age: int, new_age: int) -> None:
+    now = NOW + timedelta(days=60)
+    anchor = decay_after_change(now - timedelta(seconds=age), now)
+    assert (now - anchor).total_seconds() == new_age
+
+
+def test_plan_next() -> None:
+    assert plan_next(now=NOW, interval=600, cron=None).next_check_at == NOW + timedelta(minutes=10)
+    assert plan_next(now=NOW, interval=None, cron="0 7 * * *").next_check_at == NOW.replace(
+        hour=7
+    ) + timedelta(days=1)
+    assert plan_next(now=NOW, interval=600, cron=None, hint=1800).next_check_at == NOW + timedelta(
+        minutes=30
+    )
+    assert plan_next(
+        now=NOW, interval=600, cron=None, hint=10 * D
+    ).next_check_at == NOW + timedelta(days=1)
+    aged = plan_next(now=NOW, interval=None, cron=None, coverage_from=NOW - timedelta(days=31))
+    assert aged.retire and aged.next_check_at is None
+    assert plan_next(
+        now=NOW, interval=None, cron=None, coverage_from=NOW, policy=DecayPolicy()
+    ).next_check_at == NOW + timedelta(minutes=15)
+    assert cache_hint({"cache-control": "public, max-age=900"}, NOW) == 900
+    assert cache_hint({"expires": "Mon, 14 Jul 2025 10:00:00 GMT"}, NOW) == 3600
+
+
+# -- end to end --------------------------------------------------------------------------
+
+
+def check_all(store: Store, minutes: int = 0) -> list[pipeline.CheckResult]:
+    now = NOW + timedelta(minutes=minutes)
+    return pipeline.check(store, store.due_sources(now), OPTIONS, clock=lambda: now)
+
+
+def serve_articles(httpserver: HTTPServer, names: list[str]) -> None:
+    for name in names:
+        httpserver.expect_request(f"/{name}.html").respond_with_data(
+            article_html(
+                f"Story {name}",
+                [
+                    f"Meta said today that the {name} story about Llama is developing.",
+                    "Analysts expect more news about the model this week.",
+                ],
+            ),
+            content_type="text/html",
+        )
+
+
+class FeedPage:
+    def __init__(self, body: str, content_type: str = "application/rss+xml"):
+        self.body, self.content_type = body, content_type
+
+    def __call__(self, _request):  # type: ignore[no-untyped-def]
+        from werkzeug import Response
+
+        return Response(self.body, content_type=self.content_type)
+
+
+def test_feed_scenario_three_polls(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["on1", "on2", "off1", "on3"])
+    items = [
+        (
+            "Meta keeps Llama closed",
+            f"{base}/on1.html?utm_source=rss",
+            "Meta says its next Llama model will be closed.",
+        ),
+        ("Garden news", f"{base}/off1.html", "Roses and tulips for the spring."),
+        (
+            "Llama licence under fire",
+            f"{base}/on2.html",
+            "Open source groups say the Llama licence is not open.",
+        ),
+    ]
+    feed = FeedPage(rss(*items))
+    httpserver.expect_request("/feed.xml").respond_with_handler(feed)
+    store.add_source(
+        SourceSpec(url=f"{base}/feed.xml", kind="feed", label="news", topic="llama OR meta"), NOW
+    )
+
+    results = check_all(store)
+    articles = {s.url: s for s in store.list_sources() if s.kind == "article"}
+    assert set(articles) == {f"{base}/on1.html", f"{base}/on2.html"}
+    for source in articles.values():
+        assert (source.origin, source.found_by) == ("feed", store.get_source("news").id)
+        assert source.options["entry"]["feed"] == "news"
+        assert [v.number for v in store.versions(source.id)] == [1]
+    assert sorted(r.outcome for r in results) == ["new_version"] * 3
+
+    items.append(
+        (
+            "Meta keeps Llama closed (updated)",
+            f"{base}/on1.html?utm_medium=social#x",
+            "The same story again.",
+        )
+    )
+    feed.body = rss(*items)  # a repeat of on1 with other tracking parameters
+    check_all(store, 60)
+    assert {s.url for s in store.list_sources() if s.kind == "article"} == set(articles)
+
+    items.append(("Zuckerberg on Llama's future", f"{base}/on3.html", "Meta's chief on the model."))
+    feed.body = rss(*items)
+    check_all(store, 120)
+    after = {s.url for s in store.list_sources() if s.kind == "article"}
+    assert after - set(articles) == {f"{base}/on3.html"}
+    assert store.versions(store.get_source(f"{base}/on3.html").id)
+
+
+@pytest.mark.parametrize("fmt", ["atom", "rdf", "sitemap"])
+def test_atom_rdf_and_news_sitemap(store: Store, httpserver: HTTPServer, fmt: str) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["atom-a", "atom-b", "rdf-a", "sm-a", "sm-b"])
+    body = {"atom": ATOM, "rdf": RDF, "sitemap": SITEMAP}[fmt].format(base=base)
+    httpserver.expect_request("/f.xml").respond_with_data(body, content_type="application/xml")
+    store.add_source(SourceSpec(url=f"{base}/f.xml", kind="feed", topic="llama"), NOW)
+    check_all(store)
+    expected = {"atom": {"atom-a"}, "rdf": {"rdf-a"}, "sitemap": {"sm-a"}}[fmt]
+    assert {s.url for s in store.list_sources() if s.kind == "article"} == {
+        f"{base}/{n}.html" for n in expected
+    }
+
+
+def test_malformed_feed_fails_alone(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    httpserver.expect_request("/bad.xml").respond_with_data(
+        "<rss version='2.0'><channel><item>oops", content_type="application/rss+xml"
+    )
+    serve_articles(httpserver, ["page"])
+    store.add_source(SourceSpec(url=f"{base}/bad.xml", kind="feed", label="bad"), NOW)
+    store.add_source(SourceSpec(url=f"{base}/page.html", label="page"), NOW)
+    results = {r.source.name: r for r in check_all(store)}
+    assert results["bad"].failed and results["bad"].error_class == "FeedError"
+    assert "malformed feed" in (results["bad"].error or "")
+    assert store.get_source("bad").consecutive_failures == 1
+    assert results["page"].outcome == "new_version"
+    assert [s for s in store.list_sources() if s.kind == "article"] == []
+
+
+def test_uncertain_entries_are_decided_on_the_article(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["deep"])  # its text mentions both Meta and Llama
+    httpserver.expect_request("/shallow.html").respond_with_data(
+        article_html("Meta", ["Meta opened an office in Lisbon this week, hiring engineers."]),
+        content_type="text/html",
+    )
+    feed = rss(
+        ("Meta's week", f"{base}/deep.html", ""),
+        ("Meta's office", f"{base}/shallow.html", ""),
+        ("Tulips", f"{base}/t.html", ""),
+    )
+    httpserver.expect_request("/f.xml").respond_with_data(feed, content_type="application/rss+xml")
+    store.add_source(
+        SourceSpec(url=f"{base}/f.xml", kind="feed", label="f", topic="meta llama"), NOW
+    )
+    check_all(store)
+    assert {s.url for s in store.list_sources() if s.kind == "article"} == {f"{base}/deep.html"}
+    assert [
+        r.path for r, _ in httpserver.log if r.path == "/t.html"
+    ] == []  # no half match: not fetched
+
+
+def test_coverage_is_rechecked_on_a_decaying_schedule(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["c"])
+    httpserver.expect_request("/f.xml").respond_with_data(
+        rss(("Meta Llama", f"{base}/c.html", "Meta Llama")), content_type="application/rss+xml"
+    )
+    store.add_source(
+        SourceSpec(url=f"{base}/f.xml", kind="feed", label="f", interval_seconds=24 * H), NOW
+    )
+    checks = []
+    for minute in range(0, 3 * 24 * 60 + 1, 5):  # three simulated days, a tick every 5 minutes
+        for r in check_all(store, minute):
+            if r.source.kind == "article":
+                checks.append(minute)
+    gaps = [b - a for a, b in pairwise(checks)]
+    # every 15 minutes for 2 hours, hourly to a day, then daily
+    assert gaps[:8] == [15] * 8
+    assert set(gaps[8:30]) == {60}
+    assert gaps[-2:] == [24 * 60, 24 * 60]
