@@ -26,7 +26,9 @@ from archiver import __version__, pipeline
 from archiver.claims import Claim, MatchOptions, claim_from_dict, match
 from archiver.claimsfile import load_claims
 from archiver.diff import DiffOptions, change_to_dict, diff
+from archiver.digest import DigestOptions
 from archiver.errors import ClaimwatchError, UsageError
+from archiver.mailer import SendError, settings_from_env
 from archiver.normalize import compile_patterns
 from archiver.render import KINDS as UNIT_KINDS
 from archiver.render import (
@@ -41,6 +43,7 @@ from archiver.render import (
 from archiver.schedule import format_duration, parse_cron, parse_duration
 from archiver.seeds import default_seeds_dir
 from archiver.topic import parse as parse_topic
+from jobs import digest as digest_job
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec, StoredFlag, Version
 from store.repo import Store
@@ -799,6 +802,68 @@ def flags_cmd(
             terminal_safe(f.evidence),
         )
     _console().print(table)
+
+
+# -- digest ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Compose only: mark nothing as sent.")
+@click.option("--send", "send_mail", is_flag=True, help="Send it (SMTP settings from the env).")
+@SINCE
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the .eml and an .html preview here.",
+)
+@click.option("--send-empty", is_flag=True, help="Send a 'nothing changed' digest too.")
+@click.pass_obj
+def digest(
+    app: App,
+    dry_run: bool,
+    send_mail: bool,
+    since: str | None,
+    out_dir: Path | None,
+    send_empty: bool,
+) -> int:
+    """The email digest: what changed and what it means for the claims.
+
+    Without --since it covers everything since the last digest that was sent.
+    SMTP: CLAIMWATCH_SMTP_HOST, _PORT, _TLS (none|starttls|ssl), _USER,
+    _PASSWORD (or _PASSWORD_FILE), _FROM, _TO (comma-separated)."""
+    if dry_run == send_mail:
+        raise UsageError("give --dry-run or --send")
+    settings = settings_from_env()
+    options = DigestOptions(subject_prefix=settings.subject_prefix, send_empty=send_empty)
+    result = digest_job.run(
+        app.store(),
+        settings,
+        app.now,
+        send_mail=send_mail,
+        since=parse_since(since, app.now) if since else None,
+        out_dir=out_dir,
+        options=options,
+    )
+    for path in result.files:
+        click.echo(f"wrote {path}", err=True)
+    if result.status == "dry-run" and result.composed is not None and not out_dir:
+        click.echo(f"Subject: {result.composed.subject}\n")
+        click.echo(result.composed.text)
+    elif result.status == "failed":
+        raise SendError(result.error or "the digest was not sent")
+    else:
+        subject = result.composed.subject if result.composed else "(the interrupted digest)"
+        click.echo(
+            {
+                "sent": f"sent: {subject}",
+                "resent": f"resent {result.message_id} "
+                "(a previous send was interrupted); run again for anything newer",
+                "empty": "nothing new since the last digest; nothing sent",
+                "dry-run": f"composed: {subject}",
+            }[result.status]
+        )
+    return 0
 
 
 # -- status -------------------------------------------------------------------

@@ -139,6 +139,15 @@ def _inline_rich(edits: Iterable[Edit], keep: str = "both") -> Text:
     return text
 
 
+def plain_line(row: Row) -> str:
+    """One row as plain text, with [-removed-] and {+added+} words in modified rows."""
+    if row.kind == "modified" and row.unit:
+        body = _inline_plain(row.unit.edits)
+    else:
+        body = terminal_safe(row.text).rstrip()
+    return f"{_marker(row.kind)} {body}{_moved_note(row) if row.kind == 'moved' else ''}"
+
+
 def _title_line(change: Change) -> str | None:
     if change.old_title != change.new_title and change.old_title and change.new_title:
         return f"headline: {change.old_title} -> {change.new_title}"
@@ -166,13 +175,7 @@ def render_terminal(
             out.append(terminal_safe(title))
         for h in hunks(change, new_text, options):
             out.append(f"@@ paragraph {h.paragraph} @@")
-            for r in h.rows:
-                body = (
-                    _inline_plain(r.unit.edits)
-                    if r.kind == "modified" and r.unit
-                    else terminal_safe(r.text).rstrip()
-                )
-                out.append(f"{_marker(r.kind)} {body}{_moved_note(r) if r.kind == 'moved' else ''}")
+            out.extend(plain_line(r) for r in h.rows)
         return Text("\n".join(out))
     lines.append(Text(header_text(header, change), style="bold"))
     if title:

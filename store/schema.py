@@ -80,6 +80,7 @@ sources = Table(
     # (No foreign key: sources and versions would reference each other.)
     Column("current_version_id", Integer),
     Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
+    Column("digest_id", Integer),  # coverage: the sent digest that announced it
     Index("ix_sources_next_check_at", "next_check_at"),
 )
 
@@ -156,6 +157,7 @@ changes = Table(
     Column("reasons", JSON, nullable=False),
     Column("stats", JSON, nullable=False),
     Column("units", JSON, nullable=False),
+    Column("digest_id", Integer),  # the sent digest that covered it
     Index("ix_changes_created", "created_at"),
     Index("ix_changes_source", "source_id", "created_at"),
 )
@@ -185,6 +187,7 @@ flags = Table(
     Column("reasons", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="new"),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("digest_id", Integer),  # the sent digest that covered it
     Index("ix_flags_claim", "claim_id", "created_at"),
     Index("ix_flags_created", "created_at"),
 )
@@ -203,4 +206,21 @@ feed_entries = Table(
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
     Column("seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("feed_id", "url", name="uq_feed_entries_feed_url"),
+)
+
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", Text, nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # sending | sent | failed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("subject", Text, nullable=False),
+    Column("recipients", JSON, nullable=False),
+    Column("change_ids", JSON, nullable=False),
+    Column("flag_ids", JSON, nullable=False),
+    Column("source_ids", JSON, nullable=False),  # new coverage announced
+    Column("message", LargeBinary, nullable=False),  # the exact bytes sent (resent as is)
+    Column("error", Text),
 )

@@ -1,0 +1,205 @@
+"""Composing the email digest (pure): gathered items in, subject + text + HTML out.
+
+Sections, each ordered by significance (or score) and capped: claims with new
+evidence for or against them; changed sources with the top passages of each
+diff (rendered like ``diff --format html``, shortened); new coverage found by
+feeds; sources failing for several checks in a row. What the caps leave out is
+counted, with the command that shows it. Both parts come from Jinja2
+templates; the HTML one autoescapes everything and uses inline styles only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jinja2 import Environment, PackageLoader
+
+from archiver.diff import Change
+from archiver.render import Header, Hunk, RenderOptions, hunks, plain_line, terminal_safe
+
+_HTML = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
+# The text part is not HTML: escaping would show "&amp;" to the reader. Page text
+# is made safe for it by ``terminal_safe`` instead (no control characters).
+_TEXT = Environment(loader=PackageLoader("archiver", "templates"), autoescape=False)
+_RTL = re.compile(r"[\u0590-\u08ff]")
+
+
+@dataclass(frozen=True)
+class ChangeItem:
+    id: int
+    source: str
+    url: str
+    title: str | None
+    from_version: int
+    to_version: int
+    captured_at: datetime
+    change: Change
+    new_text: str
+
+
+@dataclass(frozen=True)
+class FlagItem:
+    id: int
+    claim_id: str
+    claim: str  # the claim's statement
+    stance: str
+    score: float
+    evidence: str
+    source: str
+    url: str
+    title: str | None
+    version: int
+    captured_at: datetime
+
+
+@dataclass(frozen=True)
+class CoverageItem:
+    id: int
+    url: str
+    title: str
+    feed: str
+    found_at: datetime
+
+
+@dataclass(frozen=True)
+class FailingItem:
+    source: str
+    url: str
+    failures: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DigestData:
+    now: datetime
+    since: datetime | None  # None: everything not yet covered by a sent digest
+    changes: list[ChangeItem] = field(default_factory=list)
+    flags: list[FlagItem] = field(default_factory=list)
+    coverage: list[CoverageItem] = field(default_factory=list)
+    failing: list[FailingItem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DigestOptions:
+    max_changes: int = 10
+    max_flags: int = 20
+    max_coverage: int = 20
+    max_hunks: int = 3  # passages shown per changed source
+    subject_prefix: str = "[claimwatch]"
+    send_empty: bool = False  # send "nothing changed" rather than nothing
+
+
+@dataclass(frozen=True)
+class Composed:
+    subject: str
+    text: str
+    html: str
+    empty: bool
+    counts: dict[str, int]
+    left_out: dict[str, int]
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """Text fit for a mail header: one line, no control characters, bounded length."""
+    text = terminal_safe(text.replace("\r", " ").replace("\n", " "))
+    text = "".join(ch for ch in text if ch.isprintable())
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_rtl(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(bool(_RTL.match(ch)) for ch in letters) > len(letters) / 2
+
+
+@dataclass(frozen=True)
+class _ShownChange:
+    item: ChangeItem
+    header: Header
+    hunks: list[Hunk]
+    more: int
+    lines: list[str]  # the plain-text rendering
+    rtl: bool
+
+
+def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
+    options = options or DigestOptions()
+    evidence = [f for f in data.flags if f.stance in ("supports", "contradicts")]
+    evidence.sort(key=lambda f: (-f.score, f.captured_at))
+    claims: dict[str, list[FlagItem]] = {}
+    for f in evidence[: options.max_flags]:
+        claims.setdefault(f.claim_id, []).append(f)
+    changes = sorted(data.changes, key=lambda c: (-c.change.significance, c.captured_at))
+    shown = [_show_change(c, options) for c in changes[: options.max_changes]]
+    coverage = sorted(data.coverage, key=lambda c: c.found_at, reverse=True)[: options.max_coverage]
+    left_out = {
+        "flags": max(0, len(evidence) - options.max_flags),
+        "changes": max(0, len(changes) - options.max_changes),
+        "coverage": max(0, len(data.coverage) - options.max_coverage),
+    }
+    counts = {
+        "changes": len(changes),
+        "flags": len(evidence),
+        "coverage": len(data.coverage),
+        "failing": len(data.failing),
+    }
+    since = data.since.strftime("%Y-%m-%dT%H:%M") if data.since else None
+    context = {
+        "data": data,
+        "claims": claims,
+        "changes": shown,
+        "coverage": coverage,
+        "failing": data.failing,
+        "counts": counts,
+        "left_out": left_out,
+        "since": since,
+        "is_rtl": is_rtl,
+        "safe": terminal_safe,
+    }
+    empty = not (changes or evidence or data.coverage or data.failing)
+    return Composed(
+        subject=_subject(counts, evidence, options),
+        text=_TEXT.get_template("digest.txt.j2").render(**context),
+        html=_HTML.get_template("digest.html.j2").render(**context),
+        empty=empty,
+        counts=counts,
+        left_out=left_out,
+    )
+
+
+def _show_change(item: ChangeItem, options: DigestOptions) -> _ShownChange:
+    header = Header(
+        item.source, f"version {item.from_version}", f"version {item.to_version}", item.url
+    )
+    all_hunks = hunks(item.change, item.new_text, RenderOptions(context=0, color=False))
+    top = sorted(
+        all_hunks, key=lambda h: -max((r.unit.significance for r in h.rows if r.unit), default=0)
+    )
+    kept = sorted(top[: options.max_hunks], key=all_hunks.index)
+    lines = [plain_line(r) for h in kept for r in h.rows]
+    return _ShownChange(
+        item, header, kept, len(all_hunks) - len(kept), lines, is_rtl(item.new_text)
+    )
+
+
+def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOptions) -> str:
+    if not (counts["changes"] or counts["flags"] or counts["coverage"] or counts["failing"]):
+        body = "nothing changed"
+    else:
+        parts = [
+            f"{counts['changes']} change{'s' if counts['changes'] != 1 else ''}",
+            f"{counts['flags']} flag{'s' if counts['flags'] != 1 else ''}",
+        ]
+        if counts["coverage"]:
+            parts.append(
+                f"{counts['coverage']} new article{'s' if counts['coverage'] != 1 else ''}"
+            )
+        body = ", ".join(parts)
+        if evidence:
+            top = evidence[0]
+            body = (
+                f"{top.claim_id} {top.stance} ({top.score:.2f}): {top.title or top.source} | {body}"
+            )
+    return header_safe(f"{options.subject_prefix} {body}".strip(), 250)

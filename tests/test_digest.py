@@ -1,0 +1,417 @@
+"""The email digest: composition (golden), delivery to a real SMTP server (aiosmtpd
+on 127.0.0.1), and its state: nothing sent twice, nothing skipped."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import socket
+import subprocess
+from dataclasses import replace
+from datetime import timedelta
+from email.message import Message
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
+
+from archiver import pipeline
+from archiver.claimsfile import load_claims
+from archiver.diff import diff
+from archiver.digest import (
+    ChangeItem,
+    CoverageItem,
+    DigestData,
+    FailingItem,
+    FlagItem,
+    compose,
+    header_safe,
+)
+from archiver.fetch import FetchOptions
+from archiver.mailer import SmtpSettings
+from jobs import digest as digest_job
+from store import digests as state
+from store.models import SourceSpec
+from store.repo import Store
+from tests.conftest import NOW, article_html
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "digest"
+CLAIMS = load_claims(ROOT / "seeds" / "claims.yaml")
+OPTIONS = pipeline.CheckOptions(
+    fetch=FetchOptions(host_delay=0, max_attempts=1), processes=1, claims=CLAIMS
+)
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps what it is sent, or refuses it on demand."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refuse = False
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        if self.refuse:
+            return "554 5.7.1 message refused by policy"
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp():  # type: ignore[no-untyped-def]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=controller.port,
+        tls="none",
+        sender="digest@claimwatch.test",
+        recipients=("ana@example.test", "omar@example.test"),
+        attempts=2,
+        backoff=0.01,
+    )
+    yield inbox, settings
+    controller.stop()
+
+
+def parts(msg: Message) -> tuple[str, str]:
+    text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    return text, html
+
+
+PARAS = [
+    "Meta said its new lab would decide which models to release.",
+    "The company spent heavily on data centres this year.",
+]
+NEW = "Meta said it will keep its next frontier model closed and sell access to it."
+
+
+@pytest.fixture
+def story(store: Store, httpserver: HTTPServer):  # type: ignore[no-untyped-def]
+    """A page with a first version; ``edit(paragraphs, minutes)`` changes and checks it."""
+    from werkzeug import Response
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = {"html": article_html("Meta's model plans", PARAS)}
+    httpserver.expect_request("/m.html").respond_with_handler(
+        lambda _r: Response(page["html"], content_type="text/html")
+    )
+    from archiver.claims import claim_to_dict
+
+    store.load_claims([claim_to_dict(c) for c in CLAIMS], NOW)
+    store.add_source(SourceSpec(url=httpserver.url_for("/m.html"), label="m"), NOW)
+    pipeline.check(store, [store.get_source("m")], OPTIONS, clock=lambda: NOW)
+
+    def edit(paragraphs: list[str], minutes: int, title: str = "Meta's model plans") -> None:
+        page["html"] = article_html(title, paragraphs)
+        at = NOW + timedelta(minutes=minutes)
+        [r] = pipeline.check(store, [store.get_source("m")], OPTIONS, clock=lambda: at)
+        assert r.outcome == "new_version"
+
+    return edit
+
+
+def test_digest_arrives_once_then_only_what_is_new(store: Store, story, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10)
+    result = digest_job.run(store, settings, NOW + timedelta(hours=1), send_mail=True)
+    assert result.status == "sent", result.error
+    [msg] = inbox.messages
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["Message-ID"] == result.message_id
+    assert msg["To"] == "ana@example.test, omar@example.test"
+    assert "meta-ends-open-releases supports" in msg["Subject"]
+    text, html = parts(msg)
+    for part in (text, html):
+        assert NEW in part  # the changed sentence and the flag's evidence
+        assert "meta-ends-open-releases" in part
+    assert "<script" not in html and "<img" not in html and "<style" not in html
+
+    again = digest_job.run(store, settings, NOW + timedelta(hours=2), send_mail=True)
+    assert again.status == "empty" and len(inbox.messages) == 1
+
+    later = "Analysts said Meta's capital spending will rise to as much as $72 billion."
+    story([*PARAS, NEW, later], 200)
+    third = digest_job.run(store, settings, NOW + timedelta(hours=4), send_mail=True)
+    assert third.status == "sent" and len(inbox.messages) == 2
+    text, _html = parts(inbox.messages[1])
+    assert later in text and NEW not in text
+
+
+def test_a_refused_digest_leaves_everything_for_the_next(store: Store, story, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10)
+    inbox.refuse = True
+    failed = digest_job.run(store, settings, NOW + timedelta(hours=1), send_mail=True)
+    assert failed.status == "failed" and "554" in (failed.error or "")
+    assert state.uncovered_ids(store)[0]  # the change is still uncovered
+    inbox.refuse = False
+    ok = digest_job.run(store, settings, NOW + timedelta(hours=2), send_mail=True)
+    assert ok.status == "sent"
+    assert NEW in parts(inbox.messages[0])[0]
+    assert [d.status for d in state.history(store)] == ["sent", "failed"]
+
+
+def test_a_crash_after_sending_resends_the_same_message(
+    store: Store, story, smtp, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10)
+    real_finish = state.finish
+
+    def crash(*_a: object, **_k: object) -> None:
+        raise RuntimeError("killed between sending and recording")
+
+    monkeypatch.setattr(state, "finish", crash)
+    with pytest.raises(RuntimeError):
+        digest_job.run(store, settings, NOW + timedelta(hours=1), send_mail=True)
+    monkeypatch.setattr(state, "finish", real_finish)
+    first_id = inbox.messages[0]["Message-ID"]
+    again = digest_job.run(store, settings, NOW + timedelta(hours=2), send_mail=True)
+    assert again.status == "resent"
+    assert [m["Message-ID"] for m in inbox.messages] == [first_id, first_id]
+    assert bytes(inbox.messages[0]) == bytes(inbox.messages[1])
+    assert (
+        digest_job.run(store, settings, NOW + timedelta(hours=3), send_mail=True).status == "empty"
+    )
+
+
+def test_a_hostile_title_adds_no_header(store: Store, story, smtp) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10, title="Meta\r\nBcc: x@y\r\nX-Evil: 1")
+    digest_job.run(store, settings, NOW + timedelta(hours=1), send_mail=True)
+    [msg] = inbox.messages
+    assert msg["Bcc"] is None and msg["X-Evil"] is None
+    assert "\n" not in msg["Subject"] and "\r" not in msg["Subject"]
+    assert header_safe("a\r\nBcc: x@y\u202e\x00") == "a Bcc: x@y"
+
+
+def test_dry_run_marks_nothing_and_writes_files(store: Store, story, smtp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10)
+    result = digest_job.run(
+        store, settings, NOW + timedelta(hours=1), send_mail=False, out_dir=tmp_path
+    )
+    assert result.status == "dry-run" and inbox.messages == []
+    eml, html = result.files
+    assert eml.suffix == ".eml" and NEW in html.read_text(encoding="utf-8")
+    assert email.message_from_bytes(eml.read_bytes())["Subject"]
+    assert state.uncovered_ids(store)[0]  # still uncovered
+    window = digest_job.run(
+        store, settings, NOW + timedelta(hours=1), send_mail=False, since=NOW + timedelta(minutes=5)
+    )
+    assert window.composed is not None and window.composed.counts["changes"] == 1
+
+
+def test_cli_digest_send_uses_the_environment(store: Store, story, smtp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    inbox, settings = smtp
+    story([*PARAS, NEW], 10)
+    import os
+    import sys
+
+    env = {
+        **os.environ,
+        "CLAIMWATCH_SMTP_HOST": "127.0.0.1",
+        "CLAIMWATCH_SMTP_PORT": str(settings.port),
+        "CLAIMWATCH_SMTP_TLS": "none",
+        "CLAIMWATCH_SMTP_FROM": "d@claimwatch.test",
+        "CLAIMWATCH_SMTP_TO": "a@example.test,b@example.test",
+        "CLAIMWATCH_SMTP_PASSWORD": "hunter2",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", store.url, "digest", "--send"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("sent: ") and "hunter2" not in r.stdout + r.stderr
+    [msg] = inbox.messages
+    assert msg["To"] == "a@example.test, b@example.test"
+    r = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", store.url, "digest", "--send"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "nothing sent" in r.stdout and len(inbox.messages) == 1
+    r = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", store.url, "digest"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "give --dry-run or --send" in r.stderr
+
+
+# -- golden renderings ------------------------------------------------------------------
+
+
+def fixed_data() -> DigestData:
+    old_en = "Meta said it would release its next model openly.\nThe lab has about 100 researchers."
+    new_en = "Meta said it would not release its next model openly.\nThe lab has about 100 researchers.\nInvestors want returns on $72 billion of spending."
+    old_ar = "قالت ميتا إنها ستطلق نموذجها القادم مجانًا.\nيعمل في المختبر نحو 100 باحث."
+    new_ar = "قالت ميتا إنها لن تطلق نموذجها القادم مجانًا.\nيعمل في المختبر نحو 100 باحث."
+    at = NOW + timedelta(hours=3)
+    return DigestData(
+        now=NOW + timedelta(days=1),
+        since=None,
+        changes=[
+            ChangeItem(
+                1,
+                "loopback-ledger",
+                "http://127.0.0.1/en.html",
+                "Meta <b>closes</b> & more",
+                1,
+                2,
+                at,
+                diff(old_en, new_en, old_title="Meta opens", new_title="Meta <b>closes</b> & more"),
+                new_en,
+            ),
+            ChangeItem(
+                2,
+                "arabic-desk",
+                "http://127.0.0.1/ar.html",
+                "ميتا تغلق نموذجها",
+                3,
+                4,
+                at,
+                diff(old_ar, new_ar),
+                new_ar,
+            ),
+        ],
+        flags=[
+            FlagItem(
+                1,
+                "meta-ends-open-releases",
+                CLAIMS[0].en,
+                "supports",
+                0.81,
+                "Meta said it would not release its next model openly.",
+                "loopback-ledger",
+                "http://127.0.0.1/en.html",
+                "Meta <b>closes</b> & more",
+                2,
+                at,
+            ),
+            FlagItem(
+                2,
+                "meta-ends-open-releases",
+                CLAIMS[0].en,
+                "supports",
+                0.74,
+                "قالت ميتا إنها لن تطلق نموذجها القادم مجانًا.",
+                "arabic-desk",
+                "http://127.0.0.1/ar.html",
+                "ميتا تغلق نموذجها",
+                4,
+                at,
+            ),
+            FlagItem(
+                3,
+                "open-source-in-name-only",
+                CLAIMS[2].en,
+                "mentions",
+                0.4,
+                "The licence changed.",
+                "loopback-ledger",
+                "http://127.0.0.1/en.html",
+                None,
+                2,
+                at,
+            ),
+        ],
+        coverage=[
+            CoverageItem(
+                9, "http://127.0.0.1/new.html", "Meta's lab hires again", "search-llama", at
+            )
+        ],
+        failing=[
+            FailingItem(
+                "investor-news", "http://127.0.0.1/ir", 5, "HTTP 503 from http://127.0.0.1/ir"
+            )
+        ],
+    )
+
+
+def test_golden_digest(golden) -> None:  # type: ignore[no-untyped-def]
+    composed = compose(fixed_data())
+    assert (
+        composed.subject
+        == "[claimwatch] meta-ends-open-releases supports (0.81): Meta <b>closes</b> & more | 2 changes, 2 flags, 1 new article"
+    )
+    assert (
+        "&lt;b&gt;closes&lt;/b&gt; &amp; more" in composed.html
+        and "<b>closes</b>" not in composed.html
+    )
+    assert 'dir="rtl"' in composed.html  # the Arabic evidence and the Arabic change
+    assert "mentions" not in composed.text  # only evidence for or against
+    golden(DATA / "digest.txt", composed.text)
+    golden(DATA / "digest.html", composed.html)
+
+
+def test_caps_say_what_was_left_out() -> None:
+    data = fixed_data()
+    many = replace(data, changes=data.changes * 6, since=NOW)
+    composed = compose(many)
+    assert composed.left_out["changes"] == 2
+    assert (
+        "2 more changed source(s)" in composed.text
+        and "claimwatch changes --since 2025-07-14T09:00" in composed.text
+    )
+
+
+def test_empty_digest() -> None:
+    composed = compose(DigestData(now=NOW, since=None))
+    assert composed.empty and composed.subject == "[claimwatch] nothing changed"
+    assert "Nothing changed." in composed.text
+
+
+def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    import os
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is required in CI (apt-get install chromium)")
+        pytest.skip(
+            "Chromium is not installed (apt-get install chromium); the HTML render check did not run"
+        )
+    page = tmp_path / "digest.html"
+    page.write_text(compose(fixed_data()).html, encoding="utf-8")
+    shot = tmp_path / "digest.png"
+    r = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=800,1400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), r.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real page, not a blank one
