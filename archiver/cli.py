@@ -7,11 +7,12 @@ damaged); 2 bad usage or bad input. Errors print one line on stderr.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ from rich.table import Table
 from archiver import __version__, pipeline
 from archiver.claims import Claim, MatchOptions, claim_from_dict, match
 from archiver.claimsfile import load_claims
+from archiver.config import Config
+from archiver.config import load as load_config
 from archiver.diff import DiffOptions, change_to_dict, diff
 from archiver.digest import DigestOptions
 from archiver.errors import ClaimwatchError, UsageError
+from archiver.fetch import FetchOptions
 from archiver.mailer import SendError, settings_from_env
 from archiver.normalize import compile_patterns
 from archiver.render import KINDS as UNIT_KINDS
@@ -40,11 +44,16 @@ from archiver.render import (
     render_unified,
     terminal_safe,
 )
-from archiver.schedule import format_duration, parse_cron, parse_duration
+from archiver.schedule import format_duration, next_cron, parse_cron, parse_duration
 from archiver.seeds import default_seeds_dir
 from archiver.topic import parse as parse_topic
 from jobs import digest as digest_job
+from jobs.metrics import Metrics
+from jobs.service import Service, ServiceOptions, default_worker_id
+from store import digests as digest_state
+from store import leases
 from store.db import mask_url
+from store.leases import ServeLock
 from store.models import KINDS, Source, SourceSpec, StoredFlag, Version
 from store.repo import Store
 
@@ -57,6 +66,7 @@ def default_db_url() -> str:
 @dataclass
 class App:
     db_url: str
+    config: Config = field(default_factory=Config)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     _store: Store | None = None
 
@@ -97,11 +107,19 @@ def _when(value: datetime | None) -> str:
     help="Database URL: sqlite:///FILE or postgresql://… [env CLAIMWATCH_DB; default: an "
     "SQLite file in the user data directory]",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file [env CLAIMWATCH_CONFIG; default: claimwatch.toml in the user config "
+    "directory, if it exists]",
+)
 @click.version_option(__version__, prog_name="claimwatch")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None) -> None:
+def cli(ctx: click.Context, db: str | None, config_path: Path | None) -> None:
     """Archive a story's coverage, diff every version, and flag what bears on its claims."""
-    ctx.obj = App(db or default_db_url())
+    cfg = load_config(config_path)
+    ctx.obj = App(db or cfg.db or default_db_url(), cfg)
     ctx.call_on_close(lambda: ctx.obj._store.close() if ctx.obj._store else None)
 
 
@@ -866,6 +884,112 @@ def digest(
     return 0
 
 
+# -- service ----------------------------------------------------------------------
+
+
+def _setup_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("claimwatch")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for key in ("source", "outcome"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+@cli.command()
+@click.option(
+    "--workers-id", "--worker-id", "worker_id", help="This worker's id (default: host-pid)."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1), help="Checks at once (config: service.concurrency)."
+)
+@click.option(
+    "--once", is_flag=True, help="Run everything due, then exit (for cron or a systemd timer)."
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Logs on stderr.")
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics here."
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.pass_obj
+def serve(
+    app: App,
+    worker_id: str | None,
+    concurrency: int | None,
+    once: bool,
+    log_format: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
+    """Run the service: check sources when due, send the digest on its cron.
+
+    On SQLite one serve owns the store; on PostgreSQL run as many as you like.
+    SIGTERM/SIGINT finish the running checks and exit; SIGHUP reloads the seeds."""
+    cfg = app.config
+    _setup_logging(log_format or cfg.log_format)
+    store = app.store()
+    options = ServiceOptions(
+        worker_id=worker_id or default_worker_id(),
+        tick=cfg.tick,
+        lease=cfg.lease,
+        jitter=0 if once else cfg.jitter,
+        digest_cron=cfg.digest_cron,
+        timezone=cfg.timezone,
+        seeds=Path(cfg.seeds) if cfg.seeds else None,
+    )
+    fetch = FetchOptions(
+        concurrency=concurrency or cfg.concurrency, per_host=cfg.per_host, host_delay=cfg.host_delay
+    )
+    if cfg.user_agent:
+        fetch = replace(fetch, user_agent=cfg.user_agent)
+    check_options = pipeline.CheckOptions(
+        fetch=fetch, semantic=cfg.semantic, default_interval=cfg.default_every
+    )
+    metrics = Metrics() if metrics_port else None
+    with ServeLock(store):
+        service = Service(store, options, check_options, cfg.smtp, metrics=metrics)
+        if once:
+            sys.exit(service.run_once())
+        if metrics is not None and metrics_port:
+            metrics.serve(metrics_port, metrics_host)
+        code = service.serve()
+    if not service.drained:  # a check thread is still running: leave without joining it
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file (claimwatch.toml) and environment."""
+
+
+@config_group.command("show")
+@click.pass_obj
+def config_show(app: App) -> None:
+    """The effective configuration, secrets masked."""
+    data = app.config.masked()
+    data["database"]["url"] = mask_url(app.db_url)
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
 # -- status -------------------------------------------------------------------
 
 
@@ -873,37 +997,74 @@ def digest(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
-    """Counts, failing sources and what is due next."""
-    st = app.store().status(app.now)
+    """Counts, workers, the due backlog, failing sources, and the digests."""
+    store = app.store()
+    st = store.status(app.now)
+    backlog = leases.backlog(store, app.now)
+    workers = leases.list_workers(store)
+    sent = [d for d in digest_state.history(store) if d.status == "sent"]
+    last_digest = sent[0].sent_at if sent else None
+    next_digest = None
+    if app.config.digest_cron:
+        next_digest = next_cron(app.config.digest_cron, app.now, app.config.timezone)
+    data = {
+        "db": mask_url(app.db_url),
+        "sources": st.sources,
+        "versions": st.versions,
+        "captures": st.captures,
+        "failed_captures": st.failed_captures,
+        "blob_bytes": st.blob_bytes,
+        "backlog": {
+            "due": backlog.due,
+            "leased": backlog.leased,
+            "oldest_due_at": backlog.oldest_due_at,
+            "oldest_source": backlog.oldest_source,
+        },
+        "workers": [
+            {
+                "id": w["id"],
+                "host": w["host"],
+                "pid": w["pid"],
+                "started_at": w["started_at"],
+                "heartbeat_at": w["heartbeat_at"],
+                "checks": w["checks"],
+                "status": w["status"],
+            }
+            for w in workers
+        ],
+        "failing": [
+            {"source": s.name, "consecutive_failures": s.consecutive_failures} for s in st.failing
+        ],
+        "next_due": [{"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due],
+        "last_digest": last_digest,
+        "next_digest": next_digest,
+    }
     if as_json:
-        emit_json(
-            [
-                {
-                    "db": mask_url(app.db_url),
-                    "sources": st.sources,
-                    "versions": st.versions,
-                    "captures": st.captures,
-                    "failed_captures": st.failed_captures,
-                    "blob_bytes": st.blob_bytes,
-                    "failing": [
-                        {"source": s.name, "consecutive_failures": s.consecutive_failures}
-                        for s in st.failing
-                    ],
-                    "next_due": [
-                        {"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due
-                    ],
-                }
-            ]
-        )
+        emit_json([data])
         return
-    console = Console()
-    console.print(f"store      {mask_url(app.db_url)}", highlight=False)
+    console = _console()
+    console.print(f"store      {data['db']}", highlight=False)
     console.print(
         f"sources    {st.sources}\nversions   {st.versions}\n"
         f"captures   {st.captures} ({st.failed_captures} failed)\n"
         f"blob bytes {st.blob_bytes}",
         highlight=False,
     )
+    oldest = ""
+    if backlog.due:
+        name = terminal_safe(backlog.oldest_source or "")
+        oldest = f", oldest due since {_when(backlog.oldest_due_at)} ({name})"
+    console.print(f"backlog    {backlog.due} due, {backlog.leased} leased{oldest}", highlight=False)
+    console.print(
+        f"digest     last sent {_when(last_digest)}, next {_when(next_digest)}",
+        highlight=False,
+    )
+    for w in workers:
+        console.print(
+            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {w['status']}, "
+            f"heartbeat {_when(w['heartbeat_at'])}, {w['checks']} checks",
+            highlight=False,
+        )
     if st.failing:
         console.print("[red]failing:[/]")
         for s in st.failing:

@@ -56,6 +56,7 @@ class CheckOptions:
     diff: DiffOptions = field(default_factory=DiffOptions)
     processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
     claims: tuple[Claim, ...] | None = None  # None: the store's active claims
+    default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
     semantic: bool = False  # add the embedding layer to claims matching (the extra)
 
 
@@ -174,6 +175,7 @@ class _Attempt:
 
     source: Source
     started: datetime
+    default_interval: int = schedule.DEFAULT_INTERVAL
     t0: float = field(default_factory=time.monotonic)
     fetched: FetchResult | None = None
     raw_digest: str | None = None
@@ -210,7 +212,7 @@ class _Attempt:
                 decay_from = moved = schedule.decay_after_change(s.decay_from, self.started)
         plan = schedule.plan_next(
             now=self.started,
-            interval=s.interval_seconds,
+            interval=s.interval_seconds or (None if s.decay_from else self.default_interval),
             cron=s.cron,
             coverage_from=decay_from,
             hint=hint,
@@ -253,7 +255,7 @@ class _Checker:
         self.options, self.clock = options, clock
 
     async def run(self, source: Source) -> CheckResult:
-        attempt = _Attempt(source, self.clock())
+        attempt = _Attempt(source, self.clock(), self.options.default_interval)
         request = FetchRequest(
             url=source.url,
             etag=source.etag,

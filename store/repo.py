@@ -770,6 +770,9 @@ def _update_source(
         "next_check_at": upd.next_check_at,
         "last_checked_at": upd.last_checked_at,
         "consecutive_failures": upd.consecutive_failures,
+        # Finishing a check ends its lease, in the capture's own transaction.
+        "lease_owner": None,
+        "lease_until": None,
     }
     if current_version_id is not None:
         values["current_version_id"] = current_version_id

@@ -224,3 +224,15 @@ digests = Table(
     Column("message", LargeBinary, nullable=False),  # the exact bytes sent (resent as is)
     Column("error", Text),
 )
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("checks", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),  # running | stopped
+)

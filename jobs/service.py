@@ -1,0 +1,215 @@
+"""``claimwatch serve``: the background service.
+
+The database is the schedule of record: each source's ``next_check_at``.
+APScheduler 3 (one scheduler per process, never a shared job store) triggers
+this process's periodic work:
+
+* ``dispatch`` every ``tick`` seconds (max_instances=1, coalesce): lease due
+  sources (``store.leases.claim``), check them, and finishing each check
+  clears its lease in the capture's transaction;
+* ``digest`` on its cron, in the configured time zone, under a PostgreSQL
+  advisory lock so one worker sends it;
+* ``heartbeat`` every 15 s: a ``workers`` row with host, pid and checks done.
+
+SIGTERM/SIGINT stop claiming, let the running dispatch finish (up to
+``drain`` seconds), release this worker's leases and exit 0. A check still
+running after the deadline is abandoned; every write is one transaction, so
+nothing is half-written, and its lease is released. SIGHUP reloads the seeds
+(sources.yaml, claims.yaml) and the config's service settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from archiver import pipeline
+from archiver.mailer import SmtpSettings
+from jobs import digest as digest_job
+from jobs.metrics import Metrics
+from store import leases
+from store.repo import Store
+
+log = logging.getLogger("claimwatch.serve")
+DIGEST_LOCK = 0x636C6D77  # advisory lock key for the digest ("clmw")
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    worker_id: str
+    tick: float = 5.0
+    lease: int = 300
+    batch: int = 64  # sources claimed per dispatch
+    jitter: int = 60  # after downtime, spread overdue checks over this many seconds
+    drain: float = 8.0  # seconds to let a running dispatch finish on SIGTERM
+    digest_cron: str | None = "0 7 * * *"
+    timezone: str = "UTC"
+    seeds: Path | None = None
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Service:
+    def __init__(
+        self,
+        store: Store,
+        options: ServiceOptions,
+        check: pipeline.CheckOptions,
+        smtp: SmtpSettings | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: Metrics | None = None,
+        reload: Callable[[], None] | None = None,
+    ):
+        self.store, self.options, self.check_options = store, options, check
+        self.smtp, self.clock, self.metrics, self.reload_hook = smtp, clock, metrics, reload
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.busy = threading.Lock()
+        self.checks = 0
+        self.failures = 0
+        self.drained = True
+
+    # -- the jobs ----------------------------------------------------------------
+
+    def dispatch(self) -> list[pipeline.CheckResult]:
+        """One tick: lease what is due (a batch at a time) and check it."""
+        done: list[pipeline.CheckResult] = []
+        with self.busy:
+            while not self.stopping.is_set():
+                now = self.clock()
+                claimed = leases.claim(
+                    self.store, self.options.worker_id, now, self.options.lease, self.options.batch
+                )
+                if not claimed.sources:
+                    break
+                results = pipeline.check(
+                    self.store, claimed.sources, self.check_options, clock=self.clock
+                )
+                self.checks += len(results)
+                self.failures += sum(r.failed for r in results)
+                if self.metrics is not None:
+                    self.metrics.observe(results, claimed.expired)
+                for r in results:
+                    quiet = r.outcome not in ("new_version", "failed", "reverted")
+                    log.log(
+                        logging.DEBUG if quiet else logging.INFO,
+                        "check %s: %s%s",
+                        r.source.name,
+                        r.outcome,
+                        f" ({r.error_class}: {r.error})" if r.failed else "",
+                        extra={"source": r.source.id, "outcome": r.outcome},
+                    )
+                done += results
+                if len(claimed.sources) < self.options.batch:
+                    break
+        if self.metrics is not None:
+            self.metrics.backlog.set(leases.backlog(self.store, self.clock()).due)
+        return done
+
+    def digest(self) -> str:
+        """Send the digest, once across all workers (advisory lock on PostgreSQL)."""
+        if self.smtp is None or not self.smtp.recipients:
+            log.warning("digest skipped: no SMTP recipients configured (CLAIMWATCH_SMTP_TO)")
+            return "skipped"
+        with leases.advisory_lock(self.store, DIGEST_LOCK) as mine:
+            if not mine:
+                return "elsewhere"
+            result = digest_job.run(self.store, self.smtp, self.clock(), send_mail=True)
+        if self.metrics is not None:
+            self.metrics.digests.labels(result.status).inc()
+        log.info("digest: %s%s", result.status, f" ({result.error})" if result.error else "")
+        return result.status
+
+    def heartbeat(self, status: str = "running") -> None:
+        leases.heartbeat(
+            self.store,
+            self.options.worker_id,
+            socket.gethostname(),
+            os.getpid(),
+            self.clock(),
+            self.checks,
+            status,
+        )
+
+    # -- modes -------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Everything due now, then exit: 0, or 1 if any check failed (the cron convention)."""
+        results = self.dispatch()
+        return 1 if any(r.failed for r in results) else 0
+
+    def scheduler(self) -> BackgroundScheduler:
+        """This process's APScheduler, with its jobs (not started)."""
+        sched = BackgroundScheduler(timezone=self.options.timezone)
+        common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+        sched.add_job(
+            self.dispatch,
+            "interval",
+            seconds=self.options.tick,
+            id="dispatch",
+            next_run_time=datetime.now(UTC),
+            **common,
+        )
+        sched.add_job(self.heartbeat, "interval", seconds=15, id="heartbeat", **common)
+        if self.options.digest_cron:
+            trigger = CronTrigger.from_crontab(
+                self.options.digest_cron, timezone=self.options.timezone
+            )
+            sched.add_job(self.digest, trigger, id="digest", **common)
+        return sched
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code (0)."""
+        spread = leases.spread_overdue(self.store, self.clock(), self.options.jitter)
+        if spread:
+            log.info("%d overdue sources spread over %ds", spread, self.options.jitter)
+        self.heartbeat()
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+        sched = self.scheduler()
+        sched.start()
+        log.info("worker %s serving (tick %.1fs)", self.options.worker_id, self.options.tick)
+        try:
+            while not self.stopping.wait(0.5):
+                if self.reload_requested.is_set():
+                    self.reload_requested.clear()
+                    self._reload()
+        finally:
+            sched.shutdown(wait=False)
+            drained = self.drained = self.busy.acquire(timeout=self.options.drain)
+            released = leases.release(self.store, self.options.worker_id)
+            self.heartbeat("stopped")
+            log.info(
+                "worker %s stopped (%s; %d leases released)",
+                self.options.worker_id,
+                "drained" if drained else "abandoned a running check",
+                released,
+            )
+        return 0
+
+    def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        self.stopping.set()
+
+    def _reload(self) -> None:
+        log.info("SIGHUP: reloading")
+        if self.options.seeds is not None:
+            seeds = pipeline.load_seeds(self.options.seeds)
+            pipeline.import_seeds(self.store, seeds, self.clock())  # claims are read per dispatch
+        if self.reload_hook is not None:
+            self.reload_hook()

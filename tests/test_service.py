@@ -1,0 +1,272 @@
+"""The service: schedules under an injected clock, leases, signals, and real workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select
+from werkzeug import Request, Response
+
+from archiver import pipeline
+from archiver.fetch import FetchOptions
+from archiver.schedule import next_cron
+from jobs.service import Service, ServiceOptions
+from store import leases
+from store.models import SourceSpec
+from store.repo import Store
+from store.schema import captures, sources, versions
+from tests.conftest import NOW, article_html
+
+PAGE = article_html(
+    "A page", ["Meta said the model would stay as it is for now.", "Nothing else changed today."]
+)
+FAST = FetchOptions(host_delay=0, per_host=32, concurrency=32, max_attempts=1)
+
+
+def serve_pages(httpserver: HTTPServer, delay: float = 0.0) -> None:
+    def handler(_request: Request) -> Response:
+        if delay:
+            time.sleep(delay)
+        return Response(PAGE, content_type="text/html")
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/slow", method="GET").respond_with_handler(handler)
+    for i in range(400):
+        httpserver.expect_request(f"/s{i}.html").respond_with_handler(handler)
+
+
+def test_a_simulated_day_of_mixed_schedules_with_downtime(
+    sqlite_store: Store, httpserver: HTTPServer
+) -> None:
+    store = sqlite_store
+    serve_pages(httpserver)
+    kinds = [
+        ("every", 600),
+        ("every", 1200),
+        ("every", 1800),
+        ("every", 3600),
+        ("cron", "*/15 * * * *"),
+        ("cron", "0 * * * *"),
+    ]
+    for i in range(50):
+        kind, value = kinds[i % len(kinds)]
+        spec = SourceSpec(
+            url=httpserver.url_for(f"/s{i}.html"),
+            label=f"s{i}",
+            interval_seconds=value if kind == "every" else None,
+            cron=value if kind == "cron" else None,
+        )  # type: ignore[arg-type]
+        store.add_source(spec, NOW)
+    clock = {"now": NOW}
+    service = Service(
+        store,
+        ServiceOptions(worker_id="sim", tick=60, lease=300, jitter=0, digest_cron=None),
+        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+        clock=lambda: clock["now"],
+    )
+    down = (NOW + timedelta(hours=4), NOW + timedelta(hours=6))
+    minute = 0
+    while minute <= 12 * 60:
+        clock["now"] = NOW + timedelta(minutes=minute)
+        if not (down[0] <= clock["now"] < down[1]):
+            service.dispatch()
+        minute += 1
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(captures.c.source_id, captures.c.started_at, captures.c.outcome)
+        ).all()
+    seen: dict[int, list] = defaultdict(list)
+    for sid, at, outcome in rows:
+        assert outcome != "failed"
+        seen[sid].append(at)
+    for s in store.list_sources():
+        expected, at = [], NOW
+        while at <= NOW + timedelta(hours=12):
+            if down[0] <= at < down[1]:
+                at = down[1]  # one catch-up check at the first tick after the downtime
+            expected.append(at)
+            at = (
+                next_cron(s.cron, at) if s.cron else at + timedelta(seconds=s.interval_seconds or 0)
+            )
+        assert sorted(seen[s.id]) == expected, s.name
+    assert not leases.backlog(store, NOW + timedelta(hours=12)).leased
+
+
+def test_scheduler_jobs_and_the_digest_cron(sqlite_store: Store) -> None:
+    service = Service(
+        sqlite_store,
+        ServiceOptions(worker_id="w", tick=5, digest_cron="0 7 * * *", timezone="Europe/Berlin"),
+        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+    )
+    sched = service.scheduler()
+    jobs = {job.id: job for job in sched.get_jobs()}
+    assert set(jobs) == {"dispatch", "heartbeat", "digest"}
+    assert jobs["dispatch"].max_instances == 1 and jobs["dispatch"].coalesce
+    assert jobs["digest"].misfire_grace_time is None
+    fire = jobs["digest"].trigger.get_next_fire_time(None, NOW)  # NOW is 09:00 UTC on 14 July
+    assert (fire.hour, fire.day, str(fire.tzinfo)) == (7, 15, "Europe/Berlin")
+    assert service.digest() == "skipped"  # no recipients configured
+
+
+def _claimwatch(db: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None):  # type: ignore[no-untyped-def]
+    """Start claimwatch. A long-running one writes to ``log``: a pipe nobody reads fills up."""
+    full = {**os.environ, **(env or {})}
+    full.pop("CLAIMWATCH_DB", None)
+    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115
+    command = [sys.executable, "-m", "archiver.cli", "--db", db, *args]
+    return subprocess.Popen(command, env=full, stdout=out, stderr=out, text=True)
+
+
+def _config(tmp_path: Path, **service: object) -> dict[str, str]:
+    lines = ["[service]"] + [
+        f"{k} = {json.dumps(v)}"
+        for k, v in {"host_delay": 0, "per_host": 32, "jitter": 0, **service}.items()
+    ]
+    path = tmp_path / "claimwatch.toml"
+    path.write_text("\n".join(lines) + '\n[digest]\ncron = "0 7 * * *"\n', encoding="utf-8")
+    return {"CLAIMWATCH_CONFIG": str(path)}
+
+
+def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_second_serve_on_one_sqlite_file_exits_2(sqlite_store: Store, tmp_path: Path) -> None:
+    env = _config(tmp_path, tick=1)
+    first = _claimwatch(sqlite_store.url, "serve", "--worker-id", "one", env=env)
+    try:
+        assert _wait(lambda: leases.list_workers(sqlite_store), 30), (
+            first.stderr.read() if first.poll() is not None else ""
+        )
+        second = _claimwatch(sqlite_store.url, "serve", env=env)
+        _out, err = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert "another claimwatch serve (pid" in err and "use PostgreSQL" in err
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=15) == 0
+    [worker] = leases.list_workers(sqlite_store)
+    assert worker["status"] == "stopped"
+
+
+def test_sigterm_in_a_busy_cycle_exits_cleanly(
+    sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    serve_pages(httpserver, delay=0.7)
+    for i in range(60):
+        store.add_source(
+            SourceSpec(url=httpserver.url_for(f"/s{i}.html"), label=f"s{i}", interval_seconds=3600),
+            NOW,
+        )
+    proc = _claimwatch(
+        store.url,
+        "serve",
+        "--worker-id",
+        "busy",
+        "--concurrency",
+        "8",
+        env=_config(tmp_path, tick=1),
+    )
+    assert _wait(lambda: leases.backlog(store, datetime.now(UTC)).leased > 0, 30)
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    with store.engine.connect() as conn:
+        assert (
+            conn.execute(select(sources.c.id).where(sources.c.lease_owner.is_not(None))).all() == []
+        )
+        made = (
+            conn.execute(select(captures.c.version_id).where(captures.c.outcome == "new_version"))
+            .scalars()
+            .all()
+        )
+        stored = conn.execute(select(versions.c.id)).scalars().all()
+    assert sorted(made) == sorted(stored)  # every version has its capture, and the reverse
+    for s in store.list_sources():
+        for v in store.versions(s.id):
+            assert store.read_text(v)  # every acknowledged version reads back
+
+
+def test_serve_once_exit_codes(sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path) -> None:
+    env = _config(tmp_path)
+    empty = _claimwatch(sqlite_store.url, "serve", "--once", env=env, log=tmp_path / "once1.log")
+    assert empty.wait(timeout=60) == 0
+    serve_pages(httpserver)
+    httpserver.expect_request("/broken").respond_with_data("no", status=500)
+    sqlite_store.add_source(SourceSpec(url=httpserver.url_for("/s1.html"), label="ok"), NOW)
+    sqlite_store.add_source(SourceSpec(url=httpserver.url_for("/broken"), label="broken"), NOW)
+    failing = _claimwatch(sqlite_store.url, "serve", "--once", env=env, log=tmp_path / "once2.log")
+    assert failing.wait(timeout=120) == 1
+    assert sqlite_store.get_source("ok").last_checked_at is not None
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_share_the_work(
+    pg_server: str, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    from tests.conftest import _reset_pg
+
+    _reset_pg(pg_server)
+    store = Store(pg_server)
+    store.migrate()
+    serve_pages(httpserver)
+
+    start = datetime.now(UTC)
+    for i in range(300):
+        store.add_source(
+            SourceSpec(url=httpserver.url_for(f"/s{i}.html"), label=f"s{i}", interval_seconds=10),
+            start,
+        )
+    env = _config(tmp_path, tick=1, lease=10, concurrency=64)
+    a = _claimwatch(pg_server, "serve", "--worker-id", "a", env=env, log=tmp_path / "a.log")
+    b = _claimwatch(pg_server, "serve", "--worker-id", "b", env=env, log=tmp_path / "b.log")
+    try:
+        time.sleep(35)
+        b.send_signal(signal.SIGKILL)  # dies holding leases
+        b.wait(timeout=10)
+        killed_at = datetime.now(UTC)
+        time.sleep(25)
+    finally:
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(timeout=20) == 0
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(captures.c.source_id, captures.c.started_at, captures.c.outcome)
+        ).all()
+    by_source: dict[int, list] = defaultdict(list)
+    for sid, at, outcome in rows:
+        assert outcome != "failed"
+        by_source[sid].append(at)
+    assert len(by_source) == 300
+    tick, lease, window = 1.0, 10.0, 10.0
+    for times in by_source.values():
+        times.sort()
+        gaps = [(b2 - a2).total_seconds() for a2, b2 in pairwise(times)]
+        assert min(gaps) >= window - 0.5  # never twice in one due window
+        assert (
+            max(gaps) <= window + tick + lease + 5
+        )  # none missed by more than a tick plus the lease
+    # Every source, the killed worker's leased ones included, was checked again after
+    # its lease ran out, by the surviving worker.
+    late = killed_at + timedelta(seconds=lease + 3)
+    assert all(max(times) > late for times in by_source.values())
+    store.close()
