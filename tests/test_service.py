@@ -270,3 +270,28 @@ def test_two_workers_on_postgresql_share_the_work(
     late = killed_at + timedelta(seconds=lease + 3)
     assert all(max(times) > late for times in by_source.values())
     store.close()
+
+
+def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    env = {**_config(tmp_path, tick=1, seeds=str(seeds))}
+    proc = _claimwatch(
+        sqlite_store.url, "serve", "--worker-id", "hup", env=env, log=tmp_path / "hup.log"
+    )
+    try:
+        assert _wait(lambda: leases.list_workers(sqlite_store), 30)
+        (seeds / "sources.yaml").write_text(
+            "sources:\n  - url: http://127.0.0.1:9/added-on-reload\n    label: added\n    every: 1d\n",
+            encoding="utf-8",
+        )
+        proc.send_signal(signal.SIGHUP)
+        assert _wait(lambda: any(s.label == "added" for s in sqlite_store.list_sources()), 30), (
+            tmp_path / "hup.log"
+        ).read_text()
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    assert "SIGHUP: reloading" in (tmp_path / "hup.log").read_text()

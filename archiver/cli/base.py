@@ -1,0 +1,141 @@
+"""The ``claimwatch`` command. Errors become exit codes in one place: ``main``.
+
+Exit codes: 0 success; 1 the work failed (a check failed, the store is
+damaged); 2 bad usage or bad input. Errors print one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import platformdirs
+from rich.console import Console
+
+from archiver import __version__
+from archiver.config import Config
+from archiver.config import load as load_config
+from archiver.errors import ClaimwatchError
+from archiver.schedule import parse_duration
+from store.repo import Store
+
+
+def default_db_url() -> str:
+    path = platformdirs.user_data_path("claimwatch") / "claimwatch.db"
+    return f"sqlite:///{path}"
+
+
+@dataclass
+class App:
+    db_url: str
+    config: Config = field(default_factory=Config)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _store: Store | None = None
+
+    def store(self, *, current: bool = True) -> Store:
+        if self._store is None:
+            self._store = Store(self.db_url)
+            if current:
+                self._store.ensure_current()
+        return self._store
+
+
+JSON_LINES = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+SINCE = click.option("--since", help="Only what is newer than this: 2d, 12h, or an ISO date.")
+SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only this source.")
+
+
+def emit_json(rows: Iterable[dict[str, Any]]) -> None:
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, default=_json_default))
+
+
+def use_color() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def make_console() -> Console:
+    return Console(no_color=not use_color(), highlight=False, soft_wrap=not sys.stdout.isatty())
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``2d``, ``36h`` (ago) or an ISO date/time."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return now - timedelta(seconds=parse_duration(value))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    envvar="CLAIMWATCH_DB",
+    default=None,
+    metavar="URL",
+    help="Database URL: sqlite:///FILE or postgresql://… [env CLAIMWATCH_DB; default: an "
+    "SQLite file in the user data directory]",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file [env CLAIMWATCH_CONFIG; default: claimwatch.toml in the user config "
+    "directory, if it exists]",
+)
+@click.version_option(__version__, prog_name="claimwatch")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, config_path: Path | None) -> None:
+    """Archive a story's coverage, diff every version, and flag what bears on its claims."""
+    cfg = load_config(config_path)
+    ctx.obj = App(db or cfg.db or default_db_url(), cfg)
+    ctx.call_on_close(lambda: ctx.obj._store.close() if ctx.obj._store else None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; map every error to one stderr line and an exit code."""
+    try:
+        rv = cli.main(args=argv, prog_name="claimwatch", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("claimwatch: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # bad usage: click's own message
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo(f"claimwatch: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except ClaimwatchError as exc:
+        click.echo(f"claimwatch: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("claimwatch: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line, the traceback on request
+        if os.environ.get("CLAIMWATCH_DEBUG"):
+            raise
+        click.echo(
+            f"claimwatch: internal error: {type(exc).__name__}: {exc} "
+            "(set CLAIMWATCH_DEBUG=1 for the traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

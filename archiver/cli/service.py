@@ -1,0 +1,312 @@
+"""Commands that run or report on the service: digest, serve, config, status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from archiver import pipeline
+from archiver.cli.base import (
+    SINCE,
+    App,
+    cli,
+    emit_json,
+    make_console,
+    parse_since,
+    when,
+)
+from archiver.config import load as load_config
+from archiver.digest import DigestOptions
+from archiver.errors import UsageError
+from archiver.fetch import FetchOptions
+from archiver.mailer import SendError, settings_from_env
+from archiver.render import (
+    terminal_safe,
+)
+from archiver.schedule import next_cron
+from jobs import digest as digest_job
+from jobs.metrics import Metrics
+from jobs.service import Service, ServiceOptions, default_worker_id
+from store import digests as digest_state
+from store import leases
+from store.db import mask_url
+from store.leases import ServeLock
+
+# -- digest ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Compose only: mark nothing as sent.")
+@click.option("--send", "send_mail", is_flag=True, help="Send it (SMTP settings from the env).")
+@SINCE
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the .eml and an .html preview here.",
+)
+@click.option("--send-empty", is_flag=True, help="Send a 'nothing changed' digest too.")
+@click.pass_obj
+def digest(
+    app: App,
+    dry_run: bool,
+    send_mail: bool,
+    since: str | None,
+    out_dir: Path | None,
+    send_empty: bool,
+) -> int:
+    """The email digest: what changed and what it means for the claims.
+
+    Without --since it covers everything since the last digest that was sent.
+    SMTP: CLAIMWATCH_SMTP_HOST, _PORT, _TLS (none|starttls|ssl), _USER,
+    _PASSWORD (or _PASSWORD_FILE), _FROM, _TO (comma-separated)."""
+    if dry_run == send_mail:
+        raise UsageError("give --dry-run or --send")
+    settings = settings_from_env()
+    options = DigestOptions(subject_prefix=settings.subject_prefix, send_empty=send_empty)
+    result = digest_job.run(
+        app.store(),
+        settings,
+        app.now,
+        send_mail=send_mail,
+        since=parse_since(since, app.now) if since else None,
+        out_dir=out_dir,
+        options=options,
+    )
+    for path in result.files:
+        click.echo(f"wrote {path}", err=True)
+    if result.status == "dry-run" and result.composed is not None and not out_dir:
+        click.echo(f"Subject: {result.composed.subject}\n")
+        click.echo(result.composed.text)
+    elif result.status == "failed":
+        raise SendError(result.error or "the digest was not sent")
+    else:
+        subject = result.composed.subject if result.composed else "(the interrupted digest)"
+        click.echo(
+            {
+                "sent": f"sent: {subject}",
+                "resent": f"resent {result.message_id} "
+                "(a previous send was interrupted); run again for anything newer",
+                "empty": "nothing new since the last digest; nothing sent",
+                "dry-run": f"composed: {subject}",
+            }[result.status]
+        )
+    return 0
+
+
+# -- service ----------------------------------------------------------------------
+
+
+def _setup_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("claimwatch")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for key in ("source", "outcome"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+@cli.command()
+@click.option(
+    "--workers-id", "--worker-id", "worker_id", help="This worker's id (default: host-pid)."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1), help="Checks at once (config: service.concurrency)."
+)
+@click.option(
+    "--once", is_flag=True, help="Run everything due, then exit (for cron or a systemd timer)."
+)
+@click.option("--log-format", type=click.Choice(["text", "json"]), help="Logs on stderr.")
+@click.option(
+    "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics here."
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@click.pass_obj
+def serve(
+    app: App,
+    worker_id: str | None,
+    concurrency: int | None,
+    once: bool,
+    log_format: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
+    """Run the service: check sources when due, send the digest on its cron.
+
+    On SQLite one serve owns the store; on PostgreSQL run as many as you like.
+    SIGTERM/SIGINT finish the running checks and exit; SIGHUP reloads the seeds."""
+    cfg = app.config
+    _setup_logging(log_format or cfg.log_format)
+    store = app.store()
+    options = ServiceOptions(
+        worker_id=worker_id or default_worker_id(),
+        tick=cfg.tick,
+        lease=cfg.lease,
+        jitter=0 if once else cfg.jitter,
+        digest_cron=cfg.digest_cron,
+        timezone=cfg.timezone,
+        seeds=Path(cfg.seeds) if cfg.seeds else None,
+    )
+    fetch = FetchOptions(
+        concurrency=concurrency or cfg.concurrency, per_host=cfg.per_host, host_delay=cfg.host_delay
+    )
+    if cfg.user_agent:
+        fetch = replace(fetch, user_agent=cfg.user_agent)
+    check_options = pipeline.CheckOptions(
+        fetch=fetch, semantic=cfg.semantic, default_interval=cfg.default_every
+    )
+    metrics = Metrics() if metrics_port else None
+    with ServeLock(store):
+        service = Service(store, options, check_options, cfg.smtp, metrics=metrics)
+
+        def reload_config() -> None:
+            """SIGHUP: fetch limits, user agent and SMTP settings from the config again."""
+            fresh = load_config(cfg.path)
+            service.smtp = fresh.smtp
+            fetch = replace(
+                service.check_options.fetch,
+                concurrency=concurrency or fresh.concurrency,
+                per_host=fresh.per_host,
+                host_delay=fresh.host_delay,
+            )
+            if fresh.user_agent:
+                fetch = replace(fetch, user_agent=fresh.user_agent)
+            service.check_options = replace(
+                service.check_options, fetch=fetch, semantic=fresh.semantic
+            )
+
+        service.reload_hook = reload_config
+        if once:
+            sys.exit(service.run_once())
+        if metrics is not None and metrics_port:
+            metrics.serve(metrics_port, metrics_host)
+        code = service.serve()
+    if not service.drained:  # a check thread is still running: leave without joining it
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The configuration file (claimwatch.toml) and environment."""
+
+
+@config_group.command("show")
+@click.pass_obj
+def config_show(app: App) -> None:
+    """The effective configuration, secrets masked."""
+    data = app.config.masked()
+    data["database"]["url"] = mask_url(app.db_url)
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+# -- status -------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.pass_obj
+def status(app: App, as_json: bool) -> None:
+    """Counts, workers, the due backlog, failing sources, and the digests."""
+    store = app.store()
+    st = store.status(app.now)
+    backlog = leases.backlog(store, app.now)
+    workers = leases.list_workers(store)
+    sent = [d for d in digest_state.history(store) if d.status == "sent"]
+    last_digest = sent[0].sent_at if sent else None
+    next_digest = None
+    if app.config.digest_cron:
+        next_digest = next_cron(app.config.digest_cron, app.now, app.config.timezone)
+    data = {
+        "db": mask_url(app.db_url),
+        "sources": st.sources,
+        "versions": st.versions,
+        "captures": st.captures,
+        "failed_captures": st.failed_captures,
+        "blob_bytes": st.blob_bytes,
+        "backlog": {
+            "due": backlog.due,
+            "leased": backlog.leased,
+            "oldest_due_at": backlog.oldest_due_at,
+            "oldest_source": backlog.oldest_source,
+        },
+        "workers": [
+            {
+                "id": w["id"],
+                "host": w["host"],
+                "pid": w["pid"],
+                "started_at": w["started_at"],
+                "heartbeat_at": w["heartbeat_at"],
+                "checks": w["checks"],
+                "status": w["status"],
+            }
+            for w in workers
+        ],
+        "failing": [
+            {"source": s.name, "consecutive_failures": s.consecutive_failures} for s in st.failing
+        ],
+        "next_due": [{"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due],
+        "last_digest": last_digest,
+        "next_digest": next_digest,
+    }
+    if as_json:
+        emit_json([data])
+        return
+    console = make_console()
+    console.print(f"store      {data['db']}", highlight=False)
+    console.print(
+        f"sources    {st.sources}\nversions   {st.versions}\n"
+        f"captures   {st.captures} ({st.failed_captures} failed)\n"
+        f"blob bytes {st.blob_bytes}",
+        highlight=False,
+    )
+    oldest = ""
+    if backlog.due:
+        name = terminal_safe(backlog.oldest_source or "")
+        oldest = f", oldest due since {when(backlog.oldest_due_at)} ({name})"
+    console.print(f"backlog    {backlog.due} due, {backlog.leased} leased{oldest}", highlight=False)
+    console.print(
+        f"digest     last sent {when(last_digest)}, next {when(next_digest)}",
+        highlight=False,
+    )
+    for w in workers:
+        console.print(
+            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {w['status']}, "
+            f"heartbeat {when(w['heartbeat_at'])}, {w['checks']} checks",
+            highlight=False,
+        )
+    if st.failing:
+        console.print("[red]failing:[/]")
+        for s in st.failing:
+            console.print(
+                f"  {terminal_safe(s.name)}: {s.consecutive_failures} in a row", highlight=False
+            )
+    if st.next_due:
+        console.print("next due:")
+        for s in st.next_due:
+            console.print(f"  {when(s.next_check_at)}  {terminal_safe(s.name)}", highlight=False)

@@ -1,0 +1,331 @@
+"""Commands that set up and fill the archive: init, sources, check."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from archiver import pipeline
+from archiver.cli.base import (
+    JSON_LINES,
+    App,
+    cli,
+    emit_json,
+    make_console,
+    when,
+)
+from archiver.errors import UsageError
+from archiver.normalize import compile_patterns
+from archiver.render import (
+    terminal_safe,
+)
+from archiver.schedule import format_duration, parse_cron, parse_duration
+from archiver.seeds import default_seeds_dir
+from archiver.topic import parse as parse_topic
+from store.db import mask_url
+from store.models import KINDS, Source, SourceSpec
+
+
+@cli.command()
+@click.option(
+    "--seeds",
+    "seeds_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Seeds directory (sources.yaml, *.meta.yaml) [env CLAIMWATCH_SEEDS; default ./seeds]",
+)
+@click.option("--no-seeds", is_flag=True, help="Only create or migrate the store.")
+@click.pass_obj
+def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
+    """Create or migrate the store and import the seeds. Safe to run again."""
+    store = app.store(current=False)
+    if no_seeds:
+        store.migrate()
+        click.echo(f"store ready: {mask_url(store.url)}")
+        return
+    seeds_dir = seeds_dir or default_seeds_dir()
+    if seeds_dir is None:
+        raise UsageError("no seeds directory found; pass --seeds DIR or --no-seeds")
+    seeds = pipeline.load_seeds(seeds_dir)  # validate everything before writing anything
+    store.migrate()
+    click.echo(f"store ready: {mask_url(store.url)}")
+    for label, number, created in pipeline.import_seeds(store, seeds, app.now):
+        state = f"version {number}" if created else f"unchanged (version {number})"
+        click.echo(f"seed {label}: {state}")
+    click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
+    if seeds.claims:
+        click.echo(f"claims: {len(seeds.claims)} from {seeds_dir / 'claims.yaml'}")
+
+
+# -- sources ------------------------------------------------------------------
+
+
+@cli.group()
+def sources() -> None:
+    """List, add and remove watched sources."""
+
+
+def _found_by(s: Source, names: dict[int, str]) -> str:
+    if s.origin == "feed":
+        return f"feed {names.get(s.found_by, '(removed)') if s.found_by else '(removed)'}"
+    return s.origin
+
+
+def _schedule(s: Source) -> str:
+    if s.cron:
+        return f"cron {s.cron}"
+    if s.decay_from is not None and not s.interval_seconds:
+        return "decaying"
+    return format_duration(s.interval_seconds)
+
+
+def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "label": s.label,
+        "url": s.url,
+        "kind": s.kind,
+        "origin": s.origin,
+        "found_by": s.found_by,
+        "found_by_name": names.get(s.found_by) if names and s.found_by else None,
+        "topic": s.topic,
+        "schedule": _schedule(s),
+        "tags": s.tags,
+        "every": format_duration(s.interval_seconds) if s.interval_seconds else None,
+        "cron": s.cron,
+        "ignore": list(s.ignore),
+        "robots": s.robots,
+        "next_check_at": s.next_check_at,
+        "last_checked_at": s.last_checked_at,
+        "consecutive_failures": s.consecutive_failures,
+        "retired": s.retired_at is not None,
+    }
+
+
+@sources.command("list")
+@JSON_LINES
+@click.pass_obj
+def sources_list(app: App, as_json: bool) -> None:
+    """List watched sources: kind, where each came from, schedule, next check, health."""
+    rows = app.store().list_sources()
+    names = {s.id: s.name for s in rows}
+    if as_json:
+        emit_json(source_row(s, names) for s in rows)
+        return
+    table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
+    for s in rows:
+        if s.retired_at is not None:
+            health = "retired"
+        elif s.consecutive_failures:
+            health = f"[red]{s.consecutive_failures} failing[/]"
+        else:
+            health = "ok"
+        table.add_row(
+            str(s.id),
+            terminal_safe(s.label or "-"),
+            s.kind,
+            terminal_safe(_found_by(s, names)),
+            _schedule(s),
+            when(s.next_check_at),
+            health,
+            terminal_safe(s.url),
+        )
+    make_console().print(table)
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option(
+    "--kind",
+    type=click.Choice([k for k in KINDS if k != "seed"]),
+    default="page",
+    show_default=True,
+)
+@click.option("--label", help="A short name to refer to the source by.")
+@click.option("--every", help="Check interval, e.g. 30s, 15m, 2h, 1d.")
+@click.option("--cron", help="Check on a cron schedule instead, e.g. '0 7 * * *' (UTC).")
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="REGEX",
+    help="Text to drop before comparing versions (repeatable).",
+)
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--no-robots", is_flag=True, help="Do not honour robots.txt for this source.")
+@click.option(
+    "--topic",
+    metavar="QUERY",
+    help="Feeds: entries must match, e.g. 'meta AND (llama OR \"open source\") -cpp'.",
+)
+@click.option(
+    "--match-claims", is_flag=True, help="Feeds: also accept entries that bear on a claim."
+)
+@click.pass_obj
+def sources_add(
+    app: App,
+    url: str,
+    kind: str,
+    label: str | None,
+    every: str | None,
+    cron: str | None,
+    ignore: tuple[str, ...],
+    tags: tuple[str, ...],
+    no_robots: bool,
+    topic: str | None,
+    match_claims: bool,
+) -> None:
+    """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
+    article sources, rechecked often at first and less as they age."""
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise UsageError(f"{url!r} is not an http(s) URL")
+    if every and cron:
+        raise UsageError("give --every or --cron, not both")
+    if (topic or match_claims) and kind != "feed":
+        raise UsageError("--topic and --match-claims are for feeds (--kind feed)")
+    compile_patterns(ignore, "--ignore")
+    if topic:
+        parse_topic(topic)
+    if cron:
+        parse_cron(cron)
+    spec = SourceSpec(
+        url=url,
+        kind=kind,
+        label=label,
+        tags=tags,
+        interval_seconds=parse_duration(every) if every else None,
+        cron=cron,
+        ignore=ignore,
+        robots=not no_robots,
+        topic=topic,
+        match_claims=match_claims,
+    )
+    source_id = app.store().add_source(spec, app.now)
+    click.echo(f"added source {source_id}: {label or url}")
+
+
+@sources.command("retire")
+@click.argument("refs", nargs=-1, required=True, metavar="SOURCE...")
+@click.pass_obj
+def sources_retire(app: App, refs: tuple[str, ...]) -> None:
+    """Stop checking SOURCE; its history stays."""
+    store = app.store()
+    for s in [store.get_source(r) for r in refs]:
+        store.retire_source(s, app.now)
+        click.echo(f"retired source {s.id}: {s.name}")
+
+
+@sources.command("revive")
+@click.argument("refs", nargs=-1, required=True, metavar="SOURCE...")
+@click.pass_obj
+def sources_revive(app: App, refs: tuple[str, ...]) -> None:
+    """Check a retired SOURCE again (now, then on its schedule)."""
+    store = app.store()
+    for s in [store.get_source(r) for r in refs]:
+        store.retire_source(s, app.now, retire=False)
+        click.echo(f"revived source {s.id}: {s.name}")
+
+
+@sources.command("remove")
+@click.argument("source")
+@click.pass_obj
+def sources_remove(app: App, source: str) -> None:
+    """Stop watching SOURCE and delete its versions and captures."""
+    store = app.store()
+    s = store.get_source(source)
+    store.remove_source(s)
+    click.echo(f"removed source {s.id}: {s.name}")
+
+
+# -- check --------------------------------------------------------------------
+
+_SYMBOLS = {"new_version": "[green]+[/]", "failed": "[red]x[/]"}
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, metavar="[SOURCE]...")
+@click.option("--all", "all_", is_flag=True, help="Check every source (except retired ones).")
+@click.option("--due", is_flag=True, help="Check the sources that are due now.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@click.pass_obj
+def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool) -> int:
+    """Fetch sources now and archive what changed. Exits 1 if any check failed."""
+    store = app.store()
+    if sum(map(bool, (refs, all_, due))) != 1:
+        raise UsageError("name sources, or give --all or --due (one of them)")
+    if refs:
+        targets = [store.get_source(r) for r in refs]
+    elif all_:
+        targets = [s for s in store.list_sources() if s.kind != "seed" and s.retired_at is None]
+    else:
+        targets = store.due_sources(app.now)
+    seeds = [s.name for s in targets if s.kind == "seed"]
+    if seeds:
+        raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
+    console = Console(stderr=False)
+    results: list[pipeline.CheckResult] = []
+
+    def report(r: pipeline.CheckResult) -> None:
+        results.append(r)
+        if as_json:
+            emit_json(
+                [
+                    {
+                        "source": r.source.id,
+                        "label": r.source.label,
+                        "url": r.source.url,
+                        "outcome": r.outcome,
+                        "version": r.version,
+                        "status": r.status,
+                        "error_class": r.error_class,
+                        "error": r.error,
+                        "duration_ms": r.duration_ms,
+                    }
+                ]
+            )
+            return
+        what = {
+            "new_version": f"new version {r.version}"
+            + (f" (significance {r.significance:.2f})" if r.significance is not None else ""),
+            "reverted": f"back to version {r.version}",
+            "not_modified": "unchanged (304)",
+            "same_bytes": "unchanged (same bytes)",
+            "same_text": "unchanged (same text)",
+            "failed": f"failed: {r.error_class}: {r.error}",
+        }[r.outcome]
+        line = (
+            f"{_SYMBOLS.get(r.outcome, '=')} {terminal_safe(r.source.name)}  {terminal_safe(what)}"
+        )
+        console.print(line + f"  [dim]{r.duration_ms} ms[/]", highlight=False, soft_wrap=True)
+
+    if console.is_terminal and not as_json and len(targets) > 1:
+        with Progress(
+            TextColumn("checking"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("check", total=len(targets))
+
+            def tick(r: pipeline.CheckResult) -> None:
+                report(r)
+                progress.advance(task)
+
+            pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=tick)
+    else:
+        pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=report)
+    failed = sum(r.failed for r in results)
+    if not as_json:
+        new = sum(r.outcome == "new_version" for r in results)
+        click.echo(
+            f"{len(results)} checked: {new} new version{'s' if new != 1 else ''}, "
+            f"{len(results) - new - failed} unchanged, {failed} failed",
+            err=True,
+        )
+    return 1 if failed else 0

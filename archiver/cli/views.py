@@ -1,0 +1,217 @@
+"""Commands that read the archive: history, show, diff, changes."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from archiver.cli.base import (
+    JSON_LINES,
+    SINCE,
+    SOURCE,
+    App,
+    cli,
+    emit_json,
+    make_console,
+    parse_since,
+    use_color,
+    when,
+)
+from archiver.diff import DiffOptions, change_to_dict, diff
+from archiver.errors import UsageError
+from archiver.render import KINDS as UNIT_KINDS
+from archiver.render import (
+    Header,
+    RenderOptions,
+    render_html,
+    render_side_by_side,
+    render_terminal,
+    render_unified,
+    terminal_safe,
+)
+from store.models import Source, Version
+
+# -- history / show -------------------------------------------------------------
+
+
+def version_row(source: Source, v: Version) -> dict[str, Any]:
+    row = asdict(v)
+    row["source"] = source.label or source.url
+    return row
+
+
+@cli.command()
+@click.argument("source")
+@JSON_LINES
+@click.pass_obj
+def history(app: App, source: str, as_json: bool) -> None:
+    """List the versions of SOURCE."""
+    store = app.store()
+    s = store.get_source(source)
+    rows = store.versions(s.id)
+    if as_json:
+        emit_json(version_row(s, v) for v in rows)
+        return
+    table = Table("#", "captured", "chars", "raw bytes", "title", title=terminal_safe(s.name))
+    for v in rows:
+        table.add_row(
+            str(v.number),
+            when(v.captured_at),
+            str(v.text_length),
+            str(v.raw_length or "-"),
+            terminal_safe(v.title or ""),
+        )
+    Console().print(table)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("version", type=int, required=False)
+@click.option("--raw", is_flag=True, help="The raw response body instead of the text.")
+@click.pass_obj
+def show(app: App, source: str, version: int | None, raw: bool) -> None:
+    """Print a version's text (default: the latest), or its raw body."""
+    store = app.store()
+    s = store.get_source(source)
+    if version is None:
+        latest = store.latest_version(s.id)
+        if latest is None:
+            raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
+        v = latest
+    else:
+        v = store.get_version(s, version)
+    data = store.read_raw(v) if raw else store.read_text(v).encode("utf-8") + b"\n"
+    out = sys.stdout.buffer
+    if sys.stdout.isatty():
+        data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
+    out.write(data)
+    out.flush()
+
+
+# -- diff / changes -------------------------------------------------------------
+
+
+def _version_label(v: Version) -> str:
+    return f"version {v.number} ({v.captured_at:%Y-%m-%d %H:%M} UTC)"
+
+
+@cli.command("diff")
+@click.argument("source")
+@click.argument("from_", metavar="[FROM]", type=int, required=False)
+@click.argument("to", metavar="[TO]", type=int, required=False)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["terminal", "side-by-side", "unified", "html", "json"]),
+    default="terminal",
+    show_default=True,
+)
+@click.option(
+    "--context",
+    type=click.IntRange(0, 50),
+    default=1,
+    show_default=True,
+    help="Unchanged sentences shown around each change.",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(UNIT_KINDS),
+    help="Show only these kinds of change (repeatable), e.g. --only added.",
+)
+@click.pass_obj
+def diff_cmd(
+    app: App,
+    source: str,
+    from_: int | None,
+    to: int | None,
+    fmt: str,
+    context: int,
+    only: tuple[str, ...],
+) -> None:
+    """Show what changed between two versions of SOURCE (default: the last two)."""
+    store = app.store()
+    s = store.get_source(source)
+    numbers = [v.number for v in store.versions(s.id)]
+    if len(numbers) < 2 and (from_ is None or to is None):
+        raise UsageError(f"{s.name} has {len(numbers)} version(s); a diff needs two")
+    to = to if to is not None else (numbers[-1] if from_ is None else max(numbers))
+    from_ = (
+        from_ if from_ is not None else numbers[numbers.index(to) - 1] if to in numbers else None
+    )
+    if from_ is None:
+        raise UsageError(f"{s.name} has no version {to}")
+    old_v, new_v = store.get_version(s, from_), store.get_version(s, to)
+    old_text, new_text = store.read_text(old_v), store.read_text(new_v)
+    change = diff(old_text, new_text, DiffOptions(), old_v.title, new_v.title)
+    options = RenderOptions(context=context, only=frozenset(only or UNIT_KINDS), color=use_color())
+    header = Header(s.name, _version_label(old_v), _version_label(new_v), s.url)
+    if fmt == "json":
+        data = change_to_dict(change)
+        data["units"] = [u for u in data["units"] if u["kind"] in options.only]
+        emit_json([{"source": s.name, "from": old_v.number, "to": new_v.number, **data}])
+    elif fmt == "unified":
+        click.echo(render_unified(change, new_text, header, options), nl=False)
+    elif fmt == "html":
+        click.echo(render_html(change, new_text, header, options))
+    else:
+        renderer = render_terminal if fmt == "terminal" else render_side_by_side
+        make_console().print(renderer(change, new_text, header, options), highlight=False)
+
+
+@cli.command()
+@SINCE
+@SOURCE
+@click.option("--min-significance", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many.")
+@JSON_LINES
+@click.pass_obj
+def changes(
+    app: App,
+    since: str | None,
+    source_ref: str | None,
+    min_significance: float,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """The change log across all sources, newest first."""
+    store = app.store()
+    source_id = store.get_source(source_ref).id if source_ref else None
+    rows = store.changes(
+        parse_since(since, app.now) if since else None, source_id, min_significance, limit
+    )
+    if as_json:
+        emit_json(
+            {
+                "id": c.id,
+                "source": c.source_name,
+                "from": c.from_version,
+                "to": c.to_version,
+                "kind": c.kind,
+                "created_at": c.created_at,
+                "significance": c.significance,
+                "summary": c.summary,
+                "reasons": c.reasons,
+                "stats": c.stats,
+            }
+            for c in rows
+        )
+        return
+    table = Table("when", "source", "versions", "sig.", "summary")
+    for c in rows:
+        table.add_row(
+            when(c.created_at),
+            terminal_safe(c.source_name),
+            f"{c.from_version} -> {c.to_version}",
+            f"{c.significance:.2f}",
+            terminal_safe(
+                c.summary + (f" ({c.reasons[0]})" if c.reasons and c.kind == "edit" else "")
+            ),
+        )
+    make_console().print(table)
