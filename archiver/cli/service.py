@@ -31,6 +31,7 @@ from archiver.render import (
     terminal_safe,
 )
 from archiver.schedule import next_cron
+from archiver.seeds import default_seeds_dir
 from jobs import digest as digest_job
 from jobs.metrics import Metrics
 from jobs.service import Service, ServiceOptions, default_worker_id
@@ -310,3 +311,55 @@ def status(app: App, as_json: bool) -> None:
         console.print("next due:")
         for s in st.next_due:
             console.print(f"  {when(s.next_check_at)}  {terminal_safe(s.name)}", highlight=False)
+
+
+# -- demo ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("claimwatch-demo"),
+    show_default=True,
+    help="Where the demo's store and digest preview go (replaced if present).",
+)
+@click.option(
+    "--seeds",
+    "seeds_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Seeds directory with demo/timeline.yaml [default: the bundled seeds]",
+)
+def demo(directory: Path, seeds_dir: Path | None) -> None:
+    """The whole story offline: archive, changes, flags and a digest, in under a minute."""
+    from jobs import demo as demo_job
+
+    seeds_dir = seeds_dir or default_seeds_dir()
+    if seeds_dir is None or not (seeds_dir / "demo" / "timeline.yaml").exists():
+        raise UsageError("no demo timeline found; pass --seeds DIR (with demo/timeline.yaml)")
+    click.echo(f"replaying {seeds_dir / 'demo' / 'timeline.yaml'} into {directory}/")
+    result = demo_job.run(directory, seeds_dir, say=click.echo)
+    db = f"sqlite:///{directory / 'claimwatch.db'}"
+    click.echo("")
+    click.echo(
+        f"archived: {sum(result.versions.values())} versions of {len(result.versions)} pages "
+        f"({result.sources} sources, found by the feed included)"
+    )
+    click.echo(f"changes:  {result.changes} edits, {result.reverts} flip-backs recognised")
+    click.echo("flags per claim:")
+    for claim, stances in sorted(result.flags.items()):
+        parts = ", ".join(f"{n} {stance}" for stance, n in sorted(stances.items()))
+        click.echo(f"  {claim}: {parts}")
+    for path in result.digest_files:
+        click.echo(f"digest preview: {path}")
+    click.echo("\nexplore:")
+    for command in (
+        f"claimwatch --db {db} sources list",
+        f"claimwatch --db {db} changes",
+        f"claimwatch --db {db} diff meta-statement",
+        f"claimwatch --db {db} claims list",
+        f"claimwatch --db {db} claims show meta-ends-open-releases",
+        f"claimwatch --db {db} flags --stance contradicts",
+    ):
+        click.echo(f"  {command}")
