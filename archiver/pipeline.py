@@ -71,6 +71,8 @@ class CheckResult:
     duration_ms: int = 0
     significance: float | None = None
     discovered: tuple[Source, ...] = ()  # coverage a feed check found (checked in the same run)
+    flags: int = 0  # claims flags this check raised
+    fetch_ms: int | None = None  # the fetch alone (retries included)
 
     @property
     def failed(self) -> bool:
@@ -332,6 +334,8 @@ class _Checker:
             fetched.status,
             duration_ms=capture.duration_ms,
             significance=page.change.significance if page.change else None,
+            flags=len(page.flags),
+            fetch_ms=fetched.duration_ms,
         )
 
     async def _feed(self, attempt: _Attempt, current: Version | None) -> CheckResult:

@@ -12,12 +12,14 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.checks = Counter("claimwatch_checks", "Checks by outcome", ["outcome"], registry=r)
+        buckets = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
         self.latency = Histogram(
-            "claimwatch_check_seconds",
-            "Duration of a check (fetch to commit)",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=r,
+            "claimwatch_check_seconds", "A check, fetch to commit", buckets=buckets, registry=r
         )
+        self.fetch = Histogram(
+            "claimwatch_fetch_seconds", "The fetch of a check", buckets=buckets, registry=r
+        )
+        self.flags = Counter("claimwatch_flags_created", "Claims flags raised", registry=r)
         self.versions = Counter("claimwatch_versions_created", "New versions archived", registry=r)
         self.backlog = Gauge("claimwatch_backlog", "Sources due and not leased", registry=r)
         self.expiries = Counter(
@@ -31,8 +33,11 @@ class Metrics:
         for r in results:
             self.checks.labels(r.outcome).inc()
             self.latency.observe(r.duration_ms / 1000)
+            if r.fetch_ms is not None:
+                self.fetch.observe(r.fetch_ms / 1000)
             if r.outcome == "new_version":
                 self.versions.inc()
+            self.flags.inc(r.flags)
         self.expiries.inc(expired)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

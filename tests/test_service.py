@@ -75,9 +75,9 @@ def test_a_simulated_day_of_mixed_schedules_with_downtime(
         pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
         clock=lambda: clock["now"],
     )
-    down = (NOW + timedelta(hours=4), NOW + timedelta(hours=6))
+    down = (NOW + timedelta(hours=8), NOW + timedelta(hours=10))
     minute = 0
-    while minute <= 12 * 60:
+    while minute <= 24 * 60:
         clock["now"] = NOW + timedelta(minutes=minute)
         if not (down[0] <= clock["now"] < down[1]):
             service.dispatch()
@@ -92,7 +92,7 @@ def test_a_simulated_day_of_mixed_schedules_with_downtime(
         seen[sid].append(at)
     for s in store.list_sources():
         expected, at = [], NOW
-        while at <= NOW + timedelta(hours=12):
+        while at <= NOW + timedelta(hours=24):
             if down[0] <= at < down[1]:
                 at = down[1]  # one catch-up check at the first tick after the downtime
             expected.append(at)
@@ -100,7 +100,7 @@ def test_a_simulated_day_of_mixed_schedules_with_downtime(
                 next_cron(s.cron, at) if s.cron else at + timedelta(seconds=s.interval_seconds or 0)
             )
         assert sorted(seen[s.id]) == expected, s.name
-    assert not leases.backlog(store, NOW + timedelta(hours=12)).leased
+    assert not leases.backlog(store, NOW + timedelta(hours=24)).leased
 
 
 def test_scheduler_jobs_and_the_digest_cron(sqlite_store: Store) -> None:
@@ -295,3 +295,35 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     assert "SIGHUP: reloading" in (tmp_path / "hup.log").read_text()
+
+
+def test_metrics_are_served_in_prometheus_format(
+    sqlite_store: Store, httpserver: HTTPServer
+) -> None:
+    import socket
+
+    import httpx
+
+    from jobs.metrics import Metrics
+
+    serve_pages(httpserver)
+    sqlite_store.add_source(SourceSpec(url=httpserver.url_for("/s1.html"), label="m1"), NOW)
+    metrics = Metrics()
+    service = Service(
+        sqlite_store,
+        ServiceOptions(worker_id="m", jitter=0, digest_cron=None),
+        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+        clock=lambda: NOW,
+        metrics=metrics,
+    )
+    service.dispatch()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics.serve(port)
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'claimwatch_checks_total{outcome="new_version"} 1.0' in text
+    assert "claimwatch_versions_created_total 1.0" in text
+    assert "claimwatch_fetch_seconds_count 1.0" in text
+    assert "claimwatch_flags_created_total 0.0" in text
+    assert "claimwatch_backlog 0.0" in text
