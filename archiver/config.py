@@ -16,6 +16,8 @@ optional::
     jitter = 60               # spread of overdue checks after downtime, seconds
     log_format = "text"       # or "json"               ($CLAIMWATCH_LOG_FORMAT)
     seeds = "/srv/story/seeds"  # reloaded on SIGHUP     ($CLAIMWATCH_SEEDS)
+    allow_private_addresses = false  # let every source reach loopback/private addresses
+                              # (tests, intranets)   ($CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1)
     [schedule]
     default_every = "1h"      # sources without their own interval
     [digest]
@@ -97,6 +99,7 @@ class Config:
     timezone: str = "UTC"
     send_empty: bool = False
     semantic: bool = False
+    allow_private: bool = False  # fetch loopback/private addresses from any source
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def masked(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class Config:
                 "jitter": self.jitter,
                 "log_format": self.log_format,
                 "seeds": self.seeds,
+                "allow_private_addresses": self.allow_private,
             },
             "schedule": {"default_every": self.default_every},
             "digest": {
@@ -165,6 +169,9 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
         timezone=env.get("CLAIMWATCH_TIMEZONE") or dig.get("timezone", "UTC"),
         send_empty=dig.get("send_empty", False),
         semantic=section("matching").get("semantic", False),
+        allow_private=env.get("CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES", "").lower()
+        in ("1", "true", "yes")
+        or svc.get("allow_private_addresses", False),
     )
     base = SmtpSettings(
         host=smtp.get("host", "localhost"),

@@ -14,7 +14,8 @@
     │   ├── UnsupportedURL          a scheme other than http(s), or a malformed URL
     │   ├── BodyTooLarge            the body passed the size cap while streaming
     │   ├── UnsupportedContentType  not HTML, XHTML or plain text
-    │   └── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
+    │   ├── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
+    │   └── BlockedAddress          the host resolves to a loopback/private/link-local address
     ├── ExtractionError             the page was fetched but yielded no usable text
     │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
     │   └── FeedError               a feed or sitemap that cannot be read
@@ -95,6 +96,10 @@ class UnsupportedContentType(FetchError):
 
 
 class RobotsDisallowed(FetchError):
+    pass
+
+
+class BlockedAddress(FetchError):
     pass
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ import httpx
 
 from archiver import __version__
 from archiver.errors import (
+    BlockedAddress,
     BodyTooLarge,
     ConnectFailed,
     FetchError,
@@ -59,6 +61,9 @@ class FetchOptions:
     per_host: int = 2
     host_delay: float = 1.0  # seconds between two requests to one host
     keepalive: int = 8
+    # Loopback, private, link-local (cloud metadata) and other non-public addresses
+    # are refused unless a request allows them; True lifts the guard for everything.
+    allow_private: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class FetchRequest:
     last_modified: str | None = None
     robots: bool = True
     accept: tuple[str, ...] = PAGE_TYPES
+    allow_private: bool = False  # a source the user added explicitly with --allow-private
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,8 @@ class Fetcher:
         seen = [url]
         for _hop in range(self.options.max_redirects + 1):
             parts = _check_url(url)
+            if not (self.options.allow_private or request.allow_private):
+                await self._check_address(parts)
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
             headers = {}
@@ -272,6 +280,23 @@ class Fetcher:
             finally:
                 if polite:
                     self._last_request[host] = time.monotonic()
+
+    async def _check_address(self, url: httpx.URL) -> None:
+        """Refuse a URL whose host resolves to a non-public address (checked on every
+        hop, after DNS resolution). httpx resolves again when it connects, so a DNS
+        answer that changes in between is not caught (noted in docs/architecture.md)."""
+        host = url.host
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, url.port or 80)
+        except OSError as exc:
+            raise ConnectFailed(f"{host}: cannot resolve ({exc.strerror or exc})") from None
+        for info in infos:
+            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+            if not address.is_global or address.is_multicast:
+                raise BlockedAddress(
+                    f"{url} resolves to {address}, a non-public address; only sources added "
+                    "with --allow-private (or allow_private_addresses) may reach it"
+                )
 
     async def _polite_wait(self, host: str) -> None:
         last = self._last_request.get(host)

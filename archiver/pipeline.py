@@ -264,6 +264,7 @@ class _Checker:
             last_modified=source.last_modified,
             robots=source.robots,
             accept=FEED_TYPES if source.kind == "feed" else PAGE_TYPES,
+            allow_private=source.allow_private,
         )
         try:
             attempt.fetched = fetched = await self.fetcher.fetch(request)

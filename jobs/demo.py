@@ -209,7 +209,9 @@ def run(directory: Path, seeds_dir: Path, say: Any = print) -> DemoResult:
             store,
             ServiceOptions(worker_id="demo", jitter=0, digest_cron=None),
             pipeline.CheckOptions(
-                fetch=FetchOptions(host_delay=0, per_host=16, concurrency=16, max_attempts=1),
+                fetch=FetchOptions(
+                    allow_private=True, host_delay=0, per_host=16, concurrency=16, max_attempts=1
+                ),
                 processes=1,
             ),
             clock=lambda: clock["now"],

@@ -27,6 +27,7 @@ class SourceSpec:
     match_claims: bool = False  # feeds: also accept entries that bear on a claim
     found_by: int | None = None  # the feed that found this source
     entry: dict[str, Any] | None = None  # the feed entry it came from
+    allow_private: bool = False  # may reach loopback/private addresses (explicit sources only)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ class Source:
     @property
     def robots(self) -> bool:
         return bool(self.options.get("robots", True))
+
+    @property
+    def allow_private(self) -> bool:
+        """Only a source the user added explicitly may reach non-public addresses."""
+        return self.origin != "feed" and bool(self.options.get("allow_private", False))
 
     @property
     def topic(self) -> str | None:

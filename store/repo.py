@@ -709,6 +709,8 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
         options["match_claims"] = True
     if spec.entry:
         options["entry"] = spec.entry
+    if spec.allow_private and spec.origin != "feed":
+        options["allow_private"] = True
     return {
         "kind": spec.kind,
         "label": spec.label,

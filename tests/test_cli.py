@@ -27,7 +27,12 @@ FIRST = [
 def claimwatch(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"), **(env or {})}
+    full_env = {
+        **os.environ,
+        "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"),
+        "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "1",  # the test servers are on 127.0.0.1
+        **(env or {}),
+    }
     full_env.pop("CLAIMWATCH_DB", None)
     return subprocess.run(
         [sys.executable, "-m", "archiver.cli", "--db", f"sqlite:///{tmp_path / 'x.db'}", *args],

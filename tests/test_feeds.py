@@ -20,7 +20,9 @@ from store.repo import Store
 from tests.conftest import NOW, article_html
 
 OPTIONS = pipeline.CheckOptions(
-    fetch=FetchOptions(host_delay=0, backoff_base=0.01, max_attempts=1), processes=1, claims=()
+    fetch=FetchOptions(allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=1),
+    processes=1,
+    claims=(),
 )
 H, D = 3600, 86400
 
@@ -343,3 +345,26 @@ def test_coverage_is_rechecked_on_a_decaying_schedule(store: Store, httpserver: 
     assert gaps[:8] == [15] * 8
     assert set(gaps[8:30]) == {60}
     assert gaps[-2:] == [24 * 60, 24 * 60]
+
+
+def test_a_feed_entry_pointing_at_loopback_is_refused_by_default(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    from dataclasses import replace as dc_replace
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["inside"])
+    httpserver.expect_request("/f.xml").respond_with_data(
+        rss(("Meta Llama", f"{base}/inside.html", "Meta Llama")), content_type="application/rss+xml"
+    )
+    # The user added this feed explicitly and allowed it to be local; its entries are not.
+    store.add_source(
+        SourceSpec(url=f"{base}/f.xml", kind="feed", label="f", allow_private=True), NOW
+    )
+    guarded = dc_replace(OPTIONS, fetch=dc_replace(OPTIONS.fetch, allow_private=False))
+    results = pipeline.check(store, store.due_sources(NOW), guarded, clock=lambda: NOW)
+    by_kind = {r.source.kind: r for r in results}
+    assert by_kind["feed"].outcome == "new_version"
+    assert by_kind["article"].failed and by_kind["article"].error_class == "BlockedAddress"
+    assert [r.path for r, _ in httpserver.log if r.path == "/inside.html"] == []

@@ -6,11 +6,13 @@ import asyncio
 import time
 from dataclasses import replace
 
+import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver.errors import (
+    BlockedAddress,
     BodyTooLarge,
     ConnectFailed,
     FetchTimeout,
@@ -23,7 +25,12 @@ from archiver.errors import (
 from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 
 OPTS = FetchOptions(
-    host_delay=0, backoff_base=0.01, max_attempts=3, read_timeout=2, total_timeout=5
+    allow_private=True,
+    host_delay=0,
+    backoff_base=0.01,
+    max_attempts=3,
+    read_timeout=2,
+    total_timeout=5,
 )
 PAGE = "<html><body><article><p>Hello</p></article></body></html>"
 
@@ -287,3 +294,21 @@ def test_host_delay_spaces_requests(httpserver: HTTPServer) -> None:
 
     asyncio.run(run())
     assert len(sleeps) == 1 and 4.0 < sleeps[0] <= 5.0
+
+
+def test_non_public_addresses_are_refused_unless_allowed(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/internal").respond_with_data(PAGE, content_type="text/html")
+    guarded = replace(OPTS, allow_private=False)
+    with pytest.raises(BlockedAddress, match=r"127\.0\.0\.1, a non-public address"):
+        fetch(httpserver.url_for("/internal"), guarded)
+    assert requests_to(httpserver, "/internal") == []  # refused before connecting
+    assert fetch(httpserver.url_for("/internal"), guarded, allow_private=True).status == 200
+
+
+def test_a_redirect_to_a_private_address_is_checked_on_its_hop() -> None:
+    async def run() -> None:
+        async with Fetcher(replace(OPTS, allow_private=False)) as f:
+            await f._check_address(httpx.URL("http://169.254.169.254/latest/meta-data/"))
+
+    with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
+        asyncio.run(run())

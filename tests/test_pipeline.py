@@ -16,7 +16,9 @@ from store.repo import Store
 from tests.conftest import NOW, article_html
 
 OPTIONS = pipeline.CheckOptions(
-    fetch=FetchOptions(host_delay=0, backoff_base=0.01, max_attempts=2, read_timeout=2),
+    fetch=FetchOptions(
+        allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=2, read_timeout=2
+    ),
     processes=1,
 )
 PARAS = [

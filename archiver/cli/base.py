@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ import click
 import platformdirs
 from rich.console import Console
 
-from archiver import __version__
+from archiver import __version__, pipeline
 from archiver.config import Config
 from archiver.config import load as load_config
 from archiver.errors import ClaimwatchError
+from archiver.fetch import FetchOptions
 from archiver.schedule import parse_duration
 from store.repo import Store
 
@@ -50,6 +51,21 @@ class App:
 JSON_LINES = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 SINCE = click.option("--since", help="Only what is newer than this: 2d, 12h, or an ISO date.")
 SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only this source.")
+
+
+def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.CheckOptions:
+    """How checks run, from the configuration (one place for check, serve and reloads)."""
+    fetch = FetchOptions(
+        concurrency=concurrency or cfg.concurrency,
+        per_host=cfg.per_host,
+        host_delay=cfg.host_delay,
+        allow_private=cfg.allow_private,
+    )
+    if cfg.user_agent:
+        fetch = replace(fetch, user_agent=cfg.user_agent)
+    return pipeline.CheckOptions(
+        fetch=fetch, semantic=cfg.semantic, default_interval=cfg.default_every
+    )
 
 
 def emit_json(rows: Iterable[dict[str, Any]]) -> None:

@@ -6,16 +6,15 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from archiver import pipeline
 from archiver.cli.base import (
     SINCE,
     App,
+    check_options,
     cli,
     emit_json,
     make_console,
@@ -25,7 +24,6 @@ from archiver.cli.base import (
 from archiver.config import load as load_config
 from archiver.digest import DigestOptions
 from archiver.errors import UsageError
-from archiver.fetch import FetchOptions
 from archiver.mailer import SendError, settings_from_env
 from archiver.render import (
     terminal_safe,
@@ -170,33 +168,16 @@ def serve(
         timezone=cfg.timezone,
         seeds=Path(cfg.seeds) if cfg.seeds else None,
     )
-    fetch = FetchOptions(
-        concurrency=concurrency or cfg.concurrency, per_host=cfg.per_host, host_delay=cfg.host_delay
-    )
-    if cfg.user_agent:
-        fetch = replace(fetch, user_agent=cfg.user_agent)
-    check_options = pipeline.CheckOptions(
-        fetch=fetch, semantic=cfg.semantic, default_interval=cfg.default_every
-    )
+    options_now = check_options(cfg, concurrency)
     metrics = Metrics() if metrics_port else None
     with ServeLock(store):
-        service = Service(store, options, check_options, cfg.smtp, metrics=metrics)
+        service = Service(store, options, options_now, cfg.smtp, metrics=metrics)
 
         def reload_config() -> None:
             """SIGHUP: fetch limits, user agent and SMTP settings from the config again."""
             fresh = load_config(cfg.path)
             service.smtp = fresh.smtp
-            fetch = replace(
-                service.check_options.fetch,
-                concurrency=concurrency or fresh.concurrency,
-                per_host=fresh.per_host,
-                host_delay=fresh.host_delay,
-            )
-            if fresh.user_agent:
-                fetch = replace(fetch, user_agent=fresh.user_agent)
-            service.check_options = replace(
-                service.check_options, fetch=fetch, semantic=fresh.semantic
-            )
+            service.check_options = check_options(fresh, concurrency)
 
         service.reload_hook = reload_config
         if once:

@@ -16,6 +16,7 @@ from archiver import pipeline
 from archiver.cli.base import (
     JSON_LINES,
     App,
+    check_options,
     cli,
     emit_json,
     make_console,
@@ -166,6 +167,11 @@ def sources_list(app: App, as_json: bool) -> None:
 @click.option(
     "--match-claims", is_flag=True, help="Feeds: also accept entries that bear on a claim."
 )
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Let this source reach loopback/private addresses (an intranet page, a local server).",
+)
 @click.pass_obj
 def sources_add(
     app: App,
@@ -179,6 +185,7 @@ def sources_add(
     no_robots: bool,
     topic: str | None,
     match_claims: bool,
+    allow_private: bool,
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
@@ -204,6 +211,7 @@ def sources_add(
         robots=not no_robots,
         topic=topic,
         match_claims=match_claims,
+        allow_private=allow_private,
     )
     source_id = app.store().add_source(spec, app.now)
     click.echo(f"added source {source_id}: {label or url}")
@@ -268,6 +276,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
     if seeds:
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = Console(stderr=False)
+    options = check_options(app.config)
     results: list[pipeline.CheckResult] = []
 
     def report(r: pipeline.CheckResult) -> None:
@@ -317,9 +326,9 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
                 report(r)
                 progress.advance(task)
 
-            pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=tick)
+            pipeline.check(store, targets, options, clock=lambda: datetime.now(UTC), on_result=tick)
     else:
-        pipeline.check(store, targets, clock=lambda: datetime.now(UTC), on_result=report)
+        pipeline.check(store, targets, options, clock=lambda: datetime.now(UTC), on_result=report)
     failed = sum(r.failed for r in results)
     if not as_json:
         new = sum(r.outcome == "new_version" for r in results)
