@@ -7,9 +7,10 @@ deleted run next to an inserted run is paired sentence by sentence into
 word-level diff with semantic cleanup. A sentence removed in one place and
 added unchanged in another is one ``moved`` unit.
 
-``diff(a, b)`` does not depend on direction: it is computed for the pair in
-a canonical order and mirrored when needed, so ``diff(b, a)`` is exactly
-``mirror(diff(a, b))``. ``apply(a, diff(a, b)) == b`` for every pair.
+``diff(a, b)`` does not depend on direction: the pair is aligned in a
+canonical order, mirrored when needed, then scored in the asked direction, so
+``diff(b, a)`` lists the same words as ``diff(a, b)``, mirrored.
+``apply(a, diff(a, b)) == b`` for every pair.
 """
 
 from __future__ import annotations
@@ -103,10 +104,6 @@ class Change:
     new_title: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def empty(self) -> bool:
-        return not self.units and self.old_title == self.new_title
-
     def summary(self) -> str:
         s = self.stats
         parts = [
@@ -138,22 +135,6 @@ def diff(
         units = _align(sentences(old), sentences(new), options)
     units = sorted(_moves(units), key=_order)
     return _scored_change(units, _stats(units, old, new), old_title, new_title)
-
-
-def mirror(change: Change) -> Change:
-    """The same change seen from the other side (new -> old), scored that way."""
-    units = sorted((_mirror_unit(u) for u in change.units), key=_order)
-    s = change.stats
-    stats = replace(
-        s,
-        sentences_added=s.sentences_removed,
-        sentences_removed=s.sentences_added,
-        words_added=s.words_removed,
-        words_removed=s.words_added,
-        words_old=s.words_new,
-        words_new=s.words_old,
-    )
-    return _scored_change(units, stats, change.new_title, change.old_title)
 
 
 def _scored_change(

@@ -46,10 +46,6 @@ def format_duration(seconds: int | None) -> str:
     return "".join(out)
 
 
-def next_after_success(now: datetime, interval: int | None) -> datetime:
-    return now + timedelta(seconds=interval or DEFAULT_INTERVAL)
-
-
 def next_after_failure(
     now: datetime, interval: int | None, failures: int, retry_after: float | None = None
 ) -> datetime:

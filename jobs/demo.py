@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,10 +86,8 @@ class Replay:
     timeline: Timeline
     step: int = 0
     base: str = ""
-    hits: Counter[str] = field(default_factory=Counter)
 
     def page(self, path: str) -> tuple[int, str, str]:
-        self.hits[path] += 1
         tl = self.timeline
         if path == tl.feed["path"]:
             entries = []

@@ -794,14 +794,3 @@ def _source(row: Any) -> Source:
 
 def _version(row: Any) -> Version:
     return Version(**{k: row[k] for k in Version.__dataclass_fields__})
-
-
-def blob_sizes(store: Store, digests: Sequence[str]) -> int:
-    """Stored bytes of the given blobs (for benchmarks and ``status``)."""
-    with store._read() as conn:
-        total = conn.execute(
-            select(func.coalesce(func.sum(blobs.c.stored_size), 0)).where(
-                blobs.c.digest.in_(digests)
-            )
-        ).scalar_one()
-    return int(total)
