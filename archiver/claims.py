@@ -180,6 +180,7 @@ class _Sentence:
     raw: list[str]
     keyed: list[frozenset[str]]
     clause: list[int]  # clause number of each word (commas, semicolons and colons split)
+    exact: list[frozenset[str]]  # each word as written, for case-sensitive names
 
 
 _CLAUSE = re.compile(r"[,،;؛:]")
@@ -192,7 +193,8 @@ def _sentence(text: str) -> _Sentence:
         raw += words_here
         clause += [n] * len(words_here)
     folded = [fold(w) for w in raw]
-    return _Sentence(text.strip(), folded, raw, [keys(w) for w in folded], clause)
+    keyed = [keys(w) for w in folded]
+    return _Sentence(text.strip(), folded, raw, keyed, clause, [frozenset({w}) for w in raw])
 
 
 def _find(phrase: Phrase, toks: list[frozenset[str]], slop: int = 0) -> list[tuple[int, int]]:
@@ -277,7 +279,7 @@ def _match_claim(
         hit = []
         for name, phrases, exact in group:
             for n, s in enumerate(sents):
-                toks = [frozenset({w}) for w in s.raw] if exact else s.keyed
+                toks = s.exact if exact else s.keyed
                 if any(_find(p, toks) for p in phrases):
                     hit.append(name)
                     per_sentence[n] += 1.0
