@@ -43,16 +43,14 @@ def gather(
     store: Store, now: datetime, since: datetime | None, failing_after: int = 3
 ) -> DigestData:
     """Items for a digest: those newer than ``since``, or (None) not yet covered."""
-    uncovered = [set(ids) for ids in state.uncovered_ids(store)]
-
-    def wanted(kind: int, item_id: int, created_at: datetime) -> bool:
-        return created_at >= since if since is not None else item_id in uncovered[kind]
-
+    # A window (since) previews; otherwise exactly what no sent digest covered, asked
+    # of the store by id so a digest never loads the whole history.
+    change_ids, flag_ids, source_ids = (None, None, None) if since else state.uncovered_ids(store)
     claims = {c.id: c.en for c in store.claims(active_only=False)}
     change_items = [
         _change_item(store, c)
-        for c in store.changes(since=since)
-        if c.kind == "edit" and wanted(0, c.id, c.created_at)
+        for c in store.changes(since=since, ids=change_ids)
+        if c.kind == "edit"
     ]
     flag_items = [
         FlagItem(
@@ -68,10 +66,10 @@ def gather(
             version=f.version,
             captured_at=f.created_at,
         )
-        for f in store.flags(since=since)
-        if wanted(1, f.id, f.created_at)
+        for f in store.flags(since=since, ids=flag_ids)
     ]
     everything = store.list_sources()
+    new_sources = set(source_ids or ())
     names = {s.id: s.name for s in everything}
     coverage = [
         CoverageItem(
@@ -82,7 +80,8 @@ def gather(
             found_at=s.created_at,
         )
         for s in everything
-        if s.origin == "feed" and wanted(2, s.id, s.created_at)
+        if s.origin == "feed"
+        and (s.created_at >= since if since is not None else s.id in new_sources)
     ]
     failing = [
         FailingItem(s.name, s.url, s.consecutive_failures, _last_error(store, s.id))

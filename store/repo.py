@@ -420,6 +420,7 @@ class Store:
         source_id: int | None = None,
         min_significance: float = 0.0,
         limit: int | None = None,
+        ids: Sequence[int] | None = None,
     ) -> list[StoredChange]:
         """Stored changes, newest first."""
         old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
@@ -442,6 +443,7 @@ class Store:
             query,
             (since, changes.c.created_at, operator.ge),
             (source_id, changes.c.source_id, operator.eq),
+            (ids, changes.c.id, _among),
         )
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
@@ -529,6 +531,7 @@ class Store:
         min_score: float = 0.0,
         source_id: int | None = None,
         limit: int | None = None,
+        ids: Sequence[int] | None = None,
     ) -> list[StoredFlag]:
         """Flags, newest first, with their source and version."""
         query = (
@@ -551,6 +554,7 @@ class Store:
             (stance, flags.c.stance, operator.eq),
             (since, flags.c.created_at, operator.ge),
             (source_id, flags.c.source_id, operator.eq),
+            (ids, flags.c.id, _among),
         )
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
@@ -687,6 +691,10 @@ def _narrow(
         if value is not None:
             query = query.where(op(column, value))
     return query
+
+
+def _among(column: Any, ids: Sequence[int]) -> Any:
+    return column.in_(list(ids))
 
 
 def schema_time(value: Any) -> datetime | None:
