@@ -50,6 +50,8 @@ from store.schema import (
     sources,
     versions,
 )
+from store.verify import Problem, Report
+from store.verify import verify as verify_archive
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,32 @@ class Store:
             rows = conn.execute(query).mappings().all()
         fields = CaptureRecord.__dataclass_fields__
         return [CaptureRecord(**{k: v for k, v in r.items() if k in fields}) for r in rows]
+
+    def capture_log(
+        self, source_id: int, page: int = 500
+    ) -> Iterator[tuple[int, int | None, CaptureRecord]]:
+        """Every capture of a source, oldest first, as (id, version id, record); read in
+        pages so a long history is never held whole."""
+        fields = CaptureRecord.__dataclass_fields__
+        after = 0
+        while True:
+            query = (
+                select(captures)
+                .where(captures.c.source_id == source_id, captures.c.id > after)
+                .order_by(captures.c.id)
+                .limit(page)
+            )
+            with self._read() as conn:
+                rows = conn.execute(query).mappings().all()
+            if not rows:
+                return
+            for r in rows:
+                yield (
+                    r["id"],
+                    r["version_id"],
+                    CaptureRecord(**{k: v for k, v in r.items() if k in fields}),
+                )
+            after = rows[-1]["id"]
 
     # -- writes of a check ---------------------------------------------------
 
@@ -577,6 +605,17 @@ class Store:
             )
             for r in rows
         ]
+
+    # -- integrity -----------------------------------------------------------
+
+    def verify(
+        self, source: Source | None = None, report: Report | None = None
+    ) -> Iterator[Problem]:
+        """Re-read every blob and check every reference (see ``store.verify``)."""
+        with self._read() as conn:
+            yield from verify_archive(
+                conn, source.id if source else None, report, self.options.max_chain_depth
+            )
 
     # -- blobs ---------------------------------------------------------------
 

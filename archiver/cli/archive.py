@@ -1,0 +1,118 @@
+"""Commands that prove, export and tidy the archive: verify, export, gc."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import click
+
+from archiver import export as exporter
+from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
+from archiver.errors import IntegrityError, UsageError
+from archiver.render import terminal_safe
+from store.models import Source
+from store.verify import Report
+
+
+@cli.command()
+@SOURCE
+@JSON_LINES
+@click.pass_obj
+def verify(app: App, source_ref: str | None, as_json: bool) -> None:
+    """Re-read every blob and check every delta chain and reference.
+
+    Prints each problem with its source and version; exits 1 if there is any.
+    """
+    store = app.store()
+    source = store.get_source(source_ref) if source_ref else None
+    report = Report()
+    for problem in store.verify(source, report):
+        if as_json:
+            emit_json([problem.__dict__])
+        else:
+            click.echo(terminal_safe(problem.line()))
+    summary = (
+        f"verified {report.sources} source(s), {report.versions} version(s), {report.blobs} blob(s)"
+    )
+    if report.problems:
+        raise IntegrityError(f"{summary}: {report.problems} problem(s) found")
+    click.echo(f"{summary}: no problems", err=as_json)
+
+
+@contextmanager
+def _atomic(path: Path | None) -> Iterator[IO[bytes]]:
+    """Write to ``path`` through a temporary file renamed into place, or to stdout."""
+    if path is None or str(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    part = path.with_name(path.name + ".part")
+    try:
+        with open(part, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _chosen(app: App, source: str | None, all_: bool) -> Callable[[], Iterator[Source]]:
+    if bool(source) == all_:
+        raise UsageError("give one SOURCE or --all")
+    store = app.store()
+    if source:
+        picked = [store.get_source(source)]
+        return lambda: iter(picked)
+    return lambda: iter(store.list_sources())
+
+
+@cli.group("export")
+def export_group() -> None:
+    """Export the archive as WARC or JSON."""
+
+
+@export_group.command("warc")
+@click.argument("source", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every source.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The .warc.gz file to write (written whole, then renamed into place).",
+)
+@click.pass_obj
+def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
+    """Write SOURCE's captures (or --all) as a gzipped WARC/1.1 file."""
+    sources = _chosen(app, source, all_)
+    with _atomic(out) as f:
+        n = exporter.write_warc(app.store(), sources(), f, app.now)
+    click.echo(f"wrote {n} WARC records to {out}", err=True)
+
+
+@export_group.command("json")
+@click.argument("source", required=False)
+@click.option("--all", "all_", is_flag=True, help="Every source, one JSON document per line.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write [default: standard output].",
+)
+@click.pass_obj
+def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> None:
+    """Write SOURCE's whole history (or --all) as JSON: versions with their text,
+    captures, changes and flags. One document per source, one per line."""
+    sources = _chosen(app, source, all_)
+    store = app.store()
+    with _atomic(out) as f:
+        for s in sources():
+            f.write((exporter.dumps(exporter.source_history(store, s)) + "\n").encode("utf-8"))

@@ -1,0 +1,264 @@
+"""Proving and exporting the archive: verify finds damage; WARC and JSON read back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from sqlalchemy import Connection, select, text
+from warcio.archiveiterator import ArchiveIterator
+
+from archiver import pipeline
+from archiver.claims import claim_to_dict
+from archiver.claimsfile import load_claims
+from archiver.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, source_history
+from store.models import SourceSpec
+from store.repo import Store
+from store.schema import blobs, flags, versions
+from store.verify import Report
+from tests.conftest import NOW, article_html
+from tests.test_pipeline import OPTIONS, PARAS, Page, run, serve
+
+CLAIMS = Path(__file__).resolve().parent.parent / "seeds" / "claims.yaml"
+OUTCOMES = (
+    "new_version",
+    "not_modified",
+    "same_bytes",
+    "same_text",
+    "new_version",
+    "reverted",
+    "failed",
+)
+CLOSED = "Meta said its next frontier model would keep its weights private and stop releasing open models."
+
+
+def cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", store.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def build_history(store: Store, httpserver: HTTPServer) -> str:
+    """One source through every outcome: new, 304, same bytes, same text, an edit that
+    raises a flag, a flip-back, and a failure."""
+    store.load_claims([claim_to_dict(c) for c in load_claims(CLAIMS)], NOW)
+    page = Page(article_html("Meta and its models", PARAS), etag=True)
+    url = serve(httpserver, "/h.html", page)
+    store.add_source(SourceSpec(url=url, label="h"), NOW)
+    options = pipeline.CheckOptions(fetch=OPTIONS.fetch, processes=1)
+    outcomes = [run(store, "h", 0, options).outcome, run(store, "h", 1, options).outcome]
+    page.etag = False
+    outcomes.append(run(store, "h", 2, options).outcome)
+    page.html = article_html("Meta and its models", PARAS, extra="<aside>Shared 41 times</aside>")
+    outcomes.append(run(store, "h", 3, options).outcome)
+    page.html = article_html("Meta and its models", [*PARAS, CLOSED])
+    outcomes.append(run(store, "h", 4, options).outcome)
+    page.html = article_html("Meta and its models", PARAS)
+    outcomes.append(run(store, "h", 5, options).outcome)
+    httpserver.clear()
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/h.html").respond_with_data("gone", status=404)
+    outcomes.append(run(store, "h", 6, options).outcome)
+    assert outcomes == list(OUTCOMES)
+    return url
+
+
+@contextmanager
+def without_foreign_keys(store: Store) -> Iterator[Connection]:
+    """Damage the store the way a bad disk or a hand edit would: past its constraints."""
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        yield conn
+
+
+def sqlite_raw(store: Store, sql: str, *args: Any) -> None:
+    path = store.url.removeprefix("sqlite:///")
+    db = sqlite3.connect(path)  # foreign keys are off in a plain connection
+    db.execute(sql, args)
+    db.commit()
+    db.close()
+
+
+def damage(store: Store, sql: str, *args: Any) -> None:
+    if store.engine.dialect.name == "sqlite":
+        sqlite_raw(store, sql, *args)
+        return
+    with without_foreign_keys(store) as conn:
+        conn.exec_driver_sql(sql.replace("?", "%s"), args)
+
+
+def problems(store: Store, source: str | None = None) -> list[str]:
+    chosen = store.get_source(source) if source else None
+    return [p.line() for p in store.verify(chosen)]
+
+
+def test_a_whole_history_verifies_clean(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    report = Report()
+    assert list(store.verify(None, report)) == []
+    assert (report.sources, report.versions, report.problems) == (1, 2, 0)
+    assert report.blobs == 4  # text and raw body of each version
+
+
+def test_verify_finds_a_flipped_byte(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    _v1, v2 = store.versions(store.get_source("h").id)
+    with store.engine.begin() as conn:
+        data = bytearray(
+            conn.execute(select(blobs.c.data).where(blobs.c.digest == v2.raw_digest)).scalar_one()
+        )
+    data[len(data) // 2] ^= 0x10
+    damage(store, "UPDATE blobs SET data = ? WHERE digest = ?", bytes(data), v2.raw_digest)
+    found = problems(store)
+    assert len(found) == 1
+    assert found[0].startswith("h v2: corrupt: raw body: blob " + v2.raw_digest[:12])  # type: ignore[index]
+
+
+def test_verify_finds_a_missing_delta_base(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    v1, v2 = store.versions(store.get_source("h").id)
+    with store.engine.connect() as conn:
+        base = conn.execute(
+            select(blobs.c.base_digest).where(blobs.c.digest == v2.text_digest)
+        ).scalar_one()
+    assert base == v1.text_digest  # v2's text is a delta on v1's
+    damage(store, "DELETE FROM blobs WHERE digest = ?", v1.text_digest)
+    found = problems(store, "h")
+    assert f"h v1: missing-blob: text: blob {v1.text_digest[:12]} is not in the store" in found
+    assert f"h v2: missing-base: text: blob {v1.text_digest[:12]} is not in the store" in found
+    assert len(found) == 2
+
+
+def test_verify_finds_a_dangling_flag_and_a_gap(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    with store.engine.connect() as conn:
+        [flag_id] = conn.execute(select(flags.c.id)).scalars().all()
+        last = conn.execute(select(versions.c.id).where(versions.c.number == 2)).scalar_one()
+    damage(store, "UPDATE flags SET version_id = ? WHERE id = ?", 9999, flag_id)
+    assert problems(store) == [
+        f"h: dangling: flags row {flag_id} points at version 9999, which does not exist"
+    ]
+    damage(store, "UPDATE versions SET number = 3 WHERE id = ?", last)
+    assert "h v3: numbering: expected version 2, found 3" in problems(store)
+
+
+def test_verify_command_exits_1_and_names_the_damage(
+    sqlite_store: Store, httpserver: HTTPServer
+) -> None:
+    build_history(sqlite_store, httpserver)
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(sqlite_store, "verify", *args)
+
+    ok = verify()
+    assert ok.returncode == 0, ok.stderr
+    assert "verified 1 source(s), 2 version(s), 4 blob(s): no problems" in ok.stdout
+    v1 = sqlite_store.versions(sqlite_store.get_source("h").id)[0]
+    sqlite_raw(sqlite_store, "UPDATE blobs SET data = X'00' WHERE digest = ?", v1.raw_digest)
+    bad = verify("--source", "h")
+    assert bad.returncode == 1
+    assert bad.stdout.startswith("h v1: corrupt: raw body:")
+    # Version 2's raw body is a delta on version 1's, so it is lost with it, and said so.
+    assert f"h v2: corrupt: raw body: blob {v1.raw_digest[:12]} unreadable" in bad.stdout  # type: ignore[index]
+    assert "2 problem(s) found" in bad.stderr
+    as_json = [json.loads(line) for line in verify("--json").stdout.splitlines()]
+    assert [(p["kind"], p["source"], p["version"]) for p in as_json] == [
+        ("corrupt", "h", 1),
+        ("corrupt", "h", 2),
+    ]
+
+
+def test_warc_export_reads_back_with_warcio(
+    sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    url = build_history(sqlite_store, httpserver)
+    out = tmp_path / "h.warc.gz"
+    r = cli(sqlite_store, "export", "warc", "h", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "h.warc.gz.part").exists()
+    records = []
+    with out.open("rb") as f:
+        for rec in ArchiveIterator(f, check_digests="raise"):
+            headers = rec.rec_headers
+            payload = rec.content_stream().read()
+            records.append((headers.get_header("WARC-Type"), rec, payload))
+    kinds = [k for k, _, _ in records]
+    # warcinfo; v1 response + metadata; 304; same bytes; same text; v2 + metadata; flip-back
+    assert kinds == [
+        "warcinfo",
+        "response",
+        "metadata",
+        "revisit",
+        "revisit",
+        "revisit",
+        "response",
+        "metadata",
+        "revisit",
+    ]
+    assert all(r.rec_headers.get_header("WARC-Record-ID") for _, r, _ in records)
+    first, second = records[1], records[6]
+    v1, v2 = sqlite_store.versions(sqlite_store.get_source("h").id)
+    assert first[2] == sqlite_store.read_raw(v1)
+    assert second[2] == sqlite_store.read_raw(v2)
+    assert first[1].http_headers.get_statuscode() == "200"
+    assert first[1].http_headers.get_header("Content-Type") == "text/html; charset=utf-8"
+    assert first[1].rec_headers.get_header("WARC-Target-URI") == url
+    profiles = [r.rec_headers.get_header("WARC-Profile") for k, r, _ in records if k == "revisit"]
+    assert profiles == [NOT_MODIFIED, IDENTICAL, SAME_TEXT_PROFILE, SAME_TEXT_PROFILE]
+    first_id = first[1].rec_headers.get_header("WARC-Record-ID")
+    assert records[3][1].rec_headers.get_header("WARC-Refers-To") == first_id
+    assert records[3][1].http_headers.get_statuscode() == "304"
+    # The flip-back revisits version 1's response, not version 2's.
+    assert records[8][1].rec_headers.get_header("WARC-Refers-To") == first_id
+    meta = json.loads(records[7][2])
+    assert meta["number"] == 2 and CLOSED in meta["text"]
+    assert meta["change"]["from_version"] == 1
+    assert [(f["claim_id"], f["stance"]) for f in meta["flags"]] == [
+        ("meta-ends-open-releases", "supports")
+    ]
+    # Exporting again gives the same record ids.
+    again = tmp_path / "again.warc.gz"
+    cli(sqlite_store, "export", "warc", "--all", "--out", str(again))
+    with again.open("rb") as f:
+        ids = [rec.rec_headers.get_header("WARC-Record-ID") for rec in ArchiveIterator(f)]
+    assert ids[1:] == [r.rec_headers.get_header("WARC-Record-ID") for _, r, _ in records][1:]
+
+
+def test_json_export_has_the_whole_history(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    doc = json.loads(json.dumps(source_history(store, store.get_source("h")), default=str))
+    assert doc["source"]["label"] == "h"
+    assert [v["number"] for v in doc["versions"]] == [1, 2]
+    assert CLOSED in doc["versions"][1]["text"]
+    assert [c["outcome"] for c in doc["captures"]] == list(OUTCOMES)
+    assert doc["captures"][-1]["error_class"] == "HTTPStatusError"
+    assert doc["captures"][5]["version"] == 1  # the flip-back points at version 1
+    assert [(c["kind"], c["from_version"], c["to_version"]) for c in doc["changes"]] == [
+        ("edit", 1, 2),
+        ("revert", 2, 1),
+    ]
+    assert doc["versions"][1]["flags"][0]["stance"] == "supports"
+
+
+def test_export_refuses_an_unwritable_path_and_leaves_nothing(
+    sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    build_history(sqlite_store, httpserver)
+    out = tmp_path / "missing-dir" / "x.json"
+    r = cli(sqlite_store, "export", "json", "h", "--out", str(out))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"claimwatch: error: cannot write {out}")
+    assert not out.parent.exists()
+    both = cli(sqlite_store, "export", "json", "h", "--all")
+    assert both.returncode == 2 and "give one SOURCE or --all" in both.stderr
