@@ -18,6 +18,7 @@ optional::
     seeds = "/srv/story/seeds"  # reloaded on SIGHUP     ($CLAIMWATCH_SEEDS)
     allow_private_addresses = false  # let every source reach loopback/private addresses
                               # (tests, intranets)   ($CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1)
+    ca_file = "/etc/ssl/intranet-ca.pem"  # trust these CAs for https ($CLAIMWATCH_CA_FILE)
     [schedule]
     default_every = "1h"      # sources without their own interval
     [digest]
@@ -63,6 +64,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "jitter": int,
         "log_format": str,
         "seeds": str,
+        "ca_file": str,
     },
     "schedule": {"default_every": str},
     "digest": {"cron": str, "timezone": str, "send_empty": bool},
@@ -100,6 +102,7 @@ class Config:
     send_empty: bool = False
     semantic: bool = False
     allow_private: bool = False  # fetch loopback/private addresses from any source
+    ca_file: str | None = None  # CA certificates trusted for https instead of the system's
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def masked(self) -> dict[str, Any]:
@@ -118,6 +121,7 @@ class Config:
                 "log_format": self.log_format,
                 "seeds": self.seeds,
                 "allow_private_addresses": self.allow_private,
+                "ca_file": self.ca_file,
             },
             "schedule": {"default_every": self.default_every},
             "digest": {
@@ -172,7 +176,10 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
         allow_private=env.get("CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES", "").lower()
         in ("1", "true", "yes")
         or svc.get("allow_private_addresses", False),
+        ca_file=env.get("CLAIMWATCH_CA_FILE") or svc.get("ca_file"),
     )
+    if cfg.ca_file and not Path(cfg.ca_file).is_file():
+        raise ConfigError(str(path), f"{cfg.ca_file} is not a file", field="ca_file")
     base = SmtpSettings(
         host=smtp.get("host", "localhost"),
         port=smtp.get("port"),

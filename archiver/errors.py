@@ -12,12 +12,14 @@
     │   ├── HTTPStatusError         a 4xx/5xx answer (``status``, ``retry_after``)
     │   ├── TooManyRedirects        a redirect loop or chain longer than allowed
     │   ├── UnsupportedURL          a scheme other than http(s), or a malformed URL
-    │   ├── BodyTooLarge            the body passed the size cap while streaming
+    │   ├── BodyTooLarge            the body (decompressed) passed the size cap while streaming
+    │   ├── BadResponse             a malformed answer: short body, corrupt compression
     │   ├── UnsupportedContentType  not HTML, XHTML or plain text
     │   ├── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
     │   └── BlockedAddress          the host resolves to a loopback/private/link-local address
     ├── ExtractionError             the page was fetched but yielded no usable text
     │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
+    │   ├── PageTooLarge            HTML over the extraction limit (extraction time grows fast)
     │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
@@ -91,6 +93,10 @@ class BodyTooLarge(FetchError):
     pass
 
 
+class BadResponse(FetchError):
+    transient = True  # a truncated body is often a dropped connection
+
+
 class UnsupportedContentType(FetchError):
     pass
 
@@ -111,6 +117,10 @@ class EmptyExtraction(ExtractionError):
     def __init__(self, reason: str):
         self.reason = reason
         super().__init__(f"no article text found: {reason}")
+
+
+class PageTooLarge(ExtractionError):
+    pass
 
 
 class FeedError(ExtractionError):

@@ -18,7 +18,7 @@ import trafilatura
 from htmldate import find_date
 from trafilatura.settings import use_config
 
-from archiver.errors import EmptyExtraction
+from archiver.errors import EmptyExtraction, PageTooLarge
 
 _CONFIG = use_config()
 _CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # signals do not work in pool workers
@@ -31,6 +31,9 @@ class ExtractOptions:
     favor: str = "balanced"  # precision | recall | balanced
     include_tables: bool = True
     include_comments: bool = False
+    # Extraction time grows faster than the page: a 10 MB page takes about a minute
+    # and 400 MB. Larger HTML is refused (PageTooLarge) rather than stall a worker.
+    max_html_bytes: int = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,8 @@ class Extracted:
 def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
     """Decode a page, even when its declared charset lies.
 
-    Valid UTF-8 is UTF-8 whatever the header says. Otherwise the charset
+    Valid UTF-8 is UTF-8 whatever the header says; a page declared UTF-8 with a
+    few broken bytes is UTF-8 with replacement characters. Otherwise the charset
     declared in the header, then in a ``<meta>`` tag, is used if it decodes
     and charset-normalizer does not reject that reading as chaos; else
     charset-normalizer's best reading; else UTF-8 with replacement characters.
@@ -59,6 +63,12 @@ def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
         return body.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
+    if "utf-8" in (_codec_name(declared), _codec_name(_meta_charset(body))):
+        # Said to be UTF-8 and nearly is: a few broken bytes become U+FFFD rather than
+        # the whole page being read in a guessed single-byte charset.
+        text = body.decode("utf-8", "replace")
+        if text.count("\ufffd") <= max(8, len(body) // 2000):
+            return text, "utf-8"
     guesses = charset_normalizer.from_bytes(body)
     for candidate in (declared, _meta_charset(body)):
         name = _codec_name(candidate)
@@ -103,6 +113,10 @@ def extract(
     options = options or ExtractOptions()
     if not body.strip():
         raise EmptyExtraction("the body is empty")
+    if content_type != "text/plain" and len(body) > options.max_html_bytes:
+        raise PageTooLarge(
+            f"{len(body)} bytes of HTML is over the extraction limit of {options.max_html_bytes}"
+        )
     text, encoding = decode(body, charset)
     if content_type == "text/plain":
         if not text.strip():

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import ssl
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ import httpx
 
 from archiver import __version__
 from archiver.errors import (
+    BadResponse,
     BlockedAddress,
     BodyTooLarge,
     ConnectFailed,
@@ -64,6 +67,7 @@ class FetchOptions:
     # Loopback, private, link-local (cloud metadata) and other non-public addresses
     # are refused unless a request allows them; True lifts the guard for everything.
     allow_private: bool = False
+    ca_file: str | None = None  # trust these CA certificates instead of the system's
 
 
 @dataclass(frozen=True)
@@ -154,12 +158,15 @@ class Fetcher:
             headers={
                 "User-Agent": o.user_agent,
                 "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+                # Only codings _Inflater bounds while decoding (no br or zstd bombs).
+                "Accept-Encoding": "gzip, deflate",
             },
             timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout),
             limits=httpx.Limits(
                 max_connections=o.concurrency, max_keepalive_connections=o.keepalive
             ),
             follow_redirects=False,
+            verify=ssl.create_default_context(cafile=o.ca_file) if o.ca_file else True,
             transport=transport,
         )
         self._all = asyncio.Semaphore(o.concurrency)
@@ -269,13 +276,15 @@ class Fetcher:
                 ) from None
             except httpx.TimeoutException as exc:
                 raise FetchTimeout(
-                    f"{url}: {type(exc).__name__.lower()} ({exc or 'timed out'})"
+                    f"{url}: {type(exc).__name__.lower()} ({str(exc) or 'timed out'})"
                 ) from None
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise UnsupportedURL(f"{url}: {exc}") from None
+            except httpx.RemoteProtocolError as exc:
+                raise BadResponse(f"{url}: malformed response: {exc}") from None
             except httpx.HTTPError as exc:
                 raise ConnectFailed(
-                    f"{url}: {type(exc).__name__}: {exc or 'connection failed'}"
+                    f"{url}: {type(exc).__name__}: {str(exc) or 'connection failed or reset'}"
                 ) from None
             finally:
                 if polite:
@@ -325,13 +334,16 @@ class Fetcher:
             declared = resp_headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise BodyTooLarge(f"{url} declares {int(declared)} bytes, over the cap of {cap}")
+            inflater = _Inflater(url, resp_headers.get("content-encoding"), cap)
             chunks: list[bytes] = []
             size = 0
-            async for chunk in resp.aiter_bytes():
+            async for raw in resp.aiter_raw():
+                chunk = inflater.feed(raw, cap - size)
                 size += len(chunk)
                 if size > cap:
                     raise BodyTooLarge(f"{url} sent more than the cap of {cap} bytes")
                 chunks.append(chunk)
+            chunks.append(inflater.finish())
             return status, resp_headers, b"".join(chunks)
 
     async def _robots_allow(self, url: str) -> bool:
@@ -378,6 +390,42 @@ class Fetcher:
                 continue
             return status, headers, body
         return 404, {}, b""
+
+
+class _Inflater:
+    """Decode a gzip or deflate body chunk by chunk, never producing more than the
+    bytes still allowed: a small compressed chunk cannot expand past the cap (httpx's
+    own decoders inflate each chunk whole)."""
+
+    def __init__(self, url: str, encoding: str | None, cap: int):
+        self.url, self.cap = url, cap
+        coding = (encoding or "identity").strip().lower()
+        self.zlib: zlib._Decompress | None = None
+        if coding in ("gzip", "x-gzip"):
+            self.zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif coding == "deflate":
+            self.zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib or gzip header
+        elif coding not in ("identity", ""):
+            raise UnsupportedContentType(f"{url} uses content-encoding {coding!r}")
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        if self.zlib is None:
+            return data
+        try:
+            out = self.zlib.decompress(data, max(room, 0) + 1)
+        except zlib.error as exc:
+            raise BadResponse(f"{self.url}: corrupt compressed body ({exc})") from None
+        if self.zlib.unconsumed_tail:
+            raise BodyTooLarge(f"{self.url} decompresses to more than the cap of {self.cap} bytes")
+        return out
+
+    def finish(self) -> bytes:
+        if self.zlib is None:
+            return b""
+        try:
+            return self.zlib.flush()
+        except zlib.error as exc:
+            raise BadResponse(f"{self.url}: corrupt compressed body ({exc})") from None
 
 
 def _check_url(url: str) -> httpx.URL:

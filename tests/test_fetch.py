@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
+import zlib
 from dataclasses import replace
 
 import httpx
@@ -12,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver.errors import (
+    BadResponse,
     BlockedAddress,
     BodyTooLarge,
     ConnectFailed,
@@ -312,3 +315,48 @@ def test_a_redirect_to_a_private_address_is_checked_on_its_hop() -> None:
 
     with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("coding", "pack"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("identity", lambda b: b),
+    ],
+)
+def test_compressed_bodies_are_decoded(httpserver: HTTPServer, coding: str, pack) -> None:  # type: ignore[no-untyped-def]
+    page = ("<p>" + "Meta said its open models would stay free. " * 500 + "</p>").encode()
+    httpserver.expect_request("/z").respond_with_data(
+        pack(page), content_type="text/html", headers={"Content-Encoding": coding}
+    )
+    result = fetch(httpserver.url_for("/z"), OPTS)
+    assert result.body == page
+    assert requests_to(httpserver, "/z")[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+def test_compressed_body_is_capped_as_it_inflates(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/bomb").respond_with_data(
+        gzip.compress(b" " * 5_000_000),
+        content_type="text/html",
+        headers={"Content-Encoding": "gzip"},
+    )
+    with pytest.raises(BodyTooLarge, match="decompresses to more than the cap of 50000"):
+        fetch(httpserver.url_for("/bomb"), replace(OPTS, max_bytes=50_000))
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "error", "message"),
+    [
+        ("gzip", b"\x1f\x8b\x08\x00 not gzip at all", BadResponse, "corrupt compressed body"),
+        ("br", b"whatever", UnsupportedContentType, "content-encoding 'br'"),
+    ],
+)
+def test_bad_or_unknown_encodings_are_named(  # type: ignore[no-untyped-def]
+    httpserver: HTTPServer, coding: str, body: bytes, error, message: str
+) -> None:
+    httpserver.expect_request("/enc").respond_with_data(
+        body, content_type="text/html", headers={"Content-Encoding": coding}
+    )
+    with pytest.raises(error, match=message):
+        fetch(httpserver.url_for("/enc"), replace(OPTS, max_attempts=1))

@@ -60,6 +60,7 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
         per_host=cfg.per_host,
         host_delay=cfg.host_delay,
         allow_private=cfg.allow_private,
+        ca_file=cfg.ca_file,
     )
     if cfg.user_agent:
         fetch = replace(fetch, user_agent=cfg.user_agent)
