@@ -13,6 +13,7 @@ the fetches. Each check ends in exactly one capture row:
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -155,7 +156,7 @@ async def check_async(
     with ExitStack() as stack:
         pool: Executor | None = None
         if workers > 1 and len(sources) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=_pool_context()))
         async with Fetcher(options.fetch, now=clock) as fetcher:
             checker = _Checker(store, fetcher, pool, options, clock)
 
@@ -169,6 +170,15 @@ async def check_async(
             found = [new for r in results for new in r.discovered]
             results += await asyncio.gather(*(one(s) for s in found))
             return results
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Extraction workers fork from a clean server process, not from this one: a forked
+    worker would inherit every open file, including ``serve``'s SQLite lock, and hold
+    it after this process is killed."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["archiver.worker"])
+    return ctx
 
 
 @dataclass

@@ -111,7 +111,7 @@ class Service:
                         r.source.name,
                         r.outcome,
                         f" ({r.error_class}: {r.error})" if r.failed else "",
-                        extra={"source": r.source.id, "outcome": r.outcome},
+                        extra={"source": r.source.id, "outcome": r.outcome, "version": r.version},
                     )
                 done += results
                 if len(claimed.sources) < self.options.batch:

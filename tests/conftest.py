@@ -29,6 +29,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="Rewrite the golden files under tests/data/ from the current output.",
     )
+    parser.addoption(
+        "--crash-runs",
+        type=int,
+        default=6,
+        help="SIGKILL runs per database in tests/test_crash.py (the long version: 50).",
+    )
 
 
 @pytest.fixture

@@ -121,7 +121,7 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        for key in ("source", "outcome"):
+        for key in ("source", "outcome", "version"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         return json.dumps(entry, ensure_ascii=False)
