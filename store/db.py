@@ -97,5 +97,6 @@ def translate_errors(url: str) -> Iterator[None]:
                 f"database {where}: the disk is full; free space, then retry"
             ) from None
         if "unable to open" in text or "could not connect" in text or "connection" in text:
-            raise StoreError(f"cannot open database {where}: {orig}".strip()) from None
+            first = " ".join(str(orig).split("\n", 1)[0].split())
+            raise StoreError(f"cannot open database {where}: {first}") from None
         raise StoreError(f"database {where}: {str(orig).splitlines()[0]}") from None
