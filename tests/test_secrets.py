@@ -27,7 +27,7 @@ SMTP_PASSWORD = "Smtp-Pw-4410-heron"
 class _Refuse:
     """An SMTP server that asks for a login and refuses every one."""
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         return "250 OK"
 
 
