@@ -58,7 +58,7 @@ def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
     charset-normalizer's best reading; else UTF-8 with replacement characters.
     """
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return body.decode("utf-16"), "utf-16"
+        return body.decode("utf-16", "replace"), "utf-16"  # a truncated last unit: U+FFFD
     try:
         return body.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:

@@ -66,6 +66,8 @@ def canonical_url(url: str) -> str:
 
 def parse_feed(body: bytes, base_url: str = "") -> Feed:
     """Entries of an RSS/Atom feed or an XML sitemap; ``FeedError`` if it is neither."""
+    if not body.strip():
+        raise FeedError("the feed is empty")
     head = body[:2048].lstrip().lower()
     if b"<urlset" in head or b"<sitemapindex" in head:
         return _parse_sitemap(body)
@@ -73,7 +75,7 @@ def parse_feed(body: bytes, base_url: str = "") -> Feed:
     if parsed.bozo and not isinstance(parsed.bozo_exception, _BENIGN):
         reason = str(parsed.bozo_exception).splitlines()[0] if parsed.bozo_exception else "unknown"
         raise FeedError(f"malformed feed: {reason}")
-    if not parsed.version:
+    if not parsed.get("version"):
         raise FeedError("not an RSS or Atom feed (no feed element found)")
     entries = []
     seen = set()
