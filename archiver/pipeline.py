@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -126,18 +127,57 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
     return report
 
 
+class ExtractionPool:
+    """The extraction processes, started on first use and kept until ``close``: the
+    service checks every few seconds and must not start processes each time.
+
+    Workers fork from a clean server process, not from this one: a forked worker
+    would inherit every open file, including ``serve``'s SQLite lock, and hold it
+    after this process is killed. A pool whose worker died is replaced.
+    """
+
+    def __init__(self, processes: int = 0):
+        self.processes = processes or (os.cpu_count() or 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def executor(self) -> Executor | None:
+        """The pool, or None to extract in this process (``processes=1``)."""
+        if self.processes <= 1:
+            return None
+        if self._pool is None or getattr(self._pool, "_broken", False):
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["archiver.worker"])
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> ExtractionPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def check(
     store: Store,
     sources: Iterable[Source],
     options: CheckOptions | None = None,
     clock: Clock | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    pool: ExtractionPool | None = None,
 ) -> list[CheckResult]:
-    """Check the sources (synchronous entry point for the CLI and jobs)."""
+    """Check the sources (synchronous entry point for the CLI and jobs). Without a
+    ``pool``, a run of several sources starts its own and closes it at the end."""
     sources = list(sources)
     if not sources:
         return []
-    return asyncio.run(check_async(store, sources, options, clock, on_result))
+    return asyncio.run(check_async(store, sources, options, clock, on_result, pool))
 
 
 async def check_async(
@@ -146,19 +186,18 @@ async def check_async(
     options: CheckOptions | None = None,
     clock: Clock | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    pool: ExtractionPool | None = None,
 ) -> list[CheckResult]:
     options = options or CheckOptions()
     if options.claims is None:
         loaded = tuple(claim_from_dict(c.data) for c in store.claims())
         options = replace(options, claims=loaded)
     clock = clock or (lambda: datetime.now(UTC))
-    workers = options.processes or (os.cpu_count() or 1)
     with ExitStack() as stack:
-        pool: Executor | None = None
-        if workers > 1 and len(sources) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=_pool_context()))
+        if pool is None:
+            pool = stack.enter_context(ExtractionPool(options.processes if len(sources) > 1 else 1))
         async with Fetcher(options.fetch, now=clock) as fetcher:
-            checker = _Checker(store, fetcher, pool, options, clock)
+            checker = _Checker(store, fetcher, pool.executor(), options, clock)
 
             async def one(source: Source) -> CheckResult:
                 result = await checker.run(source)
@@ -170,15 +209,6 @@ async def check_async(
             found = [new for r in results for new in r.discovered]
             results += await asyncio.gather(*(one(s) for s in found))
             return results
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Extraction workers fork from a clean server process, not from this one: a forked
-    worker would inherit every open file, including ``serve``'s SQLite lock, and hold
-    it after this process is killed."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["archiver.worker"])
-    return ctx
 
 
 @dataclass
@@ -461,7 +491,12 @@ class _Checker:
         if self.pool is None:
             return process_page(job)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, process_page, job)
+        try:
+            return await loop.run_in_executor(self.pool, process_page, job)
+        except BrokenProcessPool:
+            raise ExtractionError(
+                "the extraction worker died (out of memory?); the pool is restarted"
+            ) from None
 
     def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
         capture = attempt.capture("reverted")

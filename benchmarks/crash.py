@@ -85,6 +85,7 @@ class _Pages(BaseHTTPRequestHandler):
 
 @contextmanager
 def page_server() -> Iterator[str]:
+    ThreadingHTTPServer.request_queue_size = 1024  # a burst of connections is the point
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -82,6 +82,11 @@ class Service:
         self.checks = 0
         self.failures = 0
         self.drained = True
+        self.pool = pipeline.ExtractionPool(check.processes)  # kept across dispatches
+
+    def close(self) -> None:
+        """Stop the extraction processes (``serve`` does this when it stops)."""
+        self.pool.close()
 
     # -- the jobs ----------------------------------------------------------------
 
@@ -97,7 +102,11 @@ class Service:
                 if not claimed.sources:
                     break
                 results = pipeline.check(
-                    self.store, claimed.sources, self.check_options, clock=self.clock
+                    self.store,
+                    claimed.sources,
+                    self.check_options,
+                    clock=self.clock,
+                    pool=self.pool,
                 )
                 self.checks += len(results)
                 self.failures += sum(r.failed for r in results)
@@ -193,6 +202,8 @@ class Service:
             sched.shutdown(wait=False)
             drained = self.drained = self.busy.acquire(timeout=self.options.drain)
             released = leases.release(self.store, self.options.worker_id)
+            if drained:
+                self.close()
             self.heartbeat("stopped")
             log.info(
                 "worker %s stopped (%s; %d leases released)",

@@ -181,7 +181,9 @@ def serve(
 
         service.reload_hook = reload_config
         if once:
-            sys.exit(service.run_once())
+            code = service.run_once()
+            service.close()
+            sys.exit(code)
         if metrics is not None and metrics_port:
             metrics.serve(metrics_port, metrics_host)
         code = service.serve()
