@@ -31,7 +31,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +48,7 @@ from store.repo import Store
 from store.schema import captures, sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.crash import database  # noqa: E402
+from benchmarks.crash import database
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 INTERVALS = (60, 120, 300, 600)
@@ -151,10 +151,8 @@ def _rss(process: psutil.Process) -> int:
     family = [process, *process.children(recursive=True)]
     total = 0
     for p in family:
-        try:
+        with suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
