@@ -258,8 +258,10 @@ def main() -> None:
                 capture_output=True,
                 text=True,
             )
-            summary = [line for line in child.stderr.splitlines() if line.startswith("#")]
-            print(f"atheris extract: exit {child.returncode}; {summary[-1] if summary else ''}")
+            done = [line for line in child.stderr.splitlines() if line.startswith("Done ")]
+            stats = [line for line in child.stderr.splitlines() if line.startswith("#")]
+            summary = done[-1] if done else (stats[-1] if stats else "")
+            print(f"atheris extract: exit {child.returncode}; {summary}")
             failures += child.returncode != 0
     sys.exit(1 if failures else 0)
 

@@ -52,6 +52,7 @@ from store.schema import (
 )
 from store.verify import Problem, Report
 from store.verify import verify as verify_archive
+from store.writes import Batch
 
 
 @dataclass(frozen=True)
@@ -328,11 +329,16 @@ class Store:
 
     # -- writes of a check ---------------------------------------------------
 
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Several checks' writes in one transaction: one commit (one fsync) for all."""
+        with self._tx() as conn:
+            yield Batch(self, conn)
+
     def record_capture(self, capture: CaptureRecord, update_: SourceUpdate) -> None:
         """A check that made no version: its capture row and the source's new state."""
-        with self._tx() as conn:
-            _insert_capture(conn, capture, None)
-            _update_source(conn, capture.source_id, update_)
+        with self.batch() as b:
+            b.record_capture(capture, update_)
 
     def add_version(
         self,
@@ -343,82 +349,9 @@ class Store:
         change: ChangeRecord | None = None,
         new_flags: Sequence[FlagRecord] = (),
     ) -> Version:
-        """Store a new version in one transaction: blobs, version, change, capture, schedule.
-
-        ``previous`` is the version the page showed before and its text: it is the
-        delta base (no re-read) and the ``from`` side of ``change``. Without it, the
-        latest version is the delta base.
-        """
-        source_id = capture.source_id
-        with self._tx() as conn:
-            last_number = conn.execute(
-                select(func.max(versions.c.number)).where(versions.c.source_id == source_id)
-            ).scalar()
-            if previous is None:
-                last = (
-                    conn.execute(
-                        select(versions).where(
-                            versions.c.source_id == source_id, versions.c.number == last_number
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
-                if last is not None:
-                    base = _version(last)
-                    previous = (base, self._read_blob(conn, base.text_digest).decode("utf-8"))
-            base_text = base_raw = None
-            if previous is not None:
-                prev = previous[0]
-                base_text = (prev.text_digest, previous[1].encode("utf-8"))
-                if prev.raw_digest is not None and new.raw is not None:
-                    base_raw = (prev.raw_digest, self._read_blob(conn, prev.raw_digest))
-            text_digest = self._put_blob(conn, new.text.encode("utf-8"), base_text)
-            raw_digest = self._put_blob(conn, new.raw, base_raw) if new.raw is not None else None
-            result = conn.execute(
-                insert(versions).values(
-                    source_id=source_id,
-                    number=(last_number or 0) + 1,
-                    captured_at=capture.started_at,
-                    text_digest=text_digest,
-                    raw_digest=raw_digest,
-                    text_length=len(new.text),
-                    raw_length=len(new.raw) if new.raw is not None else None,
-                    title=new.title,
-                    authors=list(new.authors),
-                    published=new.published,
-                    updated=new.updated,
-                    site_name=new.site_name,
-                    language=new.language,
-                    final_url=new.final_url,
-                    content_type=new.content_type,
-                )
-            )
-            version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-            change_id = None
-            if change is not None and previous is not None:
-                change_id = _insert_change(
-                    conn, source_id, previous[0].id, version_id, capture, change
-                )
-            for f in new_flags:
-                conn.execute(
-                    insert(flags).values(
-                        claim_id=f.claim_id,
-                        source_id=source_id,
-                        version_id=version_id,
-                        change_id=change_id if f.from_change else None,
-                        stance=f.stance,
-                        score=f.score,
-                        evidence=f.evidence,
-                        reasons=f.reasons,
-                        status="new",
-                        created_at=capture.started_at,
-                    )
-                )
-            _insert_capture(conn, capture, version_id)
-            _update_source(conn, source_id, update_, version_id)
-            row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
-        return _version(row)
+        """Store a new version in one transaction (see ``Batch.add_version``)."""
+        with self.batch() as b:
+            return b.add_version(new, capture, update_, previous, change, new_flags)
 
     def record_revert(
         self,
@@ -427,20 +360,9 @@ class Store:
         current: Version,
         earlier: Version,
     ) -> None:
-        """The page went back to an earlier version's exact text: no new version, one
-        ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again."""
-        record = ChangeRecord(
-            kind="revert",
-            significance=0.0,
-            summary=f"returned to version {earlier.number}",
-            reasons=[f"text identical to version {earlier.number}"],
-            stats={},
-            units=[],
-        )
-        with self._tx() as conn:
-            _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
-            _insert_capture(conn, capture, earlier.id)
-            _update_source(conn, capture.source_id, update_, earlier.id)
+        """The page went back to an earlier version's text (see ``Batch.record_revert``)."""
+        with self.batch() as b:
+            b.record_revert(capture, update_, current, earlier)
 
     def changes(
         self,
@@ -743,11 +665,6 @@ def schema_time(value: Any) -> datetime | None:
     return UTCDateTime().process_result_value(datetime.fromisoformat(str(value)), None)  # type: ignore[arg-type]
 
 
-def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:
-    values = dict(capture.__dict__)
-    conn.execute(insert(captures).values(version_id=version_id, **values))
-
-
 def _source_values(spec: SourceSpec) -> dict[str, Any]:
     options: dict[str, Any] = {"ignore": list(spec.ignore), "robots": spec.robots}
     if spec.topic:
@@ -785,54 +702,6 @@ def _insert_source(
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-
-def _insert_change(
-    conn: Connection,
-    source_id: int,
-    from_id: int,
-    to_id: int,
-    capture: CaptureRecord,
-    change: ChangeRecord,
-) -> int:
-    result = conn.execute(
-        insert(changes).values(
-            source_id=source_id,
-            from_version_id=from_id,
-            to_version_id=to_id,
-            kind=change.kind,
-            created_at=capture.started_at,
-            significance=change.significance,
-            summary=change.summary,
-            reasons=change.reasons,
-            stats=change.stats,
-            units=change.units,
-        )
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-
-def _update_source(
-    conn: Connection, source_id: int, upd: SourceUpdate, current_version_id: int | None = None
-) -> None:
-    values: dict[str, Any] = {
-        "next_check_at": upd.next_check_at,
-        "last_checked_at": upd.last_checked_at,
-        "consecutive_failures": upd.consecutive_failures,
-        # Finishing a check ends its lease, in the capture's own transaction.
-        "lease_owner": None,
-        "lease_until": None,
-    }
-    if current_version_id is not None:
-        values["current_version_id"] = current_version_id
-    if upd.retire:
-        values["retired_at"] = upd.last_checked_at
-    if upd.decay_from is not None:
-        values["decay_from"] = upd.decay_from
-    for name in ("etag", "last_modified", "last_raw_digest"):
-        if getattr(upd, name) is not None:
-            values[name] = getattr(upd, name)
-    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
 
 
 def _source(row: Any) -> Source:

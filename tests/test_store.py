@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, update
 
 from archiver.errors import IntegrityError, StoreBusy, UsageError
-from store import repo as repo_module
+from store import writes as writes_module
 from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
 from store.repo import Store, StoreOptions
 from store.schema import blobs, captures, metadata, versions
@@ -165,7 +165,7 @@ def test_version_write_is_all_or_nothing(store: Store, monkeypatch: pytest.Monke
     def crash(*_args: object) -> None:
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(repo_module, "_update_source", crash)
+    monkeypatch.setattr(writes_module, "_update_source", crash)
     with pytest.raises(RuntimeError):
         store.add_version(NewVersion(text="lost", raw=b"<p>lost</p>"), capture(sid, 1), schedule(1))
     with store.engine.connect() as conn:

@@ -1,0 +1,319 @@
+"""One check cycle over N pages, against the floor of the same GETs.
+
+Usage: python benchmarks/cycle.py [--pages 2000] [--cycles 3] [--edit 0.10]
+                                  [--concurrency 32] [--seed 1] [--db sqlite|postgresql]
+
+A loopback server (asyncio, HTTP/1.1 keep-alive) serves N generated news
+pages with realistic chrome: navigation, a most-read box, scripts, a footer.
+Every response carries volatile boilerplate (a clock and a live reader count
+that change on every request), so no page is ever byte-identical twice. Before
+each cycle a fraction of the pages (``--edit``, default 10%) get a real edit
+to their article text.
+
+Cycle 0 archives every page; cycles 1..C are the steady state. Each cycle runs
+the real ``claimwatch check --all --json`` in a subprocess and reports its wall
+time, pages per second, CPU seconds (the process and its extraction workers),
+peak RSS (the main process, and the whole process tree), versions created
+(which must equal the true edits) and store growth. The raw floor is a minimal
+async httpx loop, in its own process, making the same GETs at the same
+concurrency; the server's own rate is measured by the same loop.
+
+Results are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+from sqlalchemy import func, insert, select
+
+from store.repo import Store
+from store.schema import blobs, sources, versions
+
+WORDS = (
+    "Meta said its open model strategy would change as spending on data centres rose "
+    "again this year while analysts questioned whether Llama could keep pace with rivals "
+    "and regulators in Brussels asked how the licence treats developers building products "
+    "on top of the weights the company released in April after months of internal debate"
+).split()
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.randint(9, 22))]
+    return " ".join(words).capitalize() + "."
+
+
+def article(page: int, revision: int) -> str:
+    """The article body of one page at one revision (deterministic)."""
+    rng = random.Random(page * 7919)
+    paragraphs = [" ".join(_sentence(rng) for _ in range(rng.randint(2, 4))) for _ in range(8)]
+    if revision:
+        edit = random.Random(page * 104729 + revision)
+        k = edit.randrange(len(paragraphs))
+        paragraphs[k] += f" Updated figures put the total at {revision * 7 + 3} billion dollars."
+    return "".join(f"<p>{p}</p>\n" for p in paragraphs)
+
+
+CHROME_HEAD = (
+    "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Story {page} | The "
+    "Loopback Ledger</title><meta name='author' content='Rana Haddad'><meta property="
+    "'article:published_time' content='2025-07-15T08:00:00Z'>{config}<link rel='stylesheet' "
+    "href='/s.css'><script>window.dataLayer=[];var t={stamp};</script></head><body><header>"
+    "<div class='clock'>{clock}</div><nav>{nav}</nav></header><div class='ad-slot'>"
+    "Advertisement</div><main><article><h1>Story {page}: Meta and the cost of open models</h1>"
+    "<p class='byline'>By Rana Haddad</p>\n"
+)
+CHROME_TAIL = (
+    "</article></main><aside><h2>Most read</h2><ul>{most}</ul><p class='live'>{readers} "
+    "people are reading this now</p></aside><footer><p>Loopback Ledger, all rights "
+    "reserved.</p><nav>{nav}</nav></footer><script>trackView({stamp});</script></body></html>"
+)
+NAV = "<ul class='menu'>" + "".join(
+    f"<li class='menu-item'><a class='menu-link' href='/section/{i}'>Section {i}</a><ul>"
+    + "".join(f"<li><a href='/section/{i}/{j}'>Topic {i}.{j}</a></li>" for j in range(6))
+    + "</ul></li>"
+    for i in range(24)
+) + "</ul>"
+MOST = "".join(
+    f"<li class='card'><a href='/story/{i}'><img src='/img/{i}.jpg' alt='' width='120' "
+    f"height='80'><span class='kicker'>Markets</span><span class='headline'>A popular "
+    f"story number {i} about chips, power and the price of training runs</span></a></li>"
+    for i in range(20)
+)
+CONFIG = "<script>window.__CONFIG__=" + repr({f"k{i}": "x" * 40 for i in range(300)}) + "</script>"
+
+
+class Site:
+    """Page bytes: chrome with volatile parts around the article's current revision."""
+
+    def __init__(self, pages: int):
+        self.revision = [0] * pages
+        self.requests = 0
+        self._cache: dict[tuple[int, int], str] = {}
+
+    def body(self, page: int) -> bytes:
+        self.requests += 1
+        key = (page, self.revision[page])
+        if key not in self._cache:
+            self._cache[key] = article(*key)
+            self._cache.pop((page, key[1] - 1), None)
+        stamp = self.requests
+        head = CHROME_HEAD.format(
+            page=page, stamp=stamp, clock=time.time(), nav=NAV, config=CONFIG
+        )
+        tail = CHROME_TAIL.format(most=MOST, readers=1000 + stamp % 977, nav=NAV, stamp=stamp)
+        return (head + self._cache[key] + tail).encode()
+
+
+async def _serve(site: Site, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            path = head.split(b" ", 2)[1].decode()
+            if path.startswith("/p"):
+                body, status = site.body(int(path[2:])), b"200 OK"
+            else:
+                body, status = b"", b"404 Not Found"
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: text/html; charset=utf-8\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def start_server(site: Site) -> str:
+    """Run the server on its own event loop thread; returns its base URL."""
+    ready: dict[str, str] = {}
+    event = threading.Event()
+
+    def run() -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(
+                lambda r, w: _serve(site, r, w), "127.0.0.1", 0, backlog=1024
+            )
+            ready["url"] = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            event.set()
+            await server.serve_forever()
+
+        asyncio.run(main())
+
+    threading.Thread(target=run, daemon=True).start()
+    event.wait()
+    return ready["url"]
+
+
+FLOOR = """
+import asyncio, sys, time, httpx
+base, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+async def main():
+    sem = asyncio.Semaphore(conc)
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(limits=limits) as client:
+        async def one(i):
+            async with sem:
+                r = await client.get(f"{base}/p{i}")
+                return len(r.content)
+        t = time.perf_counter()
+        sizes = await asyncio.gather(*(one(i) for i in range(n)))
+        print(time.perf_counter() - t, sum(sizes))
+asyncio.run(main())
+"""
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    peak_main_mb: float
+    peak_tree_mb: float
+    out: str
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> Measured:
+    """Run a command; sample the RSS of it and its children every 20 ms."""
+    before = os.times()
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    peak_main = peak_tree = 0
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()))  # type: ignore[union-attr]
+    reader.start()
+    while proc.poll() is None:
+        try:
+            main = ps.memory_info().rss
+            tree = main + sum(c.memory_info().rss for c in ps.children(recursive=True))
+        except psutil.Error:
+            continue
+        peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
+        time.sleep(0.02)
+    reader.join()
+    wall = time.perf_counter() - started
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return Measured(wall, cpu, peak_main / 2**20, peak_tree / 2**20, b"".join(chunks).decode())
+
+
+def store_bytes(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    store = Store(url)
+    with store.engine.connect() as conn:
+        size = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one()
+    store.close()
+    return int(size)
+
+
+def run(pages: int, cycles: int, edit: float, concurrency: int, seed: int, db: str) -> None:
+    site = Site(pages)
+    base = start_server(site)
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        if db == "sqlite":
+            url = f"sqlite:///{tmp}/cycle.db"
+            context = None
+        else:
+            from benchmarks.crash import database
+
+            context = database("postgresql", Path(tmp))
+            url = context.__enter__()
+        store = Store(url)
+        store.migrate()
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "url": f"{base}/p{i}",
+                "kind": "article",
+                "tags": [],
+                "origin": "user",
+                "options": {"ignore": [], "robots": True},
+                "interval_seconds": 3600,
+                "next_check_at": now,
+                "created_at": now,
+                "consecutive_failures": 0,
+            }
+            for i in range(pages)
+        ]
+        with store.engine.begin() as conn:
+            conn.execute(insert(sources), rows)
+        config = Path(tmp) / "claimwatch.toml"
+        config.write_text(
+            f"[service]\nconcurrency = {concurrency}\nper_host = {concurrency}\nhost_delay = 0\n",
+            encoding="utf-8",
+        )
+        env = {
+            **os.environ,
+            "CLAIMWATCH_DB": url,
+            "CLAIMWATCH_CONFIG": str(config),
+            "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "1",
+        }
+        env.pop("CLAIMWATCH_SEEDS", None)
+        floor_cmd = [sys.executable, "-c", FLOOR, base, str(pages), str(concurrency)]
+        print(f"{pages} pages, {concurrency} at once, {os.cpu_count()} cores, {db}")
+        for cycle in range(cycles + 1):
+            edited = rng.sample(range(pages), int(pages * edit)) if cycle else []
+            for i in edited:
+                site.revision[i] += 1
+            with store.engine.connect() as conn:
+                v0 = conn.execute(select(func.count()).select_from(versions)).scalar_one()
+            size0 = store_bytes(url)
+            m = measure([sys.executable, "-m", "archiver.cli", "check", "--all", "--json"], env)
+            with store.engine.connect() as conn:
+                v1 = conn.execute(select(func.count()).select_from(versions)).scalar_one()
+                blob_bytes = conn.execute(select(func.sum(blobs.c.stored_size))).scalar_one()
+            outcomes: dict[str, int] = {}
+            for line in m.out.splitlines():
+                o = json.loads(line)["outcome"]
+                outcomes[o] = outcomes.get(o, 0) + 1
+            floor = measure(floor_cmd, env)
+            floor_wall = float(floor.out.split()[0])
+            expected = pages if cycle == 0 else len(edited)
+            print(
+                f"cycle {cycle}: {m.wall:.2f} s wall, {pages / m.wall:.0f} pages/s, "
+                f"cpu {m.cpu:.1f} s, peak RSS {m.peak_main_mb:.0f} MB main / "
+                f"{m.peak_tree_mb:.0f} MB with workers, versions {v1 - v0} "
+                f"(true edits {expected}), store +{(store_bytes(url) - size0) / 1024:.0f} KiB "
+                f"(blobs {int(blob_bytes or 0) / 1024:.0f} KiB total); outcomes {outcomes}; "
+                f"raw floor {floor_wall:.2f} s = {pages / floor_wall:.0f} pages/s "
+                f"-> {100 * floor_wall / m.wall:.0f}% of the floor"
+            )
+        store.close()
+        if context is not None:
+            context.__exit__(None, None, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--edit", type=float, default=0.10)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    run(args.pages, args.cycles, args.edit, args.concurrency, args.seed, args.db)
+
+
+if __name__ == "__main__":
+    main()

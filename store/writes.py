@@ -1,0 +1,201 @@
+"""The writes of a check, inside one transaction that the caller opens.
+
+``Store.batch()`` yields a ``Batch``; every method here writes through its
+connection, so a check's rows (blobs, version, change, flags, capture, the
+source's schedule) commit together, and the pipeline can commit many checks
+with one commit, one fsync on SQLite, instead of one each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from store.models import (
+    CaptureRecord,
+    ChangeRecord,
+    FlagRecord,
+    NewVersion,
+    SourceUpdate,
+    Version,
+)
+from store.schema import captures, changes, flags, sources, versions
+
+if TYPE_CHECKING:
+    from store.repo import Store
+
+
+class Batch:
+    def __init__(self, store: Store, conn: Connection):
+        self.store, self.conn = store, conn
+
+    def record_capture(self, capture: CaptureRecord, update_: SourceUpdate) -> None:
+        """A check that made no version: its capture row and the source's new state."""
+        conn = self.conn
+        _insert_capture(conn, capture, None)
+        _update_source(conn, capture.source_id, update_)
+
+    def add_version(
+        self,
+        new: NewVersion,
+        capture: CaptureRecord,
+        update_: SourceUpdate,
+        previous: tuple[Version, str] | None = None,
+        change: ChangeRecord | None = None,
+        new_flags: Sequence[FlagRecord] = (),
+    ) -> Version:
+        """Store a new version in one transaction: blobs, version, change, capture, schedule.
+
+        ``previous`` is the version the page showed before and its text: it is the
+        delta base (no re-read) and the ``from`` side of ``change``. Without it, the
+        latest version is the delta base.
+        """
+        conn = self.conn
+        source_id = capture.source_id
+        last_number = conn.execute(
+            select(func.max(versions.c.number)).where(versions.c.source_id == source_id)
+        ).scalar()
+        if previous is None:
+            last = (
+                conn.execute(
+                    select(versions).where(
+                        versions.c.source_id == source_id, versions.c.number == last_number
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if last is not None:
+                base = _version(last)
+                previous = (base, self.store._read_blob(conn, base.text_digest).decode("utf-8"))
+        base_text = base_raw = None
+        if previous is not None:
+            prev = previous[0]
+            base_text = (prev.text_digest, previous[1].encode("utf-8"))
+            if prev.raw_digest is not None and new.raw is not None:
+                base_raw = (prev.raw_digest, self.store._read_blob(conn, prev.raw_digest))
+        text_digest = self.store._put_blob(conn, new.text.encode("utf-8"), base_text)
+        raw_digest = self.store._put_blob(conn, new.raw, base_raw) if new.raw is not None else None
+        result = conn.execute(
+            insert(versions).values(
+                source_id=source_id,
+                number=(last_number or 0) + 1,
+                captured_at=capture.started_at,
+                text_digest=text_digest,
+                raw_digest=raw_digest,
+                text_length=len(new.text),
+                raw_length=len(new.raw) if new.raw is not None else None,
+                title=new.title,
+                authors=list(new.authors),
+                published=new.published,
+                updated=new.updated,
+                site_name=new.site_name,
+                language=new.language,
+                final_url=new.final_url,
+                content_type=new.content_type,
+            )
+        )
+        version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        change_id = None
+        if change is not None and previous is not None:
+            change_id = _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
+        for f in new_flags:
+            conn.execute(
+                insert(flags).values(
+                    claim_id=f.claim_id,
+                    source_id=source_id,
+                    version_id=version_id,
+                    change_id=change_id if f.from_change else None,
+                    stance=f.stance,
+                    score=f.score,
+                    evidence=f.evidence,
+                    reasons=f.reasons,
+                    status="new",
+                    created_at=capture.started_at,
+                )
+            )
+        _insert_capture(conn, capture, version_id)
+        _update_source(conn, source_id, update_, version_id)
+        row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
+        return _version(row)
+
+    def record_revert(
+        self,
+        capture: CaptureRecord,
+        update_: SourceUpdate,
+        current: Version,
+        earlier: Version,
+    ) -> None:
+        """The page went back to an earlier version's exact text: no new version, one
+        ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again."""
+        record = ChangeRecord(
+            kind="revert",
+            significance=0.0,
+            summary=f"returned to version {earlier.number}",
+            reasons=[f"text identical to version {earlier.number}"],
+            stats={},
+            units=[],
+        )
+        conn = self.conn
+        _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
+        _insert_capture(conn, capture, earlier.id)
+        _update_source(conn, capture.source_id, update_, earlier.id)
+
+
+def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:
+    values = dict(capture.__dict__)
+    conn.execute(insert(captures).values(version_id=version_id, **values))
+
+
+def _insert_change(
+    conn: Connection,
+    source_id: int,
+    from_id: int,
+    to_id: int,
+    capture: CaptureRecord,
+    change: ChangeRecord,
+) -> int:
+    result = conn.execute(
+        insert(changes).values(
+            source_id=source_id,
+            from_version_id=from_id,
+            to_version_id=to_id,
+            kind=change.kind,
+            created_at=capture.started_at,
+            significance=change.significance,
+            summary=change.summary,
+            reasons=change.reasons,
+            stats=change.stats,
+            units=change.units,
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _update_source(
+    conn: Connection, source_id: int, upd: SourceUpdate, current_version_id: int | None = None
+) -> None:
+    values: dict[str, Any] = {
+        "next_check_at": upd.next_check_at,
+        "last_checked_at": upd.last_checked_at,
+        "consecutive_failures": upd.consecutive_failures,
+        # Finishing a check ends its lease, in the capture's own transaction.
+        "lease_owner": None,
+        "lease_until": None,
+    }
+    if current_version_id is not None:
+        values["current_version_id"] = current_version_id
+    if upd.retire:
+        values["retired_at"] = upd.last_checked_at
+    if upd.decay_from is not None:
+        values["decay_from"] = upd.decay_from
+    for name in ("etag", "last_modified", "last_raw_digest"):
+        if getattr(upd, name) is not None:
+            values[name] = getattr(upd, name)
+    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+
+
+def _version(row: Any) -> Version:
+    return Version(**{k: row[k] for k in Version.__dataclass_fields__})
