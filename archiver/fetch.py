@@ -63,7 +63,7 @@ class FetchOptions:
     concurrency: int = 16
     per_host: int = 2
     host_delay: float = 1.0  # seconds between two requests to one host
-    keepalive: int = 8
+    keepalive: int | None = None  # idle connections kept; None: as many as concurrency
     # Loopback, private, link-local (cloud metadata) and other non-public addresses
     # are refused unless a request allows them; True lifts the guard for everything.
     allow_private: bool = False
@@ -163,7 +163,8 @@ class Fetcher:
             },
             timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout),
             limits=httpx.Limits(
-                max_connections=o.concurrency, max_keepalive_connections=o.keepalive
+                max_connections=o.concurrency,
+                max_keepalive_connections=o.keepalive or o.concurrency,
             ),
             follow_redirects=False,
             verify=ssl.create_default_context(cafile=o.ca_file) if o.ca_file else True,

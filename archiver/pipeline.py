@@ -16,13 +16,14 @@ import asyncio
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from archiver import schedule
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
@@ -32,10 +33,11 @@ from archiver.errors import ExtractionError, FeedError, FetchError, UsageError
 from archiver.extract import ExtractOptions
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
 from archiver.fetch import PAGE_TYPES, Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.fingerprint import BodyHint, same_article
 from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from archiver.topic import Node, matches, parse, positive_terms
-from archiver.worker import PageJob, PageResult, change_record, extract_text, process_page
+from archiver.worker import PageJob, change_record, extract_text, process_page
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
@@ -47,6 +49,7 @@ from store.models import (
     Version,
 )
 from store.repo import Store
+from store.writes import Batch
 
 Clock = Callable[[], datetime]
 
@@ -75,6 +78,7 @@ class CheckResult:
     discovered: tuple[Source, ...] = ()  # coverage a feed check found (checked in the same run)
     flags: int = 0  # claims flags this check raised
     fetch_ms: int | None = None  # the fetch alone (retries included)
+    extracted: bool = False  # a full extraction ran (not the article fingerprint alone)
 
     @property
     def failed(self) -> bool:
@@ -197,18 +201,87 @@ async def check_async(
         if pool is None:
             pool = stack.enter_context(ExtractionPool(options.processes if len(sources) > 1 else 1))
         async with Fetcher(options.fetch, now=clock) as fetcher:
-            checker = _Checker(store, fetcher, pool.executor(), options, clock)
+            writes = _Writes(store)
+            checker = _Checker(store, fetcher, pool.executor(), options, clock, writes)
 
             async def one(source: Source) -> CheckResult:
                 result = await checker.run(source)
                 if on_result is not None:
-                    on_result(result)
+                    on_result(result)  # after its rows are committed
                 return result
 
-            results = list(await asyncio.gather(*(one(s) for s in sources)))
-            found = [new for r in results for new in r.discovered]
-            results += await asyncio.gather(*(one(s) for s in found))
+            # At most this many checks hold a page in memory at once, whatever N is.
+            limit = 2 * options.fetch.concurrency
+            try:
+                results = await _each(sources, one, limit)
+                found = [new for r in results for new in r.discovered]
+                results += await _each(found, one, limit)
+            finally:
+                writes.flush()
             return results
+
+
+async def _each(
+    items: list[Source], fn: Callable[[Source], Awaitable[CheckResult]], limit: int
+) -> list[CheckResult]:
+    """``fn`` over ``items`` with at most ``limit`` running, results in input order."""
+    results: list[CheckResult | None] = [None] * len(items)
+    queue = iter(enumerate(items))
+
+    async def worker() -> None:
+        for i, item in queue:
+            results[i] = await fn(item)
+
+    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
+    return [r for r in results if r is not None]
+
+
+T = TypeVar("T")
+
+
+class _Writes:
+    """The checks' writes, committed in batches: one transaction (one fsync on SQLite)
+    for up to ``size`` checks or ``delay`` seconds. A check's result is reported only
+    once its transaction committed. If a batch fails, its writes are retried one by
+    one, so one bad write cannot sink the others."""
+
+    def __init__(self, store: Store, size: int = 64, delay: float = 0.05):
+        self.store, self.size, self.delay = store, size, delay
+        self.pending: list[tuple[Callable[[Batch], Any], asyncio.Future[Any]]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, op: Callable[[Batch], T]) -> T:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+        self.pending.append((op, done))
+        if len(self.pending) >= self.size:
+            self.flush()
+        elif self.timer is None:
+            self.timer = loop.call_later(self.delay, self.flush)
+        return await done
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        ops, self.pending = self.pending, []
+        if not ops:
+            return
+        try:
+            with self.store.batch() as batch:
+                values = [op(batch) for op, _ in ops]
+        except Exception:
+            for op, done in ops:
+                try:
+                    with self.store.batch() as batch:
+                        value = op(batch)
+                except Exception as exc:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(value)
+            return
+        for (_op, done), value in zip(ops, values, strict=True):
+            done.set_result(value)
 
 
 @dataclass
@@ -222,6 +295,8 @@ class _Attempt:
     fetched: FetchResult | None = None
     raw_digest: str | None = None
     encoding: str | None = None
+    body_hint: dict[str, str] | None = None  # where extraction found the article this time
+    extracted: bool = False
 
     def capture(self, outcome: str, error: Exception | None = None) -> CaptureRecord:
         f = self.fetched
@@ -268,6 +343,7 @@ class _Attempt:
             last_raw_digest=self.raw_digest,
             retire=plan.retire,
             decay_from=moved,
+            body_hint=self.body_hint,
         )
 
     def failure(self, error: Exception) -> SourceUpdate:
@@ -292,9 +368,10 @@ class _Checker:
         pool: Executor | None,
         options: CheckOptions,
         clock: Clock,
+        writes: _Writes,
     ):
         self.store, self.fetcher, self.pool = store, fetcher, pool
-        self.options, self.clock = options, clock
+        self.options, self.clock, self.writes = options, clock, writes
 
     async def run(self, source: Source) -> CheckResult:
         attempt = _Attempt(source, self.clock(), self.options.default_interval)
@@ -309,16 +386,26 @@ class _Checker:
         try:
             attempt.fetched = fetched = await self.fetcher.fetch(request)
         except FetchError as exc:
-            return self._failed(attempt, exc)
+            return await self._failed(attempt, exc)
         if fetched.not_modified:
-            return self._unchanged(attempt, "not_modified")
+            return await self._unchanged(attempt, "not_modified")
         attempt.raw_digest = raw_digest_of(fetched.body)
-        current = self.store.current_version(source)
-        if current is not None and attempt.raw_digest in (
-            source.last_raw_digest,
-            current.raw_digest,
+        # The common cases first, from the source row alone (no query).
+        has_version = source.current_version_id is not None
+        if has_version and attempt.raw_digest == source.last_raw_digest:
+            return await self._unchanged(attempt, "same_bytes")
+        hint = BodyHint.from_dict(source.body_hint)
+        if (
+            hint is not None
+            and has_version
+            and source.kind != "feed"
+            and len(fetched.body) <= self.options.extract.max_html_bytes
+            and await self._call(same_article, fetched.body, hint)
         ):
-            return self._unchanged(attempt, "same_bytes")
+            return await self._unchanged(attempt, "same_text")  # the article element is as it was
+        current = self.store.current_version(source)
+        if current is not None and attempt.raw_digest == current.raw_digest:
+            return await self._unchanged(attempt, "same_bytes")
         if source.kind == "feed":
             return await self._feed(attempt, current)
         previous_text = self.store.read_text(current) if current is not None else None
@@ -337,16 +424,17 @@ class _Checker:
             semantic=self.options.semantic,
         )
         try:
-            page = await self._process(job)
+            page = await self._call(process_page, job)
         except ExtractionError as exc:
-            return self._failed(attempt, exc)
+            return await self._failed(attempt, exc)
         attempt.encoding = page.extracted.encoding
+        attempt.body_hint, attempt.extracted = page.body_hint, True
         digest = text_digest(page.text)
         if current is not None and current.text_digest == digest:
-            return self._unchanged(attempt, "same_text")
+            return await self._unchanged(attempt, "same_text")
         earlier = self.store.version_with_text(source.id, digest) if current else None
         if current is not None and earlier is not None:
-            return self._reverted(attempt, current, earlier)
+            return await self._reverted(attempt, current, earlier)
         extracted = page.extracted
         new = NewVersion(
             text=page.text,
@@ -365,8 +453,9 @@ class _Checker:
         )
         record = change_record(page.change) if page.change is not None else None
         capture = attempt.capture("new_version")
-        version = self.store.add_version(
-            new, capture, attempt.success(changed=current is not None), previous, record, page.flags
+        update = attempt.success(changed=current is not None)
+        version = await self.writes(
+            lambda b: b.add_version(new, capture, update, previous, record, page.flags)
         )
         return CheckResult(
             source,
@@ -377,6 +466,7 @@ class _Checker:
             significance=page.change.significance if page.change else None,
             flags=len(page.flags),
             fetch_ms=fetched.duration_ms,
+            extracted=True,
         )
 
     async def _feed(self, attempt: _Attempt, current: Version | None) -> CheckResult:
@@ -387,13 +477,13 @@ class _Checker:
         try:
             feed = parse_feed(fetched.body, fetched.final_url)
         except FeedError as exc:
-            return self._failed(attempt, exc)
+            return await self._failed(attempt, exc)
         hints = (feed.ttl_seconds, schedule.cache_hint(fetched.headers, attempt.started))
         hint = max((h for h in hints if h), default=None)
         found = tuple(await self._entries(source, feed, attempt.started))
         text = feed.as_text()
         if current is not None and current.text_digest == text_digest(text):
-            result = self._unchanged(attempt, "same_text", hint)
+            result = await self._unchanged(attempt, "same_text", hint)
             return replace(result, discovered=found)
         previous = (current, self.store.read_text(current)) if current is not None else None
         change = diff(previous[1], text, self.options.diff) if previous else None
@@ -405,13 +495,9 @@ class _Checker:
             final_url=fetched.final_url,
             content_type=fetched.content_type,
         )
-        version = self.store.add_version(
-            new,
-            capture,
-            attempt.success(hint=hint),
-            previous,
-            change_record(change) if change else None,
-        )
+        update = attempt.success(hint=hint)
+        record = change_record(change) if change else None
+        version = await self.writes(lambda b: b.add_version(new, capture, update, previous, record))
         return CheckResult(
             source,
             "new_version",
@@ -487,34 +573,52 @@ class _Checker:
             return "added", "topic matched in the article text"
         return "off_topic", "topic not matched in the article text"
 
-    async def _process(self, job: PageJob) -> PageResult:
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a CPU-bound stage function in the extraction pool (or here, without one)."""
         if self.pool is None:
-            return process_page(job)
+            return fn(*args)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.pool, process_page, job)
+            return await loop.run_in_executor(self.pool, fn, *args)
         except BrokenProcessPool:
             raise ExtractionError(
                 "the extraction worker died (out of memory?); the pool is restarted"
             ) from None
 
-    def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
+    async def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
         capture = attempt.capture("reverted")
-        self.store.record_revert(capture, attempt.success(changed=True), current, earlier)
+        update = attempt.success(changed=True)
+        await self.writes(lambda b: b.record_revert(capture, update, current, earlier))
         status = attempt.fetched.status if attempt.fetched else None
         return CheckResult(
-            attempt.source, "reverted", earlier.number, status, duration_ms=capture.duration_ms
+            attempt.source,
+            "reverted",
+            earlier.number,
+            status,
+            duration_ms=capture.duration_ms,
+            extracted=attempt.extracted,
         )
 
-    def _unchanged(self, attempt: _Attempt, outcome: str, hint: int | None = None) -> CheckResult:
+    async def _unchanged(
+        self, attempt: _Attempt, outcome: str, hint: int | None = None
+    ) -> CheckResult:
         capture = attempt.capture(outcome)
-        self.store.record_capture(capture, attempt.success(hint=hint))
+        update = attempt.success(hint=hint)
+        await self.writes(lambda b: b.record_capture(capture, update))
         status = attempt.fetched.status if attempt.fetched else None
-        return CheckResult(attempt.source, outcome, None, status, duration_ms=capture.duration_ms)
+        return CheckResult(
+            attempt.source,
+            outcome,
+            None,
+            status,
+            duration_ms=capture.duration_ms,
+            extracted=attempt.extracted,
+        )
 
-    def _failed(self, attempt: _Attempt, exc: FetchError | ExtractionError) -> CheckResult:
+    async def _failed(self, attempt: _Attempt, exc: FetchError | ExtractionError) -> CheckResult:
         capture = attempt.capture("failed", exc)
-        self.store.record_capture(capture, attempt.failure(exc))
+        update = attempt.failure(exc)
+        await self.writes(lambda b: b.record_capture(capture, update))
         return CheckResult(
             attempt.source,
             "failed",

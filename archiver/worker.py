@@ -13,6 +13,7 @@ from archiver.claims import Claim, MatchOptions, match
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
 from archiver.errors import EmptyExtraction
 from archiver.extract import Extracted, ExtractOptions, extract
+from archiver.fingerprint import locate
 from archiver.normalize import NormalizeOptions, normalize
 from archiver.segment import sentences
 from store.models import ChangeRecord, FlagRecord
@@ -42,6 +43,7 @@ class PageResult:
     text: str
     change: Change | None  # None when there is no previous text or it is identical
     flags: tuple[FlagRecord, ...] = ()
+    body_hint: dict[str, str] | None = None  # where the article element is (fingerprint)
 
 
 def extract_text(
@@ -75,7 +77,8 @@ def process_page(job: PageJob) -> PageResult:
             found = flags_for_change(change, text, job.claims, options)
         elif job.previous_text is None and job.coverage:
             found = flags_for_coverage(text, job.claims, options)
-    return PageResult(extracted, text, change, found)
+    located = locate(job.body, text) if job.content_type != "text/plain" else None
+    return PageResult(extracted, text, change, found, located.to_dict() if located else None)
 
 
 _SEMANTIC: object | None = None

@@ -52,6 +52,7 @@ class Source:
     retired_at: datetime | None
     current_version_id: int | None = None
     decay_from: datetime | None = None
+    body_hint: dict[str, Any] | None = None  # where the article was found (fingerprint)
 
     @property
     def name(self) -> str:
@@ -131,6 +132,7 @@ class SourceUpdate:
     last_raw_digest: str | None = None
     retire: bool = False  # coverage that aged out: stop checking it
     decay_from: datetime | None = None  # coverage that changed: its schedule steps back
+    body_hint: dict[str, Any] | None = None  # a new article location (None: keep the old)
 
 
 @dataclass(frozen=True)

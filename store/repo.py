@@ -15,11 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, inspect, select, text, update
 
 from archiver.errors import IntegrityError, NotFoundError, UsageError
 from store import blobs as codec
@@ -40,6 +36,7 @@ from store.models import (
     Version,
 )
 from store.schema import (
+    SCHEMA_HEAD,
     UTCDateTime,
     blobs,
     captures,
@@ -87,7 +84,9 @@ class Store:
 
     # -- schema --------------------------------------------------------------
 
-    def _alembic_config(self, conn: Connection) -> Config:
+    def _alembic_config(self, conn: Connection) -> Any:
+        from alembic.config import Config  # alembic costs a quarter second to import
+
         cfg = Config()
         cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         cfg.attributes["connection"] = conn
@@ -95,14 +94,19 @@ class Store:
 
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration. Idempotent."""
+        from alembic import command
+
         with self._tx() as conn:
             command.upgrade(self._alembic_config(conn), "head")
 
     def ensure_current(self) -> None:
-        """Raise a clear error when the store is missing or behind the code."""
+        """Raise a clear error when the store is missing or behind the code. Reads the
+        revision alembic recorded, without importing alembic (every command calls this)."""
+        head = SCHEMA_HEAD
         with self._read() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-            head = ScriptDirectory.from_config(self._alembic_config(conn)).get_current_head()
+            current = None
+            if inspect(conn).has_table("alembic_version"):
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if current is None:
             raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
         if current != head:
@@ -333,7 +337,9 @@ class Store:
     def batch(self) -> Iterator[Batch]:
         """Several checks' writes in one transaction: one commit (one fsync) for all."""
         with self._tx() as conn:
-            yield Batch(self, conn)
+            batch = Batch(self, conn)
+            yield batch
+            batch.finish()
 
     def record_capture(self, capture: CaptureRecord, update_: SourceUpdate) -> None:
         """A check that made no version: its capture row and the source's new state."""

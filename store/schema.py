@@ -51,6 +51,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# The newest migration; tests/test_store.py checks it against alembic's head.
+SCHEMA_HEAD = "0007"
+
 metadata = MetaData()
 
 sources = Table(
@@ -81,6 +84,7 @@ sources = Table(
     Column("current_version_id", Integer),
     Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
     Column("digest_id", Integer),  # coverage: the sent digest that announced it
+    Column("body_hint", JSON),  # {path, digest} of the article element (archiver.fingerprint)
     Index("ix_sources_next_check_at", "next_check_at"),
 )
 

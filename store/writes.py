@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from store.models import (
     CaptureRecord,
@@ -30,12 +30,31 @@ if TYPE_CHECKING:
 class Batch:
     def __init__(self, store: Store, conn: Connection):
         self.store, self.conn = store, conn
+        # Unchanged checks are most checks: their rows go in with one executemany each.
+        self._captures: list[dict[str, Any]] = []
+        self._updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
 
     def record_capture(self, capture: CaptureRecord, update_: SourceUpdate) -> None:
-        """A check that made no version: its capture row and the source's new state."""
-        conn = self.conn
-        _insert_capture(conn, capture, None)
-        _update_source(conn, capture.source_id, update_)
+        """A check that made no version: its capture row and the source's new state
+        (written when the batch finishes, before it commits)."""
+        self._captures.append({**capture.__dict__, "version_id": None})
+        values = _source_values(update_)
+        key = tuple(sorted(values))
+        row = {f"b_{k}": v for k, v in values.items()}
+        self._updates.setdefault(key, []).append({**row, "b_id": capture.source_id})
+
+    def finish(self) -> None:
+        """Write what ``record_capture`` buffered (``Store.batch`` calls this)."""
+        if self._captures:
+            self.conn.execute(insert(captures), self._captures)
+        for keys, rows in self._updates.items():
+            stmt = (
+                update(sources)
+                .where(sources.c.id == bindparam("b_id"))
+                .values({k: bindparam(f"b_{k}") for k in keys})
+            )
+            self.conn.execute(stmt, rows)
+        self._captures, self._updates = [], {}
 
     def add_version(
         self,
@@ -177,6 +196,11 @@ def _insert_change(
 def _update_source(
     conn: Connection, source_id: int, upd: SourceUpdate, current_version_id: int | None = None
 ) -> None:
+    values = _source_values(upd, current_version_id)
+    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+
+
+def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {
         "next_check_at": upd.next_check_at,
         "last_checked_at": upd.last_checked_at,
@@ -191,10 +215,10 @@ def _update_source(
         values["retired_at"] = upd.last_checked_at
     if upd.decay_from is not None:
         values["decay_from"] = upd.decay_from
-    for name in ("etag", "last_modified", "last_raw_digest"):
+    for name in ("etag", "last_modified", "last_raw_digest", "body_hint"):
         if getattr(upd, name) is not None:
             values[name] = getattr(upd, name)
-    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+    return values
 
 
 def _version(row: Any) -> Version:

@@ -232,3 +232,52 @@ def test_flip_back_is_a_return_not_a_new_version(store: Store, httpserver: HTTPS
     latest = store.changes(source_id=source.id)[0]
     assert (latest.from_version, latest.to_version) == (1, 3)
     assert [u["kind"] for u in latest.units if u["new"] and "teaser" in u["new"]] == []
+
+
+def test_a_chrome_only_change_skips_extraction(store: Store, httpserver: HTTPServer) -> None:
+    page = Page(article_html("Meta capex", PARAS, extra="<aside>Read by 10 people</aside>"))
+    url = serve(httpserver, "/cheap.html", page)
+    store.add_source(SourceSpec(url=url, label="cheap"), NOW)
+    first = run(store, "cheap")
+    assert (first.outcome, first.extracted) == ("new_version", True)
+    assert store.get_source("cheap").body_hint["path"] == "/html/body/main/article"  # type: ignore[index]
+    page.html = article_html("Meta capex", PARAS, extra="<aside>Read by 11 people</aside>")
+    cheap = run(store, "cheap", 1)
+    assert (cheap.outcome, cheap.extracted) == ("same_text", False)
+    page.html = article_html("Meta capex", [*PARAS, "Meta declined to comment."])
+    edited = run(store, "cheap", 2)
+    assert (edited.outcome, edited.version, edited.extracted) == ("new_version", 2, True)
+    outcomes = [c.outcome for c in store.captures(store.get_source("cheap").id)]
+    assert outcomes == ["new_version", "same_text", "new_version"]
+
+
+def test_one_failed_write_does_not_sink_the_batch(
+    store: Store, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archiver.errors import StoreError
+    from store.writes import Batch
+
+    for name in ("w1", "w2", "w3"):
+        url = serve(httpserver, f"/{name}.html", Page(article_html(f"Meta {name}", PARAS)))
+        store.add_source(SourceSpec(url=url, label=name), NOW)
+    real = Batch.add_version
+    w2 = store.get_source("w2").id
+
+    def broken(self: Batch, new, capture, *args):  # type: ignore[no-untyped-def]
+        if capture.source_id == w2:
+            raise StoreError("disk full (simulated)")
+        return real(self, new, capture, *args)
+
+    monkeypatch.setattr(Batch, "add_version", broken)
+    seen: list[str] = []
+    with pytest.raises(StoreError, match="disk full"):
+        pipeline.check(
+            store,
+            store.list_sources(),
+            replace(OPTIONS, processes=1),
+            clock=lambda: NOW,
+            on_result=lambda r: seen.append(r.source.name),
+        )
+    assert sorted(seen) == ["w1", "w3"]  # reported only once committed
+    for name, count in (("w1", 1), ("w2", 0), ("w3", 1)):
+        assert len(store.versions(store.get_source(name).id)) == count

@@ -6,6 +6,7 @@ import random
 import sqlite3
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -13,10 +14,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, update
 
 from archiver.errors import IntegrityError, StoreBusy, UsageError
+from store import repo as repo_module
 from store import writes as writes_module
 from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
 from store.repo import Store, StoreOptions
-from store.schema import blobs, captures, metadata, versions
+from store.schema import SCHEMA_HEAD, blobs, captures, metadata, versions
 from tests.conftest import NOW
 
 
@@ -80,6 +82,13 @@ def test_migrate_is_idempotent_and_matches_the_schema(store: Store) -> None:
     with store.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diffs == []
+    # ensure_current reads the head from store.schema, without alembic: keep them equal.
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(repo_module.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 
 def test_unmigrated_store_says_run_init(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from archiver import pipeline
 from archiver.cli.base import (
     JSON_LINES,
     App,
@@ -32,6 +31,9 @@ from archiver.seeds import default_seeds_dir
 from archiver.topic import parse as parse_topic
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver import pipeline
 
 
 @cli.command()
@@ -53,6 +55,8 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
     seeds_dir = seeds_dir or default_seeds_dir()
     if seeds_dir is None:
         raise UsageError("no seeds directory found; pass --seeds DIR or --no-seeds")
+    from archiver import pipeline
+
     seeds = pipeline.load_seeds(seeds_dir)  # validate everything before writing anything
     store.migrate()
     click.echo(f"store ready: {mask_url(store.url)}")
@@ -277,6 +281,8 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = Console(stderr=False)
     options = check_options(app.config)
+    from archiver import pipeline
+
     results: list[pipeline.CheckResult] = []
 
     def report(r: pipeline.CheckResult) -> None:
@@ -294,6 +300,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
                         "error_class": r.error_class,
                         "error": r.error,
                         "duration_ms": r.duration_ms,
+                        "extracted": r.extracted,
                     }
                 ]
             )
