@@ -11,10 +11,10 @@ from typing import IO
 
 import click
 
-from archiver import export as exporter
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
 from archiver.errors import IntegrityError, UsageError
 from archiver.render import terminal_safe
+from store.gc import GcOptions, collect
 from store.models import Source
 from store.verify import Report
 
@@ -93,6 +93,8 @@ def export_group() -> None:
 @click.pass_obj
 def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
     """Write SOURCE's captures (or --all) as a gzipped WARC/1.1 file."""
+    from archiver import export as exporter  # warcio, only when exporting
+
     sources = _chosen(app, source, all_)
     with _atomic(out) as f:
         n = exporter.write_warc(app.store(), sources(), f, app.now)
@@ -111,8 +113,47 @@ def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
 def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> None:
     """Write SOURCE's whole history (or --all) as JSON: versions with their text,
     captures, changes and flags. One document per source, one per line."""
+    from archiver import export as exporter
+
     sources = _chosen(app, source, all_)
     store = app.store()
     with _atomic(out) as f:
         for s in sources():
             f.write((exporter.dumps(exporter.source_history(store, s)) + "\n").encode("utf-8"))
+
+
+@cli.command()
+@click.option(
+    "--keep-raw-days",
+    type=click.IntRange(min=0),
+    help="Release the raw HTML of versions older than this many days.",
+)
+@click.option(
+    "--keep-raw-versions",
+    type=click.IntRange(min=1),
+    help="Keep the raw HTML of only the newest N versions of each source.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")
+@click.option("--no-vacuum", is_flag=True, help="Skip VACUUM (the space stays in the file).")
+@click.pass_obj
+def gc(
+    app: App,
+    keep_raw_days: int | None,
+    keep_raw_versions: int | None,
+    dry_run: bool,
+    no_vacuum: bool,
+) -> None:
+    """Delete blobs nothing uses and compact the store; release old raw HTML on request.
+
+    The text of every version is kept: changes and flags point at versions, and gc
+    deletes none. Each source's newest version keeps its raw HTML whatever the
+    options. A blob stored as a delta on a deleted one is rewritten whole first.
+    """
+    options = GcOptions(keep_raw_days, keep_raw_versions, dry_run, vacuum=not no_vacuum)
+    report = collect(app.store(), options, app.now)
+    verb = "would" if dry_run else "did"
+    click.echo(
+        f"gc {verb}: release the raw HTML of {report.raw_released} version(s), delete "
+        f"{report.blobs_deleted} blob(s), rewrite {report.blobs_rewritten} delta(s) whole; "
+        f"blobs {report.bytes_before / 1024:.0f} KiB -> {report.bytes_after / 1024:.0f} KiB"
+    )
