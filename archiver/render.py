@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from jinja2 import Environment, PackageLoader
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -24,7 +24,18 @@ KINDS = ("added", "removed", "modified", "moved")
 _ESCAPES = re.compile(
     r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
-_ENV = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
+_ENV: Any = None
+
+
+def _templates() -> Any:
+    """The Jinja2 environment (autoescape on), made on first use: jinja2 is an import
+    that commands which print no HTML should not pay."""
+    global _ENV
+    if _ENV is None:
+        from jinja2 import Environment, PackageLoader
+
+        _ENV = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
+    return _ENV
 
 
 def terminal_safe(text: str) -> str:
@@ -259,10 +270,14 @@ def render_html(
     """A self-contained page (inline CSS only), also used inside the email digest."""
     all_hunks = hunks(change, new_text, options)
     shown = all_hunks if max_hunks is None else all_hunks[:max_hunks]
-    return _ENV.get_template("diff.html.j2").render(
-        header=header,
-        change=change,
-        hunks=shown,
-        left_out=len(all_hunks) - len(shown),
-        title_changed=_title_line(change) is not None,
+    return (
+        _templates()
+        .get_template("diff.html.j2")
+        .render(
+            header=header,
+            change=change,
+            hunks=shown,
+            left_out=len(all_hunks) - len(shown),
+            title_changed=_title_line(change) is not None,
+        )
     )

@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING
 
 from archiver.errors import UsageError
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
@@ -62,6 +64,8 @@ def next_after_failure(
 
 def parse_cron(expr: str, timezone: str = "UTC") -> CronTrigger:
     """A crontab expression ("0 7 * * *"), as APScheduler's CronTrigger."""
+    from apscheduler.triggers.cron import CronTrigger  # imported when a cron is used
+
     try:
         return CronTrigger.from_crontab(expr, timezone=timezone)
     except (ValueError, TypeError) as exc:

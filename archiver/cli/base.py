@@ -13,19 +13,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import platformdirs
 from rich.console import Console
 
-from archiver import __version__, pipeline
+from archiver import __version__
 from archiver.config import Config
 from archiver.config import load as load_config
 from archiver.errors import ClaimwatchError
-from archiver.fetch import FetchOptions
 from archiver.schedule import parse_duration
 from store.repo import Store
+
+if TYPE_CHECKING:
+    from archiver import pipeline
 
 
 def default_db_url() -> str:
@@ -55,6 +57,11 @@ SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only thi
 
 def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.CheckOptions:
     """How checks run, from the configuration (one place for check, serve and reloads)."""
+    # Imported here: the fetch and extraction stack is a quarter second that commands
+    # which only read the archive (history, diff, show) should not pay.
+    from archiver import pipeline
+    from archiver.fetch import FetchOptions
+
     fetch = FetchOptions(
         concurrency=concurrency or cfg.concurrency,
         per_host=cfg.per_host,

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
-from archiver.claims import Claim, MatchOptions, claim_from_dict, match
-from archiver.claimsfile import load_claims
 from archiver.cli.base import (
     JSON_LINES,
     SINCE,
@@ -29,6 +27,9 @@ from archiver.render import (
 from archiver.seeds import default_seeds_dir
 from store.models import StoredFlag
 
+if TYPE_CHECKING:
+    from archiver.claims import Claim
+
 # -- claims and flags -------------------------------------------------------------
 
 _CLAIMS_FILE = click.option(
@@ -40,6 +41,9 @@ _CLAIMS_FILE = click.option(
 
 
 def _claims(app: App, claims_file: Path | None) -> list[Claim]:
+    from archiver.claims import claim_from_dict  # the stemmers load only when needed
+    from archiver.claimsfile import load_claims
+
     if claims_file is not None:
         return list(load_claims(claims_file))
     return [claim_from_dict(c.data) for c in app.store().claims()]
@@ -147,6 +151,9 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
         if seeds_dir is None or not (seeds_dir / "claims.yaml").exists():
             raise UsageError("no claims file found; pass --claims FILE")
         claims_file = seeds_dir / "claims.yaml"
+    from archiver.claims import MatchOptions, match
+    from archiver.claimsfile import load_claims
+
     claims = load_claims(claims_file)
     options = MatchOptions()
     if semantic:

@@ -30,9 +30,6 @@ from archiver.render import (
 )
 from archiver.schedule import next_cron
 from archiver.seeds import default_seeds_dir
-from jobs import digest as digest_job
-from jobs.metrics import Metrics
-from jobs.service import Service, ServiceOptions, default_worker_id
 from store import digests as digest_state
 from store import leases
 from store.db import mask_url
@@ -68,6 +65,8 @@ def digest(
     _PASSWORD (or _PASSWORD_FILE), _FROM, _TO (comma-separated)."""
     if dry_run == send_mail:
         raise UsageError("give --dry-run or --send")
+    from jobs import digest as digest_job  # the mail stack, only for this command
+
     settings = settings_from_env()
     options = DigestOptions(subject_prefix=settings.subject_prefix, send_empty=send_empty)
     result = digest_job.run(
@@ -159,6 +158,9 @@ def serve(
     cfg = app.config
     _setup_logging(log_format or cfg.log_format)
     store = app.store()
+    from jobs.metrics import Metrics
+    from jobs.service import Service, ServiceOptions, default_worker_id
+
     options = ServiceOptions(
         worker_id=worker_id or default_worker_id(),
         tick=cfg.tick,

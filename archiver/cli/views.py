@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import asdict
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from archiver.cli.base import (
@@ -57,16 +57,27 @@ def history(app: App, source: str, as_json: bool) -> None:
     if as_json:
         emit_json(version_row(s, v) for v in rows)
         return
-    table = Table("#", "captured", "chars", "raw bytes", "title", title=terminal_safe(s.name))
-    for v in rows:
-        table.add_row(
+    # Plain aligned columns: a rich Table took 0.4 s to lay out 1,000 versions.
+    cells = [("#", "captured", "chars", "raw bytes", "title")] + [
+        (
             str(v.number),
             when(v.captured_at),
             str(v.text_length),
-            str(v.raw_length or "-"),
+            "-" if v.raw_digest is None else str(v.raw_length or "-"),
             terminal_safe(v.title or ""),
         )
-    Console().print(table)
+        for v in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(4)]
+    room = shutil.get_terminal_size().columns - sum(widths) - 8 if sys.stdout.isatty() else None
+    lines = [terminal_safe(s.name)]
+    for c in cells:
+        title = c[4] if room is None or len(c[4]) <= room else c[4][: max(room - 1, 0)] + "…"
+        lines.append(
+            f"{c[0]:>{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:>{widths[2]}}  "
+            f"{c[3]:>{widths[3]}}  {title}".rstrip()
+        )
+    click.echo("\n".join(lines))
 
 
 @cli.command()
