@@ -400,7 +400,7 @@ class _Checker:
             and has_version
             and source.kind != "feed"
             and len(fetched.body) <= self.options.extract.max_html_bytes
-            and await self._call(same_article, fetched.body, hint)
+            and same_article(fetched.body, hint)  # a parse and a hash: cheaper than the pool trip
         ):
             return await self._unchanged(attempt, "same_text")  # the article element is as it was
         current = self.store.current_version(source)
