@@ -11,7 +11,6 @@ a 5xx reply is final.
 from __future__ import annotations
 
 import os
-import smtplib
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -137,6 +136,8 @@ def send(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Send raw message bytes to ``settings.recipients``; raises ``SendError``."""
+    import smtplib  # only commands that send pay for it
+
     if not settings.recipients:
         raise UsageError("no recipients: set CLAIMWATCH_SMTP_TO (comma-separated)")
     where = f"{settings.host}:{settings.effective_port}"
@@ -167,6 +168,8 @@ def send(
 
 
 def _deliver(message: bytes, s: SmtpSettings) -> None:
+    import smtplib
+
     context = ssl.create_default_context()
     if not s.verify_tls:
         context.check_hostname = False

@@ -18,7 +18,6 @@ import yaml
 from archiver.errors import ConfigError, UsageError
 from archiver.normalize import compile_patterns, normalize
 from archiver.schedule import parse_cron, parse_duration
-from archiver.topic import parse as parse_topic
 from store.models import KINDS, NewVersion, SourceSpec
 
 LINE = "__line__"
@@ -135,6 +134,8 @@ def spec_from_mapping(
         if cron is not None:
             parse_cron(cron)
         if topic is not None:
+            from archiver.topic import parse as parse_topic  # its stemmers load on use
+
             parse_topic(topic)
     except UsageError as exc:
         raise ConfigError(

@@ -182,6 +182,11 @@ def main() -> None:
     print(
         f"ratio text: {text_store / git_text:.2f}x git   raw html: {raw_store / git_raw:.2f}x git"
     )
+    n = args.revisions
+    print(
+        f"bytes per version: text {text_store / n:.1f} (git {git_text / n:.1f}), "
+        f"raw html {raw_store / n:.1f} (git {git_raw / n:.1f})"
+    )
     print(
         f"store write {write_s * 1000:.0f} ms for {args.revisions} versions; "
         f"read-back of every version verified in {read_s * 1000:.0f} ms"

@@ -22,7 +22,6 @@ from archiver.cli.base import (
     when,
 )
 from archiver.config import load as load_config
-from archiver.digest import DigestOptions
 from archiver.errors import UsageError
 from archiver.mailer import SendError, settings_from_env
 from archiver.render import (
@@ -68,6 +67,8 @@ def digest(
     from jobs import digest as digest_job  # the mail stack, only for this command
 
     settings = settings_from_env()
+    from archiver.digest import DigestOptions
+
     options = DigestOptions(subject_prefix=settings.subject_prefix, send_empty=send_empty)
     result = digest_job.run(
         app.store(),
