@@ -37,7 +37,7 @@ from archiver.fingerprint import BodyHint, same_article
 from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from archiver.topic import Node, matches, parse, positive_terms
-from archiver.worker import PageJob, change_record, extract_text, process_page
+from archiver.worker import PageJob, change_record, extract_text, process_page, watch_parent
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
@@ -135,9 +135,11 @@ class ExtractionPool:
     """The extraction processes, started on first use and kept until ``close``: the
     service checks every few seconds and must not start processes each time.
 
-    Workers fork from a clean server process, not from this one: a forked worker
-    would inherit every open file, including ``serve``'s SQLite lock, and hold it
-    after this process is killed. A pool whose worker died is replaced.
+    Workers are spawned, not forked: a forked worker inherits every open file,
+    ``serve``'s SQLite lock included, and would hold it after this process is
+    killed. Each worker watches for this process to go (``watch_parent``): nothing
+    else tells a pool that its owner died of SIGKILL. A pool whose worker died is
+    replaced.
     """
 
     def __init__(self, processes: int = 0):
@@ -151,9 +153,12 @@ class ExtractionPool:
         if self._pool is None or getattr(self._pool, "_broken", False):
             if self._pool is not None:
                 self._pool.shutdown(wait=False, cancel_futures=True)
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["archiver.worker"])
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=watch_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:

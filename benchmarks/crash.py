@@ -23,6 +23,7 @@ docs/reliability.md; tests/test_crash.py runs a few kills of each kind in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -41,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import psutil
 from sqlalchemy import select
 
 from store import leases
@@ -125,6 +127,7 @@ class CrashReport:
     duplicated: int = 0
     stuck: int = 0
     leased: int = 0  # sources a killed process left leased (each must be claimable again)
+    orphans: int = 0  # processes (extraction workers) still alive 5 s after a kill
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -132,7 +135,7 @@ class CrashReport:
             f"{self.db}: {self.runs} runs, {self.kills} killed mid-run, "
             f"{self.acknowledged} acknowledged versions, {self.versions} versions verified, "
             f"{self.lost} lost, {self.duplicated} duplicated, {self.leased} left leased, "
-            f"{self.stuck} stuck, "
+            f"{self.stuck} stuck, {self.orphans} orphaned processes, "
             f"{len(self.problems)} verify problems"
         )
 
@@ -218,13 +221,21 @@ def run_crashes(
                     cwd=tmp,
                 )
                 killed = False
+                family: list[psutil.Process] = []
                 try:
                     proc.wait(timeout=rng.uniform(0.3, 3.0))
                 except subprocess.TimeoutExpired:
+                    with contextlib.suppress(psutil.Error):
+                        family = psutil.Process(proc.pid).children(recursive=True)
                     proc.send_signal(signal.SIGKILL)
                     killed = True
                     report.kills += 1
                 proc.wait()
+                _gone, alive = psutil.wait_procs(family, timeout=5)
+                report.orphans += len(alive)
+                for p in alive:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
                 out.seek(0)
                 err.seek(0)
                 stdout = out.read().decode("utf-8", "replace")
@@ -269,7 +280,9 @@ def main() -> None:
         print(f"{report.line()} ({time.monotonic() - started:.0f} s)")
         for problem in report.problems[:20]:
             print("  ", problem)
-        failed |= bool(report.lost or report.duplicated or report.stuck or report.problems)
+        failed |= bool(
+            report.lost or report.duplicated or report.stuck or report.orphans or report.problems
+        )
     sys.exit(1 if failed else 0)
 
 

@@ -23,4 +23,5 @@ def test_sigkill_loses_nothing(kind: str, request: pytest.FixtureRequest) -> Non
     assert report.acknowledged > 0, report.line()
     assert report.problems == []
     assert (report.lost, report.duplicated, report.stuck) == (0, 0, 0), report.line()
+    assert report.orphans == 0, report.line()  # no extraction worker outlives its owner
     assert report.versions >= report.acknowledged
