@@ -86,9 +86,10 @@ class _Pages(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def page_server() -> Iterator[str]:
+def page_server(handler: type[BaseHTTPRequestHandler] = _Pages) -> Iterator[str]:
+    """A threaded loopback server for ``handler`` (also used by benchmarks/load.py)."""
     ThreadingHTTPServer.request_queue_size = 1024  # a burst of connections is the point
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

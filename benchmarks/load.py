@@ -30,11 +30,10 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,7 +47,7 @@ from store.repo import Store
 from store.schema import captures, sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.crash import database
+from benchmarks.crash import database, page_server
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 INTERVALS = (60, 120, 300, 600)
@@ -80,20 +79,6 @@ class _Pages(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
-
-
-@contextmanager
-def page_server() -> Iterator[str]:
-    ThreadingHTTPServer.request_queue_size = 1024  # a burst of connections is the point
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @dataclass
@@ -160,7 +145,7 @@ def run_load(url: str, n_sources: int, minutes: float, tick: int = 5) -> LoadRep
     report = LoadReport(n_sources, minutes)
     store = Store(url)
     store.migrate()
-    with page_server() as base:
+    with page_server(_Pages) as base:
         rows = [
             {
                 "url": f"{base}/p{i}",
