@@ -7,10 +7,7 @@ to a process pool so that extraction does not stall the fetches.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -55,12 +52,13 @@ class PageResult:
 def watch_parent(parent: int) -> None:
     """Pool worker initializer: exit as soon as the process that started the pool is
     gone. A pool's owner killed with SIGKILL cannot stop its workers, which would
-    otherwise wait on their queue for ever (found by benchmarks/crash.py)."""
-    with contextlib.suppress(AttributeError, OSError):  # Linux: the kernel's own signal
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    otherwise wait on their queue for ever (found by benchmarks/crash.py).
+
+    Not PR_SET_PDEATHSIG: it fires when the *thread* that started the worker ends,
+    and the service starts pools from short-lived scheduler threads."""
 
     def watch() -> None:
-        while os.getppid() == parent:  # elsewhere: notice within a second
+        while os.getppid() == parent:  # an orphan is re-parented: notice within a second
             time.sleep(1.0)
         os._exit(0)
 

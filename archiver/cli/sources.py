@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from archiver.cli.base import (
@@ -28,7 +27,6 @@ from archiver.render import (
 )
 from archiver.schedule import format_duration, parse_cron, parse_duration
 from archiver.seeds import default_seeds_dir
-from archiver.topic import parse as parse_topic
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec
 
@@ -201,6 +199,8 @@ def sources_add(
         raise UsageError("--topic and --match-claims are for feeds (--kind feed)")
     compile_patterns(ignore, "--ignore")
     if topic:
+        from archiver.topic import parse as parse_topic  # stemmers: only when needed
+
         parse_topic(topic)
     if cron:
         parse_cron(cron)
@@ -320,6 +320,8 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
         console.print(line + f"  [dim]{r.duration_ms} ms[/]", highlight=False, soft_wrap=True)
 
     if console.is_terminal and not as_json and len(targets) > 1:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
         with Progress(
             TextColumn("checking"),
             BarColumn(),
