@@ -96,12 +96,52 @@ def write_warc(store: Store, sources: Iterable[Source], out: IO[bytes], now: dat
     return count
 
 
+class _Notes:
+    """A source's changes and flags, read once for its export and attached to versions."""
+
+    def __init__(self, store: Store, source: Source):
+        self.store = store
+        self.changes = store.changes(source_id=source.id)  # newest first
+        self.edit_to = {c.to_version: c for c in self.changes if c.kind == "edit"}
+        self.flags: dict[int, list[dict[str, Any]]] = {}
+        for f in store.flags(source_id=source.id):
+            row = _plain(f, "source_id", "source_name", "source_url", "title")
+            self.flags.setdefault(f.version, []).append(row)
+
+    def version(self, version: Version, text: str | None = None) -> dict[str, Any]:
+        """A version as plain data, with its text, the change that led to it and its flags."""
+        row = _plain(version, "source_id")
+        row["text"] = text if text is not None else self.store.read_text(version)
+        change = self.edit_to.get(version.number)
+        row["change"] = _plain(change, "source_id", "source_name") if change else None
+        row["flags"] = self.flags.get(version.number, [])
+        return row
+
+
+def _plain(record: Any, *drop: str) -> dict[str, Any]:
+    row = asdict(record)
+    for name in drop:
+        row.pop(name, None)
+    return row
+
+
+def _block(
+    writer: WARCWriter, uri: str, kind: str, payload: bytes, ctype: str, headers: dict[str, str]
+) -> Any:
+    """A resource or metadata record: a block we made, not an HTTP exchange."""
+    return writer.create_warc_record(
+        uri,
+        kind,
+        payload=BytesIO(payload),
+        length=len(payload),
+        warc_content_type=ctype,
+        warc_headers_dict=headers,
+    )
+
+
 def _source_records(store: Store, source: Source, writer: WARCWriter) -> Iterator[Any]:
     by_id = {v.id: v for v in store.versions(source.id)}
-    flags_by_version: dict[int, list[dict[str, Any]]] = {}
-    for f in store.flags(source_id=source.id):
-        flags_by_version.setdefault(f.version, []).append(_flag_json(f))
-    change_to = {c.to_version: c for c in store.changes(source_id=source.id) if c.kind == "edit"}
+    notes = _Notes(store, source)
     # version id -> (record id, uri, date, payload digest) of the record that holds it
     held: dict[int, tuple[str, str, str, str]] = {}
     current: int | None = None
@@ -111,6 +151,7 @@ def _source_records(store: Store, source: Source, writer: WARCWriter) -> Iterato
         rid = _record_id(source.id, "capture", capture_id)
         if capture.outcome == "new_version" and version_id in by_id:
             version = by_id[version_id]
+            text = store.read_text(version)
             if version.raw_digest is not None and capture.http_status is not None:
                 body = store.read_raw(version)
                 yield writer.create_warc_record(
@@ -123,19 +164,19 @@ def _source_records(store: Store, source: Source, writer: WARCWriter) -> Iterato
                 )
                 held[version.id] = (rid, uri, date, _payload_digest(body))
             else:
-                text = store.read_text(version).encode("utf-8")
-                yield writer.create_warc_record(
-                    uri,
-                    "resource",
-                    payload=BytesIO(text),
-                    length=len(text),
-                    warc_content_type="text/plain; charset=utf-8",
-                    warc_headers_dict={"WARC-Record-ID": rid, "WARC-Date": date},
-                )
-                held[version.id] = (rid, uri, date, _payload_digest(text))
+                block = text.encode("utf-8")
+                headers = {"WARC-Record-ID": rid, "WARC-Date": date}
+                yield _block(writer, uri, "resource", block, "text/plain; charset=utf-8", headers)
+                held[version.id] = (rid, uri, date, _payload_digest(block))
             current = version.id
-            meta = _version_json(store, version, change_to.get(version.number), flags_by_version)
-            yield _metadata(writer, source, version, rid, uri, date, meta)
+            meta = json.dumps(notes.version(version, text), ensure_ascii=False, default=_default)
+            headers = {
+                "WARC-Record-ID": _record_id(source.id, "version", version.id),
+                "WARC-Date": date,
+                "WARC-Refers-To": rid,
+                "WARC-Concurrent-To": rid,
+            }
+            yield _block(writer, uri, "metadata", meta.encode("utf-8"), "application/json", headers)
         elif capture.outcome in ("not_modified", "same_bytes", "same_text", "reverted"):
             if capture.outcome == "reverted" and version_id is not None:
                 current = version_id
@@ -160,73 +201,17 @@ def _source_records(store: Store, source: Source, writer: WARCWriter) -> Iterato
             )
 
 
-def _metadata(
-    writer: WARCWriter,
-    source: Source,
-    version: Version,
-    refers_to: str,
-    uri: str,
-    date: str,
-    doc: dict[str, Any],
-) -> Any:
-    payload = json.dumps(doc, ensure_ascii=False, default=_default).encode("utf-8")
-    return writer.create_warc_record(
-        uri,
-        "metadata",
-        payload=BytesIO(payload),
-        length=len(payload),
-        warc_content_type="application/json",
-        warc_headers_dict={
-            "WARC-Record-ID": _record_id(source.id, "version", version.id),
-            "WARC-Date": date,
-            "WARC-Refers-To": refers_to,
-            "WARC-Concurrent-To": refers_to,
-        },
-    )
-
-
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(type(value).__name__)
 
 
-def _flag_json(flag: Any) -> dict[str, Any]:
-    row = asdict(flag)
-    for name in ("source_id", "source_name", "source_url", "title"):
-        row.pop(name, None)
-    return row
-
-
-def _version_json(
-    store: Store, version: Version, change: Any, flags_by_version: dict[int, list[dict[str, Any]]]
-) -> dict[str, Any]:
-    row = asdict(version)
-    row.pop("source_id")
-    row["text"] = store.read_text(version)
-    row["change"] = _change_json(change) if change is not None else None
-    row["flags"] = flags_by_version.get(version.number, [])
-    return row
-
-
-def _change_json(change: Any) -> dict[str, Any]:
-    row = asdict(change)
-    for name in ("source_id", "source_name"):
-        row.pop(name, None)
-    return row
-
-
 def source_history(store: Store, source: Source) -> dict[str, Any]:
     """A source's whole history as plain JSON-able data: the source, every version with
     its text, every capture (failed ones too), every change and every flag."""
-    flags_by_version: dict[int, list[dict[str, Any]]] = {}
-    for f in store.flags(source_id=source.id):
-        flags_by_version.setdefault(f.version, []).append(_flag_json(f))
-    change_to = {c.to_version: c for c in store.changes(source_id=source.id) if c.kind == "edit"}
-    versions = [
-        _version_json(store, v, change_to.get(v.number), flags_by_version)
-        for v in store.versions(source.id)
-    ]
+    notes = _Notes(store, source)
+    versions = [notes.version(v) for v in store.versions(source.id)]
     number_of = {v["id"]: v["number"] for v in versions}
     capture_rows = []
     for capture_id, version_id, capture in store.capture_log(source.id):
@@ -239,7 +224,7 @@ def source_history(store: Store, source: Source) -> dict[str, Any]:
         "source": asdict(source),
         "versions": versions,
         "captures": capture_rows,
-        "changes": [_change_json(c) for c in reversed(store.changes(source_id=source.id))],
+        "changes": [_plain(c, "source_id", "source_name") for c in reversed(notes.changes)],
     }
 
 

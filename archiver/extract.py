@@ -63,14 +63,15 @@ def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
         return body.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         pass
-    if "utf-8" in (_codec_name(declared), _codec_name(_meta_charset(body))):
+    meta = _meta_charset(body)
+    if "utf-8" in (_codec_name(declared), _codec_name(meta)):
         # Said to be UTF-8 and nearly is: a few broken bytes become U+FFFD rather than
         # the whole page being read in a guessed single-byte charset.
         text = body.decode("utf-8", "replace")
         if text.count("\ufffd") <= max(8, len(body) // 2000):
             return text, "utf-8"
     guesses = charset_normalizer.from_bytes(body)
-    for candidate in (declared, _meta_charset(body)):
+    for candidate in (declared, meta):
         name = _codec_name(candidate)
         if not name or name == "utf-8":
             continue

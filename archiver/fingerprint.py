@@ -25,8 +25,6 @@ from typing import Any
 import lxml.etree
 import lxml.html
 
-_MIN_LINE = 1  # every non-empty line must be found in the element
-
 
 @dataclass(frozen=True)
 class BodyHint:
@@ -71,8 +69,7 @@ def locate(body: bytes, text: str) -> BodyHint | None:
     doc = _parse(body)
     if doc is None:
         return None
-    lines = [_squash(line) for line in text.split("\n")]
-    lines = [line for line in lines if len(line) >= _MIN_LINE]
+    lines = [line for line in map(_squash, text.split("\n")) if line]  # every one must be held
     if not lines:
         return None
     holders = _holders(doc, lines)

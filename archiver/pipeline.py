@@ -37,7 +37,14 @@ from archiver.fingerprint import BodyHint, same_article
 from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from archiver.topic import Node, matches, parse, positive_terms
-from archiver.worker import PageJob, change_record, extract_text, process_page, watch_parent
+from archiver.worker import (
+    PageJob,
+    PageResult,
+    change_record,
+    extract_text,
+    process_page,
+    watch_parent,
+)
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
@@ -429,7 +436,7 @@ class _Checker:
             semantic=self.options.semantic,
         )
         try:
-            page = await self._call(process_page, job)
+            page = await self._process(job)
         except ExtractionError as exc:
             return await self._failed(attempt, exc)
         attempt.encoding = page.extracted.encoding
@@ -578,13 +585,12 @@ class _Checker:
             return "added", "topic matched in the article text"
         return "off_topic", "topic not matched in the article text"
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a CPU-bound stage function in the extraction pool (or here, without one)."""
+    async def _process(self, job: PageJob) -> PageResult:
         if self.pool is None:
-            return fn(*args)
+            return process_page(job)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.pool, fn, *args)
+            return await loop.run_in_executor(self.pool, process_page, job)
         except BrokenProcessPool:
             raise ExtractionError(
                 "the extraction worker died (out of memory?); the pool is restarted"

@@ -39,10 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from store.repo import Store
-from store.schema import blobs, sources, versions
+from store.schema import blobs, versions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.crash import bulk_sources, database
 
 WORDS = (
     "Meta said its open model strategy would change as spending on data centres rose "
@@ -268,29 +271,13 @@ def run(pages: int, cycles: int, edit: float, concurrency: int, seed: int, db: s
             url = f"sqlite:///{tmp}/cycle.db"
             context = None
         else:
-            from benchmarks.crash import database
-
             context = database("postgresql", Path(tmp))
             url = context.__enter__()
         store = Store(url)
         store.migrate()
         now = datetime.now(UTC)
-        rows = [
-            {
-                "url": f"{base}/p{i}",
-                "kind": "article",
-                "tags": [],
-                "origin": "user",
-                "options": {"ignore": [], "robots": True},
-                "interval_seconds": 3600,
-                "next_check_at": now,
-                "created_at": now,
-                "consecutive_failures": 0,
-            }
-            for i in range(pages)
-        ]
-        with store.engine.begin() as conn:
-            conn.execute(insert(sources), rows)
+        urls = [f"{base}/p{i}" for i in range(pages)]
+        bulk_sources(store, urls, "article", [3600] * pages, now)
         config = Path(tmp) / "claimwatch.toml"
         config.write_text(
             f"[service]\nconcurrency = {concurrency}\nper_host = {concurrency}\nhost_delay = 0\n",
@@ -349,7 +336,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     run(args.pages, args.cycles, args.edit, args.concurrency, args.seed, args.db)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,8 @@ from store.models import NewVersion, SourceSpec
 from store.repo import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.store_size import article, edit, render
+from benchmarks.store_size import revisions
 from tests.test_store import capture, schedule
-
-
-def revisions(n: int, seed: int) -> list[tuple[str, bytes]]:
-    rng = random.Random(seed)
-    doc, out = article(rng), []
-    for i in range(n):
-        if i:
-            edit(doc, rng, i)
-        out.append(render(doc, i))
-    return out
 
 
 def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import psutil
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 
 from archiver import pipeline
 from archiver.fetch import FetchOptions
@@ -47,7 +47,7 @@ from store.repo import Store
 from store.schema import captures, sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.crash import database, page_server
+from benchmarks.crash import bulk_sources, database, page_server
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 INTERVALS = (60, 120, 300, 600)
@@ -146,22 +146,9 @@ def run_load(url: str, n_sources: int, minutes: float, tick: int = 5) -> LoadRep
     store = Store(url)
     store.migrate()
     with page_server(_Pages) as base:
-        rows = [
-            {
-                "url": f"{base}/p{i}",
-                "kind": "page",
-                "tags": [],
-                "origin": "user",
-                "options": {"ignore": [], "robots": True},
-                "interval_seconds": INTERVALS[i % len(INTERVALS)],
-                "next_check_at": START,
-                "created_at": START,
-                "consecutive_failures": 0,
-            }
-            for i in range(n_sources)
-        ]
-        with store.engine.begin() as conn:
-            conn.execute(insert(sources), rows)
+        urls = [f"{base}/p{i}" for i in range(n_sources)]
+        every = [INTERVALS[i % len(INTERVALS)] for i in range(n_sources)]
+        bulk_sources(store, urls, "page", every, START)
         clock = {"now": START}
         fetch = FetchOptions(
             allow_private=True, host_delay=0, per_host=64, concurrency=64, max_attempts=1

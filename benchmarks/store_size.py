@@ -127,18 +127,23 @@ def _blob_ids(repo: Path, path: str) -> set[str]:
     return ids
 
 
+def revisions(n: int, seed: int) -> list[tuple[str, bytes]]:
+    """n successive (text, page) pairs of one article, one small edit apart."""
+    rng = random.Random(seed)
+    doc, out = article(rng), []
+    for i in range(n):
+        if i:
+            edit(doc, rng, i)
+        out.append(render(doc, i))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revisions", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    doc = article(rng)
-    files = []
-    for i in range(args.revisions):
-        if i:
-            edit(doc, rng, i)
-        files.append(render(doc, i))
+    files = revisions(args.revisions, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         store = Store(f"sqlite:///{work / 'bench.db'}")

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Subquery, func, select, union, update
+from sqlalchemy import Connection, func, select, update
 
 from store import blobs as codec
 from store.schema import blobs, sources, versions
+from store.verify import unused_blobs, used_digests
 
 if TYPE_CHECKING:
     from store.repo import Store
@@ -98,26 +99,19 @@ def _release_raw(conn: Connection, options: GcOptions, now: datetime) -> int:
     return len(ids)
 
 
-def _used() -> Subquery:
-    return union(
-        select(versions.c.text_digest.label("d")),
-        select(versions.c.raw_digest.label("d")).where(versions.c.raw_digest.is_not(None)),
-    ).subquery()
-
-
 def _rebase_survivors(store: Store, conn: Connection) -> int:
     """Rewrite as full copies the used blobs whose delta base is about to be deleted."""
-    used = _used()
-    unused_bases = select(blobs.c.digest).where(blobs.c.digest.not_in(select(used.c.d)))
     survivors = list(
         conn.execute(
             select(blobs.c.digest)
-            .where(blobs.c.digest.in_(select(used.c.d)))
-            .where(blobs.c.base_digest.in_(unused_bases))
+            .where(blobs.c.digest.in_(used_digests()))
+            .where(blobs.c.base_digest.in_(unused_blobs()))
         ).scalars()
     )
-    decoded = {d: store._read_blob(conn, d) for d in survivors}  # before any base goes
-    for digest, data in decoded.items():
+    # One at a time: rewriting a blob whole leaves its bytes, so every other chain
+    # still decodes through it; the unused bases are deleted only afterwards.
+    for digest in survivors:
+        data = store._read_blob(conn, digest)
         payload = codec.compress(data, None, store.options.full_level)
         conn.execute(
             update(blobs)
@@ -130,8 +124,7 @@ def _rebase_survivors(store: Store, conn: Connection) -> int:
 
 
 def _delete_unused(conn: Connection) -> int:
-    used = _used()
-    unused = select(blobs.c.digest).where(blobs.c.digest.not_in(select(used.c.d)))
+    unused = unused_blobs()
     digests = list(conn.execute(unused).scalars())
     # Children first: an unused delta may be the base of another unused one.
     conn.execute(update(blobs).where(blobs.c.digest.in_(unused)).values(base_digest=None))

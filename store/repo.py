@@ -49,7 +49,7 @@ from store.schema import (
 )
 from store.verify import Problem, Report
 from store.verify import verify as verify_archive
-from store.writes import Batch
+from store.writes import Batch, version_from_row
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ class Store:
         )
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
-        return _version(row) if row else None
+        return version_from_row(row) if row else None
 
     def current_version(self, source: Source) -> Version | None:
         """The version the page showed at its last successful check."""
@@ -252,7 +252,7 @@ class Store:
                 .mappings()
                 .first()
             )
-        return _version(row) if row else self.latest_version(source.id)
+        return version_from_row(row) if row else self.latest_version(source.id)
 
     def version_with_text(self, source_id: int, text_digest: str) -> Version | None:
         """The newest earlier version of the source with exactly this text, if any."""
@@ -264,14 +264,14 @@ class Store:
         )
         with self._read() as conn:
             row = conn.execute(query).mappings().first()
-        return _version(row) if row else None
+        return version_from_row(row) if row else None
 
     def versions(self, source_id: int) -> list[Version]:
         query = (
             select(versions).where(versions.c.source_id == source_id).order_by(versions.c.number)
         )
         with self._read() as conn:
-            return [_version(r) for r in conn.execute(query).mappings().all()]
+            return [version_from_row(r) for r in conn.execute(query).mappings().all()]
 
     def get_version(self, source: Source, number: int) -> Version:
         query = select(versions).where(
@@ -283,7 +283,7 @@ class Store:
             raise NotFoundError(
                 f"{source.name} has no version {number}; see 'claimwatch history {source.name}'"
             )
-        return _version(row)
+        return version_from_row(row)
 
     def read_text(self, version: Version) -> str:
         return self.read_blob(version.text_digest).decode("utf-8")
@@ -358,17 +358,6 @@ class Store:
         """Store a new version in one transaction (see ``Batch.add_version``)."""
         with self.batch() as b:
             return b.add_version(new, capture, update_, previous, change, new_flags)
-
-    def record_revert(
-        self,
-        capture: CaptureRecord,
-        update_: SourceUpdate,
-        current: Version,
-        earlier: Version,
-    ) -> None:
-        """The page went back to an earlier version's text (see ``Batch.record_revert``)."""
-        with self.batch() as b:
-            b.record_revert(capture, update_, current, earlier)
 
     def changes(
         self,
@@ -712,7 +701,3 @@ def _insert_source(
 
 def _source(row: Any) -> Source:
     return Source(**{k: row[k] for k in Source.__dataclass_fields__})
-
-
-def _version(row: Any) -> Version:
-    return Version(**{k: row[k] for k in Version.__dataclass_fields__})

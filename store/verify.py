@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, union
+from sqlalchemy import Connection, Select, select, union
 
 from store import blobs as codec
 from store.schema import blobs, captures, changes, claims, flags, sources, versions
@@ -171,20 +171,27 @@ def _source_versions(
         after = rows[-1][0]
 
 
-def _loose_blobs(conn: Connection, reader: _Blobs, report: Report) -> Iterator[Problem]:
-    """Blobs no version names (left by removed sources until gc) must still decode."""
+def used_digests() -> Select[Any]:
+    """The digests some version names, as text or raw body (verify and gc share it)."""
     used = union(
         select(versions.c.text_digest.label("d")),
         select(versions.c.raw_digest.label("d")).where(versions.c.raw_digest.is_not(None)),
     ).subquery()
+    return select(used.c.d)
+
+
+def unused_blobs() -> Select[Any]:
+    """The blobs no version names (left by removed sources or released raw bodies)."""
+    return select(blobs.c.digest).where(blobs.c.digest.not_in(used_digests()))
+
+
+def _loose_blobs(conn: Connection, reader: _Blobs, report: Report) -> Iterator[Problem]:
+    """Blobs no version names (left by removed sources until gc) must still decode."""
     after = ""
     reader.forget()
     while True:
         page = conn.execute(
-            select(blobs.c.digest)
-            .where(blobs.c.digest > after, blobs.c.digest.not_in(select(used.c.d)))
-            .order_by(blobs.c.digest)
-            .limit(PAGE)
+            unused_blobs().where(blobs.c.digest > after).order_by(blobs.c.digest).limit(PAGE)
         ).scalars()
         digests = list(page)
         if not digests:

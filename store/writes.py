@@ -87,7 +87,7 @@ class Batch:
                 .first()
             )
             if last is not None:
-                base = _version(last)
+                base = version_from_row(last)
                 previous = (base, self.store._read_blob(conn, base.text_digest).decode("utf-8"))
         base_text = base_raw = None
         if previous is not None:
@@ -138,7 +138,7 @@ class Batch:
         _insert_capture(conn, capture, version_id)
         _update_source(conn, source_id, update_, version_id)
         row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
-        return _version(row)
+        return version_from_row(row)
 
     def record_revert(
         self,
@@ -221,5 +221,6 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
     return values
 
 
-def _version(row: Any) -> Version:
+def version_from_row(row: Any) -> Version:
+    """A ``versions`` row as a Version (the store's reads and writes share it)."""
     return Version(**{k: row[k] for k in Version.__dataclass_fields__})

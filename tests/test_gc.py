@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -13,6 +12,7 @@ from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs
 from tests.conftest import NOW
+from tests.test_archive import cli
 from tests.test_store import capture, revisions, schedule
 
 
@@ -86,12 +86,7 @@ def test_gc_command(sqlite_store: Store) -> None:
     history(sqlite_store, "a")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "archiver.cli", "--db", sqlite_store.url, *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return cli(sqlite_store, *args)
 
     r = run("gc", "--keep-raw-versions", "2")
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -66,14 +66,11 @@ def _atomic(path: Path | None) -> Iterator[IO[bytes]]:
         raise
 
 
-def _chosen(app: App, source: str | None, all_: bool) -> Callable[[], Iterator[Source]]:
+def _chosen(app: App, source: str | None, all_: bool) -> list[Source]:
     if bool(source) == all_:
         raise UsageError("give one SOURCE or --all")
     store = app.store()
-    if source:
-        picked = [store.get_source(source)]
-        return lambda: iter(picked)
-    return lambda: iter(store.list_sources())
+    return [store.get_source(source)] if source else store.list_sources()
 
 
 @cli.group("export")
@@ -97,7 +94,7 @@ def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
 
     sources = _chosen(app, source, all_)
     with _atomic(out) as f:
-        n = exporter.write_warc(app.store(), sources(), f, app.now)
+        n = exporter.write_warc(app.store(), sources, f, app.now)
     click.echo(f"wrote {n} WARC records to {out}", err=True)
 
 
@@ -118,7 +115,7 @@ def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> N
     sources = _chosen(app, source, all_)
     store = app.store()
     with _atomic(out) as f:
-        for s in sources():
+        for s in sources:
             f.write((exporter.dumps(exporter.source_history(store, s)) + "\n").encode("utf-8"))
 
 
