@@ -49,7 +49,7 @@ import platformdirs
 
 from archiver.errors import ConfigError, UsageError
 from archiver.mailer import TLS_MODES, SmtpSettings, settings_from_env
-from archiver.schedule import parse_cron, parse_duration
+from archiver.schedule import parse_cron, parse_interval
 from store.db import mask_url
 
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -168,7 +168,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
         jitter=svc.get("jitter", 60),
         log_format=env.get("CLAIMWATCH_LOG_FORMAT") or svc.get("log_format", "text"),
         seeds=env.get("CLAIMWATCH_SEEDS") or svc.get("seeds"),
-        default_every=parse_duration(section("schedule").get("default_every", "1h")),
+        default_every=parse_interval(section("schedule").get("default_every", "1h")),
         digest_cron=env.get("CLAIMWATCH_DIGEST_CRON") or dig.get("cron", "0 7 * * *"),
         timezone=env.get("CLAIMWATCH_TIMEZONE") or dig.get("timezone", "UTC"),
         send_empty=dig.get("send_empty", False),

@@ -112,31 +112,45 @@ class FetchResult:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("etag")
+        return sendable(self.headers.get("etag"))
 
     @property
     def last_modified(self) -> str | None:
-        return self.headers.get("last-modified")
+        return sendable(self.headers.get("last-modified"))
 
 
 def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
 
+MAX_RETRY_AFTER = 7 * 86400.0  # a longer Retry-After is read as a week
+MAX_VALIDATOR = 1024  # an ETag or Last-Modified longer than this is not kept
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date),
+    at most ``MAX_RETRY_AFTER``; None for a value that is neither."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value[:12]), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
+
+
+def sendable(value: str | None) -> str | None:
+    """A validator (ETag, Last-Modified) as it can be sent back in a request, or None.
+    RFC 9110 lets a server send obs-text bytes in an ETag; a request header must be
+    visible ASCII, so such a validator is dropped (the next check is unconditional)."""
+    if not value or len(value) > MAX_VALIDATOR or not (value.isascii() and value.isprintable()):
+        return None
+    return value
 
 
 class Fetcher:
@@ -234,10 +248,10 @@ class Fetcher:
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
             headers = {}
-            if request.etag:
-                headers["If-None-Match"] = request.etag
-            if request.last_modified:
-                headers["If-Modified-Since"] = request.last_modified
+            if etag := sendable(request.etag):
+                headers["If-None-Match"] = etag
+            if last_modified := sendable(request.last_modified):
+                headers["If-Modified-Since"] = last_modified
             status, resp_headers, body = await self._get(url, headers, request.accept)
             if status in REDIRECTS:
                 location = resp_headers.get("location")

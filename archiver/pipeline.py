@@ -13,6 +13,7 @@ the fetches. Each check ends in exactly one capture row:
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import time
@@ -29,7 +30,7 @@ from archiver import schedule
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_claims
 from archiver.diff import DiffOptions, diff
-from archiver.errors import ExtractionError, FeedError, FetchError, UsageError
+from archiver.errors import ExtractionError, FeedError, FetchError, StoreError, UsageError
 from archiver.extract import ExtractOptions
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
 from archiver.fetch import PAGE_TYPES, Fetcher, FetchOptions, FetchRequest, FetchResult
@@ -59,6 +60,12 @@ from store.repo import Store
 from store.writes import Batch
 
 Clock = Callable[[], datetime]
+log = logging.getLogger("claimwatch.check")
+
+
+def _one_line(text: str) -> str:
+    """An error message as one line of text: no NUL (PostgreSQL refuses it), no breaks."""
+    return " ".join(text.replace("\x00", " ").split())
 
 
 @dataclass(frozen=True)
@@ -309,6 +316,7 @@ class _Attempt:
     encoding: str | None = None
     body_hint: dict[str, str] | None = None  # where extraction found the article this time
     extracted: bool = False
+    raw_headers: bool = True  # keep the response headers on the capture
 
     def capture(self, outcome: str, error: Exception | None = None) -> CaptureRecord:
         f = self.fetched
@@ -323,10 +331,10 @@ class _Attempt:
             bytes=len(f.body) if f else None,
             raw_digest=self.raw_digest,
             encoding=self.encoding,
-            headers=f.headers if f else None,
+            headers=f.headers if f and self.raw_headers else None,
             attempts=f.attempts if f else getattr(error, "attempts", 1),
             error_class=type(error).__name__ if error else None,
-            error_message=str(error)[:2000] if error else None,
+            error_message=_one_line(str(error) or type(error).__name__)[:2000] if error else None,
         )
 
     def success(self, changed: bool = False, hint: int | None = None) -> SourceUpdate:
@@ -386,7 +394,23 @@ class _Checker:
         self.options, self.clock, self.writes = options, clock, writes
 
     async def run(self, source: Source) -> CheckResult:
+        """Check one source. Whatever goes wrong inside (a hostile header, a bug that a
+        page's bytes trigger, a value the database refuses) ends as this source's
+        failed capture: one source never ends the run. A ``StoreError`` (busy, damaged,
+        full) is the store's, not the source's, and raises; so does a store that cannot
+        take even the failed capture."""
         attempt = _Attempt(source, self.clock(), self.options.default_interval)
+        try:
+            return await self._check(attempt)
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.debug("check of %s failed unexpectedly", source.url, exc_info=True)
+            attempt.raw_headers = False  # the headers may be what the store refused
+            return await self._failed(attempt, exc)
+
+    async def _check(self, attempt: _Attempt) -> CheckResult:
+        source = attempt.source
         request = FetchRequest(
             url=source.url,
             etag=source.etag,
@@ -578,7 +602,7 @@ class _Checker:
                 self.options.extract,
                 (),
             )
-        except (FetchError, ExtractionError) as exc:
+        except Exception as exc:  # this entry's problem, never the feed's
             return "failed", f"could not read the article to decide: {exc}"
         assert topic is not None
         if matches(topic, body):
@@ -626,7 +650,7 @@ class _Checker:
             extracted=attempt.extracted,
         )
 
-    async def _failed(self, attempt: _Attempt, exc: FetchError | ExtractionError) -> CheckResult:
+    async def _failed(self, attempt: _Attempt, exc: Exception) -> CheckResult:
         capture = attempt.capture("failed", exc)
         update = attempt.failure(exc)
         await self.writes(lambda b: b.record_capture(capture, update))

@@ -18,23 +18,36 @@ _PART = re.compile(r"(\d+)\s*([smhdw])")
 
 DEFAULT_INTERVAL = 3600
 MAX_BACKOFF = 7 * 86400
+MAX_INTERVAL = 366 * 86400  # the longest schedule a source may have
+MAX_DURATION = 100 * 366 * 86400  # the longest duration anywhere (``--since 5y``...)
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as ``30s``, ``15m``, ``2h``, ``1d`` or ``1h30m``."""
+def parse_duration(text: str, maximum: int = MAX_DURATION) -> int:
+    """Seconds in a duration such as ``30s``, ``15m``, ``2h``, ``1d`` or ``1h30m``,
+    at most ``maximum`` (anything longer is refused: date arithmetic stays bounded)."""
     s = text.strip().lower().replace(" ", "")
-    if s.isdigit():
-        return int(s)
-    parts = _PART.findall(s)
-    if not s or not parts or "".join(n + u for n, u in parts) != s:
-        raise UsageError(
-            f"duration {text!r} is not understood; "
-            "use a number with s, m, h, d or w, e.g. 15m or 1h30m"
-        )
+    if s.isascii() and s.isdigit():
+        parts = [(s, "s")]
+    else:
+        parts = _PART.findall(s) if s.isascii() else []
+        if not s or not parts or "".join(n + u for n, u in parts) != s:
+            raise UsageError(
+                f"duration {text!r} is not understood; "
+                "use a number with s, m, h, d or w, e.g. 15m or 1h30m"
+            )
+    if any(len(n) > 12 for n, _u in parts):
+        raise UsageError(f"duration {text!r} is too long; the most is {format_duration(maximum)}")
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise UsageError(f"duration {text!r} must be longer than zero")
+    if seconds > maximum:
+        raise UsageError(f"duration {text!r} is too long; the most is {format_duration(maximum)}")
     return seconds
+
+
+def parse_interval(text: str) -> int:
+    """A source's check interval: a duration of at most a year."""
+    return parse_duration(text, MAX_INTERVAL)
 
 
 def format_duration(seconds: int | None) -> str:
@@ -51,11 +64,14 @@ def format_duration(seconds: int | None) -> str:
 def next_after_failure(
     now: datetime, interval: int | None, failures: int, retry_after: float | None = None
 ) -> datetime:
-    """Exponential backoff from the interval, capped at a week, and never before Retry-After."""
+    """Exponential backoff from the interval, capped at a week (or the source's own longer
+    interval), and never before Retry-After, itself capped at a week: a server cannot
+    push a source out of reach."""
     base = min(interval or DEFAULT_INTERVAL, 3600)
-    delay = min(base * 2 ** max(0, failures - 1), max(MAX_BACKOFF, interval or 0))
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    longest = max(MAX_BACKOFF, min(interval or 0, MAX_INTERVAL))
+    delay = min(base * 2 ** min(max(0, failures - 1), 32), longest)
+    if retry_after is not None and retry_after == retry_after:  # not NaN
+        delay = max(delay, min(retry_after, MAX_BACKOFF))
     return now + timedelta(seconds=delay)
 
 
@@ -160,15 +176,16 @@ def cache_hint(headers: dict[str, str], now: datetime) -> int | None:
     control = headers.get("cache-control", "")
     for part in control.split(","):
         name, _, value = part.strip().partition("=")
-        if name.lower() == "max-age" and value.strip().isdigit():
-            return int(value)
+        value = value.strip()
+        if name.lower() == "max-age" and value.isascii() and value.isdigit():
+            return min(int(value[:12]), MAX_INTERVAL)
     expires = headers.get("expires")
     if expires:
         try:
             when = parsedate_to_datetime(expires)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, IndexError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return max(0, int((when - now).total_seconds()))
+        return min(max(0, int((when - now).total_seconds())), MAX_INTERVAL)
     return None

@@ -17,7 +17,7 @@ import yaml
 
 from archiver.errors import ConfigError, UsageError
 from archiver.normalize import compile_patterns, normalize
-from archiver.schedule import parse_cron, parse_duration
+from archiver.schedule import parse_cron, parse_interval
 from store.models import KINDS, NewVersion, SourceSpec
 
 LINE = "__line__"
@@ -119,7 +119,7 @@ def spec_from_mapping(
         raise ConfigError(path, "must be a list of strings", line, "tags")
     every = field("every", (str, int))
     try:
-        interval = parse_duration(str(every)) if every is not None else None
+        interval = parse_interval(str(every)) if every is not None else None
     except UsageError as exc:
         raise ConfigError(path, str(exc), line, "every") from None
     ignore = field("ignore", list, [])

@@ -142,6 +142,30 @@ def nested(sock: socket.socket) -> None:
     _whole(sock, "200 OK", body, "text/html; charset=utf-8")
 
 
+def latin1_etag(sock: socket.socket) -> None:
+    """Validators with an obs-text byte (legal in a response; unsendable in a request)."""
+    body = article("latin-1 etag").encode()
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "ETag": '"caf\xe9-1"',
+        "Last-Modified": "Mon, 14 Jul 2025 08:00:00 GMT\xa0",
+        "Content-Length": str(len(body)),
+        "Connection": "close",
+    }
+    sock.sendall(_head("200 OK", headers) + body)
+
+
+def retry_forever(sock: socket.socket) -> None:
+    headers = {"Retry-After": "99999999999999", "Content-Length": "0", "Connection": "close"}
+    sock.sendall(_head("429 Too Many Requests", headers))
+
+
+def retry_unicode(sock: socket.socket) -> None:
+    """A Retry-After of digits that are not ASCII digits (str.isdigit says yes)."""
+    headers = {"Retry-After": "\xb2\xb3", "Content-Length": "0", "Connection": "close"}
+    sock.sendall(_head("503 Service Unavailable", headers))
+
+
 def robots(sock: socket.socket) -> None:
     _whole(sock, "404 Not Found", b"", "text/plain")
 
@@ -163,6 +187,9 @@ ROUTES: dict[str, Callable[[socket.socket], None]] = {
     "/503": unavailable,
     "/huge": huge,
     "/nested": nested,
+    "/latin1-etag": latin1_etag,
+    "/retry-forever": retry_forever,
+    "/retry-unicode": retry_unicode,
 }
 
 
@@ -210,6 +237,44 @@ def fault_server(tls: ssl.SSLContext | None = None) -> Iterator[str]:
     scheme = "https" if tls else "http"
     try:
         yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def scripted_server() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A server that answers each path with the exact bytes the test put in the dict
+    (status line, headers and body, however malformed), then closes. An unknown
+    path gets a 404. Yields (base URL, the dict)."""
+    answers: dict[str, bytes] = {}
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            sock: socket.socket = self.request
+            sock.settimeout(5)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    more = sock.recv(4096)
+                    if not more:
+                        return
+                    data += more
+                path = data.split(b" ", 2)[1].decode("latin-1").split("?", 1)[0]
+                answer = answers.get(path)
+                if answer is None:
+                    _whole(sock, "404 Not Found", b"", "text/plain")
+                else:
+                    sock.sendall(answer)
+            except OSError:
+                pass
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
     finally:
         server.shutdown()
         server.server_close()

@@ -25,7 +25,7 @@ from archiver.normalize import compile_patterns
 from archiver.render import (
     terminal_safe,
 )
-from archiver.schedule import format_duration, parse_cron, parse_duration
+from archiver.schedule import format_duration, parse_cron, parse_interval
 from archiver.seeds import default_seeds_dir
 from store.db import mask_url
 from store.models import KINDS, Source, SourceSpec
@@ -209,7 +209,7 @@ def sources_add(
         kind=kind,
         label=label,
         tags=tags,
-        interval_seconds=parse_duration(every) if every else None,
+        interval_seconds=parse_interval(every) if every else None,
         cron=cron,
         ignore=ignore,
         robots=not no_robots,
