@@ -23,6 +23,8 @@ from archiver.segment import sentences
 KINDS = ("added", "removed", "modified", "moved")
 _ESCAPES = re.compile(
     r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    # bidi embeddings, overrides and isolates: they reorder what the terminal shows
+    r"|[\u202a-\u202e\u2066-\u2069]"
 )
 _ENV: Any = None
 

@@ -86,7 +86,16 @@ def use_color() -> bool:
 
 
 def make_console() -> Console:
-    return Console(no_color=not use_color(), highlight=False, soft_wrap=not sys.stdout.isatty())
+    """The one console the commands print through. Markup and emoji codes are off:
+    page text, titles, URLs and headers are data, so ``[link=…]`` or ``[/]`` in them
+    prints as itself. Our own styling uses ``rich.text.Text`` with a style."""
+    return Console(
+        no_color=not use_color(),
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=not sys.stdout.isatty(),
+    )
 
 
 def parse_since(value: str, now: datetime) -> datetime:

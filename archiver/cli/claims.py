@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from archiver.cli.base import (
     JSON_LINES,
@@ -124,7 +125,8 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
         emit_json(flag_row(f) for f in found)
         return
     console = make_console()
-    console.print(f"[bold]{claim.id}[/]\n{terminal_safe(claim.en)}\n{terminal_safe(claim.ar)}")
+    console.print(Text(terminal_safe(claim.id), style="bold"))
+    console.print(terminal_safe(f"{claim.en}\n{claim.ar}"))
     if not found:
         console.print("no evidence yet")
     for f in found:

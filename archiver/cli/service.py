@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from rich.text import Text
 
 from archiver.cli.base import (
     SINCE,
@@ -82,8 +83,8 @@ def digest(
     for path in result.files:
         click.echo(f"wrote {path}", err=True)
     if result.status == "dry-run" and result.composed is not None and not out_dir:
-        click.echo(f"Subject: {result.composed.subject}\n")
-        click.echo(result.composed.text)
+        click.echo(terminal_safe(f"Subject: {result.composed.subject}\n"))
+        click.echo(terminal_safe(result.composed.text))
     elif result.status == "failed":
         raise SendError(result.error or "the digest was not sent")
     else:
@@ -288,7 +289,7 @@ def status(app: App, as_json: bool) -> None:
             highlight=False,
         )
     if st.failing:
-        console.print("[red]failing:[/]")
+        console.print(Text("failing:", style="red"))
         for s in st.failing:
             console.print(
                 f"  {terminal_safe(s.name)}: {s.consecutive_failures} in a row", highlight=False

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from archiver.cli.base import (
     JSON_LINES,
@@ -124,11 +124,11 @@ def sources_list(app: App, as_json: bool) -> None:
     table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
     for s in rows:
         if s.retired_at is not None:
-            health = "retired"
+            health = Text("retired")
         elif s.consecutive_failures:
-            health = f"[red]{s.consecutive_failures} failing[/]"
+            health = Text(f"{s.consecutive_failures} failing", style="red")
         else:
-            health = "ok"
+            health = Text("ok")
         table.add_row(
             str(s.id),
             terminal_safe(s.label or "-"),
@@ -218,7 +218,7 @@ def sources_add(
         allow_private=allow_private,
     )
     source_id = app.store().add_source(spec, app.now)
-    click.echo(f"added source {source_id}: {label or url}")
+    click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
 
 
 @sources.command("retire")
@@ -229,7 +229,7 @@ def sources_retire(app: App, refs: tuple[str, ...]) -> None:
     store = app.store()
     for s in [store.get_source(r) for r in refs]:
         store.retire_source(s, app.now)
-        click.echo(f"retired source {s.id}: {s.name}")
+        click.echo(terminal_safe(f"retired source {s.id}: {s.name}"))
 
 
 @sources.command("revive")
@@ -240,7 +240,7 @@ def sources_revive(app: App, refs: tuple[str, ...]) -> None:
     store = app.store()
     for s in [store.get_source(r) for r in refs]:
         store.retire_source(s, app.now, retire=False)
-        click.echo(f"revived source {s.id}: {s.name}")
+        click.echo(terminal_safe(f"revived source {s.id}: {s.name}"))
 
 
 @sources.command("remove")
@@ -251,12 +251,12 @@ def sources_remove(app: App, source: str) -> None:
     store = app.store()
     s = store.get_source(source)
     store.remove_source(s)
-    click.echo(f"removed source {s.id}: {s.name}")
+    click.echo(terminal_safe(f"removed source {s.id}: {s.name}"))
 
 
 # -- check --------------------------------------------------------------------
 
-_SYMBOLS = {"new_version": "[green]+[/]", "failed": "[red]x[/]"}
+_SYMBOLS = {"new_version": ("+", "green"), "failed": ("x", "red")}
 
 
 @cli.command()
@@ -279,7 +279,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
     seeds = [s.name for s in targets if s.kind == "seed"]
     if seeds:
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
-    console = Console(stderr=False)
+    console = make_console()
     options = check_options(app.config)
     from archiver import pipeline
 
@@ -314,10 +314,14 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
             "same_text": "unchanged (same text)",
             "failed": f"failed: {r.error_class}: {r.error}",
         }[r.outcome]
-        line = (
-            f"{_SYMBOLS.get(r.outcome, '=')} {terminal_safe(r.source.name)}  {terminal_safe(what)}"
+        console.print(
+            Text.assemble(
+                _SYMBOLS.get(r.outcome, ("=", "")),
+                f" {terminal_safe(r.source.name)}  {terminal_safe(what)}",
+                (f"  {r.duration_ms} ms", "dim"),
+            ),
+            soft_wrap=True,
         )
-        console.print(line + f"  [dim]{r.duration_ms} ms[/]", highlight=False, soft_wrap=True)
 
     if console.is_terminal and not as_json and len(targets) > 1:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn

@@ -96,10 +96,15 @@ def show(app: App, source: str, version: int | None, raw: bool) -> None:
         v = latest
     else:
         v = store.get_version(s, version)
-    data = store.read_raw(v) if raw else store.read_text(v).encode("utf-8") + b"\n"
+    # The text is always made terminal-safe; the raw body keeps its bytes in a pipe
+    # (to save the page as archived) and is made safe only for a terminal.
+    if raw:
+        data = store.read_raw(v)
+        if sys.stdout.isatty():
+            data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
+    else:
+        data = terminal_safe(store.read_text(v)).encode("utf-8") + b"\n"
     out = sys.stdout.buffer
-    if sys.stdout.isatty():
-        data = terminal_safe(data.decode("utf-8", "replace")).encode("utf-8")
     out.write(data)
     out.flush()
 
