@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import ssl
 import time
 import zlib
@@ -25,9 +24,10 @@ from types import TracebackType
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
+import httpcore
 import httpx
 
-from archiver import __version__
+from archiver import __version__, guard
 from archiver.errors import (
     BadResponse,
     BlockedAddress,
@@ -64,8 +64,9 @@ class FetchOptions:
     per_host: int = 2
     host_delay: float = 1.0  # seconds between two requests to one host
     keepalive: int | None = None  # idle connections kept; None: as many as concurrency
-    # Loopback, private, link-local (cloud metadata) and other non-public addresses
-    # are refused unless a request allows them; True lifts the guard for everything.
+    # Loopback, private and other non-public addresses are refused unless a request
+    # allows them; True allows them for every request. Link-local and cloud metadata
+    # addresses are refused always (archiver/guard.py).
     allow_private: bool = False
     ca_file: str | None = None  # trust these CA certificates instead of the system's
 
@@ -78,6 +79,7 @@ class FetchRequest:
     robots: bool = True
     accept: tuple[str, ...] = PAGE_TYPES
     allow_private: bool = False  # a source the user added explicitly with --allow-private
+    allow_redirects_anywhere: bool = False  # ... whose redirects may reach other private hosts
 
 
 @dataclass(frozen=True)
@@ -163,10 +165,12 @@ class Fetcher:
         sleep: Sleep = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
+        resolver: guard.Resolver = guard.resolve,
     ):
         self.options = options or FetchOptions()
         self._sleep = sleep
         self._now = now
+        self._resolve = resolver
         o = self.options
         self._client = httpx.AsyncClient(
             headers={
@@ -176,13 +180,8 @@ class Fetcher:
                 "Accept-Encoding": "gzip, deflate",
             },
             timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=o.concurrency,
-                max_keepalive_connections=o.keepalive or o.concurrency,
-            ),
             follow_redirects=False,
-            verify=ssl.create_default_context(cafile=o.ca_file) if o.ca_file else True,
-            transport=transport,
+            transport=transport or _guarded_transport(o, resolver),
         )
         self._all = asyncio.Semaphore(o.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -200,6 +199,21 @@ class Fetcher:
 
     async def fetch(self, request: FetchRequest) -> FetchResult:
         """Fetch one URL, retrying transient failures; raise ``FetchError`` when it fails."""
+        token = guard.POLICY.set(self._policy(request))
+        try:
+            return await self._fetch(request)
+        finally:
+            guard.POLICY.reset(token)
+
+    def _policy(self, request: FetchRequest) -> guard.AddressPolicy:
+        if self.options.allow_private:
+            return guard.AddressPolicy(anywhere=True)
+        if not request.allow_private:
+            return guard.AddressPolicy()
+        host = urlsplit(request.url).hostname
+        return guard.AddressPolicy(private_host=host, anywhere=request.allow_redirects_anywhere)
+
+    async def _fetch(self, request: FetchRequest) -> FetchResult:
         started = time.monotonic()
         attempt = 0
         while True:
@@ -243,8 +257,7 @@ class Fetcher:
         seen = [url]
         for _hop in range(self.options.max_redirects + 1):
             parts = _check_url(url)
-            if not (self.options.allow_private or request.allow_private):
-                await self._check_address(parts)
+            await self._check_address(parts)
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
             headers = {}
@@ -306,21 +319,16 @@ class Fetcher:
                     self._last_request[host] = time.monotonic()
 
     async def _check_address(self, url: httpx.URL) -> None:
-        """Refuse a URL whose host resolves to a non-public address (checked on every
-        hop, after DNS resolution). httpx resolves again when it connects, so a DNS
-        answer that changes in between is not caught (noted in docs/architecture.md)."""
-        host = url.host
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, url.port or 80)
-        except OSError as exc:
-            raise ConnectFailed(f"{host}: cannot resolve ({exc.strerror or exc})") from None
-        for info in infos:
-            address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-            if not address.is_global or address.is_multicast:
-                raise BlockedAddress(
-                    f"{url} resolves to {address}, a non-public address; only sources added "
-                    "with --allow-private (or allow_private_addresses) may reach it"
-                )
+        """Judge a hop's host before the request, under the request's policy. The
+        connect itself is judged again (``guard.GuardedBackend``); this check is what
+        stops a kept-alive connection, opened for a source allowed to reach a private
+        host, from serving a request that is not."""
+        policy = guard.POLICY.get()
+        if policy.anywhere:
+            return  # nothing to refuse but metadata, which no connection ever reaches
+        port = url.port or (443 if url.scheme == "https" else 80)
+        addresses = await self._resolve(url.host, port)
+        guard.judge(str(url), url.host, addresses, policy)
 
     async def _polite_wait(self, host: str) -> None:
         last = self._last_request.get(host)
@@ -391,14 +399,24 @@ class Fetcher:
         return parser
 
     async def _robots_get(self, url: str) -> tuple[int, dict[str, str], bytes]:
+        """robots.txt, following redirects hop by hop under the same address guard as
+        the page: a redirect to a blocked address is never requested, and counts as no
+        rules (so the answer tells nothing about what listens there)."""
         for _hop in range(self.options.max_redirects + 1):
             try:
+                await self._check_address(_check_url(url))
                 status, headers, body = await self._get(
                     url, {}, ("text/plain", "text/html"), polite=False
                 )
             except HTTPStatusError as exc:
                 return exc.status, {}, b""
-            except (UnsupportedContentType, BodyTooLarge, TooManyRedirects, UnsupportedURL):
+            except (
+                UnsupportedContentType,
+                BodyTooLarge,
+                TooManyRedirects,
+                UnsupportedURL,
+                BlockedAddress,
+            ):
                 return 404, {}, b""  # unusable rules: as if there were none
             if status in REDIRECTS and headers.get("location"):
                 url = urljoin(url, headers["location"])
@@ -441,6 +459,26 @@ class _Inflater:
             return self.zlib.flush()
         except zlib.error as exc:
             raise BadResponse(f"{self.url}: corrupt compressed body ({exc})") from None
+
+
+def _guarded_transport(o: FetchOptions, resolver: guard.Resolver) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, with its connection pool opened through ``GuardedBackend``
+    (httpx 0.28 takes no network backend of its own, so the pool is built here with
+    the same settings httpx would use)."""
+    context = (
+        ssl.create_default_context(cafile=o.ca_file) if o.ca_file else httpx.create_ssl_context()
+    )
+    keepalive = o.keepalive or o.concurrency
+    limits = httpx.Limits(max_connections=o.concurrency, max_keepalive_connections=keepalive)
+    transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_connections=o.concurrency,
+        max_keepalive_connections=keepalive,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=guard.GuardedBackend(resolver),
+    )
+    return transport
 
 
 def _check_url(url: str) -> httpx.URL:

@@ -418,6 +418,7 @@ class _Checker:
             robots=source.robots,
             accept=FEED_TYPES if source.kind == "feed" else PAGE_TYPES,
             allow_private=source.allow_private,
+            allow_redirects_anywhere=source.allow_redirects_anywhere,
         )
         try:
             attempt.fetched = fetched = await self.fetcher.fetch(request)

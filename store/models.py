@@ -28,6 +28,7 @@ class SourceSpec:
     found_by: int | None = None  # the feed that found this source
     entry: dict[str, Any] | None = None  # the feed entry it came from
     allow_private: bool = False  # may reach loopback/private addresses (explicit sources only)
+    allow_redirects_anywhere: bool = False  # ... and so may its redirects to other hosts
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ class Source:
     def allow_private(self) -> bool:
         """Only a source the user added explicitly may reach non-public addresses."""
         return self.origin != "feed" and bool(self.options.get("allow_private", False))
+
+    @property
+    def allow_redirects_anywhere(self) -> bool:
+        """With ``allow_private``: redirects may reach other non-public hosts too."""
+        return self.allow_private and bool(self.options.get("allow_redirects_anywhere", False))
 
     @property
     def topic(self) -> str | None:

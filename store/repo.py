@@ -670,6 +670,8 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
         options["entry"] = spec.entry
     if spec.allow_private and spec.origin != "feed":
         options["allow_private"] = True
+        if spec.allow_redirects_anywhere:
+            options["allow_redirects_anywhere"] = True
     return {
         "kind": spec.kind,
         "label": spec.label,

@@ -172,7 +172,13 @@ def sources_list(app: App, as_json: bool) -> None:
 @click.option(
     "--allow-private",
     is_flag=True,
-    help="Let this source reach loopback/private addresses (an intranet page, a local server).",
+    help="Let this source's host be a loopback/private address (an intranet page, a local "
+    "server). Never a cloud metadata address.",
+)
+@click.option(
+    "--allow-redirects-anywhere",
+    is_flag=True,
+    help="With --allow-private: its redirects may reach other private hosts too.",
 )
 @click.pass_obj
 def sources_add(
@@ -188,11 +194,14 @@ def sources_add(
     topic: str | None,
     match_claims: bool,
     allow_private: bool,
+    allow_redirects_anywhere: bool,
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
     if not re.match(r"^https?://[^\s/]+", url):
         raise UsageError(f"{url!r} is not an http(s) URL")
+    if allow_redirects_anywhere and not allow_private:
+        raise UsageError("--allow-redirects-anywhere goes with --allow-private")
     if every and cron:
         raise UsageError("give --every or --cron, not both")
     if (topic or match_claims) and kind != "feed":
@@ -216,6 +225,7 @@ def sources_add(
         topic=topic,
         match_claims=match_claims,
         allow_private=allow_private,
+        allow_redirects_anywhere=allow_redirects_anywhere,
     )
     source_id = app.store().add_source(spec, app.now)
     click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
