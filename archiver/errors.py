@@ -23,7 +23,8 @@
     │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
-        └── StoreBusy               the database is locked by another process
+        ├── StoreBusy               the database is locked by another process
+        └── Superseded              another check of the source wrote first (compare-and-set)
 
 A failed check is data, not a crash: the pipeline catches ``FetchError`` and
 ``ExtractionError`` and records them on the capture row (``error_class`` is the
@@ -137,3 +138,15 @@ class IntegrityError(StoreError):
 
 class StoreBusy(StoreError):
     pass
+
+
+class Superseded(StoreError):
+    """A check compared its text against version ``expected`` (an id, or None for no
+    version), but by the time it wrote, another check had made ``found`` current."""
+
+    def __init__(self, source_id: int, expected: int | None, found: int | None):
+        self.source_id, self.expected, self.found = source_id, expected, found
+        super().__init__(
+            f"source {source_id}: another check wrote first (current version id {found}, "
+            f"this check compared against {expected})"
+        )

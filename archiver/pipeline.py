@@ -30,7 +30,14 @@ from archiver import schedule
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_claims
 from archiver.diff import DiffOptions, diff
-from archiver.errors import ExtractionError, FeedError, FetchError, StoreError, UsageError
+from archiver.errors import (
+    ExtractionError,
+    FeedError,
+    FetchError,
+    StoreError,
+    Superseded,
+    UsageError,
+)
 from archiver.extract import ExtractOptions
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
 from archiver.fetch import PAGE_TYPES, Fetcher, FetchOptions, FetchRequest, FetchResult
@@ -491,9 +498,14 @@ class _Checker:
         record = change_record(page.change) if page.change is not None else None
         capture = attempt.capture("new_version")
         update = attempt.success(changed=current is not None)
-        version = await self.writes(
-            lambda b: b.add_version(new, capture, update, previous, record, page.flags)
-        )
+        try:
+            version = await self.writes(
+                lambda b: b.add_version(
+                    new, capture, update, previous, record, page.flags, compare=True
+                )
+            )
+        except Superseded as exc:
+            return await self._superseded(attempt, exc)
         return CheckResult(
             source,
             "new_version",
@@ -534,7 +546,12 @@ class _Checker:
         )
         update = attempt.success(hint=hint)
         record = change_record(change) if change else None
-        version = await self.writes(lambda b: b.add_version(new, capture, update, previous, record))
+        try:
+            version = await self.writes(
+                lambda b: b.add_version(new, capture, update, previous, record, compare=True)
+            )
+        except Superseded as exc:
+            return await self._superseded(attempt, exc)
         return CheckResult(
             source,
             "new_version",
@@ -624,7 +641,10 @@ class _Checker:
     async def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
         capture = attempt.capture("reverted")
         update = attempt.success(changed=True)
-        await self.writes(lambda b: b.record_revert(capture, update, current, earlier))
+        try:
+            await self.writes(lambda b: b.record_revert(capture, update, current, earlier))
+        except Superseded as exc:
+            return await self._superseded(attempt, exc)
         status = attempt.fetched.status if attempt.fetched else None
         return CheckResult(
             attempt.source,
@@ -647,6 +667,24 @@ class _Checker:
             outcome,
             None,
             status,
+            duration_ms=capture.duration_ms,
+            extracted=attempt.extracted,
+        )
+
+    async def _superseded(self, attempt: _Attempt, exc: Superseded) -> CheckResult:
+        """Another check of this source (``check --all`` beside ``serve``, say) wrote
+        first. This one writes a capture and nothing else: not a version, not the
+        validators or fingerprint of a page state that is no longer the current one."""
+        capture = replace(attempt.capture("superseded"), error_message=str(exc))
+        update = replace(
+            attempt.success(), etag=None, last_modified=None, last_raw_digest=None, body_hint=None
+        )
+        await self.writes(lambda b: b.record_capture(capture, update))
+        return CheckResult(
+            attempt.source,
+            "superseded",
+            None,
+            capture.http_status,
             duration_ms=capture.duration_ms,
             extracted=attempt.extracted,
         )

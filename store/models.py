@@ -7,7 +7,15 @@ from datetime import datetime
 from typing import Any
 
 KINDS = ("article", "page", "feed", "seed")
-OUTCOMES = ("new_version", "not_modified", "same_bytes", "same_text", "reverted", "failed")
+OUTCOMES = (
+    "new_version",
+    "not_modified",
+    "same_bytes",
+    "same_text",
+    "reverted",
+    "superseded",  # another check of the same source wrote first; this one wrote nothing
+    "failed",
+)
 
 
 @dataclass(frozen=True)

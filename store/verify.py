@@ -26,7 +26,7 @@ PAGE = 500  # rows read per query
 class Problem:
     """One thing wrong with the archive, named by source and version where it can be."""
 
-    kind: str  # corrupt | missing-blob | missing-base | dangling | numbering
+    kind: str  # corrupt | missing-blob | missing-base | dangling | numbering | duplicate | revert
     detail: str
     source: str | None = None  # the source's label or URL
     version: int | None = None
@@ -125,6 +125,7 @@ def verify(
         report.sources += 1
         reader.forget()
         yield from _source_versions(conn, reader, sid, name, report)
+        yield from _reverts(conn, sid, name, report)
     if source_id is None:
         yield from _loose_blobs(conn, reader, report)
     for problem in _dangling(conn, source_id, names):
@@ -142,7 +143,7 @@ def _names(conn: Connection, source_id: int | None) -> dict[int, str]:
 def _source_versions(
     conn: Connection, reader: _Blobs, source_id: int, name: str, report: Report
 ) -> Iterator[Problem]:
-    after, expected = 0, 1
+    after, expected, previous = 0, 1, None
     while True:
         rows = conn.execute(
             select(versions.c.number, versions.c.text_digest, versions.c.raw_digest)
@@ -160,6 +161,15 @@ def _source_versions(
                     "numbering", f"expected version {expected}, found {number}", name, number
                 )
             expected = number + 1
+            if text_digest == previous:
+                report.problems += 1
+                yield Problem(
+                    "duplicate",
+                    f"same text as version {number - 1} (two checks raced)",
+                    name,
+                    number,
+                )
+            previous = text_digest
             for label, digest in (("text", text_digest), ("raw body", raw_digest)):
                 if digest is None:
                     continue
@@ -169,6 +179,34 @@ def _source_versions(
                     report.problems += 1
                     yield Problem(kind, f"{label}: {detail}", name, number)
         after = rows[-1][0]
+
+
+def _reverts(conn: Connection, source_id: int, name: str, report: Report) -> Iterator[Problem]:
+    """A revert to the version that was already current (the change before it ended
+    there): what a check that compared against a stale version once recorded."""
+    number = {
+        r.id: r.number
+        for r in conn.execute(
+            select(versions.c.id, versions.c.number).where(versions.c.source_id == source_id)
+        )
+    }
+    last_to: int | None = None
+    query = (
+        select(changes.c.id, changes.c.kind, changes.c.to_version_id)
+        .where(changes.c.source_id == source_id)
+        .order_by(changes.c.id)
+    )
+    for change_id, kind, to_id in conn.execute(query):
+        if kind == "revert" and to_id == last_to:
+            report.problems += 1
+            yield Problem(
+                "revert",
+                f"change {change_id} returns to version {number.get(to_id)}, which was "
+                "already current",
+                name,
+                number.get(to_id),
+            )
+        last_to = to_id
 
 
 def used_digests() -> Select[Any]:

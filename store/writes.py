@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from archiver.errors import Superseded
 from store.models import (
     CaptureRecord,
     ChangeRecord,
@@ -64,15 +65,21 @@ class Batch:
         previous: tuple[Version, str] | None = None,
         change: ChangeRecord | None = None,
         new_flags: Sequence[FlagRecord] = (),
+        *,
+        compare: bool = False,
     ) -> Version:
         """Store a new version in one transaction: blobs, version, change, capture, schedule.
 
         ``previous`` is the version the page showed before and its text: it is the
         delta base (no re-read) and the ``from`` side of ``change``. Without it, the
-        latest version is the delta base.
+        latest version is the delta base. With ``compare``, the write happens only if
+        the source's current version is still ``previous`` (or still none): otherwise
+        ``Superseded`` is raised and nothing is written.
         """
         conn = self.conn
         source_id = capture.source_id
+        if compare:
+            _compare_current(conn, source_id, previous[0].id if previous else None)
         last_number = conn.execute(
             select(func.max(versions.c.number)).where(versions.c.source_id == source_id)
         ).scalar()
@@ -148,7 +155,9 @@ class Batch:
         earlier: Version,
     ) -> None:
         """The page went back to an earlier version's exact text: no new version, one
-        ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again."""
+        ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again.
+        Only if ``current`` is still current (else ``Superseded``)."""
+        _compare_current(self.conn, capture.source_id, current.id)
         record = ChangeRecord(
             kind="revert",
             significance=0.0,
@@ -161,6 +170,17 @@ class Batch:
         _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
         _insert_capture(conn, capture, earlier.id)
         _update_source(conn, capture.source_id, update_, earlier.id)
+
+
+def _compare_current(conn: Connection, source_id: int, expected: int | None) -> None:
+    """Compare-and-set: lock the source row (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    holds the write lock) and raise ``Superseded`` unless its current version is the one
+    the check compared against."""
+    found = conn.execute(
+        select(sources.c.current_version_id).where(sources.c.id == source_id).with_for_update()
+    ).scalar()
+    if found != expected:
+        raise Superseded(source_id, expected, found)
 
 
 def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:

@@ -263,10 +263,10 @@ def test_one_failed_write_does_not_sink_the_batch(
     real = Batch.add_version
     w2 = store.get_source("w2").id
 
-    def broken(self: Batch, new, capture, *args):  # type: ignore[no-untyped-def]
+    def broken(self: Batch, new, capture, *args, **kw):  # type: ignore[no-untyped-def]
         if capture.source_id == w2:
             raise StoreError("disk full (simulated)")
-        return real(self, new, capture, *args)
+        return real(self, new, capture, *args, **kw)
 
     monkeypatch.setattr(Batch, "add_version", broken)
     seen: list[str] = []

@@ -319,6 +319,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
             "new_version": f"new version {r.version}"
             + (f" (significance {r.significance:.2f})" if r.significance is not None else ""),
             "reverted": f"back to version {r.version}",
+            "superseded": "another check wrote first; nothing stored",
             "not_modified": "unchanged (304)",
             "same_bytes": "unchanged (same bytes)",
             "same_text": "unchanged (same text)",

@@ -1,0 +1,105 @@
+"""Two checks of one source never race: ``check --all`` beside ``serve``, or two runs at
+once, write each new text once. A check whose comparison went stale by the time it
+wrote records ``superseded`` and nothing else; verify finds what a race once left."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+from pytest_httpserver import HTTPServer
+from sqlalchemy import insert, select
+from werkzeug import Request, Response
+
+from archiver import pipeline
+from store.models import ChangeRecord, SourceSpec
+from store.repo import Store
+from store.schema import changes, sources, versions
+from store.verify import verify
+from tests.conftest import NOW, article_html
+from tests.test_pipeline import OPTIONS
+
+N = 24
+
+
+def test_two_runs_at_once_write_each_text_once(store: Store, httpserver: HTTPServer) -> None:
+    edition = {"n": 1}
+
+    def page(request: Request) -> Response:
+        time.sleep(0.05)  # both runs have fetched before either writes
+        n = request.path.rsplit("/", 1)[1]
+        text = f"Edition {edition['n']} of page {n}: Meta said its capital spending would rise."
+        html = article_html(f"Page {n}", [text, "A second sentence that stays the same here."])
+        return Response(html, content_type="text/html; charset=utf-8")
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    for i in range(N):
+        httpserver.expect_request(f"/p/{i}").respond_with_handler(page)
+        store.add_source(SourceSpec(url=httpserver.url_for(f"/p/{i}")), NOW)
+    options = replace(OPTIONS, processes=1)
+    fetch = replace(options.fetch, concurrency=N, per_host=N)
+    options = replace(options, fetch=fetch)
+    pipeline.check(store, store.list_sources(), options, clock=lambda: NOW)
+
+    for edition["n"] in (2, 1, 2):  # a real edit, a real flip-back, and forward again
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+
+        def one_run(outcomes: list[str] = outcomes, barrier: threading.Barrier = barrier) -> None:
+            mine = Store(store.url)
+            barrier.wait()
+            results = pipeline.check(mine, mine.list_sources(), options, clock=lambda: NOW)
+            outcomes.extend(r.outcome for r in results)
+            mine.close()
+
+        threads = [threading.Thread(target=one_run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(outcomes) == 2 * N
+        wrote = sum(o in ("new_version", "reverted") for o in outcomes)
+        assert wrote == N, sorted(outcomes)
+        assert set(outcomes) <= {"new_version", "reverted", "superseded", "same_text"}
+    for s in store.list_sources():
+        texts = [v.text_digest for v in store.versions(s.id)]
+        assert len(texts) == 2 and texts[0] != texts[1], s.url
+        current = store.current_version(s)
+        assert current is not None and current.number == 2
+    with store.engine.connect() as conn:
+        assert list(verify(conn)) == []
+
+
+def test_verify_names_duplicates_and_reverts_to_the_current_version(store: Store) -> None:
+    """What a race once left: the same text twice in a row, and a revert that 'returned'
+    to the version that was already current."""
+    from store.models import CaptureRecord, NewVersion, SourceUpdate
+
+    sid = store.add_source(SourceSpec(url="http://example.org/r", label="r"), NOW)
+    update = SourceUpdate(next_check_at=NOW, last_checked_at=NOW, consecutive_failures=0)
+    for text in ("one", "two", "two"):
+        capture = CaptureRecord(sid, NOW, 1, "new_version")
+        store.add_version(NewVersion(text=text, raw=None), capture, update)
+    v = {x.number: x.id for x in store.versions(sid)}
+    record = ChangeRecord("revert", 0.0, "returned to version 2", [], {}, [])
+    with store.engine.begin() as conn:
+        for frm, to, kind in ((v[1], v[2], "edit"), (v[1], v[2], "revert")):
+            conn.execute(
+                insert(changes).values(
+                    source_id=sid,
+                    from_version_id=frm,
+                    to_version_id=to,
+                    kind=kind,
+                    created_at=NOW,
+                    significance=record.significance,
+                    summary=record.summary,
+                    reasons=record.reasons,
+                    stats=record.stats,
+                    units=record.units,
+                )
+            )
+        assert conn.execute(select(sources.c.current_version_id)).scalar() == v[3]
+        assert conn.execute(select(versions.c.id)).all()
+        problems = list(verify(conn))
+    assert [(p.kind, p.version) for p in problems] == [("duplicate", 3), ("revert", 2)]
