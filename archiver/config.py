@@ -32,6 +32,8 @@ optional::
     subject_prefix = "[claimwatch]"
     [matching]
     semantic = false          # embeddings (the 'semantic' extra)
+    [feeds]
+    max_new_per_poll = 50     # coverage sources one poll of a feed may create
 
 SMTP keys are overridden by the ``CLAIMWATCH_SMTP_*`` variables.
 """
@@ -80,6 +82,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "subject_prefix": str,
     },
     "matching": {"semantic": bool},
+    "feeds": {"max_new_per_poll": int},
 }
 
 
@@ -103,6 +106,7 @@ class Config:
     semantic: bool = False
     allow_private: bool = False  # fetch loopback/private addresses from any source
     ca_file: str | None = None  # CA certificates trusted for https instead of the system's
+    max_new_per_poll: int = 50  # coverage sources one poll of a feed may create
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def masked(self) -> dict[str, Any]:
@@ -131,6 +135,7 @@ class Config:
             },
             "smtp": self.smtp.masked(),
             "matching": {"semantic": self.semantic},
+            "feeds": {"max_new_per_poll": self.max_new_per_poll},
         }
 
 
@@ -177,6 +182,7 @@ def load(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
         in ("1", "true", "yes")
         or svc.get("allow_private_addresses", False),
         ca_file=env.get("CLAIMWATCH_CA_FILE") or svc.get("ca_file"),
+        max_new_per_poll=section("feeds").get("max_new_per_poll", 50),
     )
     if cfg.ca_file and not Path(cfg.ca_file).is_file():
         raise ConfigError(str(path), f"{cfg.ca_file} is not a file", field="ca_file")
@@ -221,6 +227,8 @@ def _validate(cfg: Config, path: str) -> None:
         raise ConfigError(
             path, "concurrency, per_host, tick must be positive; lease >= 10", None, "service"
         )
+    if not 1 <= cfg.max_new_per_poll <= 10_000:
+        raise ConfigError(path, "must be from 1 to 10000", None, "feeds.max_new_per_poll")
     try:
         ZoneInfo(cfg.timezone)
         parse_cron(cfg.digest_cron, cfg.timezone)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +36,16 @@ _BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 
 
 @dataclass(frozen=True)
+class FeedLimits:
+    """What one poll may cost, whatever the feed's size: only the first ``max_bytes`` of
+    the body are parsed (cut after the last whole entry), and only the first
+    ``max_entries`` entries (feeds list the newest first) are kept."""
+
+    max_bytes: int = 2 * 1024 * 1024
+    max_entries: int = 500
+
+
+@dataclass(frozen=True)
 class Entry:
     url: str  # canonical
     title: str = ""
@@ -49,6 +59,7 @@ class Feed:
     title: str
     entries: tuple[Entry, ...]
     ttl_seconds: int | None = None  # the feed's own hint for how often to poll
+    notes: tuple[str, ...] = ()  # what was recovered or left out (kept on the capture)
 
     def as_text(self) -> str:
         """The feed's archived text: one line per entry, in feed order."""
@@ -64,16 +75,51 @@ def canonical_url(url: str) -> str:
     return cleaned.split("#", 1)[0]
 
 
-def parse_feed(body: bytes, base_url: str = "") -> Feed:
-    """Entries of an RSS/Atom feed or an XML sitemap; ``FeedError`` if it is neither."""
+def parse_feed(body: bytes, base_url: str = "", limits: FeedLimits | None = None) -> Feed:
+    """Entries of an RSS/Atom feed or an XML sitemap; ``FeedError`` if it is neither.
+
+    A malformed feed whose entries feedparser recovered (one bare ``&``, a cut-off
+    end) keeps them, with the reason in ``notes``; one with nothing recovered fails.
+    """
+    limits = limits or FeedLimits()
     if not body.strip():
         raise FeedError("the feed is empty")
+    notes: list[str] = []
     head = body[:2048].lstrip().lower()
-    if b"<urlset" in head or b"<sitemapindex" in head:
-        return _parse_sitemap(body)
+    sitemap = b"<urlset" in head or b"<sitemapindex" in head
+    end = _window(body, sitemap, limits)
+    if end < len(body):
+        body = body[:end] + (b"</urlset>" if sitemap else b"")
+        notes.append(
+            "only the first entries of the feed were read (it is longer than a poll reads)"
+        )
+    feed = _parse_sitemap(body) if sitemap else _parse_rss(body, base_url)
+    if len(feed.entries) > limits.max_entries:
+        notes.append(f"only the first {limits.max_entries} of {len(feed.entries)} entries kept")
+        feed = replace(feed, entries=feed.entries[: limits.max_entries])
+    return replace(feed, notes=(*notes, *feed.notes))
+
+
+def _window(body: bytes, sitemap: bool, limits: FeedLimits) -> int:
+    """Where to cut the body: after the entry that ends past ``max_entries`` entries (a
+    few spare for duplicates and links that are not http), or after the last whole
+    entry within ``max_bytes``; the whole body if it is within both."""
+    closers = (b"</url>",) if sitemap else (b"</item>", b"</entry>")
+    closer = max(closers, key=lambda c: body.count(c, 0, 65536))
+    end, count = 0, 0
+    while count < limits.max_entries + 50:
+        found = body.find(closer, end, limits.max_bytes)
+        if found < 0:
+            return len(body) if len(body) <= limits.max_bytes or end == 0 else end
+        end, count = found + len(closer), count + 1
+    return end
+
+
+def _parse_rss(body: bytes, base_url: str) -> Feed:
     parsed = feedparser.parse(body, response_headers={"content-location": base_url})
-    if parsed.bozo and not isinstance(parsed.bozo_exception, _BENIGN):
-        reason = str(parsed.bozo_exception).splitlines()[0] if parsed.bozo_exception else "unknown"
+    malformed = parsed.bozo and not isinstance(parsed.bozo_exception, _BENIGN)
+    reason = str(parsed.bozo_exception).splitlines()[0] if parsed.bozo_exception else "unknown"
+    if malformed and not parsed.get("version"):
         raise FeedError(f"malformed feed: {reason}")
     if not parsed.get("version"):
         raise FeedError("not an RSS or Atom feed (no feed element found)")
@@ -99,7 +145,13 @@ def parse_feed(body: bytes, base_url: str = "") -> Feed:
         entries.append(
             Entry(url, _clean(item.get("title", "")), published, _clean(item.get("summary", "")))
         )
-    return Feed(parsed.version, _clean(parsed.feed.get("title", "")), tuple(entries), _ttl(parsed))
+    notes: tuple[str, ...] = ()
+    if malformed:
+        if not entries:
+            raise FeedError(f"malformed feed: {reason}")
+        notes = (f"malformed feed, {len(entries)} entries recovered: {reason}",)
+    title = _clean(parsed.feed.get("title", ""))
+    return Feed(parsed.version, title, tuple(entries), _ttl(parsed), notes)
 
 
 def _clean(text: str) -> str:

@@ -83,6 +83,7 @@ class CheckOptions:
     processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
     claims: tuple[Claim, ...] | None = None  # None: the store's active claims
     default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
+    max_new_per_poll: int = 50  # coverage sources one feed poll may create; the rest wait
     semantic: bool = False  # add the embedding layer to claims matching (the extra)
 
 
@@ -324,6 +325,7 @@ class _Attempt:
     body_hint: dict[str, str] | None = None  # where extraction found the article this time
     extracted: bool = False
     raw_headers: bool = True  # keep the response headers on the capture
+    notes: list[str] = field(default_factory=list)  # warnings kept on a successful capture
 
     def capture(self, outcome: str, error: Exception | None = None) -> CaptureRecord:
         f = self.fetched
@@ -341,8 +343,13 @@ class _Attempt:
             headers=f.headers if f and self.raw_headers else None,
             attempts=f.attempts if f else getattr(error, "attempts", 1),
             error_class=type(error).__name__ if error else None,
-            error_message=_one_line(str(error) or type(error).__name__)[:2000] if error else None,
+            error_message=self._message(error),
         )
+
+    def _message(self, error: Exception | None) -> str | None:
+        """The error of a failed capture; on a successful one, its warnings, if any."""
+        text = (str(error) or type(error).__name__) if error else "; ".join(self.notes)
+        return _one_line(text)[:2000] or None
 
     def success(self, changed: bool = False, hint: int | None = None) -> SourceUpdate:
         """The schedule after a successful check. A change moves coverage's decay one
@@ -418,10 +425,12 @@ class _Checker:
 
     async def _check(self, attempt: _Attempt) -> CheckResult:
         source = attempt.source
+        # A feed whose last poll left new entries waiting is read again even if unchanged.
+        waiting = source.kind == "feed" and bool((source.body_hint or {}).get("waiting"))
         request = FetchRequest(
             url=source.url,
-            etag=source.etag,
-            last_modified=source.last_modified,
+            etag=None if waiting else source.etag,
+            last_modified=None if waiting else source.last_modified,
             robots=source.robots,
             accept=FEED_TYPES if source.kind == "feed" else PAGE_TYPES,
             allow_private=source.allow_private,
@@ -435,7 +444,7 @@ class _Checker:
             return await self._unchanged(attempt, "not_modified")
         attempt.raw_digest = raw_digest_of(fetched.body)
         # The common cases first, from the source row alone (no query).
-        has_version = source.current_version_id is not None
+        has_version = source.current_version_id is not None and not waiting
         if has_version and attempt.raw_digest == source.last_raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         hint = BodyHint.from_dict(source.body_hint)
@@ -448,7 +457,7 @@ class _Checker:
         ):
             return await self._unchanged(attempt, "same_text")  # the article element is as it was
         current = self.store.current_version(source)
-        if current is not None and attempt.raw_digest == current.raw_digest:
+        if has_version and current is not None and attempt.raw_digest == current.raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         if source.kind == "feed":
             return await self._feed(attempt, current)
@@ -529,7 +538,8 @@ class _Checker:
             return await self._failed(attempt, exc)
         hints = (feed.ttl_seconds, schedule.cache_hint(fetched.headers, attempt.started))
         hint = max((h for h in hints if h), default=None)
-        found = tuple(await self._entries(source, feed, attempt.started))
+        attempt.notes.extend(feed.notes)
+        found = tuple(await self._entries(attempt, feed))
         text = feed.as_text()
         if current is not None and current.text_digest == text_digest(text):
             result = await self._unchanged(attempt, "same_text", hint)
@@ -561,14 +571,22 @@ class _Checker:
             discovered=found,
         )
 
-    async def _entries(self, feed_source: Source, feed: Feed, now: datetime) -> list[Source]:
+    async def _entries(self, attempt: _Attempt, feed: Feed) -> list[Source]:
+        """Judge the entries this feed has not seen; at most ``max_new_per_poll`` become
+        sources per poll, and the unseen entries after that wait for the next poll."""
+        feed_source, now = attempt.source, attempt.started
         known = self.store.known_entries(feed_source.id, [e.url for e in feed.entries])
         topic = parse(feed_source.topic) if feed_source.topic else None
-        decisions = []
+        decisions: list[EntryDecision] = []
+        added = waiting = 0
         for entry in feed.entries:
             if entry.url in known:
                 continue
+            if added >= self.options.max_new_per_poll:
+                waiting += 1
+                continue
             decision, reason = await self._judge(entry, topic, feed_source)
+            added += decision == "added"
             if decision == "failed":
                 continue  # not recorded: judged again at the next poll
             spec = None
@@ -590,6 +608,12 @@ class _Checker:
                 EntryDecision(
                     entry.url, entry.title, entry.published, entry.summary, decision, reason, spec
                 )
+            )
+        attempt.body_hint = {"waiting": str(waiting)} if waiting else {}
+        if waiting:
+            attempt.notes.append(
+                f"{waiting} new entries wait for the next poll "
+                f"(at most {self.options.max_new_per_poll} new sources a poll)"
             )
         return self.store.record_entries(feed_source.id, decisions, now) if decisions else []
 

@@ -3,6 +3,7 @@ and feeds end to end against a loopback server."""
 
 from __future__ import annotations
 
+from dataclasses import replace as dc_replace
 from datetime import timedelta
 from itertools import pairwise
 
@@ -11,7 +12,7 @@ from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
 from archiver.errors import FeedError, UsageError
-from archiver.feeds import canonical_url, parse_feed
+from archiver.feeds import FeedLimits, canonical_url, parse_feed
 from archiver.fetch import FetchOptions
 from archiver.schedule import DecayPolicy, cache_hint, decay_after_change, decay_interval, plan_next
 from archiver.topic import matches, parse
@@ -350,7 +351,6 @@ def test_coverage_is_rechecked_on_a_decaying_schedule(store: Store, httpserver: 
 def test_a_feed_entry_pointing_at_loopback_is_refused_by_default(
     store: Store, httpserver: HTTPServer
 ) -> None:
-    from dataclasses import replace as dc_replace
 
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     base = httpserver.url_for("").rstrip("/")
@@ -368,3 +368,63 @@ def test_a_feed_entry_pointing_at_loopback_is_refused_by_default(
     assert by_kind["feed"].outcome == "new_version"
     assert by_kind["article"].failed and by_kind["article"].error_class == "BlockedAddress"
     assert [r.path for r, _ in httpserver.log if r.path == "/inside.html"] == []
+
+
+# -- bounded and forgiving ------------------------------------------------------------
+
+
+def test_a_bare_ampersand_keeps_the_recovered_entries() -> None:
+    body = rss(
+        ("Meta & Llama", "https://example.org/a.html", "Fish & chips."),
+        ("Second", "https://example.org/b.html", "Fine."),
+    ).replace("&amp;", "&")
+    feed = parse_feed(body.encode())
+    assert [e.url for e in feed.entries] == [
+        "https://example.org/a.html",
+        "https://example.org/b.html",
+    ]
+    assert len(feed.notes) == 1 and feed.notes[0].startswith("malformed feed, 2 entries recovered")
+
+
+def big_rss(n: int, base: str = "https://example.org") -> bytes:
+    items = "".join(
+        f"<item><title>Story {i}</title><link>{base}/s/{i}.html</link></item>" for i in range(n)
+    )
+    return f"<?xml version='1.0'?><rss version='2.0'><channel><title>Big</title>{items}</channel></rss>".encode()
+
+
+def test_a_huge_feed_is_read_a_window_at_a_time() -> None:
+    feed = parse_feed(big_rss(100_000), limits=FeedLimits(max_entries=500))
+    assert len(feed.entries) == 500 and feed.entries[499].title == "Story 499"
+    assert feed.notes and "longer than a poll reads" in feed.notes[0]
+    assert feed.as_text().count("\n") == 499
+    small = parse_feed(big_rss(100), limits=FeedLimits(max_bytes=2000))
+    assert 0 < len(small.entries) < 100 and small.notes  # cut after the last whole entry
+
+
+def test_a_poll_creates_at_most_max_new_sources(store: Store, httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    for i in range(12):
+        httpserver.expect_request(f"/s/{i}.html").respond_with_data(
+            article_html(f"Story {i}", [f"Meta said story {i} is about Llama and its licence."]),
+            content_type="text/html",
+        )
+    httpserver.expect_request("/big.xml").respond_with_data(
+        big_rss(12, base), content_type="application/rss+xml"
+    )
+    store.add_source(SourceSpec(url=f"{base}/big.xml", kind="feed", label="big"), NOW)
+    options = dc_replace(OPTIONS, max_new_per_poll=5)
+    pipeline.check(store, store.due_sources(NOW), options, clock=lambda: NOW)
+    articles = [s for s in store.list_sources() if s.kind == "article"]
+    assert len(articles) == 5
+    [capture] = store.captures(store.get_source("big").id)
+    assert capture.outcome == "new_version"
+    assert (
+        capture.error_message
+        == "7 new entries wait for the next poll (at most 5 new sources a poll)"
+    )
+    later = NOW + timedelta(days=2)
+    feed = store.get_source("big")
+    pipeline.check(store, [feed], options, clock=lambda: later)
+    assert len([s for s in store.list_sources() if s.kind == "article"]) == 10

@@ -72,7 +72,10 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     if cfg.user_agent:
         fetch = replace(fetch, user_agent=cfg.user_agent)
     return pipeline.CheckOptions(
-        fetch=fetch, semantic=cfg.semantic, default_interval=cfg.default_every
+        fetch=fetch,
+        semantic=cfg.semantic,
+        default_interval=cfg.default_every,
+        max_new_per_poll=cfg.max_new_per_poll,
     )
 
 
