@@ -40,8 +40,17 @@ _MIRROR_KIND: dict[Kind, Kind] = {
 
 @dataclass(frozen=True)
 class DiffOptions:
-    timeout: float = 0.0  # diff-match-patch Diff_Timeout; 0 = no limit, fully deterministic
+    # diff-match-patch's Diff_Timeout for aligning sentences, seconds (0: no limit). It only
+    # ever binds on pathological input, where a less minimal (still correct) diff is fine.
+    timeout: float = 5.0
     pair_threshold: float = 0.5  # share of words two sentences need in common to be "modified"
+    # Deterministic bounds on the rest (work counted, not time, so results never vary):
+    pair_window: int = 32  # inserted sentences a deleted one is compared with, at most
+    # Sentences between two anchors aligned by diff-match-patch, at most (old x new); a
+    # larger stretch with nothing in common is all removed and all added, then paired.
+    align_cells: int = 250_000
+    word_budget: int = 100_000  # characters of modified sentences diffed word by word; past
+    # it, a modified sentence's edit is the whole old sentence out, the whole new one in
 
 
 @dataclass(frozen=True)
@@ -129,10 +138,11 @@ def diff(
 ) -> Change:
     """The change from ``old`` to ``new``, with significance scored."""
     options = options or DiffOptions()
+    budget = [options.word_budget]
     if (old, old_title or "") > (new, new_title or ""):
-        units = [_mirror_unit(u) for u in _align(sentences(new), sentences(old), options)]
+        units = [_mirror_unit(u) for u in _align(sentences(new), sentences(old), options, budget)]
     else:
-        units = _align(sentences(old), sentences(new), options)
+        units = _align(sentences(old), sentences(new), options, budget)
     units = sorted(_moves(units), key=_order)
     return _scored_change(units, _stats(units, old, new), old_title, new_title)
 
@@ -201,7 +211,7 @@ def _dmp(options: DiffOptions) -> diff_match_patch:
     return dmp
 
 
-def _anchored_ops(ea: str, eb: str, dmp: diff_match_patch) -> list[tuple[int, str]]:
+def _anchored_ops(ea: str, eb: str, dmp: diff_match_patch, cells: int) -> list[tuple[int, str]]:
     """diff-match-patch between anchors: tokens that occur once in each string,
     in the longest order-preserving chain (as patience diff does). Scattered
     edits become many tiny diffs instead of one large bisection."""
@@ -212,12 +222,26 @@ def _anchored_ops(ea: str, eb: str, dmp: diff_match_patch) -> list[tuple[int, st
     pi = pj = 0
     for i, j in _longest_chain(pairs):
         if i > pi or j > pj:
-            ops += dmp.diff_main(ea[pi:i], eb[pj:j], False)
+            ops += _between(ea[pi:i], eb[pj:j], dmp, cells)
         ops.append((0, ea[i]))
         pi, pj = i + 1, j + 1
     if pi < len(ea) or pj < len(eb):
-        ops += dmp.diff_main(ea[pi:], eb[pj:], False)
+        ops += _between(ea[pi:], eb[pj:], dmp, cells)
     return ops
+
+
+def _between(a: str, b: str, dmp: diff_match_patch, cells: int) -> list[tuple[int, str]]:
+    """The diff of a stretch between anchors: diff-match-patch if the stretch is small
+    enough (its bisection is O(n*d) in pure Python), else its common ends kept and the
+    rest removed and added."""
+    if len(a) * len(b) <= cells:
+        return list(dmp.diff_main(a, b, False))
+    head = dmp.diff_commonPrefix(a, b)
+    tail = dmp.diff_commonSuffix(a[head:], b[head:])
+    ops = [(0, a[:head])] if head else []
+    ops += [(-1, a[head : len(a) - tail]), (1, b[head : len(b) - tail])]
+    ops += [(0, a[len(a) - tail :])] if tail else []
+    return [(op, text) for op, text in ops if text]
 
 
 def _longest_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -241,16 +265,18 @@ def _longest_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return chain[::-1]
 
 
-def _align(a: list[Sentence], b: list[Sentence], options: DiffOptions) -> list[Unit]:
+def _align(
+    a: list[Sentence], b: list[Sentence], options: DiffOptions, budget: list[int]
+) -> list[Unit]:
     (ea, eb), _ = _encode([s.text for s in a], [s.text for s in b])
-    ops = _anchored_ops(ea, eb, _dmp(options))
+    ops = _anchored_ops(ea, eb, _dmp(options), options.align_cells)
     units: list[Unit] = []
     i = j = 0
     deleted: list[Sentence] = []
     inserted: list[Sentence] = []
 
     def flush() -> None:
-        units.extend(_pair(deleted, inserted, i, j, options))
+        units.extend(_pair(deleted, inserted, i, j, options, budget))
         deleted.clear()
         inserted.clear()
 
@@ -271,16 +297,22 @@ def _align(a: list[Sentence], b: list[Sentence], options: DiffOptions) -> list[U
 
 
 def _pair(
-    dels: list[Sentence], ins: list[Sentence], old_end: int, new_end: int, options: DiffOptions
+    dels: list[Sentence],
+    ins: list[Sentence],
+    old_end: int,
+    new_end: int,
+    options: DiffOptions,
+    budget: list[int],
 ) -> list[Unit]:
-    """Pair a deleted run with the inserted run beside it, in order."""
+    """Pair a deleted run with the inserted run beside it, in order, each deleted
+    sentence looking at most ``pair_window`` inserted ones ahead (linear, not dels x ins)."""
     units: list[Unit] = []
     k = 0  # next unpaired inserted sentence
     for d in dels:
         match = next(
             (
                 m
-                for m in range(k, len(ins))
+                for m in range(k, min(len(ins), k + options.pair_window))
                 if _similar(d.text, ins[m].text) >= options.pair_threshold
             ),
             None,
@@ -289,7 +321,7 @@ def _pair(
             units.append(_removed(d, ins[k].index if k < len(ins) else new_end))
             continue
         units.extend(_added(s, d.index) for s in ins[k:match])
-        units.append(_modified(d, ins[match], options))
+        units.append(_modified(d, ins[match], options, budget))
         k = match + 1
     units.extend(_added(s, old_end) for s in ins[k:])
     return units
@@ -303,8 +335,12 @@ def _similar(x: str, y: str) -> float:
     return 2 * sum((wx & wy).values()) / total
 
 
-def _word_edits(old: str, new: str, options: DiffOptions) -> tuple[Edit, ...]:
-    """Word-level edits of a sentence pair; trailing whitespace is an edit of its own."""
+def _word_edits(old: str, new: str, options: DiffOptions, budget: list[int]) -> tuple[Edit, ...]:
+    """Word-level edits of a sentence pair; trailing whitespace is an edit of its own.
+    Once the diff's ``word_budget`` is spent, the whole sentence is one replacement."""
+    budget[0] -= len(old) + len(new)
+    if budget[0] < 0:
+        return tuple(e for e in (Edit("delete", old), Edit("insert", new)) if e.text)
     old_core, new_core = old.rstrip(), new.rstrip()
     (eo, en), decode = _encode(tokens(old_core), tokens(new_core))
     dmp = _dmp(options)
@@ -329,7 +365,7 @@ def _removed(s: Sentence, new_anchor: int) -> Unit:
     return Unit("removed", s.text, None, s.index, None, pos, None, s.index, new_anchor)
 
 
-def _modified(d: Sentence, s: Sentence, options: DiffOptions) -> Unit:
+def _modified(d: Sentence, s: Sentence, options: DiffOptions, budget: list[int]) -> Unit:
     return Unit(
         "modified",
         d.text,
@@ -340,7 +376,7 @@ def _modified(d: Sentence, s: Sentence, options: DiffOptions) -> Unit:
         (s.paragraph, s.number),
         d.index,
         s.index,
-        _word_edits(d.text, s.text, options),
+        _word_edits(d.text, s.text, options, budget),
     )
 
 

@@ -20,6 +20,7 @@
     ├── ExtractionError             the page was fetched but yielded no usable text
     │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
     │   ├── PageTooLarge            HTML over the extraction limit (extraction time grows fast)
+    │   ├── TooSlow                 extracting and comparing one page ran out of its CPU time
     │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
@@ -125,6 +126,10 @@ class PageTooLarge(ExtractionError):
 
 
 class FeedError(ExtractionError):
+    pass
+
+
+class TooSlow(ExtractionError):
     pass
 
 

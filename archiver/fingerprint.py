@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,35 +66,126 @@ def _digest(doc: Any, node: Any) -> str:
 
 def locate(body: bytes, text: str) -> BodyHint | None:
     """The smallest element that holds every line of ``text`` (the extracted, normalized
-    article), as a hint for later checks; None when no single element holds it all."""
+    article), as a hint for later checks; None when no single element holds it all, or
+    when separate elements each hold it (which one extraction reads is unclear).
+
+    Close to linear in the page: the document's text is laid out once, whitespace
+    folded, with each element's span in it. Every holder contains an occurrence of
+    the longest line, so from each occurrence's element we search up its ancestors
+    (holding is monotone upwards: a binary search) for the lowest holder."""
     doc = _parse(body)
     if doc is None:
         return None
     lines = [line for line in map(_squash, text.split("\n")) if line]  # every one must be held
     if not lines:
         return None
-    holders = _holders(doc, lines)
-    if not holders:
+    page = _layout(doc)
+    longest = max(lines, key=len)
+    lowest: list[Any] = []
+    for at in _occurrences(page.flat, longest, limit=20):
+        if at < 0:
+            return None  # too many places to choose from
+        chain = [page.owner(at), *page.owner(at).iterancestors()]
+        k = _first_true(len(chain), lambda i, chain=chain: page.holds(chain[i], lines))
+        if k is not None and not any(chain[k] is h for h in lowest):
+            lowest.append(chain[k])
+    if not lowest:
         return None
-    best = holders[-1]  # document order: the deepest holder comes last
-    if any(h not in best.iterancestors() for h in holders[:-1]):
-        return None  # the text is held in two places: which one extraction reads is unclear
+    best = max(lowest, key=lambda e: sum(1 for _ in e.iterancestors()))
+    above = [best, *best.iterancestors()]
+    if any(not any(h is a for a in above) for h in lowest):
+        return None  # held in two places that do not nest
     path = doc.getroottree().getpath(best)
     return BodyHint(path, _digest(doc, best))
 
 
-def _holders(doc: Any, lines: list[str]) -> list[Any]:
-    """Elements whose text holds every line, walking down only into holders."""
-    found = []
-    stack = [doc]
-    while stack:
-        node = stack.pop()
-        content = _squash(node.text_content())
-        if not all(line in content for line in lines):
-            continue
-        found.append(node)
-        stack.extend(c for c in reversed(node) if isinstance(c.tag, str))
+def _occurrences(flat: str, line: str, limit: int) -> list[int]:
+    """Where ``line`` starts in ``flat``; [-1] at the end when there are over ``limit``."""
+    found: list[int] = []
+    at = flat.find(line)
+    while at >= 0:
+        if len(found) == limit:
+            return [*found, -1]
+        found.append(at)
+        at = flat.find(line, at + 1)
     return found
+
+
+def _first_true(n: int, test: Any) -> int | None:
+    """The smallest i in range(n) with test(i), for a test that stays true once true."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if test(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo if lo < n else None
+
+
+@dataclass
+class _Layout:
+    flat: str  # the text as text_content() reads it, whitespace runs folded to one space
+    starts: list[int]  # starts[i]: where the piece owned by owners[i] begins
+    owners: list[Any]
+    spans: dict[Any, tuple[int, int]]  # element -> its text's [start, end) in flat
+
+    def owner(self, at: int) -> Any:
+        return self.owners[bisect_right(self.starts, at) - 1]
+
+    def holds(self, element: Any, lines: list[str]) -> bool:
+        """Whether the element's text has every line: in order, one pass over its span;
+        a line out of order is looked for in the whole span."""
+        start, end = self.spans[element]
+        at = start
+        for line in lines:
+            found = self.flat.find(line, at, end)
+            if found >= 0:
+                at = found + len(line)
+            elif self.flat.find(line, start, end) < 0:
+                return False
+        return True
+
+
+def _layout(doc: Any) -> _Layout:
+    out: list[str] = []
+    layout = _Layout("", [], [], {})
+    size = 0
+    space = True  # no leading space
+
+    def add(piece: str | None, owner: Any) -> None:
+        nonlocal size, space
+        if not piece:
+            return
+        folded = " ".join(unicodedata.normalize("NFC", piece).split())
+        if piece[:1].isspace() and not space:
+            out.append(" ")
+            size, space = size + 1, True
+        if folded:
+            layout.starts.append(size)
+            layout.owners.append(owner)
+            out.append(folded)
+            size, space = size + len(folded), False
+            if piece[-1:].isspace():
+                out.append(" ")
+                size, space = size + 1, True
+
+    # An explicit stack: pages nest tens of thousands of elements deep.
+    stack: list[tuple[Any, int]] = [(doc, -1)]
+    while stack:
+        element, began = stack.pop()
+        if began >= 0:  # after its children: the span ends, the tail is the parent's
+            layout.spans[element] = (began, size)
+            parent = element.getparent()
+            if element is not doc and parent is not None:
+                add(element.tail, parent)
+            continue
+        stack.append((element, size))
+        if isinstance(element.tag, str):
+            add(element.text, element)
+            stack.extend((c, -1) for c in reversed(element))
+    layout.flat = "".join(out)
+    return layout
 
 
 def fingerprint(body: bytes, path: str) -> str | None:

@@ -36,6 +36,7 @@ from archiver.errors import (
     FetchError,
     StoreError,
     Superseded,
+    TooSlow,
     UsageError,
 )
 from archiver.extract import ExtractOptions
@@ -84,6 +85,7 @@ class CheckOptions:
     claims: tuple[Claim, ...] | None = None  # None: the store's active claims
     default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
     max_new_per_poll: int = 50  # coverage sources one feed poll may create; the rest wait
+    max_cpu_seconds: float = 60.0  # extracting and comparing one page; then TooSlow
     semantic: bool = False  # add the embedding layer to claims matching (the extra)
 
 
@@ -475,6 +477,7 @@ class _Checker:
             claims=self.options.claims or (),
             coverage=source.kind == "article",
             semantic=self.options.semantic,
+            cpu_limit=self.options.max_cpu_seconds,
         )
         try:
             page = await self._process(job)
@@ -655,8 +658,13 @@ class _Checker:
         if self.pool is None:
             return process_page(job)
         loop = asyncio.get_running_loop()
+        # The worker stops itself after cpu_limit seconds of CPU; on a loaded machine that
+        # can take longer in wall time, so the wait is bounded more loosely.
+        wall = job.cpu_limit * 3 + 10 if job.cpu_limit > 0 else None
         try:
-            return await loop.run_in_executor(self.pool, process_page, job)
+            return await asyncio.wait_for(loop.run_in_executor(self.pool, process_page, job), wall)
+        except TimeoutError:
+            raise TooSlow(f"extracting and comparing the page took over {wall:g}s") from None
         except BrokenProcessPool:
             raise ExtractionError(
                 "the extraction worker died (out of memory?); the pool is restarted"

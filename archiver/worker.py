@@ -8,13 +8,16 @@ to a process pool so that extraction does not stall the fetches.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from archiver.claims import Claim, MatchOptions, match
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction
+from archiver.errors import EmptyExtraction, TooSlow
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fingerprint import locate
 from archiver.normalize import NormalizeOptions, normalize
@@ -38,6 +41,7 @@ class PageJob:
     claims: tuple[Claim, ...] = ()
     coverage: bool = False  # a first version of related coverage is matched whole
     semantic: bool = False
+    cpu_limit: float = 0.0  # seconds of CPU for the whole job (0: none); then TooSlow
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,35 @@ def extract_text(
     return extracted, text
 
 
+@contextmanager
+def cpu_limit(seconds: float) -> Iterator[None]:
+    """Raise ``TooSlow`` in this block once it has used ``seconds`` of CPU (ITIMER_PROF).
+    Signals reach only the main thread, where a pool worker runs its jobs; elsewhere
+    (a single-source check run from a service thread) the block runs unbounded."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise TooSlow(f"extracting and comparing the page took over {seconds:g}s of CPU")
+
+    previous = signal.signal(signal.SIGPROF, expired)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+
+
 def process_page(job: PageJob) -> PageResult:
-    """Extract, normalize and diff against the previous text, in one trip to a worker."""
+    """Extract, normalize and diff against the previous text, in one trip to a worker,
+    in at most ``job.cpu_limit`` seconds of CPU."""
+    with cpu_limit(job.cpu_limit):
+        return _process_page(job)
+
+
+def _process_page(job: PageJob) -> PageResult:
     extracted, text = extract_text(
         job.body, job.content_type, job.charset, job.url, job.extract, job.ignore
     )

@@ -9,6 +9,7 @@ its capture, and the next run succeeds.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,3 +212,34 @@ def test_random_answers_never_stop_a_run(
             for url in healthy:
                 assert results[url].outcome in ("new_version", "same_bytes", "not_modified")
         store.close()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, processes: int) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    store.migrate()
+    big = article_html(
+        "Big", [f"Paragraph {i} says Meta spent more on data centres." for i in range(20_000)]
+    )
+    small = article_html("Small", ["A short page that is cheap to read and compare."] * 3)
+    with scripted_server() as (base, answers):
+        for path, html in (("/big", big), ("/small", small)):
+            body = html.encode()
+            answers[path] = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+            ) + body
+            store.add_source(SourceSpec(url=base + path, robots=False), NOW)
+        fetch = replace(FAST, max_bytes=20_000_000)
+        options = pipeline.CheckOptions(
+            fetch=fetch, processes=processes, claims=(), max_cpu_seconds=0.2
+        )
+        results = {
+            r.source.url: r
+            for r in pipeline.check(store, store.list_sources(), options, clock=lambda: NOW)
+        }
+    big_result, small_result = results[base + "/big"], results[base + "/small"]
+    assert (big_result.outcome, big_result.error_class) == ("failed", "TooSlow")
+    assert "over 0.2s of CPU" in (big_result.error or "")
+    assert small_result.outcome == "new_version"
+    store.close()
