@@ -36,9 +36,26 @@ from __future__ import annotations
 
 
 class ClaimwatchError(Exception):
-    """Base class. ``str(err)`` is one line meant for a human."""
+    """Base class. ``str(err)`` is one line meant for a human.
+
+    Errors cross process boundaries (an extraction worker raises, the pipeline
+    records): they pickle as their message and attributes, never by calling
+    ``__init__`` again (which would prefix the message twice, or fail for the
+    classes whose ``__init__`` takes data)."""
 
     exit_code = 1
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild(
+    cls: type[ClaimwatchError], args: tuple[object, ...], state: dict[str, object]
+) -> ClaimwatchError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(ClaimwatchError):

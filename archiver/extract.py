@@ -66,25 +66,58 @@ def decode(body: bytes, declared: str | None = None) -> tuple[str, str]:
     meta = _meta_charset(body)
     if "utf-8" in (_codec_name(declared), _codec_name(meta)):
         # Said to be UTF-8 and nearly is: a few broken bytes become U+FFFD rather than
-        # the whole page being read in a guessed single-byte charset.
+        # the whole page being read in a guessed single-byte charset. "Nearly" is counted
+        # against the non-ASCII text, not the page: a page of scripts with a little
+        # Shift_JIS text is not nearly UTF-8.
         text = body.decode("utf-8", "replace")
-        if text.count("\ufffd") <= max(8, len(body) // 2000):
+        broken = text.count("\ufffd")
+        wide = sum(1 for ch in text if ord(ch) > 127)
+        if broken <= max(2, wide // 50):
             return text, "utf-8"
-    guesses = charset_normalizer.from_bytes(body)
+    sample = _sample(body)
     for candidate in (declared, meta):
         name = _codec_name(candidate)
         if not name or name == "utf-8":
             continue
         # Plausible means charset-normalizer does not reject that reading as chaos.
-        if charset_normalizer.from_bytes(body, cp_isolation=[name]).best() is not None:
+        if charset_normalizer.from_bytes(sample, cp_isolation=[name]).best() is not None:
             try:
                 return body.decode(name), name
             except UnicodeDecodeError:
                 pass
-    best = guesses.best()
+    best = charset_normalizer.from_bytes(sample).best()
     if best is not None:
-        return str(best), _codec_name(best.encoding) or best.encoding
+        name = _codec_name(best.encoding) or best.encoding
+        try:
+            return body.decode(name, "replace"), name
+        except LookupError:
+            pass
     return body.decode("utf-8", "replace"), "utf-8"
+
+
+_WIDE = re.compile(rb"[\x80-\xff]+")
+
+
+def _sample(body: bytes, size: int = 32 * 1024, context: int = 24) -> bytes:
+    """The bytes a charset can be told from, at most ``size``: every run of non-ASCII
+    bytes with a little ASCII either side (a Shift_JIS trail byte can be ASCII), in page
+    order. A page's first kilobytes are often all scripts and markup, which is why a
+    sample from the start, or chunks spread over the page, can miss the text."""
+    spans: list[list[int]] = []
+    total = 0
+    for match in _WIDE.finditer(body):
+        start, end = max(0, match.start() - context), min(len(body), match.end() + context)
+        if spans and start <= spans[-1][1]:
+            total += end - spans[-1][1]
+            spans[-1][1] = end  # overlaps the last span: one stretch, nothing cut inside it
+        else:
+            spans.append([start, end])
+            total += end - start
+        if total >= size:
+            break
+    if not spans:
+        return body[:size]
+    return b"\n".join(body[start:end] for start, end in spans)
 
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.I)

@@ -257,6 +257,7 @@ class Fetcher:
         seen = [url]
         for _hop in range(self.options.max_redirects + 1):
             parts = _check_url(url)
+            url = str(parts)  # as httpx sends it (dot segments resolved): what errors name
             await self._check_address(parts)
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")

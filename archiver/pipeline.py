@@ -380,6 +380,7 @@ class _Attempt:
             retire=plan.retire,
             decay_from=moved,
             body_hint=self.body_hint,
+            warning=self._message(None),
         )
 
     def failure(self, error: Exception) -> SourceUpdate:
@@ -485,6 +486,8 @@ class _Checker:
             return await self._failed(attempt, exc)
         attempt.encoding = page.extracted.encoding
         attempt.body_hint, attempt.extracted = page.body_hint, True
+        if page.warning:
+            attempt.notes.append(page.warning)
         digest = text_digest(page.text)
         if current is not None and current.text_digest == digest:
             return await self._unchanged(attempt, "same_text")

@@ -51,6 +51,20 @@ class PageResult:
     change: Change | None  # None when there is no previous text or it is identical
     flags: tuple[FlagRecord, ...] = ()
     body_hint: dict[str, str] | None = None  # where the article element is (fingerprint)
+    warning: str | None = None  # kept on the capture and the source (``status`` shows it)
+
+
+def garbled(text: str) -> str | None:
+    """A warning when over a tenth of the text's letters could not be decoded (U+FFFD):
+    the page's charset was likely misread, and the version is stored as it came."""
+    broken = text.count("\ufffd")
+    letters = sum(1 for ch in text if not ch.isspace())
+    if broken >= 8 and broken * 10 > letters:
+        return (
+            f"{broken} of {letters} characters could not be decoded: the page's charset "
+            "may be wrong or missing"
+        )
+    return None
 
 
 def watch_parent(parent: int) -> None:
@@ -128,7 +142,8 @@ def _process_page(job: PageJob) -> PageResult:
         elif job.previous_text is None and job.coverage:
             found = flags_for_coverage(text, job.claims, options)
     located = locate(job.body, text) if job.content_type != "text/plain" else None
-    return PageResult(extracted, text, change, found, located.to_dict() if located else None)
+    hint = located.to_dict() if located else None
+    return PageResult(extracted, text, change, found, hint, garbled(text))
 
 
 _SEMANTIC: object | None = None

@@ -173,7 +173,9 @@ class Service:
             next_run_time=datetime.now(UTC),
             **common,
         )
-        sched.add_job(self.heartbeat, "interval", seconds=15, id="heartbeat", **common)
+        sched.add_job(
+            self.heartbeat, "interval", seconds=leases.HEARTBEAT, id="heartbeat", **common
+        )
         if self.options.digest_cron:
             trigger = CronTrigger.from_crontab(
                 self.options.digest_cron, timezone=self.options.timezone

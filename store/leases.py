@@ -139,6 +139,19 @@ def heartbeat(
             conn.execute(update(workers).where(workers.c.id == worker_id).values(**values))
 
 
+HEARTBEAT = 15  # seconds between a running worker's heartbeats (jobs.service)
+
+
+def worker_state(worker: dict[str, Any], now: datetime) -> str:
+    """running | stopped | lost: a 'running' worker whose heartbeat is over four beats
+    old died without saying so (SIGKILL, a lost machine)."""
+    if worker["status"] == "running" and worker["heartbeat_at"] < now - timedelta(
+        seconds=4 * HEARTBEAT
+    ):
+        return "lost"
+    return str(worker["status"])
+
+
 def list_workers(store: Store) -> list[dict[str, Any]]:
     with store._read() as conn:
         return [

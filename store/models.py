@@ -62,6 +62,7 @@ class Source:
     current_version_id: int | None = None
     decay_from: datetime | None = None
     body_hint: dict[str, Any] | None = None  # where the article was found (fingerprint)
+    warning: str | None = None  # the last successful check's warning, if any
 
     @property
     def name(self) -> str:
@@ -147,6 +148,7 @@ class SourceUpdate:
     retire: bool = False  # coverage that aged out: stop checking it
     decay_from: datetime | None = None  # coverage that changed: its schedule steps back
     body_hint: dict[str, Any] | None = None  # a new article location (None: keep the old)
+    warning: str | None = None  # this check's warning; None clears the last one
 
 
 @dataclass(frozen=True)
@@ -258,3 +260,4 @@ class StoreStatus:
     blob_bytes: int
     failing: list[Source] = field(default_factory=list)
     next_due: list[Source] = field(default_factory=list)
+    warned: list[Source] = field(default_factory=list)  # sources whose last check warned

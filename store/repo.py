@@ -628,6 +628,16 @@ class Store:
                 .mappings()
                 .all()
             )
+            warned = (
+                conn.execute(
+                    select(sources)
+                    .where(sources.c.warning.is_not(None))
+                    .order_by(sources.c.id)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
             return StoreStatus(
                 sources=count(sources),
                 versions=count(versions),
@@ -636,6 +646,7 @@ class Store:
                 blob_bytes=int(blob_bytes),
                 failing=[_source(r) for r in failing],
                 next_due=[_source(r) for r in due],
+                warned=[_source(r) for r in warned],
             )
 
 

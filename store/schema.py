@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -52,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 metadata = MetaData()
 
@@ -85,7 +86,23 @@ sources = Table(
     Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
     Column("digest_id", Integer),  # coverage: the sent digest that announced it
     Column("body_hint", JSON),  # {path, digest} of the article element (archiver.fingerprint)
+    # The last successful check's warning (mostly undecodable text, a feed recovered
+    # from malformed XML, ...); None when it had none. ``status`` lists them.
+    Column("warning", Text),
     Index("ix_sources_next_check_at", "next_check_at"),
+    # Partial indexes: few rows hold a lease or a warning, and status counts them.
+    Index(
+        "ix_sources_leased",
+        "lease_until",
+        sqlite_where=text("lease_until IS NOT NULL"),
+        postgresql_where=text("lease_until IS NOT NULL"),
+    ),
+    Index(
+        "ix_sources_warning",
+        "id",
+        sqlite_where=text("warning IS NOT NULL"),
+        postgresql_where=text("warning IS NOT NULL"),
+    ),
 )
 
 blobs = Table(
@@ -143,6 +160,12 @@ captures = Table(
     Column("error_message", Text),
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
     Index("ix_captures_source_started", "source_id", "started_at"),
+    Index(
+        "ix_captures_failed",
+        "id",
+        sqlite_where=text("outcome = 'failed'"),
+        postgresql_where=text("outcome = 'failed'"),
+    ),
 )
 
 changes = Table(
@@ -239,4 +262,16 @@ workers = Table(
     Column("heartbeat_at", UTCDateTime, nullable=False),
     Column("checks", Integer, nullable=False, default=0),
     Column("status", String(16), nullable=False),  # running | stopped
+)
+
+# robots.txt per origin, kept with its HTTP freshness (RFC 9309 section 2.4: at most a
+# day by default) so a run does not ask every host again.
+robots = Table(
+    "robots",
+    metadata,
+    Column("origin", Text, primary_key=True),  # scheme://host[:port]
+    Column("status", Integer, nullable=False),  # 200, or what 4xx/5xx said
+    Column("body", Text, nullable=False),  # the rules (at most 500 KiB)
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

@@ -225,6 +225,7 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
         "next_check_at": upd.next_check_at,
         "last_checked_at": upd.last_checked_at,
         "consecutive_failures": upd.consecutive_failures,
+        "warning": upd.warning,
         # Finishing a check ends its lease, in the capture's own transaction.
         "lease_owner": None,
         "lease_until": None,

@@ -120,6 +120,8 @@ def test_every_fault_is_a_capture_and_the_rest_go_on(
     assert "mismatch" in (messages[f"{wrong_name}/ok"] or "").lower()
     assert "decompresses to more than the cap" in (messages[f"{plain}/bomb"] or "")
     assert "took longer than 3s in total" in (messages[f"{plain}/slowloris"] or "")
+    # Raised in a pool worker, pickled back: the message is said once.
+    assert messages[f"{plain}/empty"] == "no article text found: the body is empty"
     # 429 keeps its Retry-After; 503 was retried once after its short one.
     assert by_url[f"{plain}/429"].next_check_at >= NOW + timedelta(hours=1)  # type: ignore[operator]
     assert results[f"{plain}/503"].error == f"HTTP 503 from {plain}/503"

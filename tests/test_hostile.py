@@ -8,6 +8,7 @@ its capture, and the next run succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from dataclasses import replace
 from datetime import timedelta
@@ -18,8 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver import pipeline
-from archiver.errors import UsageError
-from archiver.fetch import MAX_RETRY_AFTER, FetchOptions, parse_retry_after, sendable
+from archiver.errors import HTTPStatusError, UsageError
+from archiver.fetch import (
+    MAX_RETRY_AFTER,
+    Fetcher,
+    FetchOptions,
+    FetchRequest,
+    parse_retry_after,
+    sendable,
+)
 from archiver.schedule import MAX_INTERVAL, next_after_failure, parse_duration, parse_interval
 from store.models import Source, SourceSpec, Version
 from store.repo import Store
@@ -243,3 +251,34 @@ def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, proces
     assert "over 0.2s of CPU" in (big_result.error or "")
     assert small_result.outcome == "new_version"
     store.close()
+
+
+def test_every_error_crosses_a_process_boundary_unchanged() -> None:
+    import pickle
+
+    from archiver import errors
+
+    samples = [
+        errors.EmptyExtraction("the body is empty"),
+        errors.HTTPStatusError(429, "http://example.org/", 30.0),
+        errors.ConfigError("claimwatch.toml", "must be positive", 3, "service.tick"),
+        errors.Superseded(7, 1, 2),
+        errors.TooSlow("over 60s of CPU"),
+    ]
+    for error in samples:
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error)
+        assert back.__dict__ == error.__dict__
+
+
+def test_a_failed_fetch_names_the_url_actually_requested() -> None:
+    with scripted_server() as (base, answers):
+        answers["/News/NewsDetail__18725"] = b"HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n"
+
+        async def run() -> None:
+            async with Fetcher(FAST) as f:
+                await f.fetch(FetchRequest(url=f"{base}/News/NewsDetail__18725/.", robots=False))
+
+        with pytest.raises(HTTPStatusError) as caught:
+            asyncio.run(run())
+    assert str(caught.value) == f"HTTP 410 from {base}/News/NewsDetail__18725"

@@ -97,3 +97,36 @@ def test_teaser_patterns_leave_real_sentences_alone() -> None:
         "Analysts read more into the figure than Meta intended.\nThe most read report was Meta's."
     )
     assert normalize(text) == text
+
+
+# Each passage written for this test, in its language; every page is encoded in the
+# charset named, then served undeclared or under a header that says utf-8.
+CHARSET_PAGES = {
+    "shift_jis": "メタ社は新しい言語モデルを公開すると発表した。同社によると、このモデルは研究者が自由に利用できるが、商用利用には別の条件が付く。",
+    "euc-kr": "메타는 새로운 언어 모델을 공개한다고 발표했다. 회사 측은 연구자들이 이 모델을 자유롭게 쓸 수 있지만 상업적 이용에는 별도의 조건이 붙는다고 설명했다.",
+    "gb18030": "元宇宙公司宣布将发布新的语言模型。该公司表示，研究人员可以免费使用这一模型，但商业用途需要遵守另外的条款。",
+    "windows-1256": "أعلنت شركة ميتا أنها ستطرح نموذجا لغويا جديدا. وقالت الشركة إن الباحثين يمكنهم استخدامه مجانا، لكن الاستخدام التجاري يخضع لشروط أخرى.",
+    "koi8-r": "Компания Meta объявила о выпуске новой языковой модели. По словам компании, исследователи смогут пользоваться ею бесплатно, однако для коммерческого использования действуют отдельные условия.",
+}
+
+
+@pytest.mark.parametrize("charset", sorted(CHARSET_PAGES))
+@pytest.mark.parametrize("declared", [None, "utf-8"])
+@pytest.mark.parametrize("scripts", [0, 20_000])
+def test_undeclared_and_misdeclared_charsets_decode(
+    charset: str, declared: str | None, scripts: int
+) -> None:
+    """A page's first kilobytes are often scripts: detection must read the text."""
+    text = CHARSET_PAGES[charset]
+    script = "<script>" + "var x = 1; " * scripts + "</script>"
+    html = f"<html><head><title>t</title>{script}</head><body><article><p>{text}</p><p>{text}</p></article></body></html>"
+    decoded, _encoding = decode(html.encode(charset), declared)
+    assert text in decoded and "\ufffd" not in decoded
+
+
+def test_text_that_is_mostly_replacement_characters_is_flagged() -> None:
+    from archiver.worker import garbled
+
+    assert garbled("Meta said " + "\ufffd" * 40 + " today.") is not None
+    assert garbled("Meta said\ufffd today, and the rest of this sentence reads fine.") is None
+    assert garbled("") is None

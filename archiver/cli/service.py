@@ -251,7 +251,7 @@ def status(app: App, as_json: bool) -> None:
                 "started_at": w["started_at"],
                 "heartbeat_at": w["heartbeat_at"],
                 "checks": w["checks"],
-                "status": w["status"],
+                "status": leases.worker_state(w, app.now),
             }
             for w in workers
         ],
@@ -259,6 +259,7 @@ def status(app: App, as_json: bool) -> None:
             {"source": s.name, "consecutive_failures": s.consecutive_failures} for s in st.failing
         ],
         "next_due": [{"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due],
+        "warnings": [{"source": s.name, "warning": s.warning} for s in st.warned],
         "last_digest": last_digest,
         "next_digest": next_digest,
     }
@@ -283,8 +284,9 @@ def status(app: App, as_json: bool) -> None:
         highlight=False,
     )
     for w in workers:
+        state = leases.worker_state(w, app.now)
         console.print(
-            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {w['status']}, "
+            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {state}, "
             f"heartbeat {when(w['heartbeat_at'])}, {w['checks']} checks",
             highlight=False,
         )
@@ -294,6 +296,10 @@ def status(app: App, as_json: bool) -> None:
             console.print(
                 f"  {terminal_safe(s.name)}: {s.consecutive_failures} in a row", highlight=False
             )
+    if st.warned:
+        console.print(Text("warnings:", style="yellow"))
+        for s in st.warned:
+            console.print(f"  {terminal_safe(s.name)}: {terminal_safe(s.warning or '')}")
     if st.next_due:
         console.print("next due:")
         for s in st.next_due:
