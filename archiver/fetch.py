@@ -18,7 +18,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from types import TracebackType
 from urllib.parse import urljoin, urlsplit
@@ -41,6 +41,7 @@ from archiver.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
+from archiver.schedule import cache_hint
 
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -69,6 +70,20 @@ class FetchOptions:
     # addresses are refused always (archiver/guard.py).
     allow_private: bool = False
     ca_file: str | None = None  # trust these CA certificates instead of the system's
+
+
+ROBOTS_FRESH = 86400  # RFC 9309 2.4: a cached robots.txt is used for a day at most
+ROBOTS_MAX = 500 * 1024  # RFC 9309 2.5: at least 500 KiB of rules are read
+
+
+@dataclass(frozen=True)
+class RobotsEntry:
+    """One origin's robots.txt as fetched: ``status`` 200 with its rules, or the 4xx that
+    means none. Kept by the caller (the store) until ``expires_at``."""
+
+    status: int
+    body: str
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,12 @@ class FetchResult:
         return sendable(self.headers.get("last-modified"))
 
 
+def robots_origin(url: str) -> str:
+    """The origin whose robots.txt governs ``url``: scheme://host[:port], lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 def _media_type(value: str) -> str:
     return value.split(";", 1)[0].strip().lower()
 
@@ -166,7 +187,10 @@ class Fetcher:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: guard.Resolver = guard.resolve,
+        robots: dict[str, RobotsEntry] | None = None,
     ):
+        """``robots``: robots.txt entries known from earlier runs, by origin; the ones
+        this fetcher fetches afresh are in ``robots_fetched`` for the caller to keep."""
         self.options = options or FetchOptions()
         self._sleep = sleep
         self._now = now
@@ -188,6 +212,8 @@ class Fetcher:
         self._last_request: dict[str, float] = {}
         self._robots: dict[str, RobotFileParser | bool] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._robots_known = robots or {}
+        self.robots_fetched: dict[str, RobotsEntry] = {}
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -371,8 +397,7 @@ class Fetcher:
             return status, resp_headers, b"".join(chunks)
 
     async def _robots_allow(self, url: str) -> bool:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+        origin = robots_origin(url)
         if origin not in self._robots:
             async with self._robots_locks.setdefault(origin, asyncio.Lock()):
                 if origin not in self._robots:
@@ -385,18 +410,28 @@ class Fetcher:
     async def _load_robots(self, origin: str) -> RobotFileParser | bool:
         """RFC 9309: 4xx means no rules (allow); 5xx means disallow all.
 
-        A network failure (refused, timed out) is raised as itself: the page's
-        check then fails with the real reason, and robots.txt is asked again
-        next time.
+        A fresh entry from an earlier run is used as it is. A fetched 200 or 4xx is
+        kept for its Cache-Control/Expires freshness, a day at most (and by default);
+        a 5xx is not kept. A network failure (refused, timed out) is raised as itself:
+        the page's check then fails with the real reason, and robots.txt is asked
+        again next time.
         """
-        url = origin + "/robots.txt"
-        status, _headers, body = await self._robots_get(url)
-        if 400 <= status < 500:
+        now = self._now()
+        entry = self._robots_known.get(origin)
+        if entry is None or entry.expires_at <= now:
+            status, headers, body = await self._robots_get(origin + "/robots.txt")
+            if status >= 500:
+                return False
+            fresh = cache_hint(headers, now) if status < 300 else None
+            seconds = ROBOTS_FRESH if fresh is None else min(fresh, ROBOTS_FRESH)
+            text = body[:ROBOTS_MAX].decode("utf-8", "replace") if status < 300 else ""
+            text = text.replace("\x00", "")  # rules never hold NUL; PostgreSQL text cannot
+            entry = RobotsEntry(status, text, now + timedelta(seconds=seconds))
+            self.robots_fetched[origin] = entry
+        if 400 <= entry.status < 500:
             return True
-        if status >= 500:
-            return False
         parser = RobotFileParser()
-        parser.parse(body.decode("utf-8", "replace").splitlines())
+        parser.parse(entry.body.splitlines())
         return parser
 
     async def _robots_get(self, url: str) -> tuple[int, dict[str, str], bytes]:

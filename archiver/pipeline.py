@@ -41,7 +41,15 @@ from archiver.errors import (
 )
 from archiver.extract import ExtractOptions
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
-from archiver.fetch import PAGE_TYPES, Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.fetch import (
+    PAGE_TYPES,
+    Fetcher,
+    FetchOptions,
+    FetchRequest,
+    FetchResult,
+    RobotsEntry,
+    robots_origin,
+)
 from archiver.fingerprint import BodyHint, same_article
 from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
@@ -229,7 +237,9 @@ async def check_async(
     with ExitStack() as stack:
         if pool is None:
             pool = stack.enter_context(ExtractionPool(options.processes if len(sources) > 1 else 1))
-        async with Fetcher(options.fetch, now=clock) as fetcher:
+        origins = {robots_origin(s.url) for s in sources if s.robots}
+        known = {o: RobotsEntry(*e) for o, e in store.robots_for(list(origins), clock()).items()}
+        async with Fetcher(options.fetch, now=clock, robots=known) as fetcher:
             writes = _Writes(store)
             checker = _Checker(store, fetcher, pool.executor(), options, clock, writes)
 
@@ -247,6 +257,10 @@ async def check_async(
                 results += await _each(found, one, limit)
             finally:
                 writes.flush()
+                fetched = fetcher.robots_fetched
+                store.save_robots(
+                    {o: (e.status, e.body, e.expires_at) for o, e in fetched.items()}, clock()
+                )
             return results
 
 

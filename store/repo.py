@@ -44,6 +44,7 @@ from store.schema import (
     claims,
     feed_entries,
     flags,
+    robots,
     sources,
     versions,
 )
@@ -596,6 +597,39 @@ class Store:
             )
         )
         return digest
+
+    # -- robots.txt ----------------------------------------------------------
+
+    def robots_for(
+        self, origins: Sequence[str], now: datetime
+    ) -> dict[str, tuple[int, str, datetime]]:
+        """The still-fresh robots.txt of these origins: origin -> (status, body, expires)."""
+        found: dict[str, tuple[int, str, datetime]] = {}
+        wanted = sorted(set(origins))
+        with self._read() as conn:
+            for i in range(0, len(wanted), 500):
+                query = select(robots).where(
+                    robots.c.origin.in_(wanted[i : i + 500]), robots.c.expires_at > now
+                )
+                for r in conn.execute(query):
+                    found[r.origin] = (r.status, r.body, r.expires_at)
+        return found
+
+    def save_robots(self, entries: dict[str, tuple[int, str, datetime]], now: datetime) -> None:
+        """Keep fetched robots.txt entries (replacing older ones), in one transaction."""
+        if not entries:
+            return
+        with self._tx() as conn:
+            origins = list(entries)
+            for i in range(0, len(origins), 500):
+                conn.execute(delete(robots).where(robots.c.origin.in_(origins[i : i + 500])))
+            conn.execute(
+                insert(robots),
+                [
+                    {"origin": o, "status": s, "body": b, "fetched_at": now, "expires_at": e}
+                    for o, (s, b, e) in entries.items()
+                ],
+            )
 
     # -- status --------------------------------------------------------------
 

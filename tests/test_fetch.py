@@ -360,3 +360,61 @@ def test_bad_or_unknown_encodings_are_named(  # type: ignore[no-untyped-def]
     )
     with pytest.raises(error, match=message):
         fetch(httpserver.url_for("/enc"), replace(OPTS, max_attempts=1))
+
+
+def test_robots_txt_is_kept_in_the_store_for_its_freshness(
+    sqlite_store, httpserver: HTTPServer
+) -> None:  # type: ignore[no-untyped-def]
+    """One robots.txt request a day per host, across runs; Cache-Control can shorten it."""
+    from datetime import timedelta
+
+    from archiver import pipeline
+    from store.models import SourceSpec
+    from tests.conftest import NOW
+
+    store = sqlite_store
+    httpserver.clear()
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nDisallow: /private/\n", content_type="text/plain"
+    )
+    httpserver.expect_request("/a.html").respond_with_data(PAGE, content_type="text/html")
+    store.add_source(SourceSpec(url=httpserver.url_for("/a.html"), label="a"), NOW)
+    store.add_source(SourceSpec(url=httpserver.url_for("/private/b.html"), label="b"), NOW)
+    options = pipeline.CheckOptions(fetch=OPTS, processes=1, claims=())
+
+    def run(when):  # type: ignore[no-untyped-def]
+        results = pipeline.check(store, store.list_sources(), options, clock=lambda: when)
+        return {r.source.name: r for r in results}
+
+    first = run(NOW)
+    assert first["b"].error_class == "RobotsDisallowed"
+    for hours in (1, 23):
+        again = run(NOW + timedelta(hours=hours))
+        assert again["b"].error_class == "RobotsDisallowed"  # the kept rules still apply
+    assert len(requests_to(httpserver, "/robots.txt")) == 1
+    run(NOW + timedelta(hours=25))
+    assert len(requests_to(httpserver, "/robots.txt")) == 2
+
+
+def test_robots_txt_max_age_shortens_its_stay(sqlite_store, httpserver: HTTPServer) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from archiver import pipeline
+    from store.models import SourceSpec
+    from tests.conftest import NOW
+
+    store = sqlite_store
+    httpserver.clear()
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "User-agent: *\nAllow: /\n",
+        content_type="text/plain",
+        headers={"Cache-Control": "max-age=600"},
+    )
+    httpserver.expect_request("/a.html").respond_with_data(PAGE, content_type="text/html")
+    store.add_source(SourceSpec(url=httpserver.url_for("/a.html"), label="a"), NOW)
+    options = pipeline.CheckOptions(fetch=OPTS, processes=1, claims=())
+    for minutes in (0, 5, 11):
+        pipeline.check(
+            store, store.list_sources(), options, clock=lambda m=minutes: NOW + timedelta(minutes=m)
+        )
+    assert len(requests_to(httpserver, "/robots.txt")) == 2
