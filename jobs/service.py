@@ -36,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
+from archiver.errors import ClaimwatchError
 from archiver.mailer import SmtpSettings
 from jobs import digest as digest_job
 from jobs.metrics import Metrics
@@ -220,9 +221,17 @@ class Service:
         self.stopping.set()
 
     def _reload(self) -> None:
+        """SIGHUP: read the seeds and the config again. Both are read and validated
+        before anything changes; a bad file logs one line and the service goes on
+        with what it had."""
         log.info("SIGHUP: reloading")
-        if self.options.seeds is not None:
-            seeds = pipeline.load_seeds(self.options.seeds)
-            pipeline.import_seeds(self.store, seeds, self.clock())  # claims are read per dispatch
-        if self.reload_hook is not None:
-            self.reload_hook()
+        try:
+            seeds = pipeline.load_seeds(self.options.seeds) if self.options.seeds else None
+            if self.reload_hook is not None:
+                self.reload_hook()  # validates the config, then swaps it in
+            if seeds is not None:
+                pipeline.import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
+        except ClaimwatchError as exc:
+            log.error("SIGHUP: reload failed, keeping the previous settings: %s", exc)
+        except Exception as exc:  # a bug must not stop the service either
+            log.exception("SIGHUP: reload failed, keeping the previous settings: %s", exc)

@@ -327,3 +327,39 @@ def test_metrics_are_served_in_prometheus_format(
     assert "claimwatch_fetch_seconds_count 1.0" in text
     assert "claimwatch_flags_created_total 0.0" in text
     assert "claimwatch_backlog 0.0" in text
+
+
+def test_a_bad_reload_keeps_serving_and_json_logs_stay_json(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """D6, D7: a malformed seeds file or config on SIGHUP logs one line and keeps the old
+    settings; with --log-format json every stderr line is a JSON object."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    env = {**_config(tmp_path, tick=1, seeds=str(seeds))}
+    log = tmp_path / "hup.log"
+    proc = _claimwatch(
+        sqlite_store.url, "serve", "--worker-id", "hup", "--log-format", "json", env=env, log=log
+    )
+    try:
+        assert _wait(lambda: leases.list_workers(sqlite_store), 30)
+        (seeds / "sources.yaml").write_text("sources: [\n  - url: {unclosed\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        assert _wait(lambda: "reload failed" in log.read_text(), 30), log.read_text()
+        config = Path(env["CLAIMWATCH_CONFIG"])
+        config.write_text(config.read_text() + "\n[service]\nnonsense = 1\n", encoding="utf-8")
+        (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        assert _wait(lambda: log.read_text().count("reload failed") == 2, 30), log.read_text()
+        time.sleep(1.5)
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is JSON
+    failed = [r for r in records if "reload failed" in r["message"]]
+    assert len(failed) == 2 and all(r["level"] == "error" for r in failed)
+    assert "sources.yaml" in failed[0]["message"]
+    assert any(r["message"].startswith("worker hup stopped") for r in records)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,15 +105,41 @@ def digest(
 # -- service ----------------------------------------------------------------------
 
 
-def _setup_logging(fmt: str) -> None:
+def setup_logging(fmt: str) -> None:
+    """One handler on the root logger, so every library's records (APScheduler's,
+    warnings) take the same form: with ``json``, every line on stderr is one JSON
+    object, tracebacks included. Ours log from INFO, others from WARNING."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("claimwatch")
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else _TextFormatter())
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)
+    ours = logging.getLogger("claimwatch")
+    ours.handlers[:] = []
+    ours.setLevel(logging.INFO)
+    ours.propagate = True
+    logging.captureWarnings(True)
+
+    def thread_died(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        logging.getLogger("claimwatch.serve").error(
+            "thread %s died",
+            args.thread.name if args.thread else "?",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    threading.excepthook = thread_died
+
+
+class _TextFormatter(logging.Formatter):
+    """Text lines; page text and URLs in them are made terminal-safe."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 class _JsonFormatter(logging.Formatter):
@@ -120,12 +147,17 @@ class _JsonFormatter(logging.Formatter):
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
+            "logger": record.name,
             "message": record.getMessage(),
         }
         for key in ("source", "outcome", "version"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
-        return json.dumps(entry, ensure_ascii=False)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 @cli.command()
@@ -158,7 +190,7 @@ def serve(
     On SQLite one serve owns the store; on PostgreSQL run as many as you like.
     SIGTERM/SIGINT finish the running checks and exit; SIGHUP reloads the seeds."""
     cfg = app.config
-    _setup_logging(log_format or cfg.log_format)
+    setup_logging(log_format or cfg.log_format)
     store = app.store()
     from jobs.metrics import Metrics
     from jobs.service import Service, ServiceOptions, default_worker_id
