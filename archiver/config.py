@@ -1,48 +1,21 @@
-"""Configuration: ``claimwatch.toml`` with environment overrides.
+"""Configuration: every setting declared once, in ``SETTINGS``.
 
-The file is found at ``--config``, ``$CLAIMWATCH_CONFIG``, or
-``claimwatch.toml`` in the user config directory (optional). Every key is
-optional::
-
-    [database]
-    url = "postgresql://claimwatch@db/claimwatch"     # or $CLAIMWATCH_DB
-    [service]
-    concurrency = 16          # checks at once          ($CLAIMWATCH_CONCURRENCY)
-    per_host = 2              # at once per host
-    host_delay = 1.0          # seconds between requests to one host
-    user_agent = "claimwatch/0.1 (ops@example.org)"   ($CLAIMWATCH_USER_AGENT)
-    tick = 5                  # seconds between dispatches
-    lease = 300               # seconds a claimed check stays leased
-    jitter = 60               # spread of overdue checks after downtime, seconds
-    log_format = "text"       # or "json"               ($CLAIMWATCH_LOG_FORMAT)
-    seeds = "/srv/story/seeds"  # reloaded on SIGHUP     ($CLAIMWATCH_SEEDS)
-    allow_private_addresses = false  # let every source reach loopback/private addresses
-                              # (tests, intranets)   ($CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1)
-    ca_file = "/etc/ssl/intranet-ca.pem"  # trust these CAs for https ($CLAIMWATCH_CA_FILE)
-    [schedule]
-    default_every = "1h"      # sources without their own interval
-    [digest]
-    cron = "0 7 * * *"        # when the service sends it  ($CLAIMWATCH_DIGEST_CRON)
-    timezone = "UTC"          #                            ($CLAIMWATCH_TIMEZONE)
-    send_empty = false
-    [smtp]
-    host = "smtp.example.org"; port = 587; tls = "starttls"; user = "me"
-    password_file = "/run/secrets/smtp"   # never the password itself
-    from = "claimwatch@example.org"; to = ["ana@example.org"]; reply_to = ""
-    subject_prefix = "[claimwatch]"
-    [matching]
-    semantic = false          # embeddings (the 'semantic' extra)
-    [feeds]
-    max_new_per_poll = 50     # coverage sources one poll of a feed may create
-
-SMTP keys are overridden by the ``CLAIMWATCH_SMTP_*`` variables.
+A setting comes from its environment variable, else from ``claimwatch.toml``
+(``--config``, ``$CLAIMWATCH_CONFIG``, or the user config directory), else its
+default. From the one table come the file's validation, the environment
+overrides, the ``Config`` object, ``config show`` (secrets masked) and
+docs/config.md (``python -m archiver.config > docs/config.md``, golden-tested).
+Commands receive the loaded ``Config``; nothing else reads the environment for
+settings. A bad value is a ``ConfigError`` (exit 2) that names the variable, or
+the file and key, and says what is allowed.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,44 +23,125 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import platformdirs
 
 from archiver.errors import ConfigError, UsageError
-from archiver.mailer import TLS_MODES, SmtpSettings, settings_from_env
-from archiver.schedule import parse_cron, parse_interval
-from store.db import mask_url
+from archiver.mailer import TLS_MODES, SmtpSettings
+from archiver.schedule import format_duration, parse_cron, parse_interval
+from store.db import check_db_url, mask_url
 
-_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "database": {"url": str},
-    "service": {
-        "concurrency": int,
-        "per_host": int,
-        "host_delay": (int, float),
-        "user_agent": str,
-        "tick": (int, float),
-        "lease": int,
-        "jitter": int,
-        "log_format": str,
-        "seeds": str,
-        "ca_file": str,
-    },
-    "schedule": {"default_every": str},
-    "digest": {"cron": str, "timezone": str, "send_empty": bool},
-    "smtp": {
-        "host": str,
-        "port": int,
-        "tls": str,
-        "user": str,
-        "password_file": str,
-        "from": str,
-        "to": list,
-        "reply_to": str,
-        "subject_prefix": str,
-    },
-    "matching": {"semantic": bool},
-    "feeds": {"max_new_per_poll": int},
-}
+
+@dataclass(frozen=True)
+class Setting:
+    section: str
+    key: str
+    kind: type  # str, int, float, bool, list (of strings), or "duration" via parse
+    default: Any
+    help: str
+    env: str | None = None  # the environment variable that overrides the file
+    attr: str | None = None  # the Config attribute (default: the key); "smtp.<field>"
+    low: float | None = None  # inclusive bounds for numbers
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    check: Callable[[Any], Any] | None = None  # converts or raises UsageError
+    file: bool = True  # False: environment only (a password is never written in the file)
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def target(self) -> str:
+        return self.attr or self.key
+
+
+def _duration(value: Any) -> int:
+    return parse_interval(str(value))
+
+
+def _cron(value: Any) -> str:
+    parse_cron(str(value))
+    return str(value)
+
+
+def _timezone(value: Any) -> str:
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return str(value)
+
+
+def _file(value: Any) -> str:
+    if not Path(str(value)).is_file():
+        raise UsageError(f"{value} is not a file")
+    return str(value)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database", "url", str, None, "Database URL: sqlite:///FILE or postgresql://…",
+            "CLAIMWATCH_DB", attr="db", secret=True, check=lambda v: check_db_url(str(v))),
+    Setting("service", "concurrency", int, 16, "Checks at once.", "CLAIMWATCH_CONCURRENCY",
+            low=1, high=512),
+    Setting("service", "per_host", int, 2, "Checks at once against one host.", low=1, high=64),
+    Setting("service", "host_delay", float, 1.0, "Seconds between two requests to one host.",
+            low=0, high=3600),
+    Setting("service", "user_agent", str, None, "The User-Agent header (default: claimwatch's).",
+            "CLAIMWATCH_USER_AGENT"),
+    Setting("service", "tick", float, 5.0, "Seconds between two dispatches of due checks.",
+            low=0.1, high=3600),
+    Setting("service", "lease", int, 300, "Seconds a claimed check stays leased.",
+            low=10, high=86400),
+    Setting("service", "jitter", int, 60, "Spread of overdue checks after downtime, seconds.",
+            low=0, high=86400),
+    Setting("service", "log_format", str, "text", "How serve logs on stderr.",
+            "CLAIMWATCH_LOG_FORMAT", choices=("text", "json")),
+    Setting("service", "seeds", str, None, "The story's seeds directory (reloaded on SIGHUP).",
+            "CLAIMWATCH_SEEDS"),
+    Setting("service", "allow_private_addresses", bool, False,
+            "Let every source reach loopback and private addresses (tests, intranets); never "
+            "cloud metadata addresses.", "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES",
+            attr="allow_private"),
+    Setting("service", "ca_file", str, None, "Trust these CA certificates for https.",
+            "CLAIMWATCH_CA_FILE", check=_file),
+    Setting("schedule", "default_every", str, "1h",
+            "Check interval of sources without their own (a duration such as 1h).",
+            check=_duration),
+    Setting("digest", "cron", str, "0 7 * * *", "When serve sends the digest (crontab).",
+            "CLAIMWATCH_DIGEST_CRON", attr="digest_cron", check=_cron),
+    Setting("digest", "timezone", str, "UTC", "The time zone of the digest's cron.",
+            "CLAIMWATCH_TIMEZONE", check=_timezone),
+    Setting("digest", "send_empty", bool, False, "Send a digest even when nothing is new."),
+    Setting("smtp", "host", str, "localhost", "SMTP server.", "CLAIMWATCH_SMTP_HOST",
+            attr="smtp.host"),
+    Setting("smtp", "port", int, None, "SMTP port (default: 25, 587 or 465 by tls).",
+            "CLAIMWATCH_SMTP_PORT", attr="smtp.port", low=1, high=65535),
+    Setting("smtp", "tls", str, "starttls", "How the SMTP connection is secured.",
+            "CLAIMWATCH_SMTP_TLS", attr="smtp.tls", choices=TLS_MODES),
+    Setting("smtp", "user", str, None, "SMTP user name.", "CLAIMWATCH_SMTP_USER",
+            attr="smtp.user"),
+    Setting("smtp", "password", str, None,
+            "SMTP password: environment only; in the file, use password_file.",
+            "CLAIMWATCH_SMTP_PASSWORD", attr="smtp.password", secret=True, file=False),
+    Setting("smtp", "password_file", str, None, "A file holding the SMTP password.",
+            "CLAIMWATCH_SMTP_PASSWORD_FILE", attr="smtp.password_file"),
+    Setting("smtp", "from", str, "claimwatch@localhost", "The digest's sender address.",
+            "CLAIMWATCH_SMTP_FROM", attr="smtp.sender"),
+    Setting("smtp", "to", list, [], "The digest's recipients (environment: comma-separated).",
+            "CLAIMWATCH_SMTP_TO", attr="smtp.recipients"),
+    Setting("smtp", "reply_to", str, None, "A Reply-To address.", attr="smtp.reply_to"),
+    Setting("smtp", "subject_prefix", str, "[claimwatch]", "Put before every subject.",
+            attr="smtp.subject_prefix"),
+    Setting("matching", "semantic", bool, False, "Add the embedding layer to claims matching."),
+    Setting("feeds", "max_new_per_poll", int, 50,
+            "Coverage sources one poll of a feed may create; the rest wait.", low=1, high=10000),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Config:
+    """The loaded settings (see ``SETTINGS`` for each one's meaning and default)."""
+
     path: Path | None = None
     db: str | None = None
     concurrency: int = 16
@@ -99,142 +153,190 @@ class Config:
     jitter: int = 60
     log_format: str = "text"
     seeds: str | None = None
+    allow_private: bool = False
+    ca_file: str | None = None
     default_every: int = 3600
     digest_cron: str = "0 7 * * *"
     timezone: str = "UTC"
     send_empty: bool = False
     semantic: bool = False
-    allow_private: bool = False  # fetch loopback/private addresses from any source
-    ca_file: str | None = None  # CA certificates trusted for https instead of the system's
-    max_new_per_poll: int = 50  # coverage sources one poll of a feed may create
+    max_new_per_poll: int = 50
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     def masked(self) -> dict[str, Any]:
-        """The effective configuration with secrets masked (for ``config show``)."""
-        return {
-            "config_file": str(self.path) if self.path else None,
-            "database": {"url": mask_url(self.db) if self.db else None},
-            "service": {
-                "concurrency": self.concurrency,
-                "per_host": self.per_host,
-                "host_delay": self.host_delay,
-                "user_agent": self.user_agent,
-                "tick": self.tick,
-                "lease": self.lease,
-                "jitter": self.jitter,
-                "log_format": self.log_format,
-                "seeds": self.seeds,
-                "allow_private_addresses": self.allow_private,
-                "ca_file": self.ca_file,
-            },
-            "schedule": {"default_every": self.default_every},
-            "digest": {
-                "cron": self.digest_cron,
-                "timezone": self.timezone,
-                "send_empty": self.send_empty,
-            },
-            "smtp": self.smtp.masked(),
-            "matching": {"semantic": self.semantic},
-            "feeds": {"max_new_per_poll": self.max_new_per_poll},
-        }
+        """The effective configuration by section, secrets masked (``config show``)."""
+        out: dict[str, Any] = {"config_file": str(self.path) if self.path else None}
+        for s in SETTINGS:
+            value = _get(self, s.target)
+            if s.secret and value is not None:
+                value = mask_url(value) if s.target == "db" else "***"
+            if s.target == "default_every":
+                value = format_duration(value)
+            out.setdefault(s.section, {})[s.key] = (
+                list(value) if isinstance(value, tuple) else value
+            )
+        out["smtp"]["port"] = self.smtp.effective_port
+        return out
+
+
+def _get(cfg: Config, target: str) -> Any:
+    if target.startswith("smtp."):
+        name = target[5:]
+        return None if name == "password_file" else getattr(cfg.smtp, name)
+    return getattr(cfg, target)
 
 
 def default_path() -> Path:
     return platformdirs.user_config_path("claimwatch") / "claimwatch.toml"
 
 
-def load(path: Path | None = None, env: dict[str, str] | None = None) -> Config:
-    """Read the config file (if any) and apply environment overrides; validate all."""
-    env = dict(os.environ) if env is None else env
+def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (if any) and the environment; validate every setting."""
+    env = os.environ if env is None else env
     explicit = path or (Path(env["CLAIMWATCH_CONFIG"]) if env.get("CLAIMWATCH_CONFIG") else None)
     path = explicit or default_path()
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), f"malformed TOML: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(path), f"cannot read it: {exc}") from None
-    elif explicit is not None:
-        raise ConfigError(str(path), "file not found")
-    _check(data, str(path))
-    section = lambda name: data.get(name, {})  # noqa: E731
-    svc, dig, smtp = section("service"), section("digest"), section("smtp")
-    cfg = Config(
-        path=path if path.exists() else None,
-        db=env.get("CLAIMWATCH_DB") or section("database").get("url"),
-        concurrency=int(env.get("CLAIMWATCH_CONCURRENCY") or svc.get("concurrency", 16)),
-        per_host=svc.get("per_host", 2),
-        host_delay=float(svc.get("host_delay", 1.0)),
-        user_agent=env.get("CLAIMWATCH_USER_AGENT") or svc.get("user_agent"),
-        tick=float(svc.get("tick", 5.0)),
-        lease=svc.get("lease", 300),
-        jitter=svc.get("jitter", 60),
-        log_format=env.get("CLAIMWATCH_LOG_FORMAT") or svc.get("log_format", "text"),
-        seeds=env.get("CLAIMWATCH_SEEDS") or svc.get("seeds"),
-        default_every=parse_interval(section("schedule").get("default_every", "1h")),
-        digest_cron=env.get("CLAIMWATCH_DIGEST_CRON") or dig.get("cron", "0 7 * * *"),
-        timezone=env.get("CLAIMWATCH_TIMEZONE") or dig.get("timezone", "UTC"),
-        send_empty=dig.get("send_empty", False),
-        semantic=section("matching").get("semantic", False),
-        allow_private=env.get("CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES", "").lower()
-        in ("1", "true", "yes")
-        or svc.get("allow_private_addresses", False),
-        ca_file=env.get("CLAIMWATCH_CA_FILE") or svc.get("ca_file"),
-        max_new_per_poll=section("feeds").get("max_new_per_poll", 50),
-    )
-    if cfg.ca_file and not Path(cfg.ca_file).is_file():
-        raise ConfigError(str(path), f"{cfg.ca_file} is not a file", field="ca_file")
-    base = SmtpSettings(
-        host=smtp.get("host", "localhost"),
-        port=smtp.get("port"),
-        tls=smtp.get("tls", "starttls"),
-        user=smtp.get("user"),
-        sender=smtp.get("from", "claimwatch@localhost"),
-        recipients=tuple(smtp.get("to", ())),
-        reply_to=smtp.get("reply_to") or None,
-        subject_prefix=smtp.get("subject_prefix", "[claimwatch]"),
-    )
-    if smtp.get("password_file") and not env.get("CLAIMWATCH_SMTP_PASSWORD_FILE"):
-        env = {**env, "CLAIMWATCH_SMTP_PASSWORD_FILE": smtp["password_file"]}
-    cfg = replace(cfg, smtp=settings_from_env(base, env))
-    _validate(cfg, str(path))
-    return cfg
-
-
-def _check(data: dict[str, Any], path: str) -> None:
-    for name, value in data.items():
-        if name not in _SCHEMA or not isinstance(value, dict):
-            raise ConfigError(path, f"unknown section (known: {', '.join(_SCHEMA)})", None, name)
-        for key, item in value.items():
-            kind = _SCHEMA[name].get(key)
-            if kind is None:
+    data = _read(path, explicit is not None)
+    known = {(s.section, s.key): s for s in SETTINGS}
+    sections = {s.section for s in SETTINGS}
+    for section, table in data.items():
+        if section not in sections or not isinstance(table, dict):
+            raise ConfigError(str(path), f"unknown section (known: {', '.join(sorted(sections))})",
+                              None, section)  # fmt: skip
+        for key in table:
+            s = known.get((section, key))
+            if s is None or not s.file:
                 hint = " (put the password in a file: password_file)" if key == "password" else ""
-                raise ConfigError(path, f"unknown key{hint}", None, f"{name}.{key}")
-            if not isinstance(item, kind) or (kind is int and isinstance(item, bool)):
-                raise ConfigError(
-                    path, f"has the wrong type ({type(item).__name__})", None, f"{name}.{key}"
-                )
+                raise ConfigError(str(path), f"unknown key{hint}", None, f"{section}.{key}")
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = env.get(s.env) if s.env else None
+        if raw not in (None, ""):
+            where = f"{s.env}={raw!r}"
+            values[s.target] = _convert(s, _from_env(s, str(raw)), where, str(s.env))
+        elif s.key in data.get(s.section, {}):
+            values[s.target] = _convert(s, data[s.section][s.key], str(path), s.name)
+        elif s.default is None:
+            values[s.target] = None
+        else:
+            values[s.target] = _convert(s, s.default, "the default", s.name)
+    return _build(values, path if path.exists() else None)
 
 
-def _validate(cfg: Config, path: str) -> None:
-    if cfg.log_format not in ("text", "json"):
-        raise ConfigError(path, "must be 'text' or 'json'", None, "service.log_format")
-    if cfg.smtp.tls not in TLS_MODES:
-        raise ConfigError(path, f"must be one of {', '.join(TLS_MODES)}", None, "smtp.tls")
-    if cfg.concurrency < 1 or cfg.per_host < 1 or cfg.tick <= 0 or cfg.lease < 10:
-        raise ConfigError(
-            path, "concurrency, per_host, tick must be positive; lease >= 10", None, "service"
-        )
-    if not 1 <= cfg.max_new_per_poll <= 10_000:
-        raise ConfigError(path, "must be from 1 to 10000", None, "feeds.max_new_per_poll")
+def _read(path: Path, explicit: bool) -> dict[str, Any]:
+    if not path.exists():
+        if explicit:
+            raise ConfigError(str(path), "file not found")
+        return {}
     try:
-        ZoneInfo(cfg.timezone)
-        parse_cron(cfg.digest_cron, cfg.timezone)
-    except ZoneInfoNotFoundError:
-        raise ConfigError(
-            path, f"unknown time zone {cfg.timezone!r}", None, "digest.timezone"
-        ) from None
-    except UsageError as exc:
-        raise ConfigError(path, str(exc), None, "digest.cron") from None
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"malformed TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read it: {exc}") from None
+
+
+def _from_env(s: Setting, raw: str) -> Any:
+    """An environment variable's text as the setting's kind (checked by ``_convert``)."""
+    if s.kind is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return raw
+    if s.kind is list:
+        return [a.strip() for a in raw.split(",") if a.strip()]
+    if s.kind in (int, float):
+        try:
+            return s.kind(raw.strip())
+        except ValueError:
+            return raw
+    return raw
+
+
+def _convert(s: Setting, value: Any, where: str, name: str) -> Any:
+    """Check a value against its setting; a ConfigError names where it came from."""
+
+    def bad(message: str) -> ConfigError:
+        if where.startswith(f"{s.env}="):
+            return ConfigError(where, message)
+        return ConfigError(where, message, None, name)
+
+    ok = isinstance(value, s.kind) and not (s.kind is int and isinstance(value, bool))
+    if s.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if s.kind is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise bad(f"must be {_kind_name(s)}, not {value!r}")
+    low, high = s.low, s.high
+    if low is not None and high is not None and not low <= value <= high:
+        raise bad(f"must be from {low:g} to {high:g}, not {value!r}")
+    if s.choices and value not in s.choices:
+        raise bad(f"must be one of {', '.join(s.choices)}, not {value!r}")
+    if s.check is not None:
+        try:
+            value = s.check(value)
+        except UsageError as exc:
+            raise bad(str(exc)) from None
+    return value
+
+
+def _kind_name(s: Setting) -> str:
+    return {str: "text", int: "a whole number", float: "a number", bool: "true or false",
+            list: "a list of text"}[s.kind]  # fmt: skip
+
+
+def _build(values: dict[str, Any], path: Path | None) -> Config:
+    smtp = {k[5:]: v for k, v in values.items() if k.startswith("smtp.")}
+    password_file = smtp.pop("password_file", None)
+    if smtp.get("password") is None and password_file:
+        try:
+            smtp["password"] = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            message = f"cannot read the SMTP password: {exc.strerror}"
+            raise ConfigError(str(password_file), message) from None
+    smtp["recipients"] = tuple(smtp.get("recipients") or ())
+    top = {k: v for k, v in values.items() if not k.startswith("smtp.")}
+    return Config(path=path, smtp=replace(SmtpSettings(), **smtp), **top)
+
+
+def reference() -> str:
+    """docs/config.md, from the table."""
+    lines = [
+        "# claimwatch configuration",
+        "",
+        "Generated from `archiver/config.py` by `python -m archiver.config`; do not edit by hand.",
+        "",
+        "Each setting comes from its environment variable, else from `claimwatch.toml`",
+        "(`--config FILE`, `$CLAIMWATCH_CONFIG`, or the user config directory), else its",
+        "default. `claimwatch config show` prints the effective values, secrets masked.",
+        "",
+    ]
+    section = None
+    for s in SETTINGS:
+        if s.section != section:
+            section = s.section
+            lines += [f"## [{section}]", "", "| key | default | environment | meaning |",
+                      "|---|---|---|---|"]  # fmt: skip
+        default = "-" if s.default in (None, []) else f"`{s.default}`"
+        allowed = ""
+        if s.choices:
+            allowed = f" One of: {', '.join(s.choices)}."
+        elif s.low is not None and s.high is not None:
+            allowed = f" From {s.low:g} to {s.high:g}."
+        key = s.key if s.file else f"({s.key}: environment only)"
+        env = f"`{s.env}`" if s.env else "-"
+        lines.append(f"| {key} | {default} | {env} | {s.help}{allowed} |")
+        if s is SETTINGS[-1] or SETTINGS[SETTINGS.index(s) + 1].section != section:
+            lines.append("")
+    return "\n".join(lines)
+
+
+assert {f.name for f in fields(Config)} - {"path", "smtp"} == {
+    s.target for s in SETTINGS if not s.target.startswith("smtp.")
+}, "Config and SETTINGS must declare the same settings"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

@@ -10,15 +10,13 @@ a 5xx reply is final.
 
 from __future__ import annotations
 
-import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formataddr, make_msgid
-from pathlib import Path
 
 from archiver.errors import ClaimwatchError, UsageError
 
@@ -61,44 +59,6 @@ class SmtpSettings:
             "reply_to": self.reply_to,
             "subject_prefix": self.subject_prefix,
         }
-
-
-def settings_from_env(
-    base: SmtpSettings | None = None, env: Mapping[str, str] | None = None
-) -> SmtpSettings:
-    """Apply ``CLAIMWATCH_SMTP_*`` variables over ``base``."""
-    env = os.environ if env is None else env
-    s = base or SmtpSettings()
-    values: dict[str, object] = {}
-    if env.get("CLAIMWATCH_SMTP_HOST"):
-        values["host"] = env["CLAIMWATCH_SMTP_HOST"]
-    if env.get("CLAIMWATCH_SMTP_PORT"):
-        port = env["CLAIMWATCH_SMTP_PORT"]
-        if not port.isdigit():
-            raise UsageError(f"CLAIMWATCH_SMTP_PORT={port!r} is not a port number")
-        values["port"] = int(port)
-    if env.get("CLAIMWATCH_SMTP_TLS"):
-        tls = env["CLAIMWATCH_SMTP_TLS"].lower()
-        if tls not in TLS_MODES:
-            raise UsageError(f"CLAIMWATCH_SMTP_TLS={tls!r}: use one of {', '.join(TLS_MODES)}")
-        values["tls"] = tls
-    if env.get("CLAIMWATCH_SMTP_USER"):
-        values["user"] = env["CLAIMWATCH_SMTP_USER"]
-    if env.get("CLAIMWATCH_SMTP_PASSWORD"):
-        values["password"] = env["CLAIMWATCH_SMTP_PASSWORD"]
-    elif env.get("CLAIMWATCH_SMTP_PASSWORD_FILE"):
-        path = Path(env["CLAIMWATCH_SMTP_PASSWORD_FILE"])
-        try:
-            values["password"] = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise UsageError(f"CLAIMWATCH_SMTP_PASSWORD_FILE {path}: {exc.strerror}") from None
-    if env.get("CLAIMWATCH_SMTP_FROM"):
-        values["sender"] = env["CLAIMWATCH_SMTP_FROM"]
-    if env.get("CLAIMWATCH_SMTP_TO"):
-        values["recipients"] = tuple(
-            a.strip() for a in env["CLAIMWATCH_SMTP_TO"].split(",") if a.strip()
-        )
-    return replace(s, **values)  # type: ignore[arg-type]
 
 
 def build_message(

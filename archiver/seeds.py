@@ -7,7 +7,6 @@ provenance. Every validation error names the file, the line and the field.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,11 +225,11 @@ def seed_spec(article: SeedArticle) -> SourceSpec:
     )
 
 
-def default_seeds_dir() -> Path | None:
-    """``$CLAIMWATCH_SEEDS``, else ./seeds, else the seeds beside a source checkout."""
-    env = os.environ.get("CLAIMWATCH_SEEDS")
-    if env:
-        return Path(env)
+def default_seeds_dir(configured: str | None = None) -> Path | None:
+    """The configured seeds (``service.seeds`` / ``$CLAIMWATCH_SEEDS``), else ./seeds,
+    else the seeds beside a source checkout."""
+    if configured:
+        return Path(configured)
     for candidate in (Path.cwd() / "seeds", Path(__file__).resolve().parent.parent / "seeds"):
         if (candidate / "sources.yaml").is_file():
             return candidate

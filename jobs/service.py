@@ -36,6 +36,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
+from archiver.digest import DigestOptions
 from archiver.errors import ClaimwatchError
 from archiver.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -58,6 +59,7 @@ class ServiceOptions:
     digest_cron: str | None = "0 7 * * *"
     timezone: str = "UTC"
     seeds: Path | None = None
+    send_empty: bool = False  # send a digest even when nothing is new
 
 
 def default_worker_id() -> str:
@@ -138,7 +140,12 @@ class Service:
         with leases.advisory_lock(self.store, DIGEST_LOCK) as mine:
             if not mine:
                 return "elsewhere"
-            result = digest_job.run(self.store, self.smtp, self.clock(), send_mail=True)
+            options = DigestOptions(
+                subject_prefix=self.smtp.subject_prefix, send_empty=self.options.send_empty
+            )
+            result = digest_job.run(
+                self.store, self.smtp, self.clock(), send_mail=True, options=options
+            )
         if self.metrics is not None:
             self.metrics.digests.labels(result.status).inc()
         log.info("digest: %s%s", result.status, f" ({result.error})" if result.error else "")

@@ -8,7 +8,6 @@ writer takes its lock up front instead of failing half-way. PostgreSQL: plain
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,11 +22,31 @@ from archiver.errors import StoreBusy, StoreError, UsageError
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
+    """The URL with any password replaced by ``***``, for messages and logs. Parsed by
+    hand: the user information ends at the *last* '@' before the host, so a raw '@' in
+    a password is masked whole, whatever a URL parser would make of it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{tail}"
+
+
+def check_db_url(url: str) -> str:
+    """Refuse a URL whose password holds a raw '@': parsers split it differently, and
+    part of the password could be sent to DNS as a host name."""
+    _scheme, sep, rest = url.partition("://")
+    netloc = rest.partition("/")[0] if sep else ""
+    if netloc.count("@") > 1:
+        raise UsageError(
+            f"the database URL {mask_url(url)!r} has more than one '@' before the host; "
+            "percent-encode an '@' in the user name or password as %40"
+        )
+    return url
 
 
 def normalize_url(url: str) -> str:
@@ -40,7 +59,7 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
-    url = normalize_url(url)
+    url = normalize_url(check_db_url(url))
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -57,9 +76,16 @@ def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
     raise UsageError(f"--db {mask_url(url)!r}: only sqlite:/// and postgresql:// are supported")
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for PostgreSQL or an in-memory database)."""
+    url = normalize_url(url)
+    if not url.startswith("sqlite:"):
+        return None
+    database = make_url(url).database
+    return Path(database) if database and database != ":memory:" else None
+
+
 def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Engine:
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Select, delete, func, insert, inspect, select
 
 from archiver.errors import IntegrityError, NotFoundError, UsageError
 from store import blobs as codec
-from store.db import make_engine, mask_url, normalize_url, translate_errors
+from store.db import make_engine, mask_url, normalize_url, sqlite_path, translate_errors
 from store.models import (
     CaptureRecord,
     ChangeRecord,
@@ -97,6 +97,9 @@ class Store:
         """Create or upgrade the schema to the newest migration. Idempotent."""
         from alembic import command
 
+        path = sqlite_path(self.url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         with self._tx() as conn:
             command.upgrade(self._alembic_config(conn), "head")
 
@@ -104,12 +107,20 @@ class Store:
         """Raise a clear error when the store is missing or behind the code. Reads the
         revision alembic recorded, without importing alembic (every command calls this)."""
         head = SCHEMA_HEAD
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():  # reading must not create the file
+            raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
         with self._read() as conn:
             current = None
             if inspect(conn).has_table("alembic_version"):
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if current is None:
             raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
+        if current.isdigit() and head.isdigit() and int(current) > int(head):
+            raise UsageError(
+                f"store {mask_url(self.url)} was written by a newer claimwatch (schema "
+                f"{current}; this one knows up to {head}); upgrade claimwatch to read it"
+            )
         if current != head:
             raise UsageError(
                 f"store {mask_url(self.url)} is at schema {current}, the code wants {head}; "

@@ -160,6 +160,7 @@ def test_uninitialised_store_says_what_to_do(tmp_path: Path) -> None:
         r.stderr.strip()
         == f"claimwatch: error: no claimwatch store at sqlite:///{tmp_path / 'x.db'}; run 'claimwatch init'"
     )
+    assert not (tmp_path / "x.db").exists()  # reading did not create it
 
 
 def test_bad_seeds_file_changes_nothing(story: Path) -> None:

@@ -149,7 +149,7 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
     if claims_file is None:
-        seeds_dir = default_seeds_dir()
+        seeds_dir = default_seeds_dir(app.config.seeds)
         if seeds_dir is None or not (seeds_dir / "claims.yaml").exists():
             raise UsageError("no claims file found; pass --claims FILE")
         claims_file = seeds_dir / "claims.yaml"

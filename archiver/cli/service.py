@@ -25,7 +25,7 @@ from archiver.cli.base import (
 )
 from archiver.config import load as load_config
 from archiver.errors import UsageError
-from archiver.mailer import SendError, settings_from_env
+from archiver.mailer import SendError
 from archiver.render import (
     terminal_safe,
 )
@@ -62,16 +62,19 @@ def digest(
     """The email digest: what changed and what it means for the claims.
 
     Without --since it covers everything since the last digest that was sent.
-    SMTP: CLAIMWATCH_SMTP_HOST, _PORT, _TLS (none|starttls|ssl), _USER,
-    _PASSWORD (or _PASSWORD_FILE), _FROM, _TO (comma-separated)."""
+    SMTP: the [smtp] section of the config, or CLAIMWATCH_SMTP_HOST, _PORT, _TLS
+    (none|starttls|ssl), _USER, _PASSWORD (or _PASSWORD_FILE), _FROM, _TO
+    (comma-separated); see docs/config.md."""
     if dry_run == send_mail:
         raise UsageError("give --dry-run or --send")
     from jobs import digest as digest_job  # the mail stack, only for this command
 
-    settings = settings_from_env()
+    settings = app.config.smtp
     from archiver.digest import DigestOptions
 
-    options = DigestOptions(subject_prefix=settings.subject_prefix, send_empty=send_empty)
+    options = DigestOptions(
+        subject_prefix=settings.subject_prefix, send_empty=send_empty or app.config.send_empty
+    )
     result = digest_job.run(
         app.store(),
         settings,
@@ -203,6 +206,7 @@ def serve(
         digest_cron=cfg.digest_cron,
         timezone=cfg.timezone,
         seeds=Path(cfg.seeds) if cfg.seeds else None,
+        send_empty=cfg.send_empty,
     )
     options_now = check_options(cfg, concurrency)
     metrics = Metrics() if metrics_port else None
@@ -356,11 +360,12 @@ def status(app: App, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Seeds directory with demo/timeline.yaml [default: the bundled seeds]",
 )
-def demo(directory: Path, seeds_dir: Path | None) -> None:
+@click.pass_obj
+def demo(app: App, directory: Path, seeds_dir: Path | None) -> None:
     """The whole story offline: archive, changes, flags and a digest, in under a minute."""
     from jobs import demo as demo_job
 
-    seeds_dir = seeds_dir or default_seeds_dir()
+    seeds_dir = seeds_dir or default_seeds_dir(app.config.seeds)
     if seeds_dir is None or not (seeds_dir / "demo" / "timeline.yaml").exists():
         raise UsageError("no demo timeline found; pass --seeds DIR (with demo/timeline.yaml)")
     click.echo(f"replaying {seeds_dir / 'demo' / 'timeline.yaml'} into {directory}/")

@@ -50,7 +50,7 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
         store.migrate()
         click.echo(f"store ready: {mask_url(store.url)}")
         return
-    seeds_dir = seeds_dir or default_seeds_dir()
+    seeds_dir = seeds_dir or default_seeds_dir(app.config.seeds)
     if seeds_dir is None:
         raise UsageError("no seeds directory found; pass --seeds DIR or --no-seeds")
     from archiver import pipeline

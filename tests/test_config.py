@@ -1,0 +1,135 @@
+"""Settings are declared once (archiver.config.SETTINGS): bad values are usage errors
+that name their source, the file and the environment agree, and the reference in
+docs/config.md is generated from the same table."""
+
+from __future__ import annotations
+
+import email
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archiver.config import SETTINGS, load, reference
+from archiver.errors import ConfigError, UsageError
+from store.db import check_db_url, mask_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "claimwatch.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[digest]\ntimezone = "/etc/passwd"\n', "unknown time zone '/etc/passwd'"),
+        ("[service]\nhost_delay = -1\n", "must be from 0 to 3600, not -1"),
+        ("[service]\nconcurrency = 100000\n", "must be from 1 to 512"),
+        ("[service]\nlease = 1\n", "must be from 10 to 86400"),
+        ("[smtp]\nport = 99999\n", "must be from 1 to 65535"),
+        ('[service]\nlog_format = "xml"\n', "must be one of text, json"),
+        ('[service]\nconcurrency = "many"\n', "must be a whole number"),
+        ('[schedule]\ndefault_every = "9999999d"\n', "too long"),
+        ('[smtp]\npassword = "hunter2"\n', "put the password in a file"),
+        ("[nonsense]\nx = 1\n", "unknown section"),
+    ],
+)
+def test_bad_file_values_name_the_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError, match=message) as info:
+        load(path, env={})
+    assert str(info.value).startswith(str(path))
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CLAIMWATCH_CONCURRENCY": "abc"}, "CLAIMWATCH_CONCURRENCY='abc': must be a whole number"),
+        ({"CLAIMWATCH_CONCURRENCY": "0"}, "CLAIMWATCH_CONCURRENCY='0': must be from 1"),
+        ({"CLAIMWATCH_TIMEZONE": "/etc/passwd"}, "CLAIMWATCH_TIMEZONE='/etc/passwd': unknown"),
+        ({"CLAIMWATCH_SMTP_PORT": "99999"}, "CLAIMWATCH_SMTP_PORT='99999': must be from 1"),
+        ({"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "maybe"}, "must be true or false"),
+    ],
+)
+def test_bad_environment_values_name_the_variable(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load(None, env={"CLAIMWATCH_CONFIG": "", **env, "HOME": str(tmp_path)})
+    assert "claimwatch.toml" not in str(info.value)
+
+
+def test_documented_keys_are_accepted_and_the_environment_wins(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[service]\nallow_private_addresses = true\nconcurrency = 8\n"
+        '[smtp]\nfrom = "desk@example.org"\nto = ["ana@example.org"]\nsubject_prefix = "[story]"\n'
+        "[digest]\nsend_empty = true\n",
+    )
+    cfg = load(path, env={"CLAIMWATCH_CONCURRENCY": "4"})
+    assert cfg.allow_private and cfg.concurrency == 4 and cfg.send_empty
+    assert cfg.smtp.sender == "desk@example.org" and cfg.smtp.recipients == ("ana@example.org",)
+    assert cfg.smtp.subject_prefix == "[story]"
+    assert load(path, env={"CLAIMWATCH_SMTP_TO": "a@x.org, b@x.org"}).smtp.recipients == (
+        "a@x.org",
+        "b@x.org",
+    )
+
+
+def test_every_setting_is_shown_and_secrets_are_masked(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    path = write(tmp_path, f'[smtp]\npassword_file = "{secret}"\n')
+    cfg = load(path, env={"CLAIMWATCH_DB": "postgresql://u:p%40ss@db/x"})
+    assert cfg.smtp.password == "s3cret"
+    shown = cfg.masked()
+    assert shown["smtp"]["password"] == "***"
+    assert shown["database"]["url"] == "postgresql://u:***@db/x"
+    for s in SETTINGS:
+        assert s.key in shown[s.section], s.name
+    assert "s3cret" not in repr(shown)
+
+
+def test_a_raw_at_sign_in_a_password_is_masked_whole_and_refused() -> None:
+    url = "postgresql://claimwatch:p@ss@word@db.internal/claimwatch"
+    assert mask_url(url) == "postgresql://claimwatch:***@db.internal/claimwatch"
+    with pytest.raises(UsageError, match="percent-encode"):
+        check_db_url(url)
+    with pytest.raises(ConfigError, match="percent-encode"):
+        load(None, env={"CLAIMWATCH_DB": url, "CLAIMWATCH_CONFIG": ""})
+    assert check_db_url("postgresql://claimwatch:p%40ss@db/x")
+
+
+def test_config_reference_is_current(golden) -> None:  # type: ignore[no-untyped-def]
+    golden(ROOT / "docs" / "config.md", reference())
+
+
+def test_digest_reads_the_smtp_section_of_the_file(tmp_path: Path) -> None:
+    """It read only the environment: an empty To: and the default From:."""
+    cfg = write(
+        tmp_path,
+        '[smtp]\nfrom = "desk@example.org"\nto = ["ana@example.org"]\n'
+        'subject_prefix = "[story]"\n[digest]\nsend_empty = true\n',
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    base = [sys.executable, "-m", "archiver.cli", "--db", db, "--config", str(cfg)]
+    run = lambda *a: subprocess.run([*base, *a], capture_output=True, text=True, env=env)  # noqa: E731
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    assert run("init", "--seeds", str(tmp_path / "seeds")).returncode == 0
+    out = tmp_path / "out"
+    r = run("digest", "--dry-run", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    [eml] = list(out.glob("*.eml"))
+    message = email.message_from_bytes(eml.read_bytes())
+    assert message["To"] == "ana@example.org"
+    assert "desk@example.org" in message["From"]
+    assert message["Subject"].startswith("[story]")
