@@ -211,7 +211,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
     for s in SETTINGS:
         raw = env.get(s.env) if s.env else None
         if raw not in (None, ""):
-            where = f"{s.env}={raw!r}"
+            where = str(s.env) if s.secret else f"{s.env}={raw!r}"  # a secret is never shown
             values[s.target] = _convert(s, _from_env(s, str(raw)), where, str(s.env))
         elif s.key in data.get(s.section, {}):
             values[s.target] = _convert(s, data[s.section][s.key], str(path), s.name)
@@ -258,7 +258,9 @@ def _convert(s: Setting, value: Any, where: str, name: str) -> Any:
     """Check a value against its setting; a ConfigError names where it came from."""
 
     def bad(message: str) -> ConfigError:
-        if where.startswith(f"{s.env}="):
+        if s.secret:
+            message = message.split(", not ")[0]
+        if s.env and (where == s.env or where.startswith(f"{s.env}=")):
             return ConfigError(where, message)
         return ConfigError(where, message, None, name)
 

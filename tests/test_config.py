@@ -133,3 +133,9 @@ def test_digest_reads_the_smtp_section_of_the_file(tmp_path: Path) -> None:
     assert message["To"] == "ana@example.org"
     assert "desk@example.org" in message["From"]
     assert message["Subject"].startswith("[story]")
+
+
+def test_a_bad_secret_is_never_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        load(None, env={"CLAIMWATCH_DB": "postgresql://u:hunter2@x@h/db", "CLAIMWATCH_CONFIG": ""})
+    assert "hunter2" not in str(info.value) and str(info.value).startswith("CLAIMWATCH_DB:")
