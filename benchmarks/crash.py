@@ -196,7 +196,7 @@ def _inspect(store: Store, acked: set[tuple[int, int]], report: CrashReport) -> 
         claimed = leases.claim(store, "crash-probe", later, 1, 10**6)
         free = {s.id for s in claimed.sources}
         report.stuck += sum(1 for sid, _ in leased if sid not in free)
-        leases.release(store, "crash-probe")
+        leases.release(store, "crash-probe", later)
 
 
 def run_crashes(

@@ -25,6 +25,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -86,6 +87,7 @@ class Service:
         self.failures = 0
         self.drained = True
         self.pool = pipeline.ExtractionPool(check.processes)  # kept across dispatches
+        self._backlog_at: float | None = None  # when the backlog gauge was last counted
 
     def close(self) -> None:
         """Stop the extraction processes (``serve`` does this when it stops)."""
@@ -128,9 +130,19 @@ class Service:
                 done += results
                 if len(claimed.sources) < self.options.batch:
                     break
-        if self.metrics is not None:
-            self.metrics.backlog.set(leases.backlog(self.store, self.clock()).due)
+        self._count_backlog()
         return done
+
+    def _count_backlog(self, every: float = 60.0) -> None:
+        """The backlog gauge, counted at most once a minute: at a million sources the
+        count is a range scan that should not follow every dispatch."""
+        if self.metrics is None:
+            return
+        now = time.monotonic()
+        if self._backlog_at is not None and now - self._backlog_at < every:
+            return
+        self._backlog_at = now
+        self.metrics.backlog.set(leases.backlog(self.store, self.clock()).due)
 
     def digest(self) -> str:
         """Send the digest, once across all workers (advisory lock on PostgreSQL)."""
@@ -211,7 +223,7 @@ class Service:
         finally:
             sched.shutdown(wait=False)
             drained = self.drained = self.busy.acquire(timeout=self.options.drain)
-            released = leases.release(self.store, self.options.worker_id)
+            released = leases.release(self.store, self.options.worker_id, self.clock())
             if drained:
                 self.close()
             self.heartbeat("stopped")

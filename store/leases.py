@@ -3,9 +3,15 @@
 On PostgreSQL, ``claim`` locks due rows with ``FOR UPDATE SKIP LOCKED`` inside
 an update that sets ``lease_owner``/``lease_until``: two workers never get the
 same source. On SQLite one process owns the store (``ServeLock``), and the
-claim runs in a ``BEGIN IMMEDIATE`` transaction. A lease that expires (its
-worker died) makes the source due again; finishing a check clears the lease in
-the capture's own transaction (``repo._update_source``).
+claim runs in a ``BEGIN IMMEDIATE`` transaction.
+
+The lease is a visibility timeout: claiming also moves ``next_check_at`` to the
+lease's end, so a leased row is simply not due, and the claim's walk along the
+``next_check_at`` index never passes leased rows (with 10% of a million rows
+held by crashed workers, filtering them out instead cost 200-440 ms a claim).
+A lease that expires (its worker died) is due again at that moment; finishing a
+check sets the next check and clears the lease in the capture's own transaction
+(``writes._source_values``).
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, func, literal, select, text, update
 from sqlalchemy.engine import make_url
 
 from archiver.errors import UsageError
 from store.models import Source
 from store.repo import Store, _source
-from store.schema import sources, workers
+from store.schema import UTCDateTime, sources, workers
 
 
 def _due(now: datetime) -> Any:
@@ -32,7 +38,6 @@ def _due(now: datetime) -> Any:
         sources.c.next_check_at <= now,
         sources.c.retired_at.is_(None),
         sources.c.kind != "seed",
-        or_(sources.c.lease_until.is_(None), sources.c.lease_until <= now),
     )
 
 
@@ -57,7 +62,7 @@ def claim(store: Store, owner: str, now: datetime, lease_seconds: int, limit: in
         conn.execute(
             update(sources)
             .where(sources.c.id.in_(ids))
-            .values(lease_owner=owner, lease_until=until)
+            .values(lease_owner=owner, lease_until=until, next_check_at=until)
         )
         claimed = conn.execute(select(sources).where(sources.c.id.in_(ids))).mappings().all()
     order = {sid: n for n, sid in enumerate(ids)}
@@ -65,13 +70,14 @@ def claim(store: Store, owner: str, now: datetime, lease_seconds: int, limit: in
     return Claimed(found, sum(r.lease_until is not None for r in rows))
 
 
-def release(store: Store, owner: str) -> int:
-    """Give up every lease ``owner`` holds (a clean shutdown); returns how many."""
+def release(store: Store, owner: str, now: datetime) -> int:
+    """Give up every lease ``owner`` holds (a clean shutdown): those sources are due
+    again at once, for another worker. Returns how many."""
     with store._tx() as conn:
         result = conn.execute(
             update(sources)
             .where(sources.c.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
+            .values(lease_owner=None, lease_until=None, next_check_at=now)
         )
         return int(result.rowcount or 0)
 
@@ -83,14 +89,23 @@ def spread_overdue(store: Store, now: datetime, jitter: int) -> int:
     if jitter <= 0:
         return 0
     with store._tx() as conn:
-        rows = conn.execute(select(sources.c.id).where(_due(now))).scalars().all()
-        for sid in rows:
-            conn.execute(
+        if conn.dialect.name == "postgresql":  # one set-based statement
+            offset = func.make_interval(0, 0, 0, 0, 0, 0, sources.c.id % jitter)
+            result = conn.execute(
                 update(sources)
-                .where(sources.c.id == sid)
-                .values(next_check_at=now + timedelta(seconds=sid % jitter))
+                .where(_due(now))
+                .values(next_check_at=literal(now, UTCDateTime()) + offset)
             )
-    return len(rows)
+            return int(result.rowcount or 0)
+        moved = 0  # SQLite: one statement per offset, at most ``jitter`` of them
+        for k in range(jitter):
+            result = conn.execute(
+                update(sources)
+                .where(_due(now), sources.c.id % jitter == k)
+                .values(next_check_at=now + timedelta(seconds=k))
+            )
+            moved += int(result.rowcount or 0)
+    return moved
 
 
 @dataclass(frozen=True)

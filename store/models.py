@@ -261,3 +261,4 @@ class StoreStatus:
     failing: list[Source] = field(default_factory=list)
     next_due: list[Source] = field(default_factory=list)
     warned: list[Source] = field(default_factory=list)  # sources whose last check warned
+    approximate: bool = False  # some counts are PostgreSQL's estimates (large tables)

@@ -15,7 +15,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    delete,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from archiver.errors import IntegrityError, NotFoundError, UsageError
 from store import blobs as codec
@@ -231,6 +243,90 @@ class Store:
             rows = conn.execute(select(sources).order_by(sources.c.id)).mappings().all()
         return [_source(r) for r in rows]
 
+    def iter_sources(self, limit: int | None = None, page: int = 1000) -> Iterator[Source]:
+        """Sources in id order, read a page at a time (flat memory at any size)."""
+        after, left = 0, limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            with self._read() as conn:
+                rows = (
+                    conn.execute(
+                        select(sources)
+                        .where(sources.c.id > after)
+                        .order_by(sources.c.id)
+                        .limit(size)
+                    )
+                    .mappings()
+                    .all()
+                )
+            yield from (_source(r) for r in rows)
+            if len(rows) < size:
+                return
+            after = rows[-1]["id"]
+            left = None if left is None else left - len(rows)
+
+    def source_names(self, ids: set[int]) -> dict[int, str]:
+        """Label (or URL) of each of these sources that exists."""
+        if not ids:
+            return {}
+        with self._read() as conn:
+            query = select(sources.c.id, sources.c.label, sources.c.url)
+            rows = conn.execute(query.where(sources.c.id.in_(sorted(ids))))
+            return {r.id: r.label or r.url for r in rows}
+
+    def iter_changes(
+        self,
+        since: datetime | None = None,
+        source_id: int | None = None,
+        min_significance: float = 0.0,
+        limit: int | None = None,
+        page: int = 500,
+    ) -> Iterator[StoredChange]:
+        """The change log, newest first, a page at a time and without each change's
+        units (a listing shows the summary): flat memory however long the log."""
+        old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
+        columns = [c for c in changes.c if c.name != "units"]
+        base = (
+            select(
+                *columns,
+                old_v.c.number.label("from_number"),
+                new_v.c.number.label("to_number"),
+                sources.c.label,
+                sources.c.url,
+            )
+            .join(old_v, old_v.c.id == changes.c.from_version_id)
+            .join(new_v, new_v.c.id == changes.c.to_version_id)
+            .join(sources, sources.c.id == changes.c.source_id)
+            .where(changes.c.significance >= min_significance)
+            .order_by(changes.c.created_at.desc(), changes.c.id.desc())
+        )
+        base = _narrow(
+            base,
+            (since, changes.c.created_at, operator.ge),
+            (source_id, changes.c.source_id, operator.eq),
+        )
+        cursor: tuple[datetime, int] | None = None
+        left = limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            query = base.limit(size)
+            if cursor is not None:
+                at, cid = cursor
+                query = query.where(
+                    or_(
+                        changes.c.created_at < at,
+                        and_(changes.c.created_at == at, changes.c.id < cid),
+                    )
+                )
+            with self._read() as conn:
+                rows = conn.execute(query).mappings().all()
+            for r in rows:
+                yield _stored_change(r, units=[])
+            if len(rows) < size:
+                return
+            cursor = (rows[-1]["created_at"], rows[-1]["id"])
+            left = None if left is None else left - len(rows)
+
     def due_sources(self, now: datetime) -> list[Source]:
         query = (
             select(sources)
@@ -404,23 +500,7 @@ class Store:
         )
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            StoredChange(
-                id=r["id"],
-                source_id=r["source_id"],
-                source_name=r["label"] or r["url"],
-                from_version=r["from_number"],
-                to_version=r["to_number"],
-                kind=r["kind"],
-                created_at=r["created_at"],
-                significance=r["significance"],
-                summary=r["summary"],
-                reasons=r["reasons"],
-                stats=r["stats"],
-                units=r["units"],
-            )
-            for r in rows
-        ]
+        return [_stored_change(r, r["units"]) for r in rows]
 
     # -- claims and flags ------------------------------------------------------
 
@@ -644,15 +724,31 @@ class Store:
 
     # -- status --------------------------------------------------------------
 
-    def status(self, now: datetime, limit: int = 10) -> StoreStatus:
+    def status(self, now: datetime, limit: int = 10, exact_up_to: int = 200_000) -> StoreStatus:
+        """Counts for ``status``. On PostgreSQL a table the planner estimates at over
+        ``exact_up_to`` rows is counted from that estimate (``approximate``): an exact
+        count of millions of captures is a scan of the whole table."""
+        approximate = False
         with self._read() as conn:
-            count = lambda t: conn.execute(select(func.count()).select_from(t)).scalar_one()  # noqa: E731
-            failed = conn.execute(
+
+            def count(table: Any) -> int:
+                nonlocal approximate
+                guess = _estimate(conn, table.name)
+                if guess is not None and guess > exact_up_to:
+                    approximate = True
+                    return guess
+                return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+            failed = conn.execute(  # the partial index ix_captures_failed answers this
                 select(func.count()).select_from(captures).where(captures.c.outcome == "failed")
             ).scalar_one()
-            blob_bytes = conn.execute(
-                select(func.coalesce(func.sum(blobs.c.stored_size), 0))
-            ).scalar_one()
+            if (_estimate(conn, "blobs") or 0) > exact_up_to:
+                approximate = True
+                blob_bytes = conn.execute(text("SELECT pg_table_size('blobs')")).scalar_one()
+            else:
+                blob_bytes = conn.execute(
+                    select(func.coalesce(func.sum(blobs.c.stored_size), 0))
+                ).scalar_one()
             failing = (
                 conn.execute(
                     select(sources)
@@ -692,6 +788,7 @@ class Store:
                 failing=[_source(r) for r in failing],
                 next_due=[_source(r) for r in due],
                 warned=[_source(r) for r in warned],
+                approximate=approximate,
             )
 
 
@@ -755,6 +852,33 @@ def _insert_source(
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _estimate(conn: Connection, table: str) -> int | None:
+    """PostgreSQL's estimate of a table's rows (None on SQLite, or never analysed)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    found = conn.execute(
+        text("SELECT reltuples::bigint FROM pg_class WHERE relname = :t"), {"t": table}
+    ).scalar()
+    return int(found) if found is not None and found >= 0 else None
+
+
+def _stored_change(r: Any, units: list[dict[str, Any]]) -> StoredChange:
+    return StoredChange(
+        id=r["id"],
+        source_id=r["source_id"],
+        source_name=r["label"] or r["url"],
+        from_version=r["from_number"],
+        to_version=r["to_number"],
+        kind=r["kind"],
+        created_at=r["created_at"],
+        significance=r["significance"],
+        summary=r["summary"],
+        reasons=r["reasons"],
+        stats=r["stats"],
+        units=units,
+    )
 
 
 def _source(row: Any) -> Source:

@@ -262,3 +262,14 @@ def test_export_refuses_an_unwritable_path_and_leaves_nothing(
     assert not out.parent.exists()
     both = cli(sqlite_store, "export", "json", "h", "--all")
     assert both.returncode == 2 and "give one SOURCE or --all" in both.stderr
+
+
+def test_the_change_log_pages_match_the_whole_log(store: Store, httpserver: HTTPServer) -> None:
+    build_history(store, httpserver)
+    whole = store.changes()
+    assert len(whole) >= 2
+    for page in (1, 2, 500):
+        paged = list(store.iter_changes(page=page))
+        assert [c.id for c in paged] == [c.id for c in whole]
+        assert all(c.units == [] for c in paged)  # a listing does not load the units
+    assert [c.id for c in store.iter_changes(limit=1, page=1)] == [whole[0].id]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from archiver.errors import IntegrityError, StoreBusy, UsageError
 from store import repo as repo_module
@@ -225,3 +225,45 @@ def test_locked_sqlite_database_is_a_clear_error(tmp_path) -> None:  # type: ign
         holder.execute("ROLLBACK")
         holder.close()
     store.close()
+
+
+def test_a_lease_is_a_visibility_timeout_and_spreading_is_set_based(store: Store) -> None:
+    from store import leases
+
+    ids = [store.add_source(SourceSpec(url=f"http://example.org/{i}"), NOW) for i in range(10)]
+    first = leases.claim(store, "a", NOW, 60, 4)
+    assert len(first.sources) == 4 and first.expired == 0
+    # A leased row is not due: its next check moved to the lease's end.
+    assert all(s.next_check_at == NOW + timedelta(seconds=60) for s in first.sources)
+    rest = leases.claim(store, "b", NOW, 60, 100)
+    assert {s.id for s in rest.sources} == set(ids) - {s.id for s in first.sources}
+    assert leases.claim(store, "c", NOW + timedelta(seconds=59), 60, 100).sources == []
+    # Worker a died: its leases are due again when they end, and counted as expired.
+    again = leases.claim(store, "c", NOW + timedelta(seconds=61), 60, 100)
+    assert {s.id for s in again.sources} == set(ids) and again.expired == 10
+    assert leases.release(store, "c", NOW + timedelta(seconds=62)) == 10
+    later = NOW + timedelta(hours=1)
+    assert leases.spread_overdue(store, later, 7) == 10
+    for s in store.list_sources():
+        assert s.next_check_at == later + timedelta(seconds=s.id % 7), s.id
+
+
+def test_status_counts_large_tables_from_estimates_on_postgresql(store: Store) -> None:
+    for i in range(3):
+        store.add_source(SourceSpec(url=f"http://example.org/{i}"), NOW)
+    exact = store.status(NOW)
+    assert (exact.sources, exact.approximate) == (3, False)
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+        rough = store.status(NOW, exact_up_to=0)
+        assert rough.approximate and rough.sources == 3  # ANALYZE saw every row
+    else:
+        assert not store.status(NOW, exact_up_to=0).approximate  # SQLite always counts
+
+
+def test_listings_stream_in_pages(store: Store) -> None:
+    for i in range(25):
+        store.add_source(SourceSpec(url=f"http://example.org/{i}"), NOW)
+    assert [s.url for s in store.iter_sources(page=4)] == [s.url for s in store.list_sources()]
+    assert len(list(store.iter_sources(limit=10, page=3))) == 10

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import platformdirs
@@ -28,6 +28,9 @@ from store.repo import Store
 
 if TYPE_CHECKING:
     from archiver import pipeline
+
+
+T = TypeVar("T")
 
 
 def default_db_url() -> str:
@@ -53,6 +56,31 @@ class App:
 JSON_LINES = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 SINCE = click.option("--since", help="Only what is newer than this: 2d, 12h, or an ISO date.")
 SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only this source.")
+LIMIT = click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=1000,
+    show_default=True,
+    help="At most this many (0: all of them, read and printed a page at a time).",
+)
+
+
+def pages(items: Iterable[T], size: int = 1000) -> Iterator[list[T]]:
+    """``items`` in lists of ``size``: listings print a page while reading the next."""
+    page: list[T] = []
+    for item in items:
+        page.append(item)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def note_limit(shown: int, limit: int) -> None:
+    """Say on stderr when a listing stopped at its limit."""
+    if limit and shown >= limit:
+        click.echo(f"(the first {limit}; --limit 0 lists them all)", err=True)
 
 
 def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.CheckOptions:

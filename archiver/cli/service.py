@@ -273,6 +273,7 @@ def status(app: App, as_json: bool) -> None:
         "captures": st.captures,
         "failed_captures": st.failed_captures,
         "blob_bytes": st.blob_bytes,
+        "approximate": st.approximate,
         "backlog": {
             "due": backlog.due,
             "leased": backlog.leased,
@@ -307,7 +308,8 @@ def status(app: App, as_json: bool) -> None:
     console.print(
         f"sources    {st.sources}\nversions   {st.versions}\n"
         f"captures   {st.captures} ({st.failed_captures} failed)\n"
-        f"blob bytes {st.blob_bytes}",
+        f"blob bytes {st.blob_bytes}"
+        + ("\n(large tables: PostgreSQL's estimates)" if st.approximate else ""),
         highlight=False,
     )
     oldest = ""

@@ -13,11 +13,14 @@ from rich.text import Text
 
 from archiver.cli.base import (
     JSON_LINES,
+    LIMIT,
     App,
     check_options,
     cli,
     emit_json,
     make_console,
+    note_limit,
+    pages,
     when,
 )
 from archiver.errors import UsageError
@@ -112,15 +115,24 @@ def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]
 
 
 @sources.command("list")
+@LIMIT
 @JSON_LINES
 @click.pass_obj
-def sources_list(app: App, as_json: bool) -> None:
+def sources_list(app: App, limit: int, as_json: bool) -> None:
     """List watched sources: kind, where each came from, schedule, next check, health."""
-    rows = app.store().list_sources()
-    names = {s.id: s.name for s in rows}
-    if as_json:
-        emit_json(source_row(s, names) for s in rows)
-        return
+    store = app.store()
+    shown = 0
+    for page in pages(store.iter_sources(limit or None)):
+        names = store.source_names({s.found_by for s in page if s.found_by})
+        shown += len(page)
+        if as_json:
+            emit_json(source_row(s, names) for s in page)
+        else:
+            _print_sources(page, names)
+    note_limit(shown, limit)
+
+
+def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
     table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
     for s in rows:
         if s.retired_at is not None:

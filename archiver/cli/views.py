@@ -12,12 +12,15 @@ from rich.table import Table
 
 from archiver.cli.base import (
     JSON_LINES,
+    LIMIT,
     SINCE,
     SOURCE,
     App,
     cli,
     emit_json,
     make_console,
+    note_limit,
+    pages,
     parse_since,
     use_color,
     when,
@@ -34,7 +37,7 @@ from archiver.render import (
     render_unified,
     terminal_safe,
 )
-from store.models import Source, Version
+from store.models import Source, StoredChange, Version
 
 # -- history / show -------------------------------------------------------------
 
@@ -185,7 +188,7 @@ def diff_cmd(
 @SINCE
 @SOURCE
 @click.option("--min-significance", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many.")
+@LIMIT
 @JSON_LINES
 @click.pass_obj
 def changes(
@@ -193,15 +196,23 @@ def changes(
     since: str | None,
     source_ref: str | None,
     min_significance: float,
-    limit: int | None,
+    limit: int,
     as_json: bool,
 ) -> None:
     """The change log across all sources, newest first."""
     store = app.store()
     source_id = store.get_source(source_ref).id if source_ref else None
-    rows = store.changes(
-        parse_since(since, app.now) if since else None, source_id, min_significance, limit
+    found = store.iter_changes(
+        parse_since(since, app.now) if since else None, source_id, min_significance, limit or None
     )
+    shown = 0
+    for page in pages(found, 500):
+        shown += len(page)
+        _print_changes(page, as_json)
+    note_limit(shown, limit)
+
+
+def _print_changes(rows: list[StoredChange], as_json: bool) -> None:
     if as_json:
         emit_json(
             {
