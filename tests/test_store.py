@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
+from sqlalchemy import text as sql
 
 from archiver.errors import IntegrityError, StoreBusy, UsageError
 from store import repo as repo_module
@@ -255,7 +256,7 @@ def test_status_counts_large_tables_from_estimates_on_postgresql(store: Store) -
     assert (exact.sources, exact.approximate) == (3, False)
     if store.engine.dialect.name == "postgresql":
         with store.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
+            conn.execute(sql("ANALYZE"))
         rough = store.status(NOW, exact_up_to=0)
         assert rough.approximate and rough.sources == 3  # ANALYZE saw every row
     else:
