@@ -8,7 +8,7 @@ provenance. Every validation error names the file, the line and the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,70 @@ def load_sources(path: Path) -> list[SourceSpec]:
     if dupes:
         raise ConfigError(str(path), f"label {sorted(dupes)[0]!r} is used twice", None, "label")
     return specs
+
+
+def read_source_file(path: Path, fmt: str = "auto") -> list[SourceSpec]:
+    """Sources to import, validated like sources.yaml, from sources.yaml, an OPML file
+    (its feeds), or a list of URLs (one a line; '#' starts a comment). Raises
+    ``ConfigError`` naming the line before anything is written."""
+    if fmt == "auto":
+        head = path.read_bytes()[:512].lstrip()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            fmt = "yaml"
+        elif path.suffix.lower() in (".opml", ".xml") or head.startswith(b"<"):
+            fmt = "opml"
+        else:
+            fmt = "urls"
+    if fmt == "yaml":
+        specs = load_sources(path)
+    elif fmt == "opml":
+        specs = _opml_sources(path)
+    else:
+        specs = _url_list(path)
+    return [replace(s, origin="user") for s in specs]
+
+
+def _opml_sources(path: Path) -> list[SourceSpec]:
+    from lxml import etree  # only for OPML
+
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        root = etree.parse(str(path), parser).getroot()
+    except (etree.XMLSyntaxError, OSError) as exc:
+        raise ConfigError(str(path), f"malformed OPML: {exc}") from None
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    for outline in root.iter("outline"):
+        url = outline.get("xmlUrl")
+        if not url or url in seen:
+            continue
+        seen.add(url)
+        item = {"url": url.strip(), "kind": "feed", LINE: outline.sourceline}
+        specs.append(spec_from_mapping(item, str(path)))
+    if not specs:
+        raise ConfigError(str(path), "no outline with an xmlUrl (a feed) in this OPML file")
+    return specs
+
+
+def _url_list(path: Path) -> list[SourceSpec]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "not UTF-8 text") from None
+    specs: list[SourceSpec] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        url = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
+        if not url or url in seen:
+            continue
+        seen.add(url)
+        specs.append(spec_from_mapping({"url": url, LINE: number}, str(path)))
+    return specs
+
+
+def export_sources(rows: list[dict[str, Any]]) -> str:
+    """sources.yaml text for these source rows (``sources export``); import reads it back."""
+    return yaml.safe_dump({"sources": rows}, sort_keys=False, allow_unicode=True)
 
 
 def load_seed_articles(seeds_dir: Path) -> list[SeedArticle]:

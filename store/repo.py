@@ -158,6 +158,20 @@ class Store:
                     raise UsageError(f"label {spec.label!r} is already used by {other}")
             return _insert_source(conn, spec, values, now)
 
+    def add_sources(self, specs: Sequence[SourceSpec], now: datetime) -> tuple[int, int]:
+        """Add many sources in one transaction; a URL already watched is left as it is.
+        Returns (added, already watched)."""
+        added = known = 0
+        with self._tx() as conn:
+            for spec in specs:
+                found = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
+                if found is not None:
+                    known += 1
+                    continue
+                _insert_source(conn, spec, _source_values(spec), now)
+                added += 1
+        return added, known
+
     def retire_source(self, source: Source, now: datetime, retire: bool = True) -> None:
         """Stop checking a source (its history stays), or with ``retire=False`` revive it."""
         values: dict[str, Any] = {"retired_at": now, "next_check_at": None}

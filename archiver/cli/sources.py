@@ -243,6 +243,69 @@ def sources_add(
     click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
 
 
+@sources.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "yaml", "opml", "urls"]),
+    default="auto",
+    show_default=True,
+    help="sources.yaml, an OPML file (its feeds), or one URL a line; auto goes by the name.",
+)
+@click.pass_obj
+def sources_import(app: App, file: Path, fmt: str) -> None:
+    """Add every source in FILE, in one transaction (all or nothing). URLs already
+    watched are left as they are."""
+    from archiver.seeds import read_source_file
+
+    specs = read_source_file(file, fmt)
+    added, known = app.store().add_sources(specs, app.now)
+    click.echo(
+        f"imported {added} sources from {terminal_safe(str(file))} ({known} already watched)"
+    )
+
+
+@sources.command("export")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout.")
+@click.pass_obj
+def sources_export(app: App, out: Path | None) -> None:
+    """Write the watchlist (not the seed articles or feed-found coverage) as sources.yaml,
+    which 'sources import' and init's seeds read back."""
+    from archiver.seeds import export_sources
+
+    rows = []
+    for s in app.store().iter_sources():
+        if s.kind == "seed" or s.origin == "feed":
+            continue
+        row: dict[str, Any] = {"url": s.url, "kind": s.kind}
+        if s.label:
+            row["label"] = s.label
+        if s.interval_seconds:
+            row["every"] = format_duration(s.interval_seconds)
+        if s.cron:
+            row["cron"] = s.cron
+        for key, value in (
+            ("tags", list(s.tags)),
+            ("ignore", list(s.ignore)),
+            ("topic", s.topic),
+            ("match_claims", s.match_claims or None),
+        ):
+            if value:
+                row[key] = value
+        if not s.robots:
+            row["robots"] = False
+        rows.append(row)
+    text = export_sources(rows)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    click.echo(f"exported {len(rows)} sources to {terminal_safe(str(out))}", err=True)
+
+
 @sources.command("retire")
 @click.argument("refs", nargs=-1, required=True, metavar="SOURCE...")
 @click.pass_obj
