@@ -22,7 +22,7 @@ from archiver.errors import EmptyExtraction, PageTooLarge
 
 _CONFIG = use_config()
 _CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # signals do not work in pool workers
-_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "50")
+_CONFIG.set("DEFAULT", "MIN_EXTRACTED_SIZE", "250")  # trafilatura's own; see docs/benchmarks.md
 _CONFIG.set("DEFAULT", "MIN_OUTPUT_SIZE", "10")
 
 

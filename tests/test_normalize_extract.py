@@ -130,3 +130,30 @@ def test_text_that_is_mostly_replacement_characters_is_flagged() -> None:
     assert garbled("Meta said " + "\ufffd" * 40 + " today.") is not None
     assert garbled("Meta said\ufffd today, and the rest of this sentence reads fine.") is None
     assert garbled("") is None
+
+
+def test_a_short_article_element_does_not_hide_the_rest_of_the_story() -> None:
+    """With MIN_EXTRACTED_SIZE=50 trafilatura took its first, short pass here and lost
+    the article's own lead; at its default (250) it compares with its fallbacks and
+    keeps both. 0 of 922 real pages keep under half of default trafilatura's text
+    (docs/benchmarks.md, benchmarks/extract_settings.py)."""
+    body = "".join(
+        f"<p>{t}</p>"
+        for t in [
+            "The prison's director told the committee that the perimeter fence had not been replaced since it was built, and that two of its cameras had been out of service for most of the year.",
+            "Inspectors who visited in the spring found that night shifts were often covered by a single officer, because overtime budgets had been cut twice in three years.",
+            "The ministry said new fencing had been ordered and would be installed before the end of the year, along with a control room that watches every wing.",
+            "Lawyers for two inmates argued in court that the conditions described in the statement showed the escape risk had been known to officials for a long time.",
+            "A hearing on the case is set for next month, when the director is expected to give evidence in person.",
+        ]
+    )
+    html = (
+        "<html><head><title>Prison escape risk</title></head><body><header><nav>"
+        "<a href='/'>Home</a> <a href='/news'>News</a></nav></header><article>"
+        "<h1>Prison escape risk</h1><p>A senior official has said in a sworn statement that "
+        "anyone determined enough could escape from the island's prison.</p><h3>Related</h3>"
+        f"</article><div class='body-copy'>{body}</div><footer>All rights reserved.</footer>"
+        "</body></html>"
+    )
+    text = extract(html.encode(), "text/html", "utf-8").text
+    assert "said in a sworn statement" in text and "A hearing on the case" in text
