@@ -77,6 +77,26 @@ class SeedArticle:
         )
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` can never be fetched, or None: the scheme, a host, a port in range,
+    and nothing httpx would refuse or silently re-encode (spaces, control bytes)."""
+    import httpx  # the fetcher's own parser decides what can be fetched
+
+    if not re.match(r"^https?://", url, re.I):
+        return "is not an http(s) URL"
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return "has spaces or control characters; percent-encode them"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"is not a valid URL ({exc})"
+    if not parsed.host:
+        return "has no host"
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        return f"has port {parsed.port}, outside 1-65535"
+    return None
+
+
 def spec_from_mapping(
     item: dict[str, Any], path: str, defaults: dict[str, Any] | None = None
 ) -> SourceSpec:
@@ -105,14 +125,21 @@ def spec_from_mapping(
     url = field("url", str)
     if not url:
         raise ConfigError(path, "every source needs a url", line, "url")
-    if not re.match(r"^https?://[^\s/]+", url):
-        raise ConfigError(path, f"{url!r} is not an http(s) URL", line, "url")
+    problem = url_problem(url)
+    if problem:
+        raise ConfigError(path, f"{url!r} {problem}", line, "url")
     kind = field("kind", str, "page")
     if kind not in KINDS or kind == "seed":
         raise ConfigError(path, f"must be one of article, page, feed (got {kind!r})", line, "kind")
     label = field("label", str)
-    if label is not None and not _LABEL.match(label):
-        raise ConfigError(path, f"{label!r}: use letters, digits, '.', '_' or '-'", line, "label")
+    if label is not None and (not _LABEL.match(label) or label.isdigit()):
+        raise ConfigError(
+            path,
+            f"{label!r}: use letters, digits, '.', '_' or '-', and at least one letter "
+            "(a label must never look like a source id)",
+            line,
+            "label",
+        )
     tags = field("tags", list, [])
     if not all(isinstance(t, str) for t in tags):
         raise ConfigError(path, "must be a list of strings", line, "tags")
@@ -128,6 +155,8 @@ def spec_from_mapping(
         raise ConfigError(path, str(exc), line, "ignore") from None
     robots = field("robots", bool, True)
     cron = field("cron", str)
+    if cron is not None and every is not None:
+        raise ConfigError(path, "give every or cron, not both", line, "cron")
     topic = field("topic", str)
     try:
         if cron is not None:

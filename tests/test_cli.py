@@ -139,7 +139,7 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
         ),
         (
             ["sources", "add", "http://127.0.0.1/x", "--ignore", "("],
-            "--ignore '(' is not a valid regular expression",
+            "field 'ignore': ignore pattern '(' is not a valid regular expression",
         ),
         (["show", "seed-article", "9"], "seed-article has no version 9"),
         (["frobnicate"], "No such command"),
@@ -432,7 +432,7 @@ def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer)
     bad = claimwatch(story, "sources", "add", f"{base}/x.xml", "--kind", "feed", "--topic", "(meta")
     assert bad.returncode == 2 and "missing ')'" in bad.stderr
     bad = claimwatch(story, "sources", "add", f"{base}/y.html", "--topic", "meta")
-    assert bad.returncode == 2 and "are for feeds" in bad.stderr
+    assert bad.returncode == 2 and "only feeds take a topic filter" in bad.stderr
 
 
 def test_version_answers_before_the_cli_loads(tmp_path: Path) -> None:
@@ -449,3 +449,42 @@ def test_version_answers_before_the_cli_loads(tmp_path: Path) -> None:
         assert f" {heavy}\n" not in r.stderr, heavy
     slow = claimwatch(tmp_path, "--config", "/dev/null", "--version")
     assert slow.stdout == r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--label", "bad label!"], "field 'label': 'bad label!': use letters"),
+        (["--label", "1"], "a label must never look like a source id"),
+        (["--every", "1d", "--cron", "0 7 * * *"], "give every or cron, not both"),
+    ],
+)
+def test_sources_add_refuses_what_sources_yaml_refuses(
+    story: Path, args: list[str], message: str
+) -> None:
+    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "sources", "add", "https://example.org/a", *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert r.stderr.startswith("claimwatch: error: sources add:")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1:8765/", "http://exa mple.org/", "http://:80/", "http://x.org:99999/"]
+)
+def test_sources_add_refuses_urls_that_can_never_be_fetched(story: Path, url: str) -> None:
+    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "sources", "add", url)
+    assert r.returncode == 2 and "field 'url'" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_sources_remove_asks_first(story: Path) -> None:
+    assert claimwatch(story, "init").returncode == 0
+    assert (
+        claimwatch(story, "sources", "add", "https://example.org/a", "--label", "a").returncode == 0
+    )
+    r = claimwatch(story, "sources", "remove", "a")  # no terminal: it must not guess
+    assert r.returncode == 2 and "add --yes to confirm" in r.stderr
+    assert "https://example.org/a" in claimwatch(story, "sources", "list", "--json").stdout
+    assert claimwatch(story, "sources", "remove", "a", "--yes").returncode == 0
+    assert "https://example.org/a" not in claimwatch(story, "sources", "list", "--json").stdout

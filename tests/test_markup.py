@@ -17,6 +17,7 @@ from tests.faultserver import scripted_server
 from tests.test_cli import SEEDS, claimwatch
 
 LINK = "[link=https://evil.example/phish]read more[/link]"
+URL_LINK = "[link=https://evil.example/phish]more[/link]"  # a URL holds no space
 HOSTILE = f"Meta [/] {LINK} \x1b[31mred\x1b[0m \x1b]8;;https://evil.example\x1b\\x\x1b]8;;\x1b\\ \u202egnp.exe"
 CLAIM = f"Meta said it will keep its next frontier model closed and sell access to it {LINK}."
 
@@ -51,7 +52,7 @@ def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
     first = [f"Meta reported {HOSTILE} in its filing to regulators.", "Nothing else changed."]
     with scripted_server() as (base, answers):
         answers["/robots.txt"] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-        url = f"{base}/page?q=[/]&l={LINK}"
+        url = f"{base}/page?q=[/]&l={URL_LINK}"
         answers["/page"] = _answer(_page(first))
         answers["/bad"] = _answer(b"x", ctype=f"application/{LINK}")
         assert run("init")[0] == 0
@@ -100,6 +101,7 @@ def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
         assert "\u202e" not in out, name
     for name in ("sources list", "history", "show", "diff", "diff side-by-side"):
         assert "[/]" in outputs[name], name
+    assert URL_LINK in outputs["sources list"]
     for name in ("history", "show", "diff", "diff side-by-side", "diff unified", "flags"):
         assert LINK in outputs[name], name
     assert "claims show" in outputs and CLAIM in outputs["claims show"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,14 +25,13 @@ from archiver.cli.base import (
     when,
 )
 from archiver.errors import UsageError
-from archiver.normalize import compile_patterns
 from archiver.render import (
     terminal_safe,
 )
-from archiver.schedule import format_duration, parse_cron, parse_interval
+from archiver.schedule import format_duration
 from archiver.seeds import default_seeds_dir
 from store.db import mask_url
-from store.models import KINDS, Source, SourceSpec
+from store.models import KINDS, Source
 
 if TYPE_CHECKING:
     from archiver import pipeline
@@ -210,32 +210,25 @@ def sources_add(
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
-    if not re.match(r"^https?://[^\s/]+", url):
-        raise UsageError(f"{url!r} is not an http(s) URL")
+    from archiver.seeds import spec_from_mapping  # the one parser sources.yaml uses too
+
     if allow_redirects_anywhere and not allow_private:
         raise UsageError("--allow-redirects-anywhere goes with --allow-private")
-    if every and cron:
-        raise UsageError("give --every or --cron, not both")
-    if (topic or match_claims) and kind != "feed":
-        raise UsageError("--topic and --match-claims are for feeds (--kind feed)")
-    compile_patterns(ignore, "--ignore")
-    if topic:
-        from archiver.topic import parse as parse_topic  # stemmers: only when needed
-
-        parse_topic(topic)
-    if cron:
-        parse_cron(cron)
-    spec = SourceSpec(
-        url=url,
-        kind=kind,
-        label=label,
-        tags=tags,
-        interval_seconds=parse_interval(every) if every else None,
-        cron=cron,
-        ignore=ignore,
-        robots=not no_robots,
-        topic=topic,
-        match_claims=match_claims,
+    item: dict[str, Any] = {"url": url, "kind": kind, "robots": not no_robots}
+    for key, value in (
+        ("label", label),
+        ("every", every),
+        ("cron", cron),
+        ("ignore", list(ignore)),
+        ("tags", list(tags)),
+        ("topic", topic),
+        ("match_claims", match_claims),
+    ):
+        if value:
+            item[key] = value
+    spec = replace(
+        spec_from_mapping(item, "sources add"),
+        origin="user",
         allow_private=allow_private,
         allow_redirects_anywhere=allow_redirects_anywhere,
     )
@@ -330,11 +323,23 @@ def sources_revive(app: App, refs: tuple[str, ...]) -> None:
 
 @sources.command("remove")
 @click.argument("source")
+@click.option("--yes", is_flag=True, help="Do not ask; needed when not at a terminal.")
 @click.pass_obj
-def sources_remove(app: App, source: str) -> None:
-    """Stop watching SOURCE and delete its versions and captures."""
+def sources_remove(app: App, source: str, yes: bool) -> None:
+    """Stop watching SOURCE and delete its versions and captures (asks first; to stop
+    checking it but keep its history, use 'sources retire')."""
     store = app.store()
     s = store.get_source(source)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"removing {s.name} deletes its whole history; add --yes to confirm "
+                "(or use 'sources retire' to keep it)"
+            )
+        click.confirm(
+            terminal_safe(f"Delete {s.name} and all {len(store.versions(s.id))} versions?"),
+            abort=True,
+        )
     store.remove_source(s)
     click.echo(terminal_safe(f"removed source {s.id}: {s.name}"))
 
