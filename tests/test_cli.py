@@ -488,3 +488,24 @@ def test_sources_remove_asks_first(story: Path) -> None:
     assert "https://example.org/a" in claimwatch(story, "sources", "list", "--json").stdout
     assert claimwatch(story, "sources", "remove", "a", "--yes").returncode == 0
     assert "https://example.org/a" not in claimwatch(story, "sources", "list", "--json").stdout
+
+
+def test_check_due_claims_through_the_leases(story: Path) -> None:
+    """check --due picked sources by its own query and could check one a running serve
+    held; now it leases them like serve, and skips what another worker holds."""
+    from datetime import UTC, datetime
+
+    from store import leases
+    from store.repo import Store
+
+    assert claimwatch(story, "init").returncode == 0
+    for name in ("a", "b"):
+        url = f"http://127.0.0.1:9/{name}"  # nothing listens: the check fails quickly
+        assert claimwatch(story, "sources", "add", url, "--label", name).returncode == 0
+    store = Store(f"sqlite:///{story / 'x.db'}")
+    held = leases.claim(store, "serve-elsewhere", datetime.now(UTC), 300, 1).sources
+    assert [s.label for s in held] == ["a"]
+    r = claimwatch(story, "check", "--due", "--json")
+    checked = [json.loads(line)["label"] for line in r.stdout.splitlines()]
+    assert checked == ["b"]
+    store.close()

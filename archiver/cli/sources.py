@@ -365,7 +365,15 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
     elif all_:
         targets = [s for s in store.list_sources() if s.kind != "seed" and s.retired_at is None]
     else:
-        targets = store.due_sources(app.now)
+        # Claimed through the lease table, as serve claims: a source that a running
+        # serve holds is not checked twice, and this run's own are leased meanwhile.
+        import os
+        import socket
+
+        from store import leases
+
+        owner = f"check-{socket.gethostname()}-{os.getpid()}"
+        targets = leases.claim(store, owner, app.now, app.config.lease, 10**9).sources
     seeds = [s.name for s in targets if s.kind == "seed"]
     if seeds:
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
