@@ -65,6 +65,7 @@ from archiver.worker import (
 from store.blobs import digest as raw_digest_of
 from store.models import (
     CaptureRecord,
+    ChangeRecord,
     EntryDecision,
     NewVersion,
     Source,
@@ -507,7 +508,8 @@ class _Checker:
             return await self._unchanged(attempt, "same_text")
         earlier = self.store.version_with_text(source.id, digest) if current else None
         if current is not None and earlier is not None:
-            return await self._reverted(attempt, current, earlier)
+            diffed = change_record(page.change) if page.change is not None else None
+            return await self._reverted(attempt, current, earlier, diffed)
         extracted = page.extracted
         new = NewVersion(
             text=page.text,
@@ -687,11 +689,17 @@ class _Checker:
                 "the extraction worker died (out of memory?); the pool is restarted"
             ) from None
 
-    async def _reverted(self, attempt: _Attempt, current: Version, earlier: Version) -> CheckResult:
+    async def _reverted(
+        self,
+        attempt: _Attempt,
+        current: Version,
+        earlier: Version,
+        diffed: ChangeRecord | None = None,
+    ) -> CheckResult:
         capture = attempt.capture("reverted")
         update = attempt.success(changed=True)
         try:
-            await self.writes(lambda b: b.record_revert(capture, update, current, earlier))
+            await self.writes(lambda b: b.record_revert(capture, update, current, earlier, diffed))
         except Superseded as exc:
             return await self._superseded(attempt, exc)
         status = attempt.fetched.status if attempt.fetched else None

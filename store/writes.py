@@ -153,18 +153,22 @@ class Batch:
         update_: SourceUpdate,
         current: Version,
         earlier: Version,
+        diffed: ChangeRecord | None = None,
     ) -> None:
         """The page went back to an earlier version's exact text: no new version, one
         ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again.
-        Only if ``current`` is still current (else ``Superseded``)."""
+        ``diffed`` is the diff from current to earlier: the revert keeps its units and
+        significance (a figure that went back from 110 to 117 matters as much as the
+        edit did). Only if ``current`` is still current (else ``Superseded``)."""
         _compare_current(self.conn, capture.source_id, current.id)
+        note = f"text identical to version {earlier.number}"
         record = ChangeRecord(
             kind="revert",
-            significance=0.0,
+            significance=diffed.significance if diffed else 0.0,
             summary=f"returned to version {earlier.number}",
-            reasons=[f"text identical to version {earlier.number}"],
-            stats={},
-            units=[],
+            reasons=[note, *(diffed.reasons if diffed else [])],
+            stats=diffed.stats if diffed else {},
+            units=diffed.units if diffed else [],
         )
         conn = self.conn
         _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)

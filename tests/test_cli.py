@@ -509,3 +509,40 @@ def test_check_due_claims_through_the_leases(story: Path) -> None:
     checked = [json.loads(line)["label"] for line in r.stdout.splitlines()]
     assert checked == ["b"]
     store.close()
+
+
+def test_after_a_flip_back_the_current_version_is_what_commands_show(
+    story: Path, httpserver: HTTPServer
+) -> None:
+    """A figure went from 117 to 110 and back: show, diff, history and changes all
+    follow the version the page shows now, and the way back is as significant."""
+    first = [*FIRST, "Meta said it had 117 researchers in the new lab."]
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", first))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    assert claimwatch(story, "init").returncode == 0
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    assert claimwatch(story, "check", "a").returncode == 0
+    page.html = article_html(
+        "Meta's lab sets release rules", [*FIRST, first[-1].replace("117", "110")]
+    )
+    assert claimwatch(story, "check", "a").returncode == 0
+    page.html = article_html("Meta's lab sets release rules", first)
+    r = claimwatch(story, "check", "a")
+    assert r.returncode == 0 and "back to version 1" in r.stdout
+
+    assert "117 researchers" in claimwatch(story, "show", "a").stdout
+    data = json.loads(claimwatch(story, "diff", "a", "--format", "json").stdout)
+    assert (data["from"], data["to"]) == (2, 1)
+    rows = [json.loads(x) for x in claimwatch(story, "history", "a", "--json").stdout.splitlines()]
+    assert [(row["number"], row["current"]) for row in rows] == [(1, True), (2, False)]
+    assert claimwatch(story, "history", "a").stdout.splitlines()[2].startswith("*1")
+    changes = [
+        json.loads(x)
+        for x in claimwatch(
+            story, "changes", "--json", "--min-significance", "0.3"
+        ).stdout.splitlines()
+    ]
+    assert [c["kind"] for c in changes] == ["revert", "edit"]
+    assert changes[0]["significance"] == changes[1]["significance"]
+    assert any("number" in reason for reason in changes[0]["reasons"])

@@ -45,6 +45,7 @@ from store.models import Source, StoredChange, Version
 def version_row(source: Source, v: Version) -> dict[str, Any]:
     row = asdict(v)
     row["source"] = source.label or source.url
+    row["current"] = v.id == source.current_version_id
     return row
 
 
@@ -53,7 +54,8 @@ def version_row(source: Source, v: Version) -> dict[str, Any]:
 @JSON_LINES
 @click.pass_obj
 def history(app: App, source: str, as_json: bool) -> None:
-    """List the versions of SOURCE."""
+    """List the versions of SOURCE; '*' marks the current one (the text the page shows
+    now, an earlier version after a flip-back)."""
     store = app.store()
     s = store.get_source(source)
     rows = store.versions(s.id)
@@ -63,7 +65,7 @@ def history(app: App, source: str, as_json: bool) -> None:
     # Plain aligned columns: a rich Table took 0.4 s to lay out 1,000 versions.
     cells = [("#", "captured", "chars", "raw bytes", "title")] + [
         (
-            str(v.number),
+            ("*" if v.id == s.current_version_id else "") + str(v.number),
             when(v.captured_at),
             str(v.text_length),
             "-" if v.raw_digest is None else str(v.raw_length or "-"),
@@ -89,14 +91,15 @@ def history(app: App, source: str, as_json: bool) -> None:
 @click.option("--raw", is_flag=True, help="The raw response body instead of the text.")
 @click.pass_obj
 def show(app: App, source: str, version: int | None, raw: bool) -> None:
-    """Print a version's text (default: the latest), or its raw body."""
+    """Print a version's text (default: the current one, the text the page shows now,
+    which after a flip-back is an earlier version), or its raw body."""
     store = app.store()
     s = store.get_source(source)
     if version is None:
-        latest = store.latest_version(s.id)
-        if latest is None:
+        current = store.current_version(s) or store.latest_version(s.id)
+        if current is None:
             raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
-        v = latest
+        v = current
     else:
         v = store.get_version(s, version)
     # The text is always made terminal-safe; the raw body keeps its bytes in a pipe
@@ -154,10 +157,15 @@ def diff_cmd(
     context: int,
     only: tuple[str, ...],
 ) -> None:
-    """Show what changed between two versions of SOURCE (default: the last two)."""
+    """Show what changed between two versions of SOURCE (default: its latest change,
+    which after a flip-back is the way back to the version the page shows now)."""
     store = app.store()
     s = store.get_source(source)
     numbers = [v.number for v in store.versions(s.id)]
+    if from_ is None and to is None:
+        last = next(store.iter_changes(source_id=s.id, limit=1), None)
+        if last is not None:
+            from_, to = last.from_version, last.to_version
     if len(numbers) < 2 and (from_ is None or to is None):
         raise UsageError(f"{s.name} has {len(numbers)} version(s); a diff needs two")
     to = to if to is not None else (numbers[-1] if from_ is None else max(numbers))
