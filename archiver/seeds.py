@@ -318,12 +318,15 @@ def seed_spec(article: SeedArticle) -> SourceSpec:
     )
 
 
-def default_seeds_dir(configured: str | None = None) -> Path | None:
+def default_seeds_dir(configured: str | None = None, bundled: bool = True) -> Path | None:
     """The configured seeds (``service.seeds`` / ``$CLAIMWATCH_SEEDS``), else ./seeds,
-    else the seeds beside a source checkout."""
+    else (with ``bundled``) the seeds beside a source checkout."""
     if configured:
         return Path(configured)
-    for candidate in (Path.cwd() / "seeds", Path(__file__).resolve().parent.parent / "seeds"):
+    candidates = [Path.cwd() / "seeds"]
+    if bundled:
+        candidates.append(Path(__file__).resolve().parent.parent / "seeds")
+    for candidate in candidates:
         if (candidate / "sources.yaml").is_file():
             return candidate
     return None

@@ -546,3 +546,21 @@ def test_after_a_flip_back_the_current_version_is_what_commands_show(
     assert [c["kind"] for c in changes] == ["revert", "edit"]
     assert changes[0]["significance"] == changes[1]["significance"]
     assert any("number" in reason for reason in changes[0]["reasons"])
+
+
+def test_init_outside_the_checkout_imports_no_story_by_surprise(tmp_path: Path) -> None:
+    """It imported the checkout's 25 internet sources; a later check --all exited 1."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    run = lambda *a: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "archiver.cli", "--db", db, *a],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    r = run("init")
+    assert r.returncode == 2 and "no seeds directory here" in r.stderr
+    assert run("init", "--no-seeds").returncode == 0
+    assert json.loads(run("status", "--json").stdout)["sources"] == 0

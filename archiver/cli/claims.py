@@ -12,12 +12,14 @@ from rich.text import Text
 
 from archiver.cli.base import (
     JSON_LINES,
+    LIMIT,
     SINCE,
     SOURCE,
     App,
     cli,
     emit_json,
     make_console,
+    note_limit,
     parse_since,
     when,
 )
@@ -201,7 +203,7 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
 @SINCE
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @SOURCE
-@click.option("--limit", type=click.IntRange(1), default=None)
+@LIMIT
 @JSON_LINES
 @click.pass_obj
 def flags_cmd(
@@ -211,7 +213,7 @@ def flags_cmd(
     since: str | None,
     min_score: float,
     source_ref: str | None,
-    limit: int | None,
+    limit: int,
     as_json: bool,
 ) -> None:
     """Flags: where new text bears on a claim, with stance, score and evidence."""
@@ -223,10 +225,11 @@ def flags_cmd(
         parse_since(since, app.now) if since else None,
         min_score,
         source_id,
-        limit,
+        limit or None,
     )
     if as_json:
         emit_json(flag_row(f) for f in found)
+        note_limit(len(found), limit)
         return
     table = Table("when", "claim", "stance", "score", "source", "evidence")
     for f in found:
@@ -239,3 +242,4 @@ def flags_cmd(
             terminal_safe(f.evidence),
         )
     make_console().print(table)
+    note_limit(len(found), limit)

@@ -53,9 +53,14 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
         store.migrate()
         click.echo(f"store ready: {mask_url(store.url)}")
         return
-    seeds_dir = seeds_dir or default_seeds_dir(app.config.seeds)
+    # Never the checkout's own story by surprise: only --seeds, the configured seeds,
+    # or ./seeds. (Outside the checkout, init once imported 25 internet sources.)
+    seeds_dir = seeds_dir or default_seeds_dir(app.config.seeds, bundled=False)
     if seeds_dir is None:
-        raise UsageError("no seeds directory found; pass --seeds DIR or --no-seeds")
+        raise UsageError(
+            "no seeds directory here (./seeds); pass --seeds DIR, set service.seeds, "
+            "or give --no-seeds for an empty store"
+        )
     from archiver import pipeline
 
     seeds = pipeline.load_seeds(seeds_dir)  # validate everything before writing anything
