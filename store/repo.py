@@ -298,27 +298,7 @@ class Store:
     ) -> Iterator[StoredChange]:
         """The change log, newest first, a page at a time and without each change's
         units (a listing shows the summary): flat memory however long the log."""
-        old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
-        columns = [c for c in changes.c if c.name != "units"]
-        base = (
-            select(
-                *columns,
-                old_v.c.number.label("from_number"),
-                new_v.c.number.label("to_number"),
-                sources.c.label,
-                sources.c.url,
-            )
-            .join(old_v, old_v.c.id == changes.c.from_version_id)
-            .join(new_v, new_v.c.id == changes.c.to_version_id)
-            .join(sources, sources.c.id == changes.c.source_id)
-            .where(changes.c.significance >= min_significance)
-            .order_by(changes.c.created_at.desc(), changes.c.id.desc())
-        )
-        base = _narrow(
-            base,
-            (since, changes.c.created_at, operator.ge),
-            (source_id, changes.c.source_id, operator.eq),
-        )
+        base = _change_log(since, source_id, min_significance, units=False)
         cursor: tuple[datetime, int] | None = None
         left = limit
         while left is None or left > 0:
@@ -490,28 +470,8 @@ class Store:
         ids: Sequence[int] | None = None,
     ) -> list[StoredChange]:
         """Stored changes, newest first."""
-        old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
-        query = (
-            select(
-                changes,
-                old_v.c.number.label("from_number"),
-                new_v.c.number.label("to_number"),
-                sources.c.label,
-                sources.c.url,
-            )
-            .join(old_v, old_v.c.id == changes.c.from_version_id)
-            .join(new_v, new_v.c.id == changes.c.to_version_id)
-            .join(sources, sources.c.id == changes.c.source_id)
-            .where(changes.c.significance >= min_significance)
-            .order_by(changes.c.created_at.desc(), changes.c.id.desc())
-            .limit(limit)
-        )
-        query = _narrow(
-            query,
-            (since, changes.c.created_at, operator.ge),
-            (source_id, changes.c.source_id, operator.eq),
-            (ids, changes.c.id, _among),
-        )
+        query = _change_log(since, source_id, min_significance, units=True).limit(limit)
+        query = _narrow(query, (ids, changes.c.id, _among))
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [_stored_change(r, r["units"]) for r in rows]
@@ -866,6 +826,34 @@ def _insert_source(
         )
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _change_log(
+    since: datetime | None, source_id: int | None, min_significance: float, *, units: bool
+) -> Select[Any]:
+    """Changes with their version numbers and source name, newest first (``changes``
+    and the paged ``iter_changes`` share it; a listing leaves the units out)."""
+    old_v, new_v = versions.alias("old_v"), versions.alias("new_v")
+    columns = [c for c in changes.c if units or c.name != "units"]
+    query = (
+        select(
+            *columns,
+            old_v.c.number.label("from_number"),
+            new_v.c.number.label("to_number"),
+            sources.c.label,
+            sources.c.url,
+        )
+        .join(old_v, old_v.c.id == changes.c.from_version_id)
+        .join(new_v, new_v.c.id == changes.c.to_version_id)
+        .join(sources, sources.c.id == changes.c.source_id)
+        .where(changes.c.significance >= min_significance)
+        .order_by(changes.c.created_at.desc(), changes.c.id.desc())
+    )
+    return _narrow(
+        query,
+        (since, changes.c.created_at, operator.ge),
+        (source_id, changes.c.source_id, operator.eq),
+    )
 
 
 def _estimate(conn: Connection, table: str) -> int | None:

@@ -193,19 +193,25 @@ ROUTES: dict[str, Callable[[socket.socket], None]] = {
 }
 
 
+def _request_path(sock: socket.socket, timeout: float) -> str | None:
+    """Read a request's head; its path without the query, or None if the client left."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(4096)
+        if not more:
+            return None
+        data += more
+    return data.split(b" ", 2)[1].decode("latin-1").split("?", 1)[0]
+
+
 class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock: socket.socket = self.request
-        sock.settimeout(10)
-        data = b""
         try:
-            while b"\r\n\r\n" not in data:
-                more = sock.recv(4096)
-                if not more:
-                    return
-                data += more
-            path = data.split(b" ", 2)[1].decode("latin-1").split("?", 1)[0]
-            ROUTES.get(path, lambda s: _whole(s, "404 Not Found", b"no such fault"))(sock)
+            path = _request_path(sock, 10)
+            if path is not None:
+                ROUTES.get(path, lambda s: _whole(s, "404 Not Found", b"no such fault"))(sock)
         except OSError:
             pass  # the client gave up, as it should
 
@@ -252,15 +258,10 @@ def scripted_server() -> Iterator[tuple[str, dict[str, bytes]]]:
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
             sock: socket.socket = self.request
-            sock.settimeout(5)
-            data = b""
             try:
-                while b"\r\n\r\n" not in data:
-                    more = sock.recv(4096)
-                    if not more:
-                        return
-                    data += more
-                path = data.split(b" ", 2)[1].decode("latin-1").split("?", 1)[0]
+                path = _request_path(sock, 5)
+                if path is None:
+                    return
                 answer = answers.get(path)
                 if answer is None:
                     _whole(sock, "404 Not Found", b"", "text/plain")
