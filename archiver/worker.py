@@ -107,17 +107,25 @@ def cpu_limit(seconds: float) -> Iterator[None]:
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
         yield
         return
+    message = f"extracting and comparing the page took over {seconds:g}s of CPU"
+    fired = False
 
     def expired(_signum: int, _frame: object) -> None:
-        raise TooSlow(f"extracting and comparing the page took over {seconds:g}s of CPU")
+        nonlocal fired
+        fired = True
+        raise TooSlow(message)
 
+    # After the first expiry the timer fires again every 50 ms of CPU: a library's own
+    # ``except Exception`` (trafilatura has several) may swallow one TooSlow, not all.
     previous = signal.signal(signal.SIGPROF, expired)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)
+    if fired:  # every TooSlow was swallowed and the block finished late: still too slow
+        raise TooSlow(message)
 
 
 def process_page(job: PageJob) -> PageResult:

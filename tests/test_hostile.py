@@ -227,7 +227,7 @@ def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, proces
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     store.migrate()
     big = article_html(
-        "Big", [f"Paragraph {i} says Meta spent more on data centres." for i in range(20_000)]
+        "Big", [f"Paragraph {i} says Meta spent more on data centres." for i in range(30_000)]
     )
     small = article_html("Small", ["A short page that is cheap to read and compare."] * 3)
     with scripted_server() as (base, answers):
@@ -240,7 +240,7 @@ def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, proces
             store.add_source(SourceSpec(url=base + path, robots=False), NOW)
         fetch = replace(FAST, max_bytes=20_000_000)
         options = pipeline.CheckOptions(
-            fetch=fetch, processes=processes, claims=(), max_cpu_seconds=0.2
+            fetch=fetch, processes=processes, claims=(), max_cpu_seconds=1.0
         )
         results = {
             r.source.url: r
@@ -248,8 +248,10 @@ def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, proces
         }
     big_result, small_result = results[base + "/big"], results[base + "/small"]
     assert (big_result.outcome, big_result.error_class) == ("failed", "TooSlow")
-    assert "over 0.2s of CPU" in (big_result.error or "")
-    assert small_result.outcome == "new_version"
+    # The big page takes about 4 s of CPU; the small one 0.17 s at most, on a process's
+    # first extraction (trafilatura's own set-up), then 6 ms.
+    assert "over 1s of CPU" in (big_result.error or "")
+    assert small_result.outcome == "new_version", small_result.error
     store.close()
 
 
