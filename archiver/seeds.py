@@ -270,8 +270,8 @@ def _url_list(path: Path) -> list[SourceSpec]:
     specs: list[SourceSpec] = []
     seen: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
-        url = line.split("#", 1)[0].strip() if line.lstrip().startswith("#") else line.strip()
-        if not url or url in seen:
+        url = line.strip()  # a URL may hold '#'; only a whole line is a comment
+        if not url or url.startswith("#") or url in seen:
             continue
         seen.add(url)
         specs.append(spec_from_mapping({"url": url, LINE: number}, str(path)))
