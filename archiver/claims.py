@@ -1,6 +1,9 @@
-"""Claims matching: a passage and the claims in, flags out (pure).
+"""Claims and the rule (lexical) matcher: a passage and the claims in, flags out (pure).
 
-For each claim, each sentence of the passage is scored lexically:
+The default matcher is the learned one in ``archiver/matcher.py``; it reads this
+module's lexical evidence as some of its features, and falls back to ``match`` here
+when sentence vectors are off (``--no-semantic``). For each claim, each sentence of
+the passage is scored lexically:
 
 * entities: an actor or object of the claim is named (any alias, both languages);
 * terms: the claim's topic terms, weighted BM25-style by their inverse document
@@ -12,9 +15,8 @@ For each claim, each sentence of the passage is scored lexically:
 
 A passage bears on a claim when it names one of the claim's entities and has
 claim-specific evidence: a cue, a distinctive term, or enough term weight.
-Its stance is the side with more cue weight, else ``mentions``. An optional
-semantic layer (``MatchOptions.semantic``) adds sentence-embedding similarity.
-Every flag carries its evidence sentence and the reasons it fired.
+Its stance is the side with more cue weight, else ``mentions``. Every flag carries
+its evidence sentence and the reasons it fired.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from archiver.segment import sentences
 from archiver.textkeys import fold, keys, raw_words, words
@@ -66,13 +68,21 @@ class Entity:
 @dataclass(frozen=True)
 class Claim:
     id: str
-    en: str
-    ar: str
+    statements: tuple[tuple[str, str], ...]  # (language, text): the claim in any languages
     actors: tuple[Entity, ...] = ()
     objects: tuple[Entity, ...] = ()
     terms: tuple[str, ...] = ()
     supports: tuple[str, ...] = ()
     contradicts: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """The claim in its first language, for display."""
+        return self.statements[0][1]
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(text for _lang, text in self.statements)
 
 
 @dataclass(frozen=True)
@@ -84,20 +94,6 @@ class Flag:
     reasons: tuple[str, ...]
 
 
-class Semantic(Protocol):
-    """Sentence-embedding similarity between passage sentences and claims."""
-
-    def best(
-        self, sentences: Sequence[str], claims: Sequence[Claim]
-    ) -> dict[str, tuple[float, int]]:
-        """For each claim id: the highest similarity and the index of that sentence."""
-        ...
-
-    def stance(self, sentences: Sequence[str], claim: Claim) -> tuple[str, float]:
-        """``supports`` or ``contradicts``, and the margin between the two sides."""
-        ...
-
-
 @dataclass(frozen=True)
 class MatchOptions:
     negation_window: int = 4  # words before a cue in which a negation flips it
@@ -105,11 +101,6 @@ class MatchOptions:
     min_terms: int = 2  # without a cue: distinct topic words needed ...
     min_term_weight: float = 2.5  # ... and their total weight
     mention_ratio: float = 0.75  # a flag without cues must be this close to the passage's best
-    semantic: Semantic | None = field(default=None, compare=False)
-    # Semantic relevance is relative: a claim's similarity minus the median over all
-    # claims for this passage (claims of one story are all alike in absolute terms).
-    semantic_gate: float = 0.07  # with an entity named, this lead alone bears on the claim
-    semantic_stance_margin: float = 0.01  # prototype stance needs at least this margin
 
 
 # -- compiled form of the claims -------------------------------------------------
@@ -243,21 +234,23 @@ def _saturate(tf: int, k1: float = 1.2) -> float:
     return tf * (k1 + 1) / (tf + k1)
 
 
+def parse(passage: str) -> list[_Sentence]:
+    """The passage's sentences, tokenized for the lexical matcher (empty ones dropped)."""
+    return [sent for s in sentences(passage) if (sent := _sentence(s.text)).folded]
+
+
 def match(passage: str, claims: Sequence[Claim], options: MatchOptions | None = None) -> list[Flag]:
-    """Flags for every claim the passage bears on, strongest first."""
+    """Flags for every claim the passage bears on, strongest first (lexical rules only;
+    ``archiver.matcher.match`` adds the learned, multilingual scorer)."""
     options = options or MatchOptions()
-    compiled = compile_claims(tuple(claims))
-    sents = [sent for s in sentences(passage) if (sent := _sentence(s.text)).folded]
+    sents = parse(passage)
     if not sents:
         return []
-    semantic: dict[str, tuple[float, int]] = {}
-    if options.semantic is not None:
-        sims = options.semantic.best([s.text for s in sents], claims)
-        middle = sorted(v[0] for v in sims.values())[len(sims) // 2]
-        semantic = {cid: (sim - middle, i) for cid, (sim, i) in sims.items()}
-    found = [
-        r for c in compiled if (r := _match_claim(c, sents, options, semantic.get(c.claim.id)))
-    ]
+    found = []
+    for c in compile_claims(tuple(claims)):
+        ev = evidence(c, sents, options)
+        if ev.named and ev.found(options):
+            found.append(_rule_flag(c.claim, ev, sents))
     best = max((raw for _flag, raw in found), default=0.0)
     # A flag without stance cues is kept only when it is nearly as strong as the best:
     # a passage that is evidence for one claim does not thereby bear on its neighbours.
@@ -269,9 +262,57 @@ def match(passage: str, claims: Sequence[Claim], options: MatchOptions | None = 
     return sorted(flags, key=lambda f: -f.score)
 
 
-def _match_claim(
-    c: _Compiled, sents: list[_Sentence], options: MatchOptions, semantic: tuple[float, int] | None
-) -> tuple[Flag, float] | None:
+@dataclass
+class Evidence:
+    """What the lexical matcher found for one claim in one passage."""
+
+    actors: list[str]
+    objects: list[str]
+    term_weight: float
+    term_names: list[str]
+    side_weight: dict[str, float]
+    cue_sentence: dict[str, int]  # side -> first sentence with a cue for it
+    per_sentence: list[float]  # lexical weight of each sentence
+    reasons: list[str]
+    term_positions: int  # distinct (sentence, word) positions of topic terms
+
+    @property
+    def named(self) -> bool:
+        return bool(self.actors or self.objects)
+
+    @property
+    def cues(self) -> float:
+        return self.side_weight["supports"] + self.side_weight["contradicts"]
+
+    def found(self, options: MatchOptions) -> bool:
+        """Claim-specific evidence: a cue, or enough distinct, weighty topic terms."""
+        return self.cues > 0 or (
+            self.term_positions >= options.min_terms and self.term_weight >= options.min_term_weight
+        )
+
+    @property
+    def raw(self) -> float:
+        return (
+            (1.0 if self.actors else 0.0)
+            + (1.2 if self.objects else 0.0)
+            + 0.5 * self.term_weight
+            + self.cues
+        )
+
+    def head(self) -> list[str]:
+        """Human-readable reasons: what was named, which topic terms, then the cues."""
+        out = []
+        if self.actors:
+            out.append("actors: " + ", ".join(self.actors))
+        if self.objects:
+            out.append("objects: " + ", ".join(self.objects))
+        if self.term_names:
+            out.append(f"terms: {', '.join(self.term_names[:6])} (weight {self.term_weight:.1f})")
+        return out + self.reasons
+
+
+def evidence(c: _Compiled, sents: list[_Sentence], options: MatchOptions) -> Evidence:
+    """Entity, topic-term and cue hits of one claim in the passage's sentences."""
     reasons: list[str] = []
     per_sentence = [0.0] * len(sents)
 
@@ -312,46 +353,32 @@ def _match_claim(
                 side_weight[side] += weight
                 per_sentence[n] += 2 * weight
                 cue_sentence.setdefault(side, n)  # the first sentence with evidence for the side
-    cues = side_weight["supports"] + side_weight["contradicts"]
-    sim_bonus = 0.0
-    if semantic is not None and semantic[0] > 0.02:
-        sim_bonus = 5 * (semantic[0] - 0.02)
-        per_sentence[semantic[1]] += sim_bonus
-        reasons.append(f"semantic lead {semantic[0]:+.3f} over the median claim")
-    named = bool(actors or objects)
-    evidence_found = cues > 0 or (
-        len(term_positions) >= options.min_terms and term_weight >= options.min_term_weight
+    return Evidence(
+        actors,
+        objects,
+        term_weight,
+        term_names,
+        side_weight,
+        cue_sentence,
+        per_sentence,
+        reasons,
+        len(term_positions),
     )
-    semantic_ok = semantic is not None and semantic[0] >= options.semantic_gate
-    if not (named and (evidence_found or semantic_ok)):
-        return None
-    if side_weight["supports"] > side_weight["contradicts"]:
+
+
+def _rule_flag(claim: Claim, ev: Evidence, sents: list[_Sentence]) -> tuple[Flag, float]:
+    if ev.side_weight["supports"] > ev.side_weight["contradicts"]:
         stance = "supports"
-    elif side_weight["contradicts"] > side_weight["supports"]:
+    elif ev.side_weight["contradicts"] > ev.side_weight["supports"]:
         stance = "contradicts"
     else:
         stance = "mentions"
-        if options.semantic is not None:
-            side, margin = options.semantic.stance([s.text for s in sents], c.claim)
-            if margin >= options.semantic_stance_margin:
-                stance = side
-                reasons.append(f"{side} (semantic, margin {margin:.3f})")
-    raw = (
-        (1.0 if actors else 0.0) + (1.2 if objects else 0.0) + 0.5 * term_weight + cues + sim_bonus
-    )
-    score = round(1 - math.exp(-raw / 4), 3)
-    if stance in cue_sentence:
-        best = cue_sentence[stance]
+    score = round(1 - math.exp(-ev.raw / 4), 3)
+    if stance in ev.cue_sentence:
+        best = ev.cue_sentence[stance]
     else:
-        best = max(range(len(sents)), key=lambda n: per_sentence[n])
-    head = []
-    if actors:
-        head.append("actors: " + ", ".join(actors))
-    if objects:
-        head.append("objects: " + ", ".join(objects))
-    if term_names:
-        head.append(f"terms: {', '.join(term_names[:6])} (weight {term_weight:.1f})")
-    return Flag(c.claim.id, stance, score, sents[best].text, tuple(head + reasons)), raw
+        best = max(range(len(sents)), key=lambda n: ev.per_sentence[n])
+    return Flag(claim.id, stance, score, sents[best].text, tuple(ev.head())), ev.raw
 
 
 # -- plain-data form (stored in the claims table) -----------------------------------
@@ -363,8 +390,7 @@ def claim_to_dict(claim: Claim) -> dict[str, object]:
 
     return {
         "id": claim.id,
-        "en": claim.en,
-        "ar": claim.ar,
+        "statements": [[lang, text] for lang, text in claim.statements],
         "actors": [entity(e) for e in claim.actors],
         "objects": [entity(e) for e in claim.objects],
         "terms": list(claim.terms),
@@ -374,13 +400,19 @@ def claim_to_dict(claim: Claim) -> dict[str, object]:
 
 
 def claim_from_dict(d: dict[str, Any]) -> Claim:
+    """The claim from its plain form (also the form stored before statements existed,
+    which had an ``en`` and an ``ar`` text)."""
+
     def entity(e: dict[str, Any]) -> Entity:
         return Entity(e["name"], tuple(e["aliases"]), bool(e.get("case_sensitive", False)))
 
+    if "statements" in d:
+        statements = tuple((str(lang), str(text)) for lang, text in d["statements"])
+    else:
+        statements = tuple((lang, d[lang]) for lang in ("en", "ar") if d.get(lang))
     return Claim(
         id=d["id"],
-        en=d["en"],
-        ar=d["ar"],
+        statements=statements,
         actors=tuple(entity(e) for e in d.get("actors", [])),
         objects=tuple(entity(e) for e in d.get("objects", [])),
         terms=tuple(d.get("terms", [])),

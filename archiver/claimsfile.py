@@ -1,5 +1,8 @@
 """Reading a claims file (``claims.yaml``) into ``Claim`` objects, with validation.
 
+A claim needs an id and at least one statement, in any languages. Entities,
+topic terms and cue lists are optional hints for the lexical matcher.
+
 Every error names the file, the line and the field. The format is documented
 in docs/claims.md and in the comments of seeds/claims.yaml.
 """
@@ -7,15 +10,62 @@ in docs/claims.md and in the comments of seeds/claims.yaml.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archiver.claims import Claim, Entity
 from archiver.errors import ConfigError
+from archiver.matcher import Bank
 from archiver.seeds import LINE, load_yaml
+from archiver.training import bank_of, read_labelled
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_CLAIM_FIELDS = {"id", "en", "ar", "actors", "objects", "terms", "supports", "contradicts", "note"}
+_CLAIM_FIELDS = {
+    *("id", "statement", "statements", "en", "ar"),
+    *("actors", "objects", "terms", "supports", "contradicts", "note"),
+}
+_LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def _statements(
+    item: dict[str, Any], path: str, cid: str, line: int | None
+) -> tuple[tuple[str, str], ...]:
+    """The claim's text in each of its languages: ``statements: {lang: text}``, one
+    ``statement`` (language unknown: ``und``), or the older ``en``/``ar`` fields."""
+    out: dict[str, str] = {}
+    raw = item.get("statements")
+    if raw is not None:
+        if not isinstance(raw, dict):
+            raise ConfigError(path, "must map language codes to texts", line, "statements")
+        for lang, text in raw.items():
+            if lang == LINE:
+                continue
+            if not isinstance(lang, str) or not _LANG.match(lang):
+                raise ConfigError(
+                    path, f"{lang!r} is not a language code such as en or de", line, "statements"
+                )
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(path, "needs a text", line, f"statements.{lang}")
+            out[lang] = text.strip()
+    for lang in ("en", "ar"):
+        if item.get(lang) is not None:
+            if not isinstance(item[lang], str) or not item[lang].strip():
+                raise ConfigError(path, "needs a text", line, lang)
+            out.setdefault(lang, item[lang].strip())
+    single = item.get("statement")
+    if single is not None:
+        if not isinstance(single, str) or not single.strip():
+            raise ConfigError(path, "needs a text", line, "statement")
+        out.setdefault("und", single.strip())
+    if not out:
+        raise ConfigError(
+            path,
+            f"claim {cid!r} needs at least one statement (statements: {{en: ...}})",
+            line,
+            "statements",
+        )
+    return tuple(out.items())
 
 
 def _strings(value: Any, path: str, line: int | None, field: str) -> tuple[str, ...]:
@@ -88,6 +138,9 @@ def load_claims(path: Path) -> tuple[Claim, ...]:
     data = load_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
         raise ConfigError(p, "expected a mapping with a 'claims' list", 1, "claims")
+    unknown = set(data) - {"version", "summary", "entities", "claims", "examples", LINE}
+    if unknown:
+        raise ConfigError(p, "unknown top-level field", data.get(LINE), sorted(unknown)[0])
     entities = _entities(data.get("entities"), p)
     claims: list[Claim] = []
     seen: set[str] = set()
@@ -111,21 +164,13 @@ def load_claims(path: Path) -> tuple[Claim, ...]:
         if cid in seen:
             raise ConfigError(p, f"claim id {cid!r} is used twice", line, "id")
         seen.add(cid)
-        for lang in ("en", "ar"):
-            if not isinstance(item.get(lang), str) or not item[lang].strip():
-                raise ConfigError(p, f"claim {cid!r} needs its text in '{lang}'", line, lang)
-
+        statements = _statements(item, p, cid, line)
         actors = _refs(item, "actors", entities, p, cid, line)
         objects = _refs(item, "objects", entities, p, cid, line)
-        if not actors and not objects:
-            raise ConfigError(
-                p, f"claim {cid!r} needs at least one actor or object to match on", line, "actors"
-            )
         claims.append(
             Claim(
                 id=cid,
-                en=item["en"].strip(),
-                ar=item["ar"].strip(),
+                statements=statements,
                 actors=actors,
                 objects=objects,
                 terms=_strings(item.get("terms"), p, line, "terms"),
@@ -136,3 +181,35 @@ def load_claims(path: Path) -> tuple[Claim, ...]:
     if not claims:
         raise ConfigError(p, "has no claims", data.get(LINE), "claims")
     return tuple(claims)
+
+
+@dataclass(frozen=True)
+class Story:
+    """A claims file: its claims, the labelled examples it points to, its summary."""
+
+    claims: tuple[Claim, ...]
+    examples: tuple[Path, ...] = ()
+    summary: str = ""
+
+    def bank(self) -> Bank:
+        """The examples as the matcher's bank (each file checked as it is read)."""
+        rows = [row for path in self.examples for row in read_labelled(path, self.claims)]
+        return bank_of(rows)
+
+
+def load_story(path: Path) -> Story:
+    """The claims file with its ``examples`` (JSONL files, relative to it) and summary."""
+    claims = load_claims(path)
+    data = load_yaml(path)
+    p = str(path)
+    raw = data.get("examples") or []
+    if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
+        raise ConfigError(p, "must be a list of JSONL file names", data.get(LINE), "examples")
+    files = tuple((path.parent / e).resolve() for e in raw)
+    for f in files:
+        if not f.is_file():
+            raise ConfigError(p, f"names {f}, which does not exist", data.get(LINE), "examples")
+    summary = data.get("summary") or ""
+    if not isinstance(summary, str):
+        raise ConfigError(p, "must be text", data.get(LINE), "summary")
+    return Story(claims, files, summary.strip())

@@ -132,7 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "reply_to", str, None, "A Reply-To address.", attr="smtp.reply_to"),
     Setting("smtp", "subject_prefix", str, "[claimwatch]", "Put before every subject.",
             attr="smtp.subject_prefix"),
-    Setting("matching", "semantic", bool, False, "Add the embedding layer to claims matching."),
+    Setting("matching", "semantic", bool, True,
+            "Score claims with the multilingual embedding model (off: lexical rules only).",
+            "CLAIMWATCH_SEMANTIC"),
+    Setting("matching", "model", str, None,
+            "A claims model trained by 'claims train' (default: the one shipped).",
+            "CLAIMWATCH_CLAIMS_MODEL", attr="claims_model"),
     Setting("feeds", "max_new_per_poll", int, 50,
             "Coverage sources one poll of a feed may create; the rest wait.", low=1, high=10000),
 )  # fmt: skip
@@ -159,7 +164,8 @@ class Config:
     digest_cron: str = "0 7 * * *"
     timezone: str = "UTC"
     send_empty: bool = False
-    semantic: bool = False
+    semantic: bool = True
+    claims_model: str | None = None
     max_new_per_poll: int = 50
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 

@@ -52,6 +52,7 @@ class FlagItem:
     title: str | None
     version: int
     captured_at: datetime
+    verdict: str | None = None  # the reviewer's: confirmed | rejected (None: not reviewed)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,10 @@ class _ShownChange:
 
 def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
     options = options or DigestOptions()
-    evidence = [f for f in data.flags if f.stance in ("supports", "contradicts")]
+    # A reviewer's rejection removes a flag; a confirmation keeps it (with their stance).
+    evidence = [
+        f for f in data.flags if f.stance in ("supports", "contradicts") and f.verdict != "rejected"
+    ]
     evidence.sort(key=lambda f: (-f.score, f.captured_at))
     claims: dict[str, list[FlagItem]] = {}
     for f in evidence[: options.max_flags]:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 
 from archiver import schedule
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
-from archiver.claimsfile import load_claims
+from archiver.claimsfile import load_story
 from archiver.diff import DiffOptions, diff
 from archiver.errors import (
     ExtractionError,
@@ -51,8 +52,10 @@ from archiver.fetch import (
     robots_origin,
 )
 from archiver.fingerprint import BodyHint, same_article
+from archiver.matcher import Bank, Example, MatchSpec, write_bank
 from archiver.normalize import text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from archiver.semantic import MODEL_NAME
 from archiver.topic import Node, matches, parse, positive_terms
 from archiver.worker import (
     PageJob,
@@ -95,7 +98,8 @@ class CheckOptions:
     default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
     max_new_per_poll: int = 50  # coverage sources one feed poll may create; the rest wait
     max_cpu_seconds: float = 60.0  # extracting and comparing one page; then TooSlow
-    semantic: bool = False  # add the embedding layer to claims matching (the extra)
+    semantic: bool = False  # score claims with the embedding model (the CLI turns it on)
+    claims_model: str | None = None  # a trained claims model; None: the shipped one
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class Seeds:
     articles: list[tuple[SeedArticle, NewVersion]]
     sources: list[SourceSpec]
     claims: tuple[Claim, ...] = ()
+    examples: tuple[Example, ...] = ()  # the labelled corpus the claims file points to
 
 
 def load_seeds(seeds_dir: Path) -> Seeds:
@@ -133,8 +138,13 @@ def load_seeds(seeds_dir: Path) -> Seeds:
         raise UsageError(f"seeds directory {seeds_dir} does not exist")
     articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
     claims_path = seeds_dir / "claims.yaml"
-    found = load_claims(claims_path) if claims_path.exists() else ()
-    return Seeds(articles, load_sources(seeds_dir / "sources.yaml"), found)
+    story = load_story(claims_path) if claims_path.exists() else None
+    return Seeds(
+        articles,
+        load_sources(seeds_dir / "sources.yaml"),
+        story.claims if story else (),
+        story.bank().examples if story else (),
+    )
 
 
 def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, int, bool]]:
@@ -161,7 +171,28 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
         store.add_source(spec, now, update_existing=True)
     if seeds.claims:
         store.load_claims([claim_to_dict(c) for c in seeds.claims], now)
+        store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
     return report
+
+
+def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> MatchSpec:
+    """The matcher the workers build: with the semantic layer, a bank file holding the
+    story's examples and the vectors of every text the matcher compares with (claims,
+    cues, examples), embedded here once and kept in the store, not in every worker."""
+    if not options.semantic or not options.claims:
+        return MatchSpec(semantic=False)
+    from archiver.semantic import E5Embedder, digest
+
+    bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
+    texts = [e.text for e in bank.examples]
+    for claim in options.claims:
+        texts += [*claim.texts, *claim.supports, *claim.contradicts]
+    embedder = E5Embedder(cache=store)
+    embedder.embed(list(dict.fromkeys(texts)))  # computes (and keeps) only what is new
+    vectors = store.vectors_for(embedder.name, {digest(t) for t in texts})
+    path = workdir / "bank.npz"
+    key = write_bank(path, bank, vectors)
+    return MatchSpec(True, options.claims_model, str(path), key)
 
 
 class ExtractionPool:
@@ -240,9 +271,11 @@ async def check_async(
             pool = stack.enter_context(ExtractionPool(options.processes if len(sources) > 1 else 1))
         origins = {robots_origin(s.url) for s in sources if s.robots}
         known = {o: RobotsEntry(*e) for o, e in store.robots_for(list(origins), clock()).items()}
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
+        matching = prepare_matching(store, options, workdir)
         async with Fetcher(options.fetch, now=clock, robots=known) as fetcher:
             writes = _Writes(store)
-            checker = _Checker(store, fetcher, pool.executor(), options, clock, writes)
+            checker = _Checker(store, fetcher, pool.executor(), options, clock, writes, matching)
 
             async def one(source: Source) -> CheckResult:
                 result = await checker.run(source)
@@ -421,9 +454,11 @@ class _Checker:
         options: CheckOptions,
         clock: Clock,
         writes: _Writes,
+        matching: MatchSpec | None = None,
     ):
         self.store, self.fetcher, self.pool = store, fetcher, pool
         self.options, self.clock, self.writes = options, clock, writes
+        self.matching = matching or MatchSpec(semantic=False)
 
     async def run(self, source: Source) -> CheckResult:
         """Check one source. Whatever goes wrong inside (a hostile header, a bug that a
@@ -492,7 +527,7 @@ class _Checker:
             previous_title=current.title if current is not None else None,
             claims=self.options.claims or (),
             coverage=source.kind == "article",
-            semantic=self.options.semantic,
+            matching=self.matching,
             cpu_limit=self.options.max_cpu_seconds,
         )
         try:
@@ -501,6 +536,8 @@ class _Checker:
             return await self._failed(attempt, exc)
         attempt.encoding = page.extracted.encoding
         attempt.body_hint, attempt.extracted = page.body_hint, True
+        if page.vectors:  # the sentences the worker embedded: never embedded again
+            self.store.save_vectors(MODEL_NAME, page.vectors)
         if page.warning:
             attempt.notes.append(page.warning)
         digest = text_digest(page.text)

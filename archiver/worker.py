@@ -13,13 +13,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from archiver.claims import Claim, MatchOptions, match
+from archiver.claims import Claim
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
 from archiver.errors import EmptyExtraction, TooSlow
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fingerprint import locate
+from archiver.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.normalize import NormalizeOptions, normalize
 from archiver.segment import sentences
 from store.models import ChangeRecord, FlagRecord
@@ -40,7 +41,7 @@ class PageJob:
     previous_title: str | None = None
     claims: tuple[Claim, ...] = ()
     coverage: bool = False  # a first version of related coverage is matched whole
-    semantic: bool = False
+    matching: MatchSpec = field(default_factory=lambda: MatchSpec(semantic=False))
     cpu_limit: float = 0.0  # seconds of CPU for the whole job (0: none); then TooSlow
 
 
@@ -52,6 +53,7 @@ class PageResult:
     flags: tuple[FlagRecord, ...] = ()
     body_hint: dict[str, str] | None = None  # where the article element is (fingerprint)
     warning: str | None = None  # kept on the capture and the source (``status`` shows it)
+    vectors: dict[str, bytes] | None = None  # sentence vectors computed here (the store keeps them)
 
 
 def garbled(text: str) -> str | None:
@@ -143,30 +145,29 @@ def _process_page(job: PageJob) -> PageResult:
     if job.previous_text is not None and job.previous_text != text:
         change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
     found: tuple[FlagRecord, ...] = ()
+    vectors = None
     if job.claims:
-        options = _match_options(job.semantic)
+        matcher = matcher_for(job.matching)
         if change is not None:
-            found = flags_for_change(change, text, job.claims, options)
+            found = flags_for_change(change, text, job.claims, matcher)
         elif job.previous_text is None and job.coverage:
-            found = flags_for_coverage(text, job.claims, options)
+            found = flags_for_coverage(text, job.claims, matcher)
+        drain = getattr(matcher.embedder, "drain", None)
+        vectors = drain() if drain else None
     located = locate(job.body, text) if job.content_type != "text/plain" else None
     hint = located.to_dict() if located else None
-    return PageResult(extracted, text, change, found, hint, garbled(text))
+    return PageResult(extracted, text, change, found, hint, garbled(text), vectors)
 
 
-_SEMANTIC: object | None = None
+_MATCHERS: dict[MatchSpec, Matcher] = {}
 
 
-def _match_options(semantic: bool) -> MatchOptions:
-    """Matching options in this process; the embedding model loads once per worker."""
-    global _SEMANTIC
-    if not semantic:
-        return MatchOptions()
-    if _SEMANTIC is None:
-        from archiver.semantic import E5Similarity
-
-        _SEMANTIC = E5Similarity()
-    return MatchOptions(semantic=_SEMANTIC)  # type: ignore[arg-type]
+def matcher_for(spec: MatchSpec) -> Matcher:
+    """The matcher for ``spec`` in this process: the model and the bank load once."""
+    if spec not in _MATCHERS:
+        _MATCHERS.clear()  # a new bank or model replaces the old one
+        _MATCHERS[spec] = make_matcher(spec)
+    return _MATCHERS[spec]
 
 
 def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
@@ -178,7 +179,7 @@ def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
 
 
 def flags_for_change(
-    change: Change, new_text: str, claims: tuple[Claim, ...], options: MatchOptions
+    change: Change, new_text: str, claims: tuple[Claim, ...], matcher: Matcher
 ) -> tuple[FlagRecord, ...]:
     """Flags raised by a change: each added or modified sentence, read with one sentence
     of context either side (so "it" can find its Meta), must itself be the evidence."""
@@ -190,7 +191,7 @@ def flags_for_change(
         i = unit.new_at
         passage = "".join(spans[max(0, i - 1) : i + 2])
         target = (unit.new or "").strip()
-        for flag in match(passage, claims, options):
+        for flag in match(passage, claims, matcher, focus=target):
             if flag.evidence != target:
                 continue  # the context, not the change, bears on this claim
             where = f"sentence {unit.kind} in paragraph {unit.new_pos[0] if unit.new_pos else '?'}"
@@ -203,12 +204,12 @@ def flags_for_change(
 
 
 def flags_for_coverage(
-    text: str, claims: tuple[Claim, ...], options: MatchOptions
+    text: str, claims: tuple[Claim, ...], matcher: Matcher
 ) -> tuple[FlagRecord, ...]:
     """Flags raised by a new article: each paragraph matched against the claims."""
     found = []
     for n, paragraph in enumerate(text.split("\n"), start=1):
-        for flag in match(paragraph, claims, options):
+        for flag in match(paragraph, claims, matcher):
             found.append(
                 FlagRecord(
                     flag.claim,

@@ -162,7 +162,7 @@ class DemoResult:
     sources: int
 
 
-def run(directory: Path, seeds_dir: Path, say: Any = print) -> DemoResult:
+def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = False) -> DemoResult:
     """Play the timeline into a fresh store under ``directory``."""
     timeline = load_timeline(seeds_dir / "demo" / "timeline.yaml")
     directory.mkdir(parents=True, exist_ok=True)
@@ -211,6 +211,7 @@ def run(directory: Path, seeds_dir: Path, say: Any = print) -> DemoResult:
                     allow_private=True, host_delay=0, per_host=16, concurrency=16, max_attempts=1
                 ),
                 processes=1,
+                semantic=semantic,
             ),
             clock=lambda: clock["now"],
         )

@@ -57,7 +57,7 @@ def gather(
             id=f.id,
             claim_id=f.claim_id,
             claim=claims.get(f.claim_id, f.claim_id),
-            stance=f.stance,
+            stance=f.verdict_stance or f.stance,
             score=f.score,
             evidence=f.evidence,
             source=f.source_name,
@@ -65,6 +65,7 @@ def gather(
             title=f.title,
             version=f.version,
             captured_at=f.created_at,
+            verdict=f.verdict,
         )
         for f in store.flags(since=since, ids=flag_ids)
     ]

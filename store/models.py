@@ -236,6 +236,8 @@ class StoredFlag:
     version: int
     title: str | None
     change_id: int | None
+    verdict: str | None = None  # confirmed | rejected, once reviewed
+    verdict_stance: str | None = None
 
 
 @dataclass(frozen=True)

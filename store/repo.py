@@ -8,7 +8,7 @@ not at all.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,16 +53,18 @@ from store.schema import (
     blobs,
     captures,
     changes,
+    claim_examples,
     claims,
     feed_entries,
     flags,
     robots,
+    sentence_vectors,
     sources,
     versions,
 )
 from store.verify import Problem, Report
 from store.verify import verify as verify_archive
-from store.writes import Batch, version_from_row
+from store.writes import Batch, evidence_key, version_from_row
 
 
 @dataclass(frozen=True)
@@ -487,9 +489,10 @@ class Store:
             existing = set(conn.execute(select(claims.c.id)).scalars())
             conn.execute(update(claims).values(active=0))
             for row in rows:
+                texts = [text for _lang, text in row["statements"]]
                 values = {
-                    "en": row["en"],
-                    "ar": row["ar"],
+                    "en": texts[0],  # the claim in its first language (column kept from 0003)
+                    "ar": texts[1] if len(texts) > 1 else "",
                     "data": row,
                     "active": 1,
                     "loaded_at": now,
@@ -543,8 +546,10 @@ class Store:
         source_id: int | None = None,
         limit: int | None = None,
         ids: Sequence[int] | None = None,
+        unreviewed: bool = False,
     ) -> list[StoredFlag]:
-        """Flags, newest first, with their source and version."""
+        """Flags, newest first, with their source and version (``unreviewed``: only the
+        ones without a verdict)."""
         query = (
             select(
                 flags,
@@ -567,6 +572,8 @@ class Store:
             (source_id, flags.c.source_id, operator.eq),
             (ids, flags.c.id, _among),
         )
+        if unreviewed:
+            query = query.where(flags.c.verdict.is_(None))
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
@@ -585,9 +592,111 @@ class Store:
                 version=r["number"],
                 title=r["title"],
                 change_id=r["change_id"],
+                verdict=r["verdict"],
+                verdict_stance=r["verdict_stance"],
             )
             for r in rows
         ]
+
+    # -- the reviewer's verdicts, the story's examples, cached vectors ------------
+
+    def review(
+        self, flag_id: int, verdict: str, now: datetime, stance: str | None = None
+    ) -> StoredFlag:
+        """Record a verdict (confirmed | rejected) on a flag, and keep the flag's evidence
+        as an example for the matcher: confirmed, with its (possibly corrected) stance;
+        rejected, as a near miss. Reviewing again replaces the earlier verdict."""
+        found = self.flags(ids=[flag_id])
+        if not found:
+            raise NotFoundError(f"no flag {flag_id}; see 'claimwatch flags'")
+        flag = found[0]
+        stance = stance or flag.stance if verdict == "confirmed" else None
+        with self._tx() as conn:
+            conn.execute(
+                update(flags)
+                .where(flags.c.id == flag_id)
+                .values(
+                    verdict=verdict,
+                    verdict_stance=stance,
+                    reviewed_at=now,
+                    status="reviewed",
+                    evidence_digest=evidence_key(flag.evidence),
+                )
+            )
+            conn.execute(delete(claim_examples).where(claim_examples.c.flag_id == flag_id))
+            conn.execute(
+                insert(claim_examples).values(
+                    claim_id=flag.claim_id if verdict == "confirmed" else None,
+                    stance=stance,
+                    text=flag.evidence,
+                    origin="verdict",
+                    flag_id=flag_id,
+                    created_at=now,
+                )
+            )
+        return self.flags(ids=[flag_id])[0]
+
+    def load_examples(
+        self, rows: Sequence[tuple[str | None, str | None, str]], now: datetime
+    ) -> None:
+        """Make ``rows`` ((claim, stance, text); claim None for a near miss) the story's
+        corpus examples, replacing the previous corpus (verdicts stay)."""
+        with self._tx() as conn:
+            conn.execute(delete(claim_examples).where(claim_examples.c.origin == "corpus"))
+            if rows:
+                conn.execute(
+                    insert(claim_examples),
+                    [
+                        {
+                            "claim_id": c,
+                            "stance": s,
+                            "text": t,
+                            "origin": "corpus",
+                            "created_at": now,
+                        }
+                        for c, s, t in rows
+                    ],
+                )
+
+    def examples(self) -> list[tuple[str | None, str | None, str, str]]:
+        """Every example: (claim, stance, text, origin), corpus first, then verdicts."""
+        query = select(claim_examples).order_by(claim_examples.c.origin, claim_examples.c.id)
+        with self._read() as conn:
+            return [(r.claim_id, r.stance, r.text, r.origin) for r in conn.execute(query)]
+
+    def vectors_for(self, model: str, digests: Iterable[str]) -> dict[str, bytes]:
+        wanted = sorted(set(digests))
+        found: dict[str, bytes] = {}
+        with self._read() as conn:
+            for i in range(0, len(wanted), 500):
+                query = select(sentence_vectors.c.digest, sentence_vectors.c.vector).where(
+                    sentence_vectors.c.model == model,
+                    sentence_vectors.c.digest.in_(wanted[i : i + 500]),
+                )
+                found.update({r.digest: bytes(r.vector) for r in conn.execute(query)})
+        return found
+
+    def save_vectors(self, model: str, vectors: dict[str, bytes]) -> None:
+        """Keep vectors by digest; ones already kept (by another writer too) are skipped."""
+        if not vectors:
+            return
+        with self._tx() as conn:
+            known: set[str] = set()
+            keys = sorted(vectors)
+            for i in range(0, len(keys), 500):
+                query = select(sentence_vectors.c.digest).where(
+                    sentence_vectors.c.model == model,
+                    sentence_vectors.c.digest.in_(keys[i : i + 500]),
+                )
+                known.update(conn.execute(query).scalars())
+            rows = [
+                {"model": model, "digest": k, "vector": v}
+                for k, v in vectors.items()
+                if k not in known
+            ]
+            if rows:
+                stmt = _insert_ignoring_duplicates(conn, sentence_vectors)
+                conn.execute(stmt, rows)
 
     # -- integrity -----------------------------------------------------------
 
@@ -885,3 +994,14 @@ def _stored_change(r: Any, units: list[dict[str, Any]]) -> StoredChange:
 
 def _source(row: Any) -> Source:
     return Source(**{k: row[k] for k in Source.__dataclass_fields__})
+
+
+def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    """INSERT that skips rows whose primary key exists (a concurrent writer's)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

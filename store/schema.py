@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 metadata = MetaData()
 
@@ -215,8 +215,34 @@ flags = Table(
     Column("status", String(16), nullable=False, default="new"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("digest_id", Integer),  # the sent digest that covered it
+    Column("verdict", String(16)),  # the reviewer's: confirmed | rejected (None: not reviewed)
+    Column("verdict_stance", String(16)),  # the stance the reviewer gave, when confirmed
+    Column("reviewed_at", UTCDateTime),
+    Column("evidence_digest", String(64)),  # of the evidence sentence: rejected stays rejected
     Index("ix_flags_claim", "claim_id", "created_at"),
     Index("ix_flags_created", "created_at"),
+    Index("ix_flags_evidence", "claim_id", "evidence_digest"),
+)
+
+sentence_vectors = Table(
+    "sentence_vectors",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the embedded text
+    Column("vector", LargeBinary, nullable=False),  # float32, unit length
+)
+
+claim_examples = Table(
+    "claim_examples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("claim_id", String(100)),  # None: a near miss, bearing on no claim
+    Column("stance", String(16)),
+    Column("text", Text, nullable=False),
+    Column("origin", String(16), nullable=False),  # corpus | verdict
+    Column("flag_id", Integer),  # the reviewed flag (origin verdict)
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_claim_examples_origin", "origin"),
 )
 
 feed_entries = Table(

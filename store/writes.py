@@ -8,6 +8,7 @@ with one commit, one fsync on SQLite, instead of one each.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +128,11 @@ class Batch:
         change_id = None
         if change is not None and previous is not None:
             change_id = _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
+        rejected = _rejected(conn, new_flags)
         for f in new_flags:
+            evidence_digest = evidence_key(f.evidence)
+            if (f.claim_id, evidence_digest) in rejected:
+                continue  # the reviewer said this sentence does not bear on the claim
             conn.execute(
                 insert(flags).values(
                     claim_id=f.claim_id,
@@ -140,6 +145,7 @@ class Batch:
                     reasons=f.reasons,
                     status="new",
                     created_at=capture.started_at,
+                    evidence_digest=evidence_digest,
                 )
             )
         _insert_capture(conn, capture, version_id)
@@ -249,3 +255,19 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
 def version_from_row(row: Any) -> Version:
     """A ``versions`` row as a Version (the store's reads and writes share it)."""
     return Version(**{k: row[k] for k in Version.__dataclass_fields__})
+
+
+def _rejected(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[str, str]]:
+    """(claim, evidence digest) pairs among ``new_flags`` that a reviewer rejected."""
+    if not new_flags:
+        return set()
+    digests = sorted({evidence_key(f.evidence) for f in new_flags})
+    query = select(flags.c.claim_id, flags.c.evidence_digest).where(
+        flags.c.verdict == "rejected", flags.c.evidence_digest.in_(digests)
+    )
+    return {(r.claim_id, r.evidence_digest) for r in conn.execute(query)}
+
+
+def evidence_key(text: str) -> str:
+    """The digest that identifies an evidence sentence (SHA-256 of its UTF-8)."""
+    return hashlib.sha256(text.strip().encode("utf-8", "surrogatepass")).hexdigest()

@@ -19,6 +19,10 @@ import pytest
 
 from store.repo import Store
 
+# Claims matching without the embedding model, unless a test turns it on: loading the
+# model and embedding the story's examples costs seconds that most tests do not test.
+os.environ.setdefault("CLAIMWATCH_SEMANTIC", "0")
+
 if TYPE_CHECKING:
     from pytest_httpserver import HTTPServer
 

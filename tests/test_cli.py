@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,43 +15,18 @@ from werkzeug import Request, Response
 from archiver.extract import ExtractOptions
 from archiver.pipeline import extract_text
 from tests.conftest import article_html
+from tests.support import claimwatch, copy_claims, story_dir
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 FIRST = [
     "Meta said its superintelligence lab would decide case by case which models to release.",
     "The company did not say whether its next Llama model would ship with open weights.",
 ]
 
 
-def claimwatch(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {
-        **os.environ,
-        "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"),
-        "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "1",  # the test servers are on 127.0.0.1
-        **(env or {}),
-    }
-    full_env.pop("CLAIMWATCH_DB", None)
-    return subprocess.run(
-        [sys.executable, "-m", "archiver.cli", "--db", f"sqlite:///{tmp_path / 'x.db'}", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=full_env,
-        timeout=120,
-    )
-
-
 @pytest.fixture
 def story(tmp_path: Path) -> Path:
     """A seeds directory with the shipped seed article and an empty watchlist."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    for name in ("article-ar.txt", "article-ar.meta.yaml"):
-        shutil.copy(SEEDS / name, seeds / name)
-    (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
-    return tmp_path
+    return story_dir(tmp_path)
 
 
 class Page:
@@ -255,7 +229,7 @@ def test_changes_log_filters(story: Path, httpserver: HTTPServer) -> None:
 
 @pytest.fixture
 def story_with_claims(story: Path) -> Path:
-    shutil.copy(SEEDS / "claims.yaml", story / "seeds" / "claims.yaml")
+    copy_claims(story / "seeds")
     return story
 
 

@@ -297,7 +297,7 @@ def fixed_data() -> DigestData:
             FlagItem(
                 1,
                 "meta-ends-open-releases",
-                CLAIMS[0].en,
+                CLAIMS[0].text,
                 "supports",
                 0.81,
                 "Meta said it would not release its next model openly.",
@@ -310,7 +310,7 @@ def fixed_data() -> DigestData:
             FlagItem(
                 2,
                 "meta-ends-open-releases",
-                CLAIMS[0].en,
+                CLAIMS[0].text,
                 "supports",
                 0.74,
                 "قالت ميتا إنها لن تطلق نموذجها القادم مجانًا.",
@@ -323,7 +323,7 @@ def fixed_data() -> DigestData:
             FlagItem(
                 3,
                 "open-source-in-name-only",
-                CLAIMS[2].en,
+                CLAIMS[2].text,
                 "mentions",
                 0.4,
                 "The licence changed.",

@@ -5,7 +5,6 @@ those strings literally and emits no escape sequence."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
 from store.repo import Store
 from tests.conftest import NOW, article_html
 from tests.faultserver import scripted_server
-from tests.test_cli import SEEDS, claimwatch
+from tests.support import claimwatch, copy_claims
 
 LINK = "[link=https://evil.example/phish]read more[/link]"
 URL_LINK = "[link=https://evil.example/phish]more[/link]"  # a URL holds no space
@@ -41,7 +40,7 @@ def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
-    shutil.copy(SEEDS / "claims.yaml", seeds / "claims.yaml")
+    copy_claims(seeds)
     env = {"COLUMNS": "1000"}  # rich tables do not wrap a cell across lines
 
     def run(*args: str) -> tuple[int, str]:

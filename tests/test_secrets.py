@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from store.repo import Store
 from tests.conftest import article_html
-from tests.test_cli import SEEDS
+from tests.support import SEEDS, copy_claims
 from tests.test_digest import free_port
 
 DB_PASSWORD = "Db-Pw-7731-zebra"
@@ -44,8 +44,9 @@ def test_no_secret_in_any_output(pg_server: str, httpserver: HTTPServer, tmp_pat
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     seeds = tmp_path / "seeds"
     seeds.mkdir()
-    for name in ("article-ar.txt", "article-ar.meta.yaml", "claims.yaml"):
+    for name in ("article-ar.txt", "article-ar.meta.yaml"):
         shutil.copy(SEEDS / name, seeds / name)
+    copy_claims(seeds)
     (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     httpserver.expect_request("/ok").respond_with_data(

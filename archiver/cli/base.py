@@ -53,6 +53,21 @@ class App:
         return self._store
 
 
+SEMANTIC = click.option(
+    "--semantic/--no-semantic",
+    "semantic",
+    default=None,
+    help="Score claims with the multilingual embedding model, or with lexical rules only "
+    "[default: the config's matching.semantic, on].",
+)
+
+
+def use_semantic(app: App, semantic: bool | None) -> None:
+    """Apply a command's --semantic/--no-semantic over the configuration."""
+    if semantic is not None:
+        app.config = replace(app.config, semantic=semantic)
+
+
 JSON_LINES = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 SINCE = click.option("--since", help="Only what is newer than this: 2d, 12h, or an ISO date.")
 SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only this source.")
@@ -102,6 +117,7 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     return pipeline.CheckOptions(
         fetch=fetch,
         semantic=cfg.semantic,
+        claims_model=cfg.claims_model,
         default_interval=cfg.default_every,
         max_new_per_poll=cfg.max_new_per_poll,
     )

@@ -13,6 +13,7 @@ from rich.text import Text
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
+    SEMANTIC,
     SINCE,
     SOURCE,
     App,
@@ -21,6 +22,7 @@ from archiver.cli.base import (
     make_console,
     note_limit,
     parse_since,
+    use_semantic,
     when,
 )
 from archiver.errors import UsageError
@@ -70,8 +72,8 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
         rows.append(
             {
                 "id": claim.id,
-                "en": claim.en,
-                "ar": claim.ar,
+                "statement": claim.text,
+                "statements": dict(claim.statements),
                 "supports": stored.supports if stored else 0,
                 "contradicts": stored.contradicts if stored else 0,
                 "mentions": stored.mentions if stored else 0,
@@ -89,7 +91,7 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
             str(r["contradicts"]),
             str(r["mentions"]),
             when(r["latest"]),
-            terminal_safe(r["en"]),
+            terminal_safe(r["statement"]),
         )
     make_console().print(table)
 
@@ -108,6 +110,8 @@ def flag_row(f: StoredFlag) -> dict[str, Any]:
         "title": f.title,
         "captured_at": f.created_at,
         "change_id": f.change_id,
+        "verdict": f.verdict,
+        "verdict_stance": f.verdict_stance,
     }
 
 
@@ -128,13 +132,19 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
         return
     console = make_console()
     console.print(Text(terminal_safe(claim.id), style="bold"))
-    console.print(terminal_safe(f"{claim.en}\n{claim.ar}"))
+    for lang, text in claim.statements:
+        console.print(terminal_safe(f"[{lang}] {text}"), markup=False)
     if not found:
         console.print("no evidence yet")
     for f in found:
+        reviewed = ""
+        if f.verdict == "confirmed":
+            reviewed = f"  confirmed as {f.verdict_stance or f.stance}"
+        elif f.verdict == "rejected":
+            reviewed = "  rejected by a reviewer"
         console.print(
-            f"\n{when(f.created_at)}  {f.stance} ({f.score:.2f})  "
-            f"{terminal_safe(f.source_name)} v{f.version}"
+            f"\n{when(f.created_at)}  #{f.id} {f.stance} ({f.score:.2f})  "
+            f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
         )
         console.print(
             f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None
@@ -142,28 +152,51 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
         console.print(f"  why: {terminal_safe('; '.join(f.reasons[:4]))}", style="dim")
 
 
+def _story(app: App, claims_file: Path | None) -> Path:
+    """The claims file to use: --claims, else the seeds directory's claims.yaml."""
+    if claims_file is not None:
+        return claims_file
+    seeds_dir = default_seeds_dir(app.config.seeds)
+    if seeds_dir is None or not (seeds_dir / "claims.yaml").exists():
+        raise UsageError("no claims file found; pass --claims FILE")
+    return seeds_dir / "claims.yaml"
+
+
+def _matcher(app: App, story: Any, model: Path | None) -> Any:
+    from archiver.matcher import Matcher, load_model
+    from archiver.semantic import E5Embedder
+
+    if not app.config.semantic:
+        return Matcher()
+    path = str(model) if model else app.config.claims_model
+    return Matcher(embedder=E5Embedder(), model=load_model(path), bank=story.bank())
+
+
+_MODEL = click.option(
+    "--model",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A model written by 'claims train' [default: the config's matching.model, "
+    "else the shipped one].",
+)
+
+
 @claims_group.command("match")
 @click.argument("passages", type=click.File("r", encoding="utf-8"), metavar="FILE.jsonl")
 @_CLAIMS_FILE
-@click.option("--semantic", is_flag=True, help="Add the multilingual embedding layer (extra).")
+@_MODEL
+@SEMANTIC
 @click.pass_obj
-def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bool) -> None:
+def claims_match(
+    app: App, passages: Any, claims_file: Path | None, model: Path | None, semantic: bool | None
+) -> None:
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
-    if claims_file is None:
-        seeds_dir = default_seeds_dir(app.config.seeds)
-        if seeds_dir is None or not (seeds_dir / "claims.yaml").exists():
-            raise UsageError("no claims file found; pass --claims FILE")
-        claims_file = seeds_dir / "claims.yaml"
-    from archiver.claims import MatchOptions, match
-    from archiver.claimsfile import load_claims
+    from archiver.claimsfile import load_story
+    from archiver.matcher import match
 
-    claims = load_claims(claims_file)
-    options = MatchOptions()
-    if semantic:
-        from archiver.semantic import E5Similarity
-
-        options = MatchOptions(semantic=E5Similarity())
+    use_semantic(app, semantic)
+    story = load_story(_story(app, claims_file))
+    matcher = _matcher(app, story, model)
     name = getattr(passages, "name", "input")
     for n, line in enumerate(passages, start=1):
         if not line.strip():
@@ -177,7 +210,7 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
             raise UsageError(
                 f"{name}:{n}: expected a JSON object with 'id' and 'text' ({exc})"
             ) from None
-        found = match(text, claims, options)
+        found = match(text, story.claims, matcher)
         emit_json(
             [
                 {
@@ -197,7 +230,129 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
         )
 
 
-@cli.command("flags")
+@claims_group.command("eval")
+@click.argument("labelled", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@_CLAIMS_FILE
+@_MODEL
+@SEMANTIC
+@JSON_LINES
+@click.pass_obj
+def claims_eval(
+    app: App,
+    labelled: Path,
+    claims_file: Path | None,
+    model: Path | None,
+    semantic: bool | None,
+    as_json: bool,
+) -> None:
+    """Measure the matcher on labelled passages (docs/claims.md gives the format):
+    precision, recall and F1 per claim and per language, and the stance confusion."""
+    from archiver.claimsfile import load_story
+    from archiver.training import evaluate, read_labelled
+
+    use_semantic(app, semantic)
+    story = load_story(_story(app, claims_file))
+    rows = read_labelled(labelled, story.claims)
+    report = evaluate(rows, story.claims, _matcher(app, story, model)).to_dict()
+    if as_json:
+        emit_json([report])
+        return
+    console = make_console()
+    o = report["overall"]
+    console.print(
+        f"{report['passages']} passages: precision {o['precision']:.2f}, recall "
+        f"{o['recall']:.2f}, F1 {o['f1']:.2f}; stance accuracy {report['stance_accuracy']:.2f}"
+    )
+    for title, key in (("claim", "by_claim"), ("language", "by_language")):
+        table = Table(title, "precision", "recall", "F1", "tp", "fp", "fn")
+        for name, r in report[key].items():
+            table.add_row(
+                terminal_safe(name),
+                f"{r['precision']:.2f}",
+                f"{r['recall']:.2f}",
+                f"{r['f1']:.2f}",
+                str(r["tp"]),
+                str(r["fp"]),
+                str(r["fn"]),
+            )
+        console.print(table)
+    table = Table("label \\ found", *STANCE_NAMES)
+    for want, row in report["stance_confusion"].items():
+        table.add_row(want, *(str(row[g]) for g in STANCE_NAMES))
+    console.print(table)
+
+
+STANCE_NAMES = ("supports", "contradicts", "mentions")
+
+
+@claims_group.command("train")
+@_CLAIMS_FILE
+@click.option(
+    "--corpus",
+    "corpora",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Labelled passages to train on (repeatable) [default: the claims file's examples].",
+)
+@click.option(
+    "--verdicts/--no-verdicts",
+    default=True,
+    show_default=True,
+    help="Also learn from the reviewer's verdicts in the store.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Fold shuffling seed.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("claims-model.json"),
+    show_default=True,
+    help="Where to write the model (then set matching.model to it).",
+)
+@click.pass_obj
+def claims_train(
+    app: App,
+    claims_file: Path | None,
+    corpora: tuple[Path, ...],
+    verdicts: bool,
+    seed: int,
+    out: Path,
+) -> None:
+    """Train the claims model on labelled passages (and the reviewer's verdicts), with
+    a fixed seed: the same inputs give the same model."""
+    from archiver.claimsfile import load_story
+    from archiver.training import Labelled, Settings, read_labelled, train_model
+
+    story = load_story(_story(app, claims_file))
+    paths = corpora or story.examples
+    if not paths:
+        raise UsageError(
+            "nothing to train on: pass --corpus FILE or list examples in the claims file"
+        )
+    rows = [row for path in paths for row in read_labelled(path, story.claims)]
+    if verdicts and _has_store(app):
+        known = {c.id for c in story.claims}
+        for n, (claim, stance, text, origin) in enumerate(app.store().examples()):
+            if origin == "verdict" and (claim is None or claim in known):
+                rows.append(
+                    Labelled(
+                        f"verdict-{n}",
+                        text,
+                        {claim: stance or "mentions"} if claim else {},
+                        group=f"v{n}",
+                    )
+                )
+    model = train_model(rows, story.claims, Settings(seed=seed), [str(p) for p in paths])
+    out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
+    cv = model.info["cv"]
+    click.echo(
+        f"trained on {len(rows)} passages; cross-validated F1 "
+        f"{cv['with_examples']['f1']:.2f} with the examples, "
+        f"{cv['statements_only']['f1']:.2f} from the statements alone; stance accuracy "
+        f"{cv['with_examples']['stance_accuracy']:.2f}; wrote {out}"
+    )
+
+
+@cli.group("flags", invoke_without_command=True)
 @click.option("--claim", "claim_id", help="Only this claim.")
 @click.option("--stance", type=click.Choice(["supports", "contradicts", "mentions"]))
 @SINCE
@@ -205,9 +360,9 @@ def claims_match(app: App, passages: Any, claims_file: Path | None, semantic: bo
 @SOURCE
 @LIMIT
 @JSON_LINES
-@click.pass_obj
+@click.pass_context
 def flags_cmd(
-    app: App,
+    ctx: click.Context,
     claim_id: str | None,
     stance: str | None,
     since: str | None,
@@ -216,7 +371,14 @@ def flags_cmd(
     limit: int,
     as_json: bool,
 ) -> None:
-    """Flags: where new text bears on a claim, with stance, score and evidence."""
+    """Flags: where new text bears on a claim, with stance, score and evidence.
+
+    Review them with 'flags review' (or 'flags confirm ID' / 'flags reject ID'): a
+    verdict is kept, a rejected sentence is never flagged again for that claim, and
+    'claims train' learns from the verdicts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: App = ctx.obj
     store = app.store()
     source_id = store.get_source(source_ref).id if source_ref else None
     found = store.flags(
@@ -231,15 +393,103 @@ def flags_cmd(
         emit_json(flag_row(f) for f in found)
         note_limit(len(found), limit)
         return
-    table = Table("when", "claim", "stance", "score", "source", "evidence")
+    table = Table("id", "when", "claim", "stance", "score", "source", "evidence")
     for f in found:
         table.add_row(
+            str(f.id),
             when(f.created_at),
             f.claim_id,
-            f.stance,
+            _stance_shown(f),
             f"{f.score:.2f}",
             terminal_safe(f"{f.source_name} v{f.version}"),
             terminal_safe(f.evidence),
         )
     make_console().print(table)
     note_limit(len(found), limit)
+
+
+def _stance_shown(f: StoredFlag) -> str:
+    if f.verdict == "rejected":
+        return f"{f.stance} (rejected)"
+    if f.verdict == "confirmed":
+        return f"{f.verdict_stance or f.stance} (confirmed)"
+    return f.stance
+
+
+_STANCE = click.option(
+    "--stance",
+    type=click.Choice(STANCE_NAMES),
+    help="The right stance, when the matcher's was wrong.",
+)
+
+
+@flags_cmd.command("confirm")
+@click.argument("flag_id", type=int, metavar="ID")
+@_STANCE
+@click.pass_obj
+def flags_confirm(app: App, flag_id: int, stance: str | None) -> None:
+    """The flag is right: it bears on its claim (with --stance, the stance it really has)."""
+    f = app.store().review(flag_id, "confirmed", app.now, stance)
+    click.echo(terminal_safe(f"flag {f.id} confirmed: {f.claim_id}, {f.verdict_stance}"))
+
+
+@flags_cmd.command("reject")
+@click.argument("flag_id", type=int, metavar="ID")
+@click.pass_obj
+def flags_reject(app: App, flag_id: int) -> None:
+    """The flag is wrong: its sentence does not bear on its claim (and never will be
+    flagged for it again)."""
+    f = app.store().review(flag_id, "rejected", app.now)
+    click.echo(terminal_safe(f"flag {f.id} rejected: {f.claim_id}"))
+
+
+_ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit"}
+
+
+@flags_cmd.command("review")
+@click.option("--claim", "claim_id", help="Only this claim's flags.")
+@LIMIT
+@click.pass_obj
+def flags_review(app: App, claim_id: str | None, limit: int) -> None:
+    """Walk the flags nobody has reviewed yet, newest first: confirm, reject, skip."""
+    store = app.store()
+    pending = store.flags(claim_id=claim_id, limit=limit or None, unreviewed=True)
+    if not pending:
+        click.echo("nothing to review")
+        return
+    console = make_console()
+    done = 0
+    for f in pending:
+        console.print(
+            Text(
+                terminal_safe(f"\nflag {f.id}  {f.claim_id}  {f.stance} ({f.score:.2f})"),
+                style="bold",
+            )
+        )
+        console.print(terminal_safe(f"{f.source_name} v{f.version}"), markup=False)
+        console.print(terminal_safe(f"  {f.evidence}"), markup=False)
+        answer = click.prompt(
+            "[c]onfirm, [r]eject, [s]kip, [q]uit",
+            type=click.Choice(list(_ANSWERS)),
+            show_choices=False,
+        )
+        if answer == "q":
+            break
+        if answer == "s":
+            continue
+        if answer == "c":
+            stance = click.prompt(
+                "stance", type=click.Choice(STANCE_NAMES), default=f.stance, show_default=True
+            )
+            store.review(f.id, "confirmed", app.now, stance)
+        else:
+            store.review(f.id, "rejected", app.now)
+        done += 1
+    click.echo(f"{done} reviewed")
+
+
+def _has_store(app: App) -> bool:
+    from store.db import sqlite_path
+
+    path = sqlite_path(app.db_url)
+    return path is None or path.exists()

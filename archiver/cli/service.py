@@ -14,6 +14,7 @@ import click
 from rich.text import Text
 
 from archiver.cli.base import (
+    SEMANTIC,
     SINCE,
     App,
     check_options,
@@ -21,6 +22,7 @@ from archiver.cli.base import (
     emit_json,
     make_console,
     parse_since,
+    use_semantic,
     when,
 )
 from archiver.config import load as load_config
@@ -178,6 +180,7 @@ class _JsonFormatter(logging.Formatter):
     "--metrics-port", type=click.IntRange(1, 65535), help="Serve Prometheus metrics here."
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True)
+@SEMANTIC
 @click.pass_obj
 def serve(
     app: App,
@@ -187,11 +190,13 @@ def serve(
     log_format: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    semantic: bool | None,
 ) -> None:
     """Run the service: check sources when due, send the digest on its cron.
 
     On SQLite one serve owns the store; on PostgreSQL run as many as you like.
     SIGTERM/SIGINT finish the running checks and exit; SIGHUP reloads the seeds."""
+    use_semantic(app, semantic)
     cfg = app.config
     setup_logging(log_format or cfg.log_format)
     store = app.store()
@@ -362,8 +367,9 @@ def status(app: App, as_json: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Seeds directory with demo/timeline.yaml [default: the bundled seeds]",
 )
+@SEMANTIC
 @click.pass_obj
-def demo(app: App, directory: Path, seeds_dir: Path | None) -> None:
+def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | None) -> None:
     """The whole story offline: archive, changes, flags and a digest, in under a minute."""
     from jobs import demo as demo_job
 
@@ -371,7 +377,8 @@ def demo(app: App, directory: Path, seeds_dir: Path | None) -> None:
     if seeds_dir is None or not (seeds_dir / "demo" / "timeline.yaml").exists():
         raise UsageError("no demo timeline found; pass --seeds DIR (with demo/timeline.yaml)")
     click.echo(f"replaying {seeds_dir / 'demo' / 'timeline.yaml'} into {directory}/")
-    result = demo_job.run(directory, seeds_dir, say=click.echo)
+    use_semantic(app, semantic)
+    result = demo_job.run(directory, seeds_dir, say=click.echo, semantic=app.config.semantic)
     db = f"sqlite:///{directory / 'claimwatch.db'}"
     click.echo("")
     click.echo(

@@ -15,6 +15,7 @@ from rich.text import Text
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
+    SEMANTIC,
     App,
     check_options,
     cli,
@@ -22,6 +23,7 @@ from archiver.cli.base import (
     make_console,
     note_limit,
     pages,
+    use_semantic,
     when,
 )
 from archiver.errors import UsageError
@@ -359,8 +361,11 @@ _SYMBOLS = {"new_version": ("+", "green"), "failed": ("x", "red")}
 @click.option("--all", "all_", is_flag=True, help="Check every source (except retired ones).")
 @click.option("--due", is_flag=True, help="Check the sources that are due now.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per source.")
+@SEMANTIC
 @click.pass_obj
-def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool) -> int:
+def check(
+    app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool, semantic: bool | None
+) -> int:
     """Fetch sources now and archive what changed. Exits 1 if any check failed."""
     store = app.store()
     if sum(map(bool, (refs, all_, due))) != 1:
@@ -383,6 +388,7 @@ def check(app: App, refs: tuple[str, ...], all_: bool, due: bool, as_json: bool)
     if seeds:
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = make_console()
+    use_semantic(app, semantic)
     options = check_options(app.config)
     from archiver import pipeline
 

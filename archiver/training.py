@@ -1,0 +1,388 @@
+"""Training and measuring the claims model on labelled passages.
+
+A labelled file has one JSON object per line: ``{"id", "text", "labels":
+{CLAIM_ID: supports|contradicts|mentions}}``, optionally ``lang`` and ``url``
+(docs/claims.md). ``train`` fits the two logistic scorers of
+``archiver.matcher`` with Newton's method (L2-regularized, deterministic) and
+picks the bears-on threshold by cross-validation grouped by page, so passages
+from one page never sit on both sides of a fold. ``evaluate`` gives precision,
+recall and F1 per claim and per language, and the stance confusion matrix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archiver.claims import Claim, MatchOptions
+from archiver.errors import ConfigError
+from archiver.matcher import (
+    STANCES,
+    Bank,
+    ClaimModel,
+    Example,
+    Linear,
+    Matcher,
+    describe,
+    match,
+)
+from archiver.semantic import MODEL_NAME, Embedder
+
+
+@dataclass(frozen=True)
+class Labelled:
+    id: str
+    text: str
+    labels: dict[str, str]
+    lang: str = "und"
+    group: str = ""  # the page it was written from: folds never split a page
+
+
+def read_labelled(path: Path, claims: Sequence[Claim] | None = None) -> list[Labelled]:
+    """Labelled passages from a JSONL file; one clear error naming file:line otherwise."""
+    known = {c.id for c in claims} if claims is not None else None
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot be read ({exc})") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+            text, labels = row["text"], row.get("labels", {})
+            if not isinstance(text, str) or not isinstance(labels, dict):
+                raise TypeError("'text' must be a string and 'labels' a mapping")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(where, f"expected {{'id', 'text', 'labels'}} ({exc})") from None
+        for cid, stance in labels.items():
+            if stance not in STANCES:
+                raise ConfigError(where, f"stance {stance!r} is not one of {', '.join(STANCES)}")
+            if known is not None and cid not in known:
+                raise ConfigError(where, f"labels unknown claim {cid!r}")
+        out.append(
+            Labelled(
+                str(row.get("id", n)),
+                text,
+                dict(labels),
+                str(row.get("lang", "und")),
+                str(row.get("url", row.get("id", n))),
+            )
+        )
+    return out
+
+
+# -- the dataset -------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    bears: np.ndarray  # (pairs, features)
+    target: np.ndarray  # (pairs,) 1 when the label has the claim
+    stance: np.ndarray  # (pairs, stance features)
+    stance_target: np.ndarray  # (pairs,) index into STANCES, -1 without a label
+    groups: list[str]
+    weight: np.ndarray  # (pairs,) sample weights (reviewer verdicts can weigh more)
+
+
+def build(
+    rows: Sequence[Labelled],
+    claims: Sequence[Claim],
+    embedder: Embedder,
+    options: MatchOptions | None = None,
+    weight: float = 1.0,
+    bank: Bank | None = None,
+) -> Dataset:
+    """Features of every (passage, claim) pair. With a bank, a passage never sees the
+    examples from its own page, as a passage from a new page would not."""
+    options = options or MatchOptions()
+    bears, target, stance, stance_target, groups = [], [], [], [], []
+    for row in rows:
+        _texts, pairs = describe(row.text, claims, embedder, options, bank, row.group)
+        for pair in pairs:
+            label = row.labels.get(pair.claim.id)
+            bears.append(pair.bears)
+            target.append(1.0 if label else 0.0)
+            stance.append(pair.stance)
+            stance_target.append(STANCES.index(label) if label else -1)
+            groups.append(row.group)
+    return Dataset(
+        np.vstack(bears),
+        np.asarray(target),
+        np.vstack(stance),
+        np.asarray(stance_target),
+        groups,
+        np.full(len(target), weight),
+    )
+
+
+def statements_only(claim: Claim) -> Claim:
+    """The claim without its lexical hints: only what it says, in its languages."""
+    return Claim(claim.id, claim.statements)
+
+
+def bank_of(rows: Sequence[Labelled]) -> Bank:
+    """Every labelled passage as an example: one per claim it bears on, or a near miss."""
+    out = []
+    for row in rows:
+        if not row.labels:
+            out.append(Example(None, None, row.text, row.group))
+        for cid, stance in row.labels.items():
+            out.append(Example(cid, stance, row.text, row.group))
+    return Bank(tuple(out))
+
+
+def concat(parts: Sequence[Dataset]) -> Dataset:
+    return Dataset(
+        np.vstack([p.bears for p in parts]),
+        np.concatenate([p.target for p in parts]),
+        np.vstack([p.stance for p in parts]),
+        np.concatenate([p.stance_target for p in parts]),
+        [g for p in parts for g in p.groups],
+        np.concatenate([p.weight for p in parts]),
+    )
+
+
+# -- fitting -----------------------------------------------------------------------
+
+
+def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float, weight: np.ndarray | None = None, iters: int = 30
+) -> tuple[np.ndarray, float]:
+    """L2-regularized logistic regression by Newton's method (x already standardized)."""
+    n, d = x.shape
+    w = np.ones(n) if weight is None else weight
+    xb = np.hstack([x, np.ones((n, 1))])
+    beta = np.zeros(d + 1)
+    reg = np.full(d + 1, l2)
+    reg[-1] = 1e-6  # the bias is not shrunk
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(xb @ beta, -30, 30)))
+        grad = xb.T @ (w * (p - y)) + reg * beta
+        hess = (xb * (w * p * (1 - p))[:, None]).T @ xb + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return beta[:-1], float(beta[-1])
+
+
+@dataclass(frozen=True)
+class Settings:
+    l2_bears: float = 1.0
+    l2_stance: float = 30.0
+    folds: int = 5
+    seed: int = 7
+
+
+def fit(data: Dataset, settings: Settings, threshold: float = 0.5) -> ClaimModel:
+    mean, scale = _standardize(data.bears)
+    w, b = fit_logistic((data.bears - mean) / scale, data.target, settings.l2_bears, data.weight)
+    bears = Linear(mean, scale, w[None, :], np.asarray([b]))
+    labelled = data.stance_target >= 0
+    xs = data.stance[labelled]
+    smean, sscale = _standardize(xs)
+    z = (xs - smean) / sscale
+    rows, biases = [], []
+    for k in range(len(STANCES)):
+        y = (data.stance_target[labelled] == k).astype(float)
+        wk, bk = fit_logistic(z, y, settings.l2_stance, data.weight[labelled])
+        rows.append(wk)
+        biases.append(bk)
+    stance = Linear(smean, sscale, np.vstack(rows), np.asarray(biases))
+    return ClaimModel(bears, stance, threshold, MODEL_NAME)
+
+
+def folds_of(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """Fold number of every pair, whole pages at a time, shuffled with ``seed``."""
+    pages = sorted(set(groups))
+    random.Random(seed).shuffle(pages)
+    fold = {g: n % k for n, g in enumerate(pages)}
+    assign = np.asarray([fold[g] for g in groups])
+    return [assign == n for n in range(k)]
+
+
+def cross_validate(data: Dataset, settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold bears-on probabilities and stance predictions for every pair."""
+    probs = np.zeros(len(data.target))
+    stances = np.zeros(len(data.target), dtype=int)
+    for held in folds_of(data.groups, settings.folds, settings.seed):
+        model = fit(_subset(data, ~held), settings)
+        probs[held] = model.bears_probability(data.bears[held])
+        scores = model.stance.scores(data.stance[held])
+        stances[held] = scores.argmax(axis=1)
+    return probs, stances
+
+
+def _subset(data: Dataset, mask: np.ndarray) -> Dataset:
+    return Dataset(
+        data.bears[mask],
+        data.target[mask],
+        data.stance[mask],
+        data.stance_target[mask],
+        [g for g, m in zip(data.groups, mask, strict=True) if m],
+        data.weight[mask],
+    )
+
+
+def best_threshold(probs: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """The threshold with the best F1 on out-of-fold probabilities, and that F1."""
+    best = (0.5, -1.0)
+    for t in np.arange(0.10, 0.91, 0.02):
+        pred = probs >= t
+        tp = float((pred & (target == 1)).sum())
+        fp = float((pred & (target == 0)).sum())
+        fn = float((~pred & (target == 1)).sum())
+        f = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        if f > best[1] + 1e-9:
+            best = (round(float(t), 2), f)
+    return best
+
+
+def corpus_digest(paths: Iterable[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel:
+    """Fit on everything, with the threshold that cross-validation found best."""
+    probs, stances = cross_validate(data, settings)
+    with_examples = data.bears[:, 0] > 0.5  # has_examples: the claim has labelled examples
+    cv: dict[str, Any] = {}
+    thresholds = []
+    for name, mask in (("with_examples", with_examples), ("statements_only", ~with_examples)):
+        threshold, f1 = best_threshold(probs[mask], data.target[mask]) if mask.any() else (0.5, 0)
+        thresholds.append(threshold)
+        caught = mask & (data.stance_target >= 0) & (probs >= threshold)
+        right = stances[caught] == data.stance_target[caught]
+        cv[name] = {
+            "threshold": threshold,
+            "f1": round(f1, 4),
+            "stance_accuracy": round(float(right.mean()), 4) if caught.any() else 0.0,
+        }
+    model = fit(data, settings)
+    details = {
+        **info,
+        "settings": settings.__dict__,
+        "pairs": len(data.target),
+        "cv": cv,
+    }
+    return ClaimModel(
+        model.bears, model.stance, thresholds[0], model.embedder, details, thresholds[1]
+    )
+
+
+# -- measuring -----------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def scores(self) -> dict[str, float]:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f = 2 * p * r / (p + r) if p + r else 0.0
+        return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3)}
+
+
+@dataclass
+class Report:
+    passages: int = 0
+    overall: Counts = field(default_factory=Counts)
+    by_claim: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    by_lang: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, found)
+
+    def stance_accuracy(self) -> float:
+        total = sum(self.confusion.values())
+        right = sum(n for (want, got), n in self.confusion.items() if want == got)
+        return round(right / total, 3) if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passages": self.passages,
+            "overall": {**self.overall.scores(), **self.overall.__dict__},
+            "stance_accuracy": self.stance_accuracy(),
+            "by_claim": {k: {**v.scores(), **v.__dict__} for k, v in sorted(self.by_claim.items())},
+            "by_language": {
+                k: {**v.scores(), **v.__dict__} for k, v in sorted(self.by_lang.items())
+            },
+            "stance_confusion": {
+                want: {got: self.confusion[(want, got)] for got in STANCES} for want in STANCES
+            },
+        }
+
+
+def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher) -> Report:
+    """Run the matcher on every passage and count against the labels."""
+    report = Report()
+    for row in rows:
+        report.passages += 1
+        found = {f.claim: f for f in match(row.text, claims, matcher)}
+        for c in claims:
+            want, got = row.labels.get(c.id), found.get(c.id)
+            for counts in (report.overall, report.by_claim[c.id], report.by_lang[row.lang]):
+                if want and got:
+                    counts.tp += 1
+                elif got:
+                    counts.fp += 1
+                elif want:
+                    counts.fn += 1
+            if want and got:
+                report.confusion[(want, got.stance)] += 1
+    return report
+
+
+def train_model(
+    rows: Sequence[Labelled],
+    claims: Sequence[Claim],
+    settings: Settings,
+    sources: Sequence[str] = (),
+    embedder: Embedder | None = None,
+) -> ClaimModel:
+    """Train from labelled passages. Every passage is described four times: against a
+    bank of all the other pages' examples (how the shipped story is matched) and against
+    no bank (a story nobody has reviewed yet), each with the claims as written and with
+    the claims reduced to their statements (no entities, terms or cues: what a new user
+    writes first). So the model has seen every kind of story it will meet."""
+    if embedder is None:
+        from archiver.semantic import E5Embedder
+
+        embedder = E5Embedder()
+    bank = bank_of(rows)
+    bare = [statements_only(c) for c in claims]
+    data = concat(
+        [
+            build(rows, claims, embedder, bank=bank),
+            build(rows, claims, embedder),
+            build(rows, bare, embedder, bank=bank),
+            build(rows, bare, embedder),
+        ]
+    )
+    digest = hashlib.sha256(
+        "\n".join(sorted(json.dumps([r.text, r.labels], sort_keys=True) for r in rows)).encode()
+    ).hexdigest()[:16]
+    info = {"passages": len(rows), "corpus": list(sources), "corpus_digest": digest}
+    return train(data, settings, info)

@@ -1,0 +1,243 @@
+"""The learned, multilingual claims matcher: golden flags on a small fixed corpus, claims
+in one language finding evidence in others, the example bank, the vector cache in the
+store, the model file, and (slow) retraining that reproduces the shipped model.
+
+Rewrite the golden file after an intended change with ``pytest --update-golden``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from archiver.claims import Claim
+from archiver.claimsfile import load_story
+from archiver.errors import ConfigError
+from archiver.matcher import ClaimModel, Matcher, load_model, match
+from archiver.semantic import E5Embedder
+from archiver.training import Settings, evaluate, read_labelled, train_model
+from tests.conftest import article_html
+from tests.support import claimwatch, story_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+DATA = Path(__file__).resolve().parent / "data"
+DOOR_PLUG = DATA / "stories" / "door-plug" / "claims.yaml"
+
+
+@pytest.fixture(scope="module")
+def embedder() -> E5Embedder:
+    return E5Embedder()
+
+
+def bare(claims: tuple[Claim, ...], lang: str) -> tuple[Claim, ...]:
+    """The claims as a new user might write them: one language, no entities or cues."""
+    return tuple(
+        replace(
+            c,
+            statements=tuple((lg, t) for lg, t in c.statements if lg == lang),
+            actors=(),
+            objects=(),
+            terms=(),
+            supports=(),
+            contradicts=(),
+        )
+        for c in claims
+    )
+
+
+def test_golden_flags_on_a_fixed_corpus(embedder: E5Embedder, golden) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        json.loads(line)
+        for line in (DATA / "claims" / "golden.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    lines = []
+    for name, path in (("seed", SEEDS / "claims.yaml"), ("door-plug", DOOR_PLUG)):
+        claims = load_story(path).claims
+        matcher = Matcher(embedder=embedder, model=load_model())
+        for row in rows:
+            found = match(row["text"], claims, matcher)
+            said = ", ".join(f"{f.claim} {f.stance}" for f in found) or "-"
+            lines.append(f"{name} {row['id']} {row['lang']}: {said}")
+    golden(DATA / "claims" / "golden_flags.txt", "\n".join(lines) + "\n")
+
+
+def test_an_arabic_claim_finds_english_chinese_and_german_evidence(
+    embedder: E5Embedder,
+) -> None:
+    claims = bare(load_story(SEEDS / "claims.yaml").claims, "ar")
+    assert all(c.statements[0][0] == "ar" and len(c.statements) == 1 for c in claims)
+    matcher = Matcher(embedder=embedder, model=load_model())
+    evidence = {
+        "en": "Meta will stop releasing its most powerful AI models openly and keep them "
+        "closed so that it can sell access to them.",
+        "zh": "Meta将停止公开发布其最强大的人工智能模型，转而保持闭源，以便从中赚钱。",
+        "de": "Meta wird seine leistungsfähigsten KI-Modelle nicht mehr offen veröffentlichen, "
+        "sondern sie geschlossen halten, um damit Geld zu verdienen.",
+    }
+    scores = {}
+    for lang, text in evidence.items():
+        found = match(text, claims, matcher)
+        assert found, lang
+        assert found[0].claim == "meta-ends-open-releases", (lang, found)
+        assert found[0].stance == "supports", (lang, found)
+        scores[lang] = found[0].score
+    assert match("Lamas sind Herdentiere aus den Anden.", claims, matcher) == []
+    # Short Chinese sentences sit close to everything in e5's space (docs/claims.md): an
+    # unrelated one may pass a threshold, but far below real evidence.
+    for f in match("羊驼是生活在安第斯山脉的动物。", claims, matcher):
+        assert f.score < scores["zh"] - 0.3, f
+
+
+def test_examples_in_the_claims_file_are_used_and_shown(
+    embedder: E5Embedder, tmp_path: Path
+) -> None:
+    (tmp_path / "examples.jsonl").write_text(
+        "\n".join(
+            json.dumps(row)
+            for row in [
+                {
+                    "id": "e1",
+                    "lang": "en",
+                    "text": "The council voted to close the Elm Street library branch next spring.",
+                    "labels": {"library-closes": "supports"},
+                },
+                {
+                    "id": "e2",
+                    "lang": "en",
+                    "text": "Library hours on weekends will be extended, the council said.",
+                    "labels": {},
+                },
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "claims.yaml").write_text(
+        "version: 2\nexamples: [examples.jsonl]\nclaims:\n"
+        "  - id: library-closes\n    statement: The Elm Street library will close.\n"
+        "  - id: new-park\n    statement: The town is building a new park by the river.\n",
+        encoding="utf-8",
+    )
+    story = load_story(tmp_path / "claims.yaml")
+    assert [e.claim for e in story.bank().examples] == ["library-closes", None]
+    matcher = Matcher(embedder=embedder, model=load_model(), bank=story.bank())
+    [flag] = match(
+        "Councillors agreed to shut the Elm Street branch library.", story.claims, matcher
+    )
+    assert flag.claim == "library-closes"
+    assert any(r.startswith("nearest example (supports") for r in flag.reasons), flag.reasons
+
+
+def test_vectors_are_cached_in_the_store_by_text(sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    first = E5Embedder(cache=sqlite_store)
+    first.embed(["Meta raised its capital spending forecast.", "Shares fell 11 percent."])
+    assert first.computed == 2
+    again = E5Embedder(cache=sqlite_store)  # a new process: only the store is shared
+    vectors = again.embed(
+        ["Shares fell 11 percent.", "Meta raised its capital spending forecast.", "A new one."]
+    )
+    assert again.computed == 1  # only the new sentence ran through the model
+    assert vectors.shape == (3, 384)
+    assert abs(float(vectors[0] @ first.embed(["Shares fell 11 percent."])[0]) - 1.0) < 1e-5
+
+
+def test_a_model_file_from_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.json"
+    bad.write_text(json.dumps({"format": 1, "bears": {}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_model(str(bad))
+    assert str(bad) in str(err.value) and "retrain" in str(err.value)
+    shipped = load_model()
+    assert ClaimModel.from_dict(shipped.to_dict()).to_dict() == shipped.to_dict()
+
+
+@pytest.mark.slow
+def test_retraining_reproduces_the_shipped_models_heldout_figures(
+    embedder: E5Embedder, tmp_path: Path
+) -> None:
+    story = load_story(SEEDS / "claims.yaml")
+    shipped = load_model()
+    rows = [row for path in story.examples for row in read_labelled(path, story.claims)]
+    seed = int(shipped.info["settings"]["seed"])
+    retrained = train_model(rows, story.claims, Settings(seed=seed), embedder=embedder)
+    assert retrained.info["corpus_digest"] == shipped.info["corpus_digest"]
+    heldout = read_labelled(SEEDS / "corpus" / "heldout.jsonl", story.claims)
+    reports = [
+        evaluate(heldout, story.claims, Matcher(embedder=embedder, model=m, bank=story.bank()))
+        for m in (shipped, retrained)
+    ]
+    a, b = (r.to_dict() for r in reports)
+    assert abs(a["overall"]["f1"] - b["overall"]["f1"]) <= 0.01
+    assert abs(a["stance_accuracy"] - b["stance_accuracy"]) <= 0.01
+
+
+LIBRARY_CLAIMS = """version: 2
+examples: [examples.jsonl]
+claims:
+  - id: library-closes
+    statements:
+      en: The Elm Street library will close.
+      de: Die Bibliothek in der Elm Street wird geschlossen.
+  - id: new-park
+    statement: The town is building a new park by the river.
+"""
+
+
+def test_check_uses_the_learned_matcher_by_default_and_embeds_only_new_text(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    seeds = story_dir(tmp_path) / "seeds"
+    (seeds / "claims.yaml").write_text(LIBRARY_CLAIMS, encoding="utf-8")
+    (seeds / "examples.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "e1",
+                "text": "The council voted to close the Elm Street branch library next spring.",
+                "labels": {"library-closes": "supports"},
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        # CLAIMWATCH_SEMANTIC unset: the default, which the test suite otherwise turns off.
+        r = claimwatch(tmp_path, *args, env={"CLAIMWATCH_SEMANTIC": None})
+        assert r.returncode == 0, r.stderr
+        return r
+
+    def vectors() -> int:
+        with sqlite3.connect(tmp_path / "x.db") as conn:
+            return int(conn.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0])
+
+    first = ["The town council met on Tuesday evening.", "Residents asked about parking fees."]
+    page = {"html": article_html("Council notes", first)}
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/c.html").respond_with_handler(
+        lambda _request: Response(page["html"], content_type="text/html")
+    )
+    run("init")
+    run("sources", "add", httpserver.url_for("/c.html"), "--label", "c")
+    run("check", "c")
+    page["html"] = article_html(
+        "Council notes", [*first, "Councillors agreed to shut the Elm Street branch library."]
+    )
+    run("check", "c")
+    [flag] = [json.loads(line) for line in run("flags", "--json").stdout.splitlines()]
+    assert flag["claim"] == "library-closes" and flag["stance"] == "supports"
+    assert flag["reasons"][1].startswith("bears on the claim: p=")  # the learned matcher
+    before = vectors()
+    assert before > 0
+    page["html"] = article_html(
+        "Council notes",
+        [*first, "Councillors agreed to shut the Elm Street branch library.", "It rained."],
+    )
+    run("check", "c")
+    assert 0 < vectors() - before <= 2  # the new sentence (with its context), nothing else

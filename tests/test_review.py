@@ -1,0 +1,155 @@
+"""The reviewer's verdicts, as a user gives them: `flags confirm`, `flags reject` and
+`flags review` on a real store fed by a loopback page. A verdict is kept through
+re-checks, `gc` and both exports; a rejected sentence is not flagged again; the digest
+leaves rejected flags out and marks confirmed ones."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+from warcio.archiveiterator import ArchiveIterator
+
+from tests.conftest import article_html
+from tests.support import claimwatch, story_dir
+from tests.test_cli import FIRST, Page
+
+CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
+OPEN = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."
+
+
+@pytest.fixture
+def story_with_claims(tmp_path: Path) -> Path:
+    return story_dir(tmp_path, claims=True)
+
+
+def flags(story: Path, *args: str) -> list[dict]:
+    r = claimwatch(story, "flags", "--json", *args)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def the_flag(story: Path, evidence: str) -> dict:
+    [row] = [f for f in flags(story) if f["evidence"] == evidence]
+    return row
+
+
+def test_verdicts_are_kept_and_a_rejected_sentence_is_not_flagged_again(
+    story_with_claims: Path, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    story = story_with_claims
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", FIRST))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    assert claimwatch(story, "init").returncode == 0
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+
+    def version(*sentences: str) -> None:
+        page.html = article_html("Meta's lab sets release rules", [*FIRST, *sentences])
+        r = claimwatch(story, "check", "a")
+        assert r.returncode == 0, r.stderr
+
+    version()
+    version(CLOSED, OPEN)
+    closed, opened = the_flag(story, CLOSED), the_flag(story, OPEN)
+    assert closed["verdict"] is None and opened["verdict"] is None
+    assert len(flags(story)) == 2
+
+    r = claimwatch(story, "flags", "reject", str(closed["id"]))
+    assert r.returncode == 0, r.stderr
+    r = claimwatch(story, "flags", "confirm", str(opened["id"]), "--stance", "contradicts")
+    assert r.returncode == 0, r.stderr
+    assert the_flag(story, CLOSED)["verdict"] == "rejected"
+    assert (the_flag(story, OPEN)["verdict"], the_flag(story, OPEN)["verdict_stance"]) == (
+        "confirmed",
+        "contradicts",
+    )
+    r = claimwatch(story, "flags", "reject", "999999")
+    assert r.returncode == 2 and "999999" in r.stderr
+
+    # Shown where a user looks at a claim's evidence.
+    shown = claimwatch(story, "claims", "show", closed["claim"]).stdout
+    assert "rejected by a reviewer" in shown
+
+    # The sentence goes away and comes back: a new version, but the rejected evidence
+    # is not flagged again; a new sentence still is.
+    version(OPEN)
+    version(CLOSED, OPEN)
+    assert [f["evidence"] for f in flags(story)].count(CLOSED) == 1  # only the reviewed one
+    again = "Meta will keep its most capable model closed, a spokesperson said."
+    version(CLOSED, OPEN, again)
+    assert again in [f["evidence"] for f in flags(story)]
+
+    # gc and both exports keep the verdicts.
+    assert claimwatch(story, "gc", "--keep-raw-versions", "1").returncode == 0
+    assert the_flag(story, CLOSED)["verdict"] == "rejected"
+    out = tmp_path / "all.jsonl"
+    assert claimwatch(story, "export", "json", "--all", "--out", str(out)).returncode == 0
+    exported = [
+        f
+        for line in out.read_text(encoding="utf-8").splitlines()
+        for v in json.loads(line).get("versions", [])
+        for f in v["flags"]
+    ]
+    verdicts = {f["evidence"]: (f["verdict"], f["verdict_stance"]) for f in exported}
+    assert verdicts[CLOSED] == ("rejected", None)
+    assert verdicts[OPEN] == ("confirmed", "contradicts")
+    warc = tmp_path / "a.warc.gz"
+    assert claimwatch(story, "export", "warc", "a", "--out", str(warc)).returncode == 0
+    in_warc = []
+    with warc.open("rb") as f:
+        for record in ArchiveIterator(f):
+            if record.rec_type == "metadata":
+                in_warc += json.loads(record.content_stream().read())["flags"]
+    assert {f["evidence"]: f["verdict"] for f in in_warc}[CLOSED] == "rejected"
+
+    # The digest leaves the rejected flag out and marks the confirmed one.
+    digest_dir = tmp_path / "digest"
+    r = claimwatch(story, "digest", "--dry-run", "--out", str(digest_dir))
+    assert r.returncode == 0, r.stderr
+    [preview] = list(digest_dir.glob("*.eml"))
+    text = preview.read_text(encoding="utf-8")
+    assert "contradicts 0.97, confirmed" in text or ", confirmed]" in text
+    assert CLOSED not in text
+
+
+def test_review_walks_unreviewed_flags_interactively(
+    story_with_claims: Path, httpserver: HTTPServer
+) -> None:
+    story = story_with_claims
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", FIRST))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    claimwatch(story, "init")
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    claimwatch(story, "check", "a")
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, OPEN])
+    claimwatch(story, "check", "a")
+    assert len(flags(story)) == 2
+    # Reject the first; confirm the second, keeping its stance (the prompt's default).
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "archiver.cli",
+            "--db",
+            f"sqlite:///{story / 'x.db'}",
+            "flags",
+            "review",
+        ],
+        input="r\nc\n\n",
+        capture_output=True,
+        text=True,
+        cwd=story,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    verdicts = sorted(f["verdict"] for f in flags(story))
+    assert verdicts == ["confirmed", "rejected"]
+    # Nothing is left to review.
+    r = claimwatch(story, "flags", "review")
+    assert r.returncode == 0 and "nothing to review" in (r.stdout + r.stderr).lower()
