@@ -22,7 +22,7 @@ import yaml
 from jinja2 import Environment, PackageLoader
 
 from archiver import pipeline
-from archiver.claimsfile import load_claims
+from archiver.claimsfile import load_story
 from archiver.errors import ConfigError
 from archiver.fetch import FetchOptions
 from archiver.mailer import SmtpSettings
@@ -179,8 +179,9 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
     clock = {"now": timeline.start}
     try:
         articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
-        claims = load_claims(seeds_dir / "claims.yaml")
-        pipeline.import_seeds(store, pipeline.Seeds(articles, [], claims), clock["now"])
+        story = load_story(seeds_dir / "claims.yaml")
+        seeds = pipeline.Seeds(articles, [], story.claims, story.bank().examples)
+        pipeline.import_seeds(store, seeds, clock["now"])
         every = {"6h": 6 * 3600}
         for w in timeline.watch:
             page = timeline.pages[w["page"]]
