@@ -21,6 +21,7 @@
     │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
     │   ├── PageTooLarge            HTML over the extraction limit (extraction time grows fast)
     │   ├── TooSlow                 extracting and comparing one page ran out of its CPU time
+    │   ├── SelectorMatchedNothing  a source's selector found no element (or no text) in the page
     │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
@@ -140,6 +141,10 @@ class EmptyExtraction(ExtractionError):
 
 class PageTooLarge(ExtractionError):
     pass
+
+
+class SelectorMatchedNothing(ExtractionError):
+    """The source's selector found nothing: a failed capture, never an empty version."""
 
 
 class FeedError(ExtractionError):

@@ -102,7 +102,7 @@ class _Notes:
     def __init__(self, store: Store, source: Source):
         self.store = store
         self.changes = store.changes(source_id=source.id)  # newest first
-        self.edit_to = {c.to_version: c for c in self.changes if c.kind == "edit"}
+        self.edit_to = {c.to_version: c for c in self.changes if c.kind in ("edit", "selector")}
         self.flags: dict[int, list[dict[str, Any]]] = {}
         for f in store.flags(source_id=source.id):
             row = _plain(f, "source_id", "source_name", "source_url", "title")

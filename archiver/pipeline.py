@@ -40,7 +40,7 @@ from archiver.errors import (
     TooSlow,
     UsageError,
 )
-from archiver.extract import ExtractOptions
+from archiver.extract import ExtractOptions, decode
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
 from archiver.fetch import (
     PAGE_TYPES,
@@ -53,8 +53,9 @@ from archiver.fetch import (
 )
 from archiver.fingerprint import BodyHint, same_article
 from archiver.matcher import Bank, Example, MatchSpec, write_bank
-from archiver.normalize import text_digest
+from archiver.normalize import NormalizeOptions, normalize, text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from archiver.selection import Selector, select_text
 from archiver.semantic import MODEL_NAME
 from archiver.topic import Node, matches, parse, positive_terms
 from archiver.worker import (
@@ -418,6 +419,9 @@ class _Attempt:
             coverage_from=decay_from,
             hint=hint,
         )
+        options = None
+        if s.selector_changed and self.extracted:  # the new selection's text is recorded
+            options = {k: v for k, v in s.options.items() if k != "selector_changed"}
         return SourceUpdate(
             next_check_at=plan.next_check_at,
             last_checked_at=self.started,
@@ -429,6 +433,7 @@ class _Attempt:
             decay_from=moved,
             body_hint=self.body_hint,
             warning=self._message(None),
+            options=options,
         )
 
     def failure(self, error: Exception) -> SourceUpdate:
@@ -500,7 +505,8 @@ class _Checker:
         has_version = source.current_version_id is not None and not waiting
         if has_version and attempt.raw_digest == source.last_raw_digest:
             return await self._unchanged(attempt, "same_bytes")
-        hint = BodyHint.from_dict(source.body_hint)
+        selector = Selector(source.select, source.exclude) if source.select else None
+        hint = BodyHint.from_dict(source.body_hint) if selector is None else None
         if (
             hint is not None
             and has_version
@@ -512,6 +518,13 @@ class _Checker:
         current = self.store.current_version(source)
         if has_version and current is not None and attempt.raw_digest == current.raw_digest:
             return await self._unchanged(attempt, "same_bytes")
+        if (
+            selector is not None
+            and current is not None
+            and not source.selector_changed
+            and self._same_selection(fetched, selector, source.ignore, current)
+        ):
+            return await self._unchanged(attempt, "same_text")  # a parse and a walk, no pool
         if source.kind == "feed":
             return await self._feed(attempt, current)
         previous_text = self.store.read_text(current) if current is not None else None
@@ -529,6 +542,7 @@ class _Checker:
             coverage=source.kind == "article",
             matching=self.matching,
             cpu_limit=self.options.max_cpu_seconds,
+            selector=selector,
         )
         try:
             page = await self._process(job)
@@ -564,13 +578,18 @@ class _Checker:
             (current, previous_text) if current is not None and previous_text is not None else None
         )
         record = change_record(page.change) if page.change is not None else None
+        flags = page.flags
+        if source.selector_changed and record is not None:
+            # The user changed what is watched: a new selection, not news on the page.
+            record = replace(
+                record, kind="selector", significance=0.0, reasons=["selector changed"]
+            )
+            flags = ()
         capture = attempt.capture("new_version")
         update = attempt.success(changed=current is not None)
         try:
             version = await self.writes(
-                lambda b: b.add_version(
-                    new, capture, update, previous, record, page.flags, compare=True
-                )
+                lambda b: b.add_version(new, capture, update, previous, record, flags, compare=True)
             )
         except Superseded as exc:
             return await self._superseded(attempt, exc)
@@ -580,8 +599,8 @@ class _Checker:
             version.number,
             fetched.status,
             duration_ms=capture.duration_ms,
-            significance=page.change.significance if page.change else None,
-            flags=len(page.flags),
+            significance=record.significance if record else None,
+            flags=len(flags),
             fetch_ms=fetched.duration_ms,
             extracted=True,
         )
@@ -748,6 +767,21 @@ class _Checker:
             duration_ms=capture.duration_ms,
             extracted=attempt.extracted,
         )
+
+    def _same_selection(
+        self, fetched: FetchResult, selector: Selector, ignore: tuple[str, ...], current: Version
+    ) -> bool:
+        """Whether the page's selection is the current text (the re-check shortcut for a
+        source with a selector). Any doubt (a page the selector now misses) is a no: the
+        worker then records the failure properly."""
+        if len(fetched.body) > self.options.extract.max_html_bytes:
+            return False
+        try:
+            html, _encoding = decode(fetched.body, fetched.charset)
+            text = normalize(select_text(html, selector), NormalizeOptions(ignore=ignore))
+        except ExtractionError:
+            return False
+        return text_digest(text) == current.text_digest
 
     async def _unchanged(
         self, attempt: _Attempt, outcome: str, hint: int | None = None

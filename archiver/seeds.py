@@ -105,7 +105,7 @@ def spec_from_mapping(
     line = item.get(LINE)
     known = {
         *("url", "kind", "label", "tags", "every", "cron", "ignore", "robots", "note"),
-        *("verified", "topic", "match_claims", LINE),
+        *("verified", "topic", "match_claims", "select", "exclude", LINE),
     }
     for key in item:
         if key not in known:
@@ -171,6 +171,23 @@ def spec_from_mapping(
         ) from None
     if (topic is not None or item.get("match_claims")) and kind != "feed":
         raise ConfigError(path, "only feeds take a topic filter", line, "topic")
+    select = field("select", str)
+    exclude = field("exclude", (list, str), [])
+    exclude = [exclude] if isinstance(exclude, str) else exclude
+    if not all(isinstance(e, str) for e in exclude):
+        raise ConfigError(path, "must be a list of CSS or XPath selectors", line, "exclude")
+    if exclude and select is None:
+        raise ConfigError(path, "exclude goes with select", line, "exclude")
+    if select is not None:
+        from archiver.selection import Selector  # lxml loads on use
+        from archiver.selection import check as check_selector
+
+        if kind == "feed":
+            raise ConfigError(path, "a feed's entries are its text: no selector", line, "select")
+        try:
+            check_selector(Selector(select, tuple(exclude)))
+        except UsageError as exc:
+            raise ConfigError(path, str(exc), line, "select") from None
     return SourceSpec(
         url=url,
         kind=kind,
@@ -183,6 +200,8 @@ def spec_from_mapping(
         origin="seed",
         topic=topic,
         match_claims=bool(field("match_claims", bool, False)),
+        select=select,
+        exclude=tuple(exclude),
     )
 
 

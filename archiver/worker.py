@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from archiver.claims import Claim
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction, TooSlow
+from archiver.errors import EmptyExtraction, PageTooLarge, TooSlow
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fingerprint import locate
 from archiver.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.normalize import NormalizeOptions, normalize
 from archiver.segment import sentences
+from archiver.selection import Selector, extract_selected
 from store.models import ChangeRecord, FlagRecord
 
 
@@ -43,6 +44,7 @@ class PageJob:
     coverage: bool = False  # a first version of related coverage is matched whole
     matching: MatchSpec = field(default_factory=lambda: MatchSpec(semantic=False))
     cpu_limit: float = 0.0  # seconds of CPU for the whole job (0: none); then TooSlow
+    selector: Selector | None = None  # the source's own selection instead of extraction
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,18 @@ def extract_text(
     url: str,
     options: ExtractOptions,
     ignore: tuple[str, ...],
+    selector: Selector | None = None,
 ) -> tuple[Extracted, str]:
-    """Extract and normalize: page bytes to the stable text that is archived."""
-    extracted = extract(body, content_type, charset, url, options)
+    """Extract (or select) and normalize: page bytes to the stable text that is archived."""
+    if selector is not None and content_type != "text/plain":
+        if len(body) > options.max_html_bytes:
+            raise PageTooLarge(
+                f"{len(body)} bytes of HTML is over the extraction limit of "
+                f"{options.max_html_bytes}"
+            )
+        extracted = extract_selected(body, charset, selector)
+    else:
+        extracted = extract(body, content_type, charset, url, options)
     text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
     if not text:
         raise EmptyExtraction("nothing is left after normalization and ignore patterns")
@@ -139,7 +150,7 @@ def process_page(job: PageJob) -> PageResult:
 
 def _process_page(job: PageJob) -> PageResult:
     extracted, text = extract_text(
-        job.body, job.content_type, job.charset, job.url, job.extract, job.ignore
+        job.body, job.content_type, job.charset, job.url, job.extract, job.ignore, job.selector
     )
     change = None
     if job.previous_text is not None and job.previous_text != text:
@@ -154,7 +165,8 @@ def _process_page(job: PageJob) -> PageResult:
             found = flags_for_coverage(text, job.claims, matcher)
         drain = getattr(matcher.embedder, "drain", None)
         vectors = drain() if drain else None
-    located = locate(job.body, text) if job.content_type != "text/plain" else None
+    plain = job.content_type == "text/plain" or job.selector is not None
+    located = None if plain else locate(job.body, text)
     hint = located.to_dict() if located else None
     return PageResult(extracted, text, change, found, hint, garbled(text), vectors)
 

@@ -3,6 +3,7 @@
 Usage: python benchmarks/cycle.py [--pages 2000] [--cycles 3] [--edit 0.10]
                                   [--concurrency 32] [--seed 1] [--db sqlite|postgresql]
                                   [--claims seeds/claims.yaml [--no-semantic]]
+                                  [--select CSS]
 
 A loopback server (asyncio, HTTP/1.1 keep-alive) serves N generated news
 pages with realistic chrome: navigation, a most-read box, scripts, a footer.
@@ -25,7 +26,8 @@ matcher by default; with ``--no-semantic``, the rule matcher): the cost of
 matching is the difference from a run without ``--claims``. Cycle 1 also embeds
 the claims and examples once; cycle 2 on is the steady state. (Matching the
 first version of every page as new coverage is measured separately: see
-docs/benchmarks.md.)
+docs/benchmarks.md.) With ``--select`` every source watches those elements (e.g.
+``article``) instead of the extracted article: the selector re-check path.
 
 Results are recorded in docs/benchmarks.md.
 """
@@ -48,12 +50,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from archiver.claims import claim_to_dict
 from archiver.claimsfile import load_story
 from store.repo import Store
-from store.schema import blobs, versions
+from store.schema import blobs, sources, versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.crash import bulk_sources, database
@@ -282,6 +284,7 @@ def run(
     db: str,
     claims: Path | None = None,
     semantic: bool = True,
+    selector: str | None = None,
 ) -> None:
     site = Site(pages)
     base = start_server(site)
@@ -298,6 +301,10 @@ def run(
         now = datetime.now(UTC)
         urls = [f"{base}/p{i}" for i in range(pages)]
         bulk_sources(store, urls, "article", [3600] * pages, now)
+        if selector:
+            with store.engine.begin() as conn:
+                options = {"ignore": [], "robots": True, "select": selector, "exclude": []}
+                conn.execute(update(sources).values(options=options))
         config = Path(tmp) / "claimwatch.toml"
         config.write_text(
             f"[service]\nconcurrency = {concurrency}\nper_host = {concurrency}\nhost_delay = 0\n",
@@ -370,6 +377,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--claims", type=Path, default=None, help="Match against this story.")
     parser.add_argument("--no-semantic", action="store_true", help="The rule matcher only.")
+    parser.add_argument("--select", default=None, help="A CSS selector for every source.")
     args = parser.parse_args()
     run(
         args.pages,
@@ -380,6 +388,7 @@ def main() -> None:
         args.db,
         args.claims,
         not args.no_semantic,
+        args.select,
     )
 
 

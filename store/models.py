@@ -37,6 +37,8 @@ class SourceSpec:
     entry: dict[str, Any] | None = None  # the feed entry it came from
     allow_private: bool = False  # may reach loopback/private addresses (explicit sources only)
     allow_redirects_anywhere: bool = False  # ... and so may its redirects to other hosts
+    select: str | None = None  # CSS or XPath: watch only these elements (no extraction)
+    exclude: tuple[str, ...] = ()  # ... minus these
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,21 @@ class Source:
     def match_claims(self) -> bool:
         return bool(self.options.get("match_claims", False))
 
+    @property
+    def select(self) -> str | None:
+        """The CSS or XPath selector whose elements are the watched text, if any."""
+        return self.options.get("select")
+
+    @property
+    def exclude(self) -> tuple[str, ...]:
+        return tuple(self.options.get("exclude", ()))
+
+    @property
+    def selector_changed(self) -> bool:
+        """The selector was changed since the last version: the next text is a new
+        selection, not an edit of the page."""
+        return bool(self.options.get("selector_changed", False))
+
 
 @dataclass(frozen=True)
 class Version:
@@ -149,6 +166,7 @@ class SourceUpdate:
     decay_from: datetime | None = None  # coverage that changed: its schedule steps back
     body_hint: dict[str, Any] | None = None  # a new article location (None: keep the old)
     warning: str | None = None  # this check's warning; None clears the last one
+    options: dict[str, Any] | None = None  # the source's options replaced (None: kept)
 
 
 @dataclass(frozen=True)

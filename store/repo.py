@@ -184,6 +184,31 @@ class Store:
         with self._tx() as conn:
             conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
 
+    def set_selector(self, source_id: int, selector: str | None, exclude: tuple[str, ...]) -> None:
+        """Change what a source watches. Its validators and fingerprint are dropped, so
+        the next check reads the page whole, and that text is marked as a new selection
+        (``selector_changed``) rather than an edit."""
+        with self._tx() as conn:
+            row = conn.execute(select(sources.c.options).where(sources.c.id == source_id))
+            options = dict(row.scalar_one() or {})
+            options.pop("select", None)
+            options.pop("exclude", None)
+            if selector:
+                options["select"] = selector
+                options["exclude"] = list(exclude)
+            options["selector_changed"] = True
+            conn.execute(
+                update(sources)
+                .where(sources.c.id == source_id)
+                .values(
+                    options=options,
+                    etag=None,
+                    last_modified=None,
+                    last_raw_digest=None,
+                    body_hint=None,
+                )
+            )
+
     def known_entries(self, feed_id: int, urls: Sequence[str]) -> set[str]:
         """Which of these entry URLs this feed has already seen."""
         if not urls:
@@ -904,6 +929,9 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
         options["match_claims"] = True
     if spec.entry:
         options["entry"] = spec.entry
+    if spec.select:
+        options["select"] = spec.select
+        options["exclude"] = list(spec.exclude)
     if spec.allow_private and spec.origin != "feed":
         options["allow_private"] = True
         if spec.allow_redirects_anywhere:

@@ -246,7 +246,7 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
         values["retired_at"] = upd.last_checked_at
     if upd.decay_from is not None:
         values["decay_from"] = upd.decay_from
-    for name in ("etag", "last_modified", "last_raw_digest", "body_hint"):
+    for name in ("etag", "last_modified", "last_raw_digest", "body_hint", "options"):
         if getattr(upd, name) is not None:
             values[name] = getattr(upd, name)
     return values

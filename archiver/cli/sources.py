@@ -114,6 +114,8 @@ def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]
         "cron": s.cron,
         "ignore": list(s.ignore),
         "robots": s.robots,
+        "select": s.select,
+        "exclude": list(s.exclude),
         "next_check_at": s.next_check_at,
         "last_checked_at": s.last_checked_at,
         "consecutive_failures": s.consecutive_failures,
@@ -161,6 +163,23 @@ def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
     make_console().print(table)
 
 
+def _selector_options(f: Any) -> Any:
+    """--select and --exclude, shared by 'sources add' and 'sources edit'."""
+    f = click.option(
+        "--exclude",
+        "excludes",
+        metavar="CSS|XPATH",
+        multiple=True,
+        help="With --select: leave out these elements (repeatable), e.g. an ad box.",
+    )(f)
+    return click.option(
+        "--select",
+        metavar="CSS|XPATH",
+        help="Watch only these elements' text instead of the extracted article "
+        "(CSS, or XPath starting with /).",
+    )(f)
+
+
 @sources.command("add")
 @click.argument("url")
 @click.option(
@@ -199,6 +218,7 @@ def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
     is_flag=True,
     help="With --allow-private: its redirects may reach other private hosts too.",
 )
+@_selector_options
 @click.pass_obj
 def sources_add(
     app: App,
@@ -214,6 +234,8 @@ def sources_add(
     match_claims: bool,
     allow_private: bool,
     allow_redirects_anywhere: bool,
+    select: str | None,
+    excludes: tuple[str, ...],
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
@@ -230,6 +252,8 @@ def sources_add(
         ("tags", list(tags)),
         ("topic", topic),
         ("match_claims", match_claims),
+        ("select", select),
+        ("exclude", list(excludes)),
     ):
         if value:
             item[key] = value
@@ -241,6 +265,41 @@ def sources_add(
     )
     source_id = app.store().add_source(spec, app.now)
     click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
+
+
+@sources.command("edit")
+@click.argument("source", metavar="SOURCE")
+@_selector_options
+@click.option("--no-select", is_flag=True, help="Go back to the extracted article text.")
+@click.pass_obj
+def sources_edit(
+    app: App, source: str, select: str | None, excludes: tuple[str, ...], no_select: bool
+) -> None:
+    """Change what SOURCE watches. A new selector's first text is recorded as a new
+    version with the reason "selector changed", not as an edit of the page."""
+    from archiver.selection import Selector, check
+
+    if no_select and (select or excludes):
+        raise UsageError("give --select (with --exclude), or --no-select, not both")
+    if not (select or excludes or no_select):
+        raise UsageError("nothing to change: give --select, --exclude or --no-select")
+    store = app.store()
+    found = store.get_source(source)
+    if found.kind == "feed":
+        raise UsageError(f"{found.name} is a feed: its entries are its text, no selector")
+    new_select = None if no_select else (select or found.select)
+    if new_select is None and not no_select:
+        raise UsageError("--exclude goes with --select")
+    # A new --select starts without exclusions unless it brings its own.
+    new_exclude = () if no_select else (excludes or (found.exclude if not select else ()))
+    if new_select is not None:
+        check(Selector(new_select, tuple(new_exclude)))
+    if (new_select, tuple(new_exclude)) == (found.select, found.exclude):
+        click.echo(terminal_safe(f"{found.name}: unchanged"))
+        return
+    store.set_selector(found.id, new_select, tuple(new_exclude))
+    what = f"selects {new_select!r}" if new_select else "uses the extracted article again"
+    click.echo(terminal_safe(f"{found.name} {what}; the next check records its text"))
 
 
 @sources.command("import")
@@ -290,6 +349,8 @@ def sources_export(app: App, out: Path | None) -> None:
             ("ignore", list(s.ignore)),
             ("topic", s.topic),
             ("match_claims", s.match_claims or None),
+            ("select", s.select),
+            ("exclude", list(s.exclude)),
         ):
             if value:
                 row[key] = value
