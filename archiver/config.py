@@ -132,6 +132,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "reply_to", str, None, "A Reply-To address.", attr="smtp.reply_to"),
     Setting("smtp", "subject_prefix", str, "[claimwatch]", "Put before every subject.",
             attr="smtp.subject_prefix"),
+    Setting("browser", "executable", str, "/usr/bin/chromium",
+            "The Chromium that --browser sources are rendered in (never downloaded).",
+            "CLAIMWATCH_BROWSER", attr="browser_executable"),
+    Setting("browser", "max_pages", int, 2, "Browser pages rendering at once.",
+            attr="browser_pages", low=1, high=32),
+    Setting("browser", "timeout", float, 20.0, "Seconds for a page to load in the browser.",
+            attr="browser_timeout", low=1, high=300),
     Setting("matching", "semantic", bool, True,
             "Score claims with the multilingual embedding model (off: lexical rules only).",
             "CLAIMWATCH_SEMANTIC"),
@@ -166,6 +173,9 @@ class Config:
     send_empty: bool = False
     semantic: bool = True
     claims_model: str | None = None
+    browser_executable: str = "/usr/bin/chromium"
+    browser_pages: int = 2
+    browser_timeout: float = 20.0
     max_new_per_poll: int = 50
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
 

@@ -16,12 +16,14 @@
     │   ├── BadResponse             a malformed answer: short body, corrupt compression
     │   ├── UnsupportedContentType  not HTML, XHTML or plain text
     │   ├── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
-    │   └── BlockedAddress          the host resolves to a loopback/private/link-local address
+    │   ├── BlockedAddress          the host resolves to a loopback/private/link-local address
+    │   └── BrowserFailed           Chromium could not start, or died during the check
     ├── ExtractionError             the page was fetched but yielded no usable text
     │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
     │   ├── PageTooLarge            HTML over the extraction limit (extraction time grows fast)
     │   ├── TooSlow                 extracting and comparing one page ran out of its CPU time
     │   ├── SelectorMatchedNothing  a source's selector found no element (or no text) in the page
+    │   ├── JavaScriptShell         the page is an app shell its scripts fill in: use --browser
     │   └── FeedError               a feed or sitemap that cannot be read
     └── StoreError                  the archive could not be read or written (exit 1)
         ├── IntegrityError          a blob's bytes do not match its digest, or a base is missing
@@ -117,6 +119,11 @@ class BadResponse(FetchError):
     transient = True  # a truncated body is often a dropped connection
 
 
+class BrowserFailed(FetchError):
+    """The browser fetcher could not render the page: Chromium did not start, or died
+    mid-check (that check fails alone; the next starts a new browser)."""
+
+
 class UnsupportedContentType(FetchError):
     pass
 
@@ -141,6 +148,11 @@ class EmptyExtraction(ExtractionError):
 
 class PageTooLarge(ExtractionError):
     pass
+
+
+class JavaScriptShell(ExtractionError):
+    """The fetched HTML is a JavaScript app's shell (an empty root element, or an
+    "enable JavaScript" notice): never stored as the page's text."""
 
 
 class SelectorMatchedNothing(ExtractionError):

@@ -396,6 +396,15 @@ class Fetcher:
             chunks.append(inflater.finish())
             return status, resp_headers, b"".join(chunks)
 
+    async def robots_allow(self, request: FetchRequest) -> bool:
+        """Whether robots.txt lets claimwatch fetch the request's URL (the browser
+        fetcher asks too); robots.txt is fetched under the request's address policy."""
+        token = guard.POLICY.set(self._policy(request))
+        try:
+            return await self._robots_allow(request.url)
+        finally:
+            guard.POLICY.reset(token)
+
     async def _robots_allow(self, url: str) -> bool:
         origin = robots_origin(url)
         if origin not in self._robots:

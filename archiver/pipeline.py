@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from archiver import schedule
+from archiver.browser import BrowserFetcher, BrowserOptions
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_story
 from archiver.diff import DiffOptions, diff
@@ -35,6 +36,8 @@ from archiver.errors import (
     ExtractionError,
     FeedError,
     FetchError,
+    JavaScriptShell,
+    RobotsDisallowed,
     StoreError,
     Superseded,
     TooSlow,
@@ -101,6 +104,7 @@ class CheckOptions:
     max_cpu_seconds: float = 60.0  # extracting and comparing one page; then TooSlow
     semantic: bool = False  # score claims with the embedding model (the CLI turns it on)
     claims_model: str | None = None  # a trained claims model; None: the shipped one
+    browser: BrowserOptions = field(default_factory=BrowserOptions)  # for --browser sources
 
 
 @dataclass(frozen=True)
@@ -274,9 +278,13 @@ async def check_async(
         known = {o: RobotsEntry(*e) for o, e in store.robots_for(list(origins), clock()).items()}
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
         matching = prepare_matching(store, options, workdir)
-        async with Fetcher(options.fetch, now=clock, robots=known) as fetcher:
+        async with (
+            Fetcher(options.fetch, now=clock, robots=known) as fetcher,
+            BrowserFetcher(options.browser) as browser,  # starts Chromium only when needed
+        ):
             writes = _Writes(store)
             checker = _Checker(store, fetcher, pool.executor(), options, clock, writes, matching)
+            checker.browser = browser
 
             async def one(source: Source) -> CheckResult:
                 result = await checker.run(source)
@@ -447,7 +455,12 @@ class _Attempt:
             ),
             last_checked_at=self.started,
             consecutive_failures=failures,
+            # Kept on the source, so status and sources list say what to do about it.
+            warning=BROWSER_HINT if isinstance(error, JavaScriptShell) else None,
         )
+
+
+BROWSER_HINT = "built by JavaScript: add it again with --browser to render it"
 
 
 class _Checker:
@@ -464,6 +477,7 @@ class _Checker:
         self.store, self.fetcher, self.pool = store, fetcher, pool
         self.options, self.clock, self.writes = options, clock, writes
         self.matching = matching or MatchSpec(semantic=False)
+        self.browser: BrowserFetcher | None = None
 
     async def run(self, source: Source) -> CheckResult:
         """Check one source. Whatever goes wrong inside (a hostile header, a bug that a
@@ -495,7 +509,10 @@ class _Checker:
             allow_redirects_anywhere=source.allow_redirects_anywhere,
         )
         try:
-            attempt.fetched = fetched = await self.fetcher.fetch(request)
+            if source.browser and source.kind != "feed":
+                attempt.fetched = fetched = await self._render(request, source)
+            else:
+                attempt.fetched = fetched = await self.fetcher.fetch(request)
         except FetchError as exc:
             return await self._failed(attempt, exc)
         if fetched.not_modified:
@@ -767,6 +784,16 @@ class _Checker:
             duration_ms=capture.duration_ms,
             extracted=attempt.extracted,
         )
+
+    async def _render(self, request: FetchRequest, source: Source) -> FetchResult:
+        """A --browser source: robots.txt is honoured as for any fetch, then the page is
+        rendered in Chromium (no conditional GET: a rendered page has no validators)."""
+        if self.browser is None:
+            self.browser = BrowserFetcher(self.options.browser)
+        if request.robots and not await self.fetcher.robots_allow(request):
+            raise RobotsDisallowed(f"robots.txt disallows {request.url}")
+        plain = replace(request, etag=None, last_modified=None)
+        return await self.browser.fetch(plain, block_third_party=source.block_third_party)
 
     def _same_selection(
         self, fetched: FetchResult, selector: Selector, ignore: tuple[str, ...], current: Version

@@ -105,7 +105,8 @@ def spec_from_mapping(
     line = item.get(LINE)
     known = {
         *("url", "kind", "label", "tags", "every", "cron", "ignore", "robots", "note"),
-        *("verified", "topic", "match_claims", "select", "exclude", LINE),
+        *("verified", "topic", "match_claims", "select", "exclude", "browser"),
+        *("block_third_party", LINE),
     }
     for key in item:
         if key not in known:
@@ -188,6 +189,12 @@ def spec_from_mapping(
             check_selector(Selector(select, tuple(exclude)))
         except UsageError as exc:
             raise ConfigError(path, str(exc), line, "select") from None
+    browser = bool(field("browser", bool, False))
+    block_third_party = bool(field("block_third_party", bool, False))
+    if block_third_party and not browser:
+        raise ConfigError(path, "block_third_party goes with browser: true", line, "browser")
+    if browser and kind == "feed":
+        raise ConfigError(path, "a feed is read as it is sent: no browser", line, "browser")
     return SourceSpec(
         url=url,
         kind=kind,
@@ -202,6 +209,8 @@ def spec_from_mapping(
         match_claims=bool(field("match_claims", bool, False)),
         select=select,
         exclude=tuple(exclude),
+        browser=browser,
+        block_third_party=block_third_party,
     )
 
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 
 from archiver.claims import Claim
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction, PageTooLarge, TooSlow
+from archiver.errors import EmptyExtraction, JavaScriptShell, PageTooLarge, TooSlow
 from archiver.extract import Extracted, ExtractOptions, extract
 from archiver.fingerprint import locate
 from archiver.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.normalize import NormalizeOptions, normalize
 from archiver.segment import sentences
 from archiver.selection import Selector, extract_selected
+from archiver.shells import shell_reason
 from store.models import ChangeRecord, FlagRecord
 
 
@@ -105,11 +106,22 @@ def extract_text(
             )
         extracted = extract_selected(body, charset, selector)
     else:
-        extracted = extract(body, content_type, charset, url, options)
+        try:
+            extracted = extract(body, content_type, charset, url, options)
+        except EmptyExtraction:
+            if content_type != "text/plain" and (reason := shell_reason(body, None)):
+                raise JavaScriptShell(_shell_message(reason)) from None
+            raise
+        if content_type != "text/plain" and (reason := shell_reason(body, extracted.text)):
+            raise JavaScriptShell(_shell_message(reason))
     text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
     if not text:
         raise EmptyExtraction("nothing is left after normalization and ignore patterns")
     return extracted, text
+
+
+def _shell_message(reason: str) -> str:
+    return f"the page is built by JavaScript ({reason}); add the source with --browser to render it"
 
 
 @contextmanager

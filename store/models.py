@@ -39,6 +39,8 @@ class SourceSpec:
     allow_redirects_anywhere: bool = False  # ... and so may its redirects to other hosts
     select: str | None = None  # CSS or XPath: watch only these elements (no extraction)
     exclude: tuple[str, ...] = ()  # ... minus these
+    browser: bool = False  # render in headless Chromium (pages built by JavaScript)
+    block_third_party: bool = False  # ... refusing requests to other sites
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,14 @@ class Source:
     @property
     def exclude(self) -> tuple[str, ...]:
         return tuple(self.options.get("exclude", ()))
+
+    @property
+    def browser(self) -> bool:
+        return bool(self.options.get("browser", False))
+
+    @property
+    def block_third_party(self) -> bool:
+        return bool(self.options.get("block_third_party", False))
 
     @property
     def selector_changed(self) -> bool:

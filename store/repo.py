@@ -932,6 +932,10 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
     if spec.select:
         options["select"] = spec.select
         options["exclude"] = list(spec.exclude)
+    if spec.browser:
+        options["browser"] = True
+        if spec.block_third_party:
+            options["block_third_party"] = True
     if spec.allow_private and spec.origin != "feed":
         options["allow_private"] = True
         if spec.allow_redirects_anywhere:

@@ -114,8 +114,18 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     )
     if cfg.user_agent:
         fetch = replace(fetch, user_agent=cfg.user_agent)
+    from archiver.browser import BrowserOptions
+
+    browser = BrowserOptions(
+        executable=cfg.browser_executable,
+        timeout=cfg.browser_timeout,
+        max_pages=cfg.browser_pages,
+        allow_private=cfg.allow_private,
+        user_agent=cfg.user_agent,
+    )
     return pipeline.CheckOptions(
         fetch=fetch,
+        browser=browser,
         semantic=cfg.semantic,
         claims_model=cfg.claims_model,
         default_interval=cfg.default_every,

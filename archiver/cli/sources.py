@@ -116,6 +116,8 @@ def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]
         "robots": s.robots,
         "select": s.select,
         "exclude": list(s.exclude),
+        "browser": s.browser,
+        "warning": s.warning,
         "next_check_at": s.next_check_at,
         "last_checked_at": s.last_checked_at,
         "consecutive_failures": s.consecutive_failures,
@@ -147,7 +149,8 @@ def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
         if s.retired_at is not None:
             health = Text("retired")
         elif s.consecutive_failures:
-            health = Text(f"{s.consecutive_failures} failing", style="red")
+            hint = ": needs --browser" if s.warning and "--browser" in s.warning else ""
+            health = Text(f"{s.consecutive_failures} failing{hint}", style="red")
         else:
             health = Text("ok")
         table.add_row(
@@ -219,6 +222,17 @@ def _selector_options(f: Any) -> Any:
     help="With --allow-private: its redirects may reach other private hosts too.",
 )
 @_selector_options
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Render the page in headless Chromium first (a page built by JavaScript); "
+    "needs pip install 'claimwatch[browser]' and the system's chromium.",
+)
+@click.option(
+    "--block-third-party",
+    is_flag=True,
+    help="With --browser: refuse the page's requests to other sites (ads, trackers).",
+)
 @click.pass_obj
 def sources_add(
     app: App,
@@ -236,6 +250,8 @@ def sources_add(
     allow_redirects_anywhere: bool,
     select: str | None,
     excludes: tuple[str, ...],
+    browser: bool,
+    block_third_party: bool,
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
@@ -254,6 +270,8 @@ def sources_add(
         ("match_claims", match_claims),
         ("select", select),
         ("exclude", list(excludes)),
+        ("browser", browser),
+        ("block_third_party", block_third_party),
     ):
         if value:
             item[key] = value
@@ -351,6 +369,8 @@ def sources_export(app: App, out: Path | None) -> None:
             ("match_claims", s.match_claims or None),
             ("select", s.select),
             ("exclude", list(s.exclude)),
+            ("browser", s.browser or None),
+            ("block_third_party", s.block_third_party or None),
         ):
             if value:
                 row[key] = value

@@ -1,0 +1,262 @@
+"""The browser fetcher: a page built by JavaScript, rendered in headless Chromium.
+
+For sources added with ``--browser`` (``browser: true``). Playwright drives the
+system's Chromium (``[fetch] browser_executable``, Debian's ``/usr/bin/chromium`` by
+default); claimwatch never downloads a browser. It is an optional extra:
+``pip install 'claimwatch[browser]'``.
+
+Bounded:
+
+* one browser process, started on first use and reused; a browser that died is
+  replaced at the next check, and the check it died in fails alone
+  (``BrowserFailed``);
+* at most ``max_pages`` pages render at once, each in a fresh context (no cookies
+  carried over) with downloads refused, service workers blocked and no permissions;
+* a page gets ``timeout`` seconds to load and settle, then fails (``FetchTimeout``).
+
+Every request the page makes goes through ``route``: its host is resolved and
+judged by the same address guard as the HTTP fetcher (``guard.judge``). A
+non-public address is allowed only for the page's own origin (host and port), and
+only for a source allowed to be private; metadata addresses never. So a script
+cannot reach another port on loopback, the intranet or a cloud metadata service.
+With ``block_third_party``, requests to other sites are refused too. (Chromium
+resolves the name again when it connects: a host whose DNS answer changes between
+the two lookups is the remaining gap, noted in docs/reliability.md.)
+
+The rendered HTML (``page.content()``) is what the capture stores as raw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from archiver import guard
+from archiver.errors import (
+    BlockedAddress,
+    BrowserFailed,
+    ConnectFailed,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    UsageError,
+)
+from archiver.fetch import FetchRequest, FetchResult
+
+# What the machine notes say Chromium needs here: no sandbox as root, no GPU, and no
+# background connections to Google's services (refused on a closed network).
+_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@dataclass(frozen=True)
+class BrowserOptions:
+    executable: str = "/usr/bin/chromium"
+    timeout: float = 20.0  # seconds for one page to load and settle
+    max_pages: int = 2  # pages rendering at once
+    settle_ms: int = 500  # after the load event, for late scripts to finish
+    allow_private: bool = False  # the configuration's allow_private_addresses (tests)
+    user_agent: str | None = None
+
+
+class BrowserFetcher:
+    """Renders pages in one reused Chromium; use as an async context manager."""
+
+    def __init__(self, options: BrowserOptions | None = None, resolver: Any = None):
+        self.options = options or BrowserOptions()
+        self._resolve = resolver or guard.resolve
+        self._pw: Any = None
+        self._browser: Any = None
+        self._profile: tempfile.TemporaryDirectory[str] | None = None
+        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(max(1, self.options.max_pages))
+        self.launches = 0  # browsers started (tests check reuse and replacement)
+
+    async def __aenter__(self) -> BrowserFetcher:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._browser is not None:
+                await self._browser.close()
+        with contextlib.suppress(Exception):
+            if self._pw is not None:
+                await self._pw.stop()
+        self._browser = self._pw = None
+        if self._profile is not None:
+            self._profile.cleanup()
+            self._profile = None
+
+    @property
+    def pid(self) -> int | None:
+        """The browser's process id, while one runs (tests kill it)."""
+        proc = getattr(getattr(self._browser, "_impl_obj", None), "_browser_process", None)
+        return getattr(proc, "pid", None)
+
+    async def _ensure(self) -> Any:
+        async with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            await self.close()
+            try:
+                from playwright.async_api import async_playwright
+            except ImportError:
+                raise UsageError(
+                    "--browser needs Playwright: pip install 'claimwatch[browser]' "
+                    "(it drives the system's Chromium; nothing is downloaded)"
+                ) from None
+            self._pw = await async_playwright().start()
+            try:
+                self._browser = await self._pw.chromium.launch(
+                    executable_path=self.options.executable, headless=True, args=list(_ARGS)
+                )
+            except Exception as exc:
+                await self.close()
+                raise BrowserFailed(
+                    f"cannot start Chromium at {self.options.executable} ({_first_line(exc)}); "
+                    "install Debian's chromium or set [fetch] browser_executable"
+                ) from None
+            self.launches += 1
+            return self._browser
+
+    async def fetch(self, request: FetchRequest, block_third_party: bool = False) -> FetchResult:
+        """Render ``request.url``; the rendered HTML is the body."""
+        async with self._slots:
+            browser = await self._ensure()
+            started = time.monotonic()
+            try:
+                return await asyncio.wait_for(
+                    self._render(browser, request, block_third_party, started),
+                    self.options.timeout + 5,
+                )
+            except FetchError:
+                raise
+            except TimeoutError:
+                raise FetchTimeout(
+                    f"{request.url}: the page did not load in {self.options.timeout:g}s"
+                ) from None
+            except Exception as exc:
+                if not browser.is_connected():
+                    raise BrowserFailed(
+                        f"{request.url}: the browser stopped during the check; the next "
+                        "check starts a new one"
+                    ) from None
+                raise BrowserFailed(f"{request.url}: {_first_line(exc)}") from None
+
+    async def _render(
+        self, browser: Any, request: FetchRequest, block_third_party: bool, started: float
+    ) -> FetchResult:
+        page = urlsplit(request.url)
+        site = _site(page.hostname or "")
+        origin = (
+            (page.hostname or "").lower(),
+            page.port or (443 if page.scheme == "https" else 80),
+        )
+        may_be_private = self.options.allow_private or request.allow_private
+        blocked: list[str] = []
+        context = await browser.new_context(
+            accept_downloads=False,
+            service_workers="block",
+            permissions=[],
+            java_script_enabled=True,
+            user_agent=self.options.user_agent,
+        )
+        try:
+
+            async def judge(route: Any) -> None:
+                url = route.request.url
+                parts = urlsplit(url)
+                if parts.scheme in ("data", "blob", "about"):
+                    await route.continue_()
+                    return
+                host = parts.hostname or ""
+                if parts.scheme not in ("http", "https") or not host:
+                    blocked.append(url)
+                    await route.abort("blockedbyclient")
+                    return
+                if block_third_party and _site(host) != site:
+                    blocked.append(url)
+                    await route.abort("blockedbyclient")
+                    return
+                try:
+                    port = parts.port or (443 if parts.scheme == "https" else 80)
+                    addresses = await self._resolve(host, port)
+                    # A non-public address only for the page's own origin, when allowed:
+                    # a script may not reach another port or host on the intranet.
+                    own = (host.lower(), port) == origin and may_be_private
+                    guard.judge(url, host, addresses, guard.AddressPolicy(anywhere=own))
+                except (BlockedAddress, ConnectFailed, ValueError) as exc:
+                    blocked.append(f"{url} ({exc})")
+                    await route.abort("blockedbyclient")
+                    return
+                await route.continue_()
+
+            await context.route("**/*", judge)
+            page = await context.new_page()
+            timeout_ms = self.options.timeout * 1000
+            try:
+                response = await page.goto(request.url, wait_until="load", timeout=timeout_ms)
+            except Exception as exc:
+                if not browser.is_connected() or "has been closed" in str(exc):
+                    raise BrowserFailed(
+                        f"{request.url}: the browser stopped during the check; the next "
+                        "check starts a new one"
+                    ) from None
+                if blocked and request.url in blocked[0]:
+                    raise BlockedAddress(blocked[0]) from None
+                if "Timeout" in type(exc).__name__:
+                    raise FetchTimeout(
+                        f"{request.url}: the page did not load in {self.options.timeout:g}s"
+                    ) from None
+                raise ConnectFailed(f"{request.url}: {_first_line(exc)}") from None
+            with contextlib.suppress(Exception):
+                await page.wait_for_load_state("networkidle", timeout=timeout_ms / 2)
+            await page.wait_for_timeout(self.options.settle_ms)
+            status = response.status if response is not None else 200
+            if status >= 400:
+                raise HTTPStatusError(status, request.url)
+            html = await page.content()
+            final_url = page.url
+        finally:
+            with contextlib.suppress(Exception):
+                await context.close()
+        headers = {"content-type": "text/html; charset=utf-8", "x-claimwatch-browser": "1"}
+        if blocked:
+            headers["x-claimwatch-blocked"] = str(len(blocked))
+        return FetchResult(
+            url=request.url,
+            final_url=final_url,
+            status=status,
+            headers=headers,
+            body=html.encode("utf-8"),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+def _site(host: str) -> str:
+    """The registrable part of a host, roughly: its last two labels (an IP is itself)."""
+    host = host.strip("[]").lower().rstrip(".")
+    if host.replace(".", "").isdigit() or ":" in host:
+        return host
+    return ".".join(host.split(".")[-2:])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,204 @@
+"""The browser fetcher (sources add --browser) in Debian's Chromium, on loopback pages:
+a page whose article its script fetches is archived with that text; without the
+browser it is recognised as a JavaScript shell; a script reaching another port or a
+metadata address is refused before any request leaves; a browser killed mid-check
+fails that check alone. Skips without Chromium or Playwright; in CI that is a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from archiver.browser import BrowserFetcher, BrowserOptions
+from archiver.errors import BrowserFailed
+from archiver.fetch import FetchRequest
+from archiver.shells import shell_reason
+from tests.support import claimwatch, story_dir
+
+CHROMIUM = "/usr/bin/chromium"
+
+APP = """<!doctype html><html lang="en"><head><title>Council live</title></head><body>
+<noscript>You need to enable JavaScript to run this app.</noscript>
+<div id="root"></div>
+<script>
+fetch("/data.json").then(r => r.json()).then(d => {{
+  const root = document.getElementById("root");
+  root.innerHTML = "<article><h1>" + d.title + "</h1>" +
+    d.paragraphs.map(p => "<p>" + p + "</p>").join("") + "</article>";
+}});
+{extra}
+</script></body></html>"""
+
+PARAGRAPHS = [
+    "The town council approved the library budget on Tuesday by seven votes to two.",
+    "Two members were absent, and the mayor said the branch on Elm Street stays open.",
+    "The budget adds weekend hours from March and hires two more librarians.",
+]
+
+
+def _needs_browser() -> None:
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = "Chromium is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            reason = "Playwright is not installed (pip install 'claimwatch[browser]')"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests must run in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def app_server(httpserver: HTTPServer) -> HTTPServer:
+    _needs_browser()
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/app.html").respond_with_data(
+        APP.format(extra=""), content_type="text/html"
+    )
+    httpserver.expect_request("/data.json").respond_with_data(
+        json.dumps({"title": "Library budget passes", "paragraphs": PARAGRAPHS}),
+        content_type="application/json",
+    )
+    return httpserver
+
+
+def test_a_javascript_page_is_archived_through_the_browser_and_flagged_without_it(
+    tmp_path: Path, app_server: HTTPServer
+) -> None:
+    story = story_dir(tmp_path)
+    url = app_server.url_for("/app.html")
+    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "sources", "add", url, "--label", "plain")
+    assert r.returncode == 0, r.stderr
+    r = claimwatch(story, "sources", "add", url + "?b", "--label", "app", "--browser")
+    assert r.returncode == 0, r.stderr
+
+    r = claimwatch(story, "check", "--all", "--json")
+    results = {json.loads(line)["label"]: json.loads(line) for line in r.stdout.splitlines()}
+    assert results["app"]["outcome"] == "new_version", results["app"]
+    assert results["plain"]["outcome"] == "failed"
+    assert results["plain"]["error_class"] == "JavaScriptShell"
+    assert "--browser" in results["plain"]["error"]
+    text = claimwatch(story, "show", "app").stdout
+    assert all(p in text for p in PARAGRAPHS)
+    assert "enable JavaScript" not in text
+    raw = claimwatch(story, "show", "app", "--raw").stdout
+    assert "<article><h1>Library budget passes</h1>" in raw  # the rendered DOM is the raw
+    status = claimwatch(story, "status").stdout
+    assert "plain" in status and "--browser" in status
+    listed = {
+        row["label"]: row
+        for line in claimwatch(story, "sources", "list", "--json").stdout.splitlines()
+        if (row := json.loads(line))["label"]
+    }
+    assert listed["app"]["browser"] is True and listed["plain"]["browser"] is False
+    assert "--browser" in listed["plain"]["warning"] and listed["app"]["warning"] is None
+    assert "needs --browser" in claimwatch(story, "sources", "list", env={"COLUMNS": "240"}).stdout
+
+
+def test_shell_recognition_needs_a_notice_or_an_empty_root() -> None:
+    assert shell_reason(b"<div id='root'></div><script></script>", None)
+    assert shell_reason(b"<p>x</p>", "Please enable JavaScript to continue.")
+    article = "The council approved the budget. " * 20
+    assert shell_reason(b"<div id='root'></div><script></script>", article) is None
+    assert shell_reason(b"<div id='root'><p>text</p></div><script></script>", None) is None
+
+
+class Trap:
+    """A second loopback server the page's script must never reach."""
+
+    def __init__(self, server: HTTPServer):
+        self.hits: list[str] = []
+        server.expect_request("/secret").respond_with_handler(self)
+
+    def __call__(self, request: Request) -> Response:
+        self.hits.append(request.path)
+        return Response("secret", headers={"Access-Control-Allow-Origin": "*"})
+
+
+def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
+    app_server: HTTPServer,
+) -> None:
+    trap_server = HTTPServer(host="127.0.0.1", port=0)
+    trap_server.start()
+    try:
+        trap = Trap(trap_server)
+        extra = (
+            f'fetch("{trap_server.url_for("/secret")}").catch(() => 0);'
+            'fetch("http://169.254.169.254/latest/meta-data/").catch(() => 0);'
+            'new Image().src = "http://[::ffff:169.254.169.254]/x";'
+        )
+        app_server.expect_request("/evil.html").respond_with_data(
+            APP.format(extra=extra), content_type="text/html"
+        )
+
+        async def render() -> tuple[str, dict[str, str]]:
+            options = BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=800)
+            async with BrowserFetcher(options) as browser:
+                request = FetchRequest(app_server.url_for("/evil.html"), allow_private=True)
+                result = await browser.fetch(request)
+                return result.body.decode(), result.headers
+
+        html, headers = asyncio.run(render())
+        assert "Library budget passes" in html  # the page's own origin is allowed
+        assert trap.hits == []  # another port on loopback: refused before any request
+        assert int(headers["x-claimwatch-blocked"]) >= 2
+    finally:
+        trap_server.stop()
+
+
+def test_a_browser_killed_mid_check_fails_that_check_and_the_next_starts_a_new_one(
+    app_server: HTTPServer,
+) -> None:
+    def slow(_request: Request) -> Response:
+        time.sleep(4)
+        return Response("<html><body><p>late</p></body></html>", content_type="text/html")
+
+    app_server.expect_request("/slow.html").respond_with_handler(slow)
+
+    def kill_chromium_later() -> None:
+        time.sleep(1.5)
+        me = psutil.Process()
+        for child in me.children(recursive=True):
+            try:
+                if "chrom" in child.name().lower():
+                    child.kill()
+            except psutil.Error:
+                pass
+
+    async def scenario() -> tuple[Exception | None, str, int]:
+        options = BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=100)
+        async with BrowserFetcher(options) as browser:
+            killer = threading.Thread(target=kill_chromium_later)
+            killer.start()
+            failed = None
+            try:
+                await browser.fetch(
+                    FetchRequest(app_server.url_for("/slow.html"), allow_private=True)
+                )
+            except Exception as exc:
+                failed = exc
+            killer.join()
+            again = await browser.fetch(
+                FetchRequest(app_server.url_for("/app.html"), allow_private=True)
+            )
+            return failed, again.body.decode(), browser.launches
+
+    failed, html, launches = asyncio.run(scenario())
+    assert isinstance(failed, BrowserFailed), failed
+    assert "Library budget passes" in html
+    assert launches == 2
+    assert shutil.which("chromium") or Path(CHROMIUM).exists()
