@@ -13,7 +13,7 @@ COPY pyproject.toml README.md ./
 COPY archiver ./archiver
 COPY store ./store
 COPY jobs ./jobs
-RUN pip install '.[postgres]'
+RUN pip install '.[postgres,web]'
 COPY seeds ./seeds
 
 USER claimwatch

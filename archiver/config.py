@@ -145,6 +145,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("matching", "model", str, None,
             "A claims model trained by 'claims train' (default: the one shipped).",
             "CLAIMWATCH_CLAIMS_MODEL", attr="claims_model"),
+    Setting("web", "token", str, None,
+            "Required by 'claimwatch web' on any address but loopback (?token=, or a Bearer "
+            "header).", "CLAIMWATCH_WEB_TOKEN", attr="web_token", secret=True),
     Setting("feeds", "max_new_per_poll", int, 50,
             "Coverage sources one poll of a feed may create; the rest wait.", low=1, high=10000),
 )  # fmt: skip
@@ -173,6 +176,7 @@ class Config:
     send_empty: bool = False
     semantic: bool = True
     claims_model: str | None = None
+    web_token: str | None = None
     browser_executable: str = "/usr/bin/chromium"
     browser_pages: int = 2
     browser_timeout: float = 20.0

@@ -26,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 
@@ -305,6 +306,45 @@ class Store:
                 return
             after = rows[-1]["id"]
             left = None if left is None else left - len(rows)
+
+    def source_page(
+        self,
+        search: str | None = None,
+        kind: str | None = None,
+        failing: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[Source], int]:
+        """One page of sources in id order, filtered by a substring of the label or URL,
+        a kind, or failing only; and how many match in all (the web view's listing)."""
+        cond = []
+        if search:
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            cond.append(
+                or_(sources.c.url.like(like, escape="\\"), sources.c.label.like(like, escape="\\"))
+            )
+        if kind:
+            cond.append(sources.c.kind == kind)
+        if failing:
+            cond.append(sources.c.consecutive_failures > 0)
+        where = and_(*cond) if cond else true()
+        with self._read() as conn:
+            total = conn.execute(select(func.count()).select_from(sources).where(where))
+            count = int(total.scalar_one())
+            rows = (
+                conn.execute(
+                    select(sources).where(where).order_by(sources.c.id).offset(offset).limit(limit)
+                )
+                .mappings()
+                .all()
+            )
+        return [_source(r) for r in rows], count
+
+    def list_seed_sources(self) -> list[Source]:
+        """The story's seed articles."""
+        with self._read() as conn:
+            query = select(sources).where(sources.c.origin == "seed").order_by(sources.c.id)
+            return [_source(r) for r in conn.execute(query).mappings().all()]
 
     def source_names(self, ids: set[int]) -> dict[int, str]:
         """Label (or URL) of each of these sources that exists."""

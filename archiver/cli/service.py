@@ -402,3 +402,30 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
         f"claimwatch --db {db} flags --stance contradicts",
     ):
         click.echo(f"  {command}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_obj
+def web(app: App, host: str, port: int) -> None:
+    """The web view: the story and its claims' timelines, sources, versions side by
+    side, changes, flags with review, Atom feeds and /api/v1 (claimwatch[web]).
+    Listens on 127.0.0.1; any other address needs [web] token (CLAIMWATCH_WEB_TOKEN)."""
+    from archiver.web import WebOptions, create_app, is_loopback
+
+    token = app.config.web_token
+    if not is_loopback(host) and not token:
+        raise UsageError(
+            f"--host {host} is reachable from other machines: set CLAIMWATCH_WEB_TOKEN "
+            "(or [web] token) first, or listen on 127.0.0.1"
+        )
+    try:
+        import uvicorn
+    except ImportError:
+        raise UsageError("the web view needs: pip install 'claimwatch[web]'") from None
+    store = app.store()
+    click.echo(f"claimwatch web on http://{host}:{port}/", err=True)
+    uvicorn.run(
+        create_app(store, WebOptions(token=token)), host=host, port=port, log_level="warning"
+    )

@@ -220,23 +220,25 @@ def changes(
     note_limit(shown, limit)
 
 
+def change_row(c: StoredChange) -> dict[str, Any]:
+    """A change as `changes --json` (and the web API) give it."""
+    return {
+        "id": c.id,
+        "source": c.source_name,
+        "from": c.from_version,
+        "to": c.to_version,
+        "kind": c.kind,
+        "created_at": c.created_at,
+        "significance": c.significance,
+        "summary": c.summary,
+        "reasons": c.reasons,
+        "stats": c.stats,
+    }
+
+
 def _print_changes(rows: list[StoredChange], as_json: bool) -> None:
     if as_json:
-        emit_json(
-            {
-                "id": c.id,
-                "source": c.source_name,
-                "from": c.from_version,
-                "to": c.to_version,
-                "kind": c.kind,
-                "created_at": c.created_at,
-                "significance": c.significance,
-                "summary": c.summary,
-                "reasons": c.reasons,
-                "stats": c.stats,
-            }
-            for c in rows
-        )
+        emit_json(change_row(c) for c in rows)
         return
     table = Table("when", "source", "versions", "sig.", "summary")
     for c in rows:

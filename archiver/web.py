@@ -1,0 +1,451 @@
+"""The web view: the story, its claims on a timeline, sources, versions side by side,
+the change log, flags with review, Atom feeds and a JSON API (Starlette, Jinja2).
+
+Run by ``claimwatch web``. Safe by default:
+
+* it binds 127.0.0.1; any other address needs a token (``[web] token``,
+  ``CLAIMWATCH_WEB_TOKEN``), asked for as ``?token=`` once (then a cookie) or as
+  ``Authorization: Bearer``;
+* every response carries a strict Content-Security-Policy: scripts only from the
+  app itself (there is one small script, for picking versions), no framing;
+* writes (a reviewer's verdict) are POST with a CSRF token (double submit: a
+  SameSite=Strict cookie and a form field);
+* an archived page's HTML is never rendered in the app's origin: it is shown as
+  escaped text, or served from its own path with ``Content-Security-Policy:
+  default-src 'none'; sandbox`` inside a sandboxed iframe;
+* every template autoescapes; charts are SVG drawn on the server; the stylesheet
+  and script are served by the app: nothing comes from a CDN.
+
+The JSON API under ``/api/v1`` returns the records the CLI's ``--json`` prints,
+with the same field names (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from archiver.diff import DiffOptions, diff
+from archiver.errors import NotFoundError
+from archiver.render import Header, RenderOptions, hunks
+from store.models import Source, StoredChange, StoredFlag, Version
+from store.repo import Store
+
+HERE = Path(__file__).resolve().parent
+RTL = {"ar", "fa", "he", "ur", "ps", "yi"}
+STANCES = ("supports", "contradicts", "mentions")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+RAW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+
+
+@dataclass(frozen=True)
+class WebOptions:
+    token: str | None = None  # required for every request when set
+    page_size: int = 50
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")),
+        autoescape=select_autoescape(["html", "xml", "j2"], default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
+    env.filters["iso"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
+    env.globals["dir_of"] = lambda lang: "rtl" if (lang or "")[:2].lower() in RTL else "ltr"
+    return env
+
+
+class _Security(BaseHTTPMiddleware):
+    """Headers on every response; the token when one is set; the CSRF cookie."""
+
+    def __init__(self, app: Any, options: WebOptions):
+        super().__init__(app)
+        self.options = options
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        token = self.options.token
+        set_token = False
+        if token:
+            given = (
+                request.query_params.get("token")
+                or request.cookies.get("cw_token")
+                or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            )
+            if not given or not hmac.compare_digest(given, token):
+                return Response("a token is needed: open this address with ?token=…\n", 401)
+            set_token = "token" in request.query_params
+        csrf = request.cookies.get("cw_csrf") or secrets.token_urlsafe(24)
+        request.state.csrf = csrf
+        response = await call_next(request)
+        if not request.url.path.startswith("/raw/"):
+            response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if "cw_csrf" not in request.cookies:
+            response.set_cookie("cw_csrf", csrf, httponly=True, samesite="strict")
+        if set_token and token:
+            response.set_cookie("cw_token", token, httponly=True, samesite="strict")
+        return response
+
+
+def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
+    options = options or WebOptions()
+    env = _env()
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(template).render(
+            request=request, csrf=request.state.csrf, path=request.url.path, **context
+        )
+        return HTMLResponse(html, status)
+
+    def number(request: Request, name: str, default: int = 0) -> int:
+        try:
+            return max(0, int(request.query_params.get(name, default)))
+        except ValueError:
+            raise HTTPException(400, f"{name} must be a whole number") from None
+
+    def source_of(ref: str) -> Source:
+        try:
+            return store.get_source(ref)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    async def story(request: Request) -> HTMLResponse:
+        seeds = [s for s in store.list_seed_sources() if s.kind == "seed"]
+        articles = []
+        for s in seeds:
+            v = store.current_version(s)
+            if v is not None:
+                articles.append((s, v, store.read_text(v)))
+        claims = store.claims()
+        found = store.flags(limit=5000)
+        counts = {c.id: dict.fromkeys(STANCES, 0) for c in claims}
+        for f in found:
+            if f.claim_id in counts and f.verdict != "rejected":
+                counts[f.claim_id][f.verdict_stance or f.stance] += 1
+        charts = {c.id: timeline([f for f in found if f.claim_id == c.id]) for c in claims}
+        return page(request, "web/story.html.j2", articles=articles, claims=claims, counts=counts,
+                    charts=charts)  # fmt: skip
+
+    async def sources_page(request: Request) -> HTMLResponse:
+        q = request.query_params.get("q") or None
+        kind = request.query_params.get("kind") or None
+        failing = request.query_params.get("failing") == "1"
+        n = number(request, "page", 1) or 1
+        rows, total = store.source_page(
+            q, kind, failing, (n - 1) * options.page_size, options.page_size
+        )
+        pages = max(1, -(-total // options.page_size))
+        return page(request, "web/sources.html.j2", rows=rows, total=total, page=n, pages=pages,
+                    q=q or "", kind=kind or "", failing=failing)  # fmt: skip
+
+    async def source_page(request: Request) -> HTMLResponse:
+        s = source_of(request.path_params["ref"])
+        versions = store.versions(s.id)
+        changes = store.changes(source_id=s.id, limit=500)
+        sig = {c.to_version: c.significance for c in changes}
+        numbers = [v.number for v in versions]
+        a = number(request, "a", numbers[-2] if len(numbers) > 1 else 0)
+        b = number(request, "b", numbers[-1] if numbers else 0)
+        compared = None
+        if a and b and a != b and a in numbers and b in numbers:
+            compared = compare(s, store.get_version(s, a), store.get_version(s, b))
+        return page(request, "web/source.html.j2", s=s, versions=versions, changes=changes,
+                    sparkline=sparkline([sig.get(v.number, 0.0) for v in versions]),
+                    a=a, b=b, compared=compared)  # fmt: skip
+
+    def compare(s: Source, old: Version, new: Version) -> dict[str, Any]:
+        old_text, new_text = store.read_text(old), store.read_text(new)
+        change = diff(old_text, new_text, DiffOptions(), old.title, new.title)
+        header = Header(s.name, f"version {old.number}", f"version {new.number}", s.url)
+        return {
+            "change": change,
+            "header": header,
+            "hunks": hunks(change, new_text, RenderOptions(context=1)),
+            "title_changed": bool(old.title and new.title and old.title != new.title),
+            "left_out": 0,
+        }
+
+    async def raw_text(request: Request) -> HTMLResponse:
+        s = source_of(request.path_params["ref"])
+        v = _version(s, request.path_params["n"])
+        body = store.read_raw(v).decode("utf-8", "replace")
+        return page(request, "web/raw.html.j2", s=s, v=v, body=body)
+
+    async def raw_frame(request: Request) -> Response:
+        """The archived HTML, for a sandboxed iframe only: no script, no request."""
+        s = source_of(request.path_params["ref"])
+        v = _version(s, request.path_params["n"])
+        return Response(
+            store.read_raw(v),
+            media_type="text/html",
+            headers={"Content-Security-Policy": RAW_CSP, "X-Frame-Options": "SAMEORIGIN"},
+        )
+
+    def _version(s: Source, n: str) -> Version:
+        try:
+            return store.get_version(s, int(n))
+        except (NotFoundError, ValueError):
+            raise HTTPException(404, f"{s.name} has no version {n}") from None
+
+    async def changes_page(request: Request) -> HTMLResponse:
+        minimum = _float(request.query_params.get("min"), 0.0)
+        ref = request.query_params.get("source") or None
+        source_id = source_of(ref).id if ref else None
+        n = number(request, "page", 1) or 1
+        rows = store.changes(source_id=source_id, min_significance=minimum, limit=n * 100)
+        rows = rows[(n - 1) * 100 :]
+        return page(request, "web/changes.html.j2", rows=rows, min=minimum, source=ref or "",
+                    page=n, more=len(rows) == 100)  # fmt: skip
+
+    async def flags_page(request: Request) -> HTMLResponse:
+        claim = request.query_params.get("claim") or None
+        stance = request.query_params.get("stance") or None
+        if stance and stance not in STANCES:
+            raise HTTPException(400, "stance is supports, contradicts or mentions")
+        rows = store.flags(claim_id=claim, stance=stance, limit=500)
+        return page(request, "web/flags.html.j2", rows=rows, claim=claim or "", stance=stance or "",
+                    claims=store.claims())  # fmt: skip
+
+    async def flag_page(request: Request) -> HTMLResponse:
+        rows = store.flags(ids=[int(request.path_params["id"])])
+        if not rows:
+            raise HTTPException(404, "no such flag")
+        return page(request, "web/flag.html.j2", f=rows[0])
+
+    async def review(request: Request) -> Response:
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        cookie = request.cookies.get("cw_csrf", "")
+        if not cookie or not hmac.compare_digest(sent, cookie):
+            raise HTTPException(403, "the form is stale or from another site: reload the page")
+        verdict = str(form.get("verdict", ""))
+        stance = str(form.get("stance", "")) or None
+        if verdict not in ("confirmed", "rejected") or (stance and stance not in STANCES):
+            raise HTTPException(400, "verdict is confirmed or rejected")
+        flag_id = int(request.path_params["id"])
+        try:
+            store.review(flag_id, verdict, datetime.now(UTC), stance)
+        except NotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return RedirectResponse(f"/flags/{flag_id}", status_code=303)
+
+    # -- Atom ------------------------------------------------------------------
+
+    def atom(request: Request, title: str, entries: list[dict[str, Any]], more: bool) -> Response:
+        n = number(request, "page", 1) or 1
+        base = str(request.url.replace(query=""))
+        xml = env.get_template("web/feed.atom.j2").render(
+            title=title, feed_id=f"tag:claimwatch,2025:{request.url.path}", self_url=base,
+            page=n, more=more, entries=entries,
+            updated=max((e["updated"] for e in entries), default=datetime(2025, 1, 1, tzinfo=UTC)),
+        )  # fmt: skip
+        return Response(xml, media_type="application/atom+xml")
+
+    def change_entries(rows: list[StoredChange], request: Request) -> list[dict[str, Any]]:
+        root = str(request.base_url).rstrip("/")
+        return [
+            {
+                "id": f"tag:claimwatch,2025:change/{c.id}",
+                "title": f"{c.source_name}: {c.summary} (significance {c.significance:.2f})",
+                "link": f"{root}/sources/{c.source_id}?a={c.from_version}&b={c.to_version}",
+                "updated": c.created_at,
+                "summary": "; ".join(c.reasons[:3]),
+            }
+            for c in rows
+        ]
+
+    def flag_entries(rows: list[StoredFlag], request: Request) -> list[dict[str, Any]]:
+        root = str(request.base_url).rstrip("/")
+        return [
+            {
+                "id": f"tag:claimwatch,2025:flag/{f.id}",
+                "title": f"{f.claim_id} {f.verdict_stance or f.stance} ({f.score:.2f}): "
+                f"{f.source_name}",
+                "link": f"{root}/flags/{f.id}",
+                "updated": f.created_at,
+                "summary": f.evidence,
+            }
+            for f in rows
+            if f.verdict != "rejected"
+        ]
+
+    def paged(request: Request, rows: list[Any], size: int = 50) -> tuple[list[Any], bool]:
+        n = number(request, "page", 1) or 1
+        window = rows[(n - 1) * size : n * size + 1]
+        return window[:size], len(window) > size
+
+    async def feed_changes(request: Request) -> Response:
+        n = number(request, "page", 1) or 1
+        rows, more = paged(request, store.changes(limit=n * 50 + 1))
+        return atom(request, "claimwatch: every change", change_entries(rows, request), more)
+
+    async def feed_source(request: Request) -> Response:
+        s = source_of(request.path_params["ref"])
+        n = number(request, "page", 1) or 1
+        rows, more = paged(request, store.changes(source_id=s.id, limit=n * 50 + 1))
+        return atom(request, f"claimwatch: {s.name}", change_entries(rows, request), more)
+
+    async def feed_claim(request: Request) -> Response:
+        claim = request.path_params["claim"]
+        n = number(request, "page", 1) or 1
+        rows, more = paged(request, store.flags(claim_id=claim, limit=n * 50 + 1))
+        return atom(request, f"claimwatch: {claim}", flag_entries(rows, request), more)
+
+    async def feed_stance(request: Request) -> Response:
+        stance = request.path_params["stance"]
+        if stance not in STANCES:
+            raise HTTPException(404, "stance is supports, contradicts or mentions")
+        n = number(request, "page", 1) or 1
+        rows, more = paged(request, store.flags(stance=stance, limit=n * 50 + 1))
+        return atom(request, f"claimwatch: flags that {stance}", flag_entries(rows, request), more)
+
+    # -- the JSON API: the CLI's --json records ---------------------------------
+
+    def api(rows: Any) -> JSONResponse:
+        return JSONResponse(json.loads(json.dumps(list(rows), default=_json_default)))
+
+    async def api_sources(request: Request) -> JSONResponse:
+        from archiver.cli.sources import source_row
+
+        n = number(request, "page", 1) or 1
+        rows, _total = store.source_page(
+            request.query_params.get("q"), request.query_params.get("kind"), False,
+            (n - 1) * options.page_size, options.page_size,
+        )  # fmt: skip
+        return api(source_row(s) for s in rows)
+
+    async def api_versions(request: Request) -> JSONResponse:
+        from archiver.cli.views import version_row
+
+        s = source_of(request.path_params["ref"])
+        return api(version_row(s, v) for v in store.versions(s.id))
+
+    async def api_changes(request: Request) -> JSONResponse:
+        from archiver.cli.views import change_row
+
+        minimum = _float(request.query_params.get("min"), 0.0)
+        return api(change_row(c) for c in store.changes(min_significance=minimum, limit=500))
+
+    async def api_flags(request: Request) -> JSONResponse:
+        from archiver.cli.claims import flag_row
+
+        claim = request.query_params.get("claim") or None
+        return api(flag_row(f) for f in store.flags(claim_id=claim, limit=500))
+
+    async def api_claims(request: Request) -> JSONResponse:
+        return api({"id": c.id, "statement": c.en or c.ar, "en": c.en, "ar": c.ar}
+                   for c in store.claims())  # fmt: skip
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        detail = getattr(exc, "detail", "error")
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": detail}, status)
+        return page(request, "web/error.html.j2", status, code=status, detail=detail)
+
+    routes = [
+        Route("/", story),
+        Route("/sources", sources_page),
+        Route("/sources/{ref}", source_page),
+        Route("/sources/{ref}/versions/{n}/raw", raw_text),
+        Route("/raw/{ref}/{n}", raw_frame),
+        Route("/changes", changes_page),
+        Route("/flags", flags_page),
+        Route("/flags/{id:int}", flag_page),
+        Route("/flags/{id:int}/review", review, methods=["POST"]),
+        Route("/feeds/changes.atom", feed_changes),
+        Route("/feeds/sources/{ref}.atom", feed_source),
+        Route("/feeds/claims/{claim}.atom", feed_claim),
+        Route("/feeds/flags/{stance}.atom", feed_stance),
+        Route("/api/v1/sources", api_sources),
+        Route("/api/v1/sources/{ref}/versions", api_versions),
+        Route("/api/v1/changes", api_changes),
+        Route("/api/v1/flags", api_flags),
+        Route("/api/v1/claims", api_claims),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Security, options=options)],
+        exception_handlers={HTTPException: not_found, 404: not_found},
+    )
+
+
+def timeline(flags: list[StoredFlag], width: int = 640, height: int = 90) -> dict[str, Any]:
+    """An SVG timeline of one claim's flags: time across, stance as lane and colour,
+    score as size; each point links to its flag."""
+    shown = [f for f in flags if f.verdict != "rejected"]
+    if not shown:
+        return {"points": [], "width": width, "height": height}
+    times = [f.created_at.timestamp() for f in shown]
+    lo, hi = min(times), max(times)
+    span = (hi - lo) or 1.0
+    lanes = {"supports": 20, "mentions": 45, "contradicts": 70}
+    points = [
+        {
+            "x": round(20 + (t - lo) / span * (width - 40), 1),
+            "y": lanes[f.verdict_stance or f.stance],
+            "r": round(3 + 6 * f.score, 1),
+            "stance": f.verdict_stance or f.stance,
+            "id": f.id,
+            "label": f"{f.created_at:%Y-%m-%d} {f.stance} {f.score:.2f}: {f.evidence[:120]}",
+        }
+        for f, t in zip(shown, times, strict=True)
+    ]
+    return {"points": points, "width": width, "height": height}
+
+
+def sparkline(values: list[float], width: int = 240, height: int = 30) -> str:
+    """SVG polyline points for a significance series (0..1)."""
+    if not values:
+        return ""
+    step = width / max(1, len(values) - 1)
+    return " ".join(
+        f"{round(i * step, 1)},{round(height - 2 - v * (height - 4), 1)}"
+        for i, v in enumerate(values)
+    )
+
+
+def _float(value: str | None, default: float) -> float:
+    try:
+        return min(1.0, max(0.0, float(value))) if value else default
+    except ValueError:
+        raise HTTPException(400, "min must be a number from 0 to 1") from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
