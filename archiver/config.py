@@ -145,6 +145,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("matching", "model", str, None,
             "A claims model trained by 'claims train' (default: the one shipped).",
             "CLAIMWATCH_CLAIMS_MODEL", attr="claims_model"),
+    Setting("alerts", "urls", list, [],
+            "Apprise URLs that get an alert per change or flag over the thresholds "
+            "(environment: comma-separated).", "CLAIMWATCH_ALERT_URLS", attr="alert_urls",
+            secret=True),
+    Setting("alerts", "min_significance", float, 0.5, "Changes at least this significant.",
+            attr="alert_min_significance", low=0, high=1),
+    Setting("alerts", "min_score", float, 0.7, "Flags (supports or contradicts) at least this "
+            "strong.", attr="alert_min_score", low=0, high=1),
     Setting("web", "token", str, None,
             "Required by 'claimwatch web' on any address but loopback (?token=, or a Bearer "
             "header).", "CLAIMWATCH_WEB_TOKEN", attr="web_token", secret=True),
@@ -177,6 +185,9 @@ class Config:
     semantic: bool = True
     claims_model: str | None = None
     web_token: str | None = None
+    alert_urls: list[str] = field(default_factory=list)
+    alert_min_significance: float = 0.5
+    alert_min_score: float = 0.7
     browser_executable: str = "/usr/bin/chromium"
     browser_pages: int = 2
     browser_timeout: float = 20.0

@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -41,6 +41,7 @@ from archiver.digest import DigestOptions
 from archiver.errors import ClaimwatchError
 from archiver.mailer import SmtpSettings
 from jobs import digest as digest_job
+from jobs.alerts import AlertOptions, send_pending
 from jobs.metrics import Metrics
 from store import leases
 from store.repo import Store
@@ -61,6 +62,7 @@ class ServiceOptions:
     timezone: str = "UTC"
     seeds: Path | None = None
     send_empty: bool = False  # send a digest even when nothing is new
+    alerts: AlertOptions = field(default_factory=AlertOptions)  # instant alerts (Apprise)
 
 
 def default_worker_id() -> str:
@@ -130,8 +132,19 @@ class Service:
                 done += results
                 if len(claimed.sources) < self.options.batch:
                     break
+            self.alert()
         self._count_backlog()
         return done
+
+    def alert(self) -> None:
+        """Announce what passed the alert thresholds since the last pass (each item
+        once; failures are kept for status and retried)."""
+        if not self.options.alerts.urls:
+            return
+        report = send_pending(self.store, self.options.alerts, self.clock())
+        if report.sent or report.failed:
+            log.info("alerts: %d sent, %d failed%s", report.sent, report.failed,
+                     f" ({report.errors[0]})" if report.errors else "")  # fmt: skip
 
     def _count_backlog(self, every: float = 60.0) -> None:
         """The backlog gauge, counted at most once a minute: at a million sources the

@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 
 metadata = MetaData()
 
@@ -259,6 +259,18 @@ feed_entries = Table(
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
     Column("seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("feed_id", "url", name="uq_feed_entries_feed_url"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # change | flag
+    Column("item_id", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),  # sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("error", Text),
 )
 
 digests = Table(

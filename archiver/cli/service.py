@@ -9,8 +9,13 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from archiver.config import Config
+    from jobs.alerts import AlertOptions
 from rich.text import Text
 
 from archiver.cli.base import (
@@ -212,6 +217,7 @@ def serve(
         timezone=cfg.timezone,
         seeds=Path(cfg.seeds) if cfg.seeds else None,
         send_empty=cfg.send_empty,
+        alerts=alert_options(cfg),
     )
     options_now = check_options(cfg, concurrency)
     metrics = Metrics() if metrics_port else None
@@ -326,6 +332,18 @@ def status(app: App, as_json: bool) -> None:
         f"digest     last sent {when(last_digest)}, next {when(next_digest)}",
         highlight=False,
     )
+    from store.alerts import failures
+
+    failing_alerts, last_error = failures(app.store())
+    if failing_alerts:
+        console.print(
+            Text(
+                terminal_safe(
+                    f"alerts     {failing_alerts} failing, retried at the next pass: {last_error}"
+                ),
+                style="red",
+            )
+        )
     for w in workers:
         state = leases.worker_state(w, app.now)
         console.print(
@@ -429,3 +447,30 @@ def web(app: App, host: str, port: int) -> None:
     uvicorn.run(
         create_app(store, WebOptions(token=token)), host=host, port=port, log_level="warning"
     )
+
+
+def alert_options(cfg: Config) -> AlertOptions:
+    from jobs.alerts import AlertOptions
+
+    return AlertOptions(
+        urls=tuple(cfg.alert_urls),
+        min_significance=cfg.alert_min_significance,
+        min_score=cfg.alert_min_score,
+    )
+
+
+@cli.command()
+@click.pass_obj
+def alerts(app: App) -> None:
+    """Send the instant alerts that are due now (serve does this after every dispatch):
+    one Apprise message per change and flag over [alerts] thresholds, each once."""
+    from jobs.alerts import send_pending
+
+    options = alert_options(app.config)
+    if not options.urls:
+        raise UsageError("no alert URLs: set [alerts] urls (or CLAIMWATCH_ALERT_URLS)")
+    report = send_pending(app.store(), options, app.now)
+    click.echo(f"alerts: {report.sent} sent, {report.failed} failed")
+    if report.failed:
+        click.echo(terminal_safe(f"first error: {report.errors[0]}"), err=True)
+        sys.exit(1)

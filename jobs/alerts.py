@@ -1,0 +1,95 @@
+"""Instant alerts: a message through Apprise (Slack, Matrix, Telegram, ntfy, email,
+generic webhooks, ...) for each change and each flag that passes a threshold.
+
+Each item is announced once: after a successful send it is recorded as sent; a
+failed send is recorded with its error (``claimwatch status`` shows them) and
+retried at the next pass, up to ``max_attempts``. Only items from the last
+``max_age`` are considered, so turning alerts on does not replay the archive.
+``serve`` runs a pass after every dispatch; ``claimwatch alerts`` runs one now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from store import alerts as state
+from store.repo import Store
+
+Notify = Callable[[list[str], str, str], None]  # (urls, title, body); raises on failure
+
+
+@dataclass(frozen=True)
+class AlertOptions:
+    urls: tuple[str, ...] = ()
+    min_significance: float = 0.5
+    min_score: float = 0.7
+    stances: tuple[str, ...] = ("supports", "contradicts")
+    max_attempts: int = 5
+    max_age: timedelta = field(default_factory=lambda: timedelta(days=1))
+
+
+@dataclass
+class AlertReport:
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AlertFailed(Exception):
+    pass
+
+
+def apprise_notify(urls: list[str], title: str, body: str) -> None:
+    """Send through Apprise; raise AlertFailed when a service did not take it."""
+    try:
+        import apprise
+    except ImportError:
+        raise AlertFailed("alerts need Apprise: pip install 'claimwatch[alerts]'") from None
+    sender = apprise.Apprise()
+    for url in urls:
+        if not sender.add(url):
+            raise AlertFailed("an alert URL is not one Apprise understands (see docs/config.md)")
+    if not sender.notify(title=title, body=body):
+        raise AlertFailed(f"Apprise could not deliver to every one of {len(urls)} service(s)")
+
+
+def send_pending(
+    store: Store, options: AlertOptions, now: datetime, notify: Notify = apprise_notify
+) -> AlertReport:
+    report = AlertReport()
+    if not options.urls:
+        return report
+    change_ids, flag_ids = state.pending(
+        store,
+        options.min_significance,
+        options.min_score,
+        options.stances,
+        now - options.max_age,
+        options.max_attempts,
+    )
+    items: list[tuple[str, int, str, str]] = []
+    for c in store.changes(ids=change_ids) if change_ids else []:
+        title = f"claimwatch: {c.source_name} changed (significance {c.significance:.2f})"
+        body = (
+            f"{c.summary}\n{'; '.join(c.reasons[:3])}\nversions {c.from_version} -> {c.to_version}"
+        )
+        items.append(("change", c.id, title, body))
+    for f in store.flags(ids=flag_ids) if flag_ids else []:
+        stance = f.verdict_stance or f.stance
+        title = f"claimwatch: {f.claim_id} {stance} ({f.score:.2f})"
+        body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
+        items.append(("flag", f.id, title, body))
+    for kind, item_id, title, body in items:
+        try:
+            notify(list(options.urls), title, body)
+        except Exception as exc:  # one failing service must not stop the others' alerts
+            error = str(exc) or type(exc).__name__
+            state.record(store, kind, item_id, now, error[:500])
+            report.failed += 1
+            report.errors.append(error)
+            continue
+        state.record(store, kind, item_id, now, None)
+        report.sent += 1
+    return report

@@ -1,0 +1,94 @@
+"""Alert state: which changes and flags were announced, and which failed to be.
+
+An item is pending while it has no ``sent`` row and fewer than ``max_attempts``
+failed attempts. Recording happens right after each send, so an alert goes out
+once; a process killed between the send and the record sends it again (at least
+once, never silently lost).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, insert, select, update
+
+from store.repo import Store
+from store.schema import alerts, changes, flags
+
+
+def pending(
+    store: Store,
+    min_significance: float,
+    min_score: float,
+    stances: tuple[str, ...],
+    since: datetime,
+    max_attempts: int = 5,
+    limit: int = 100,
+) -> tuple[list[int], list[int]]:
+    """Ids of changes and flags that pass the thresholds and still need announcing."""
+    out: list[list[int]] = []
+    for kind, table, cond in (
+        ("change", changes, changes.c.significance >= min_significance),
+        (
+            "flag",
+            flags,
+            and_(
+                flags.c.score >= min_score,
+                flags.c.stance.in_(stances),
+                func.coalesce(flags.c.verdict, "") != "rejected",
+            ),
+        ),
+    ):
+        done = select(alerts.c.item_id).where(
+            alerts.c.kind == kind,
+            (alerts.c.status == "sent") | (alerts.c.attempts >= max_attempts),
+        )
+        query = (
+            select(table.c.id)
+            .where(cond, table.c.created_at >= since, table.c.id.not_in(done))
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        with store.engine.connect() as conn:
+            out.append(list(conn.execute(query).scalars()))
+    return out[0], out[1]
+
+
+def record(store: Store, kind: str, item_id: int, now: datetime, error: str | None) -> None:
+    """One attempt's outcome: sent, or failed with ``error`` (attempts counted)."""
+    with store.engine.begin() as conn:
+        row = conn.execute(
+            select(alerts.c.attempts).where(alerts.c.kind == kind, alerts.c.item_id == item_id)
+        ).first()
+        values = {
+            "status": "failed" if error else "sent",
+            "sent_at": None if error else now,
+            "error": error,
+        }
+        if row is None:
+            conn.execute(
+                insert(alerts).values(
+                    kind=kind, item_id=item_id, attempts=1, first_at=now, **values
+                )
+            )
+        else:
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.kind == kind, alerts.c.item_id == item_id)
+                .values(attempts=row.attempts + 1, **values)
+            )
+
+
+def failures(store: Store) -> tuple[int, str | None]:
+    """How many alerts are failing now, and the latest error."""
+    with store.engine.connect() as conn:
+        n = conn.execute(
+            select(func.count()).select_from(alerts).where(alerts.c.status == "failed")
+        ).scalar_one()
+        last = conn.execute(
+            select(alerts.c.error)
+            .where(alerts.c.status == "failed")
+            .order_by(alerts.c.first_at.desc())
+            .limit(1)
+        ).scalar()
+    return int(n), last

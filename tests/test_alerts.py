@@ -1,0 +1,88 @@
+"""Instant alerts through Apprise to a real HTTP receiver on loopback (a json:// URL):
+each change and flag over the thresholds arrives exactly once, across `alerts` runs and
+`serve --once` restarts; a failing receiver is shown by status and retried."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.conftest import article_html
+from tests.support import claimwatch, story_dir
+from tests.test_cli import FIRST, Page
+
+CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
+ADS = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.posts: list[dict] = []
+        self.status = 200
+
+    def __call__(self, request: Request) -> Response:
+        if self.status != 200:
+            return Response("down", status=self.status)
+        self.posts.append(json.loads(request.get_data()))
+        return Response("ok")
+
+
+def test_alerts_arrive_exactly_once_and_failures_are_retried(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    story = story_dir(tmp_path, claims=True)
+    receiver = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Meta's lab sets release rules", FIRST))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    hook = f"json://127.0.0.1:{httpserver.port}/hook"
+    env: dict[str, str | None] = {
+        "CLAIMWATCH_ALERT_URLS": hook,
+        "CLAIMWATCH_CONFIG": str(tmp_path / "claimwatch.toml"),
+    }
+    (tmp_path / "claimwatch.toml").write_text(
+        "[alerts]\nmin_significance = 0.1\nmin_score = 0.5\n", encoding="utf-8"
+    )
+
+    def run(*args: str) -> str:
+        r = claimwatch(story, *args, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    run("init")
+    run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    run("check", "a")
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED])
+    run("check", "a")
+    assert "2 sent, 0 failed" in run("alerts")
+    titles = [p["title"] for p in receiver.posts]
+    assert any("changed" in t for t in titles)  # the change
+    assert any("meta-ends-open-releases supports" in t for t in titles)  # the flag
+    assert len(titles) == 2
+    assert any(CLOSED in p["message"] for p in receiver.posts)
+
+    # Once: another pass, and serve restarted, send nothing new.
+    assert "0 sent" in run("alerts")
+    r = claimwatch(story, "serve", "--once", env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(receiver.posts) == 2
+
+    # The receiver fails: the new flag is kept, shown by status, and retried once it is up.
+    receiver.status = 500
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, ADS])
+    run("check", "a")
+    r = claimwatch(story, "alerts", env=env)
+    assert r.returncode == 1 and "failed" in r.stdout
+    assert "failing, retried at the next pass: Apprise could not deliver" in run("status")
+    receiver.status = 200
+    r = claimwatch(story, "serve", "--once", env=env)
+    assert r.returncode == 0, r.stderr
+    new = [p["title"] for p in receiver.posts[2:]]
+    assert any("whatsapp-long-game" in t for t in new) and len(new) == 2
+    assert "failing, retried" not in run("status")
+    assert "0 sent" in run("alerts")
+    assert len(receiver.posts) == 4
