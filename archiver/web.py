@@ -167,8 +167,9 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             q, kind, failing, (n - 1) * options.page_size, options.page_size
         )
         pages = max(1, -(-total // options.page_size))
+        changed = store.last_changes([s.id for s in rows])
         return page(request, "web/sources.html.j2", rows=rows, total=total, page=n, pages=pages,
-                    q=q or "", kind=kind or "", failing=failing)  # fmt: skip
+                    q=q or "", kind=kind or "", failing=failing, changed=changed)  # fmt: skip
 
     async def source_page(request: Request) -> HTMLResponse:
         s = source_of(request.path_params["ref"])
@@ -223,11 +224,22 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         minimum = _float(request.query_params.get("min"), 0.0)
         ref = request.query_params.get("source") or None
         source_id = source_of(ref).id if ref else None
+        since_text = request.query_params.get("since") or ""
+        since = None
+        if since_text:
+            from archiver.cli.base import parse_since
+
+            try:
+                since = parse_since(since_text, datetime.now(UTC))
+            except Exception:
+                raise HTTPException(400, "since is 2d, 12h or an ISO date") from None
         n = number(request, "page", 1) or 1
-        rows = store.changes(source_id=source_id, min_significance=minimum, limit=n * 100)
+        rows = store.changes(
+            since=since, source_id=source_id, min_significance=minimum, limit=n * 100
+        )
         rows = rows[(n - 1) * 100 :]
         return page(request, "web/changes.html.j2", rows=rows, min=minimum, source=ref or "",
-                    page=n, more=len(rows) == 100)  # fmt: skip
+                    since=since_text, page=n, more=len(rows) == 100)  # fmt: skip
 
     async def flags_page(request: Request) -> HTMLResponse:
         claim = request.query_params.get("claim") or None

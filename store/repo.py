@@ -340,6 +340,22 @@ class Store:
             )
         return [_source(r) for r in rows], count
 
+    def last_changes(self, ids: Sequence[int]) -> dict[int, datetime]:
+        """When each of these sources last changed (sources without a change are left out)."""
+        if not ids:
+            return {}
+        query = (
+            select(changes.c.source_id, func.max(changes.c.created_at))
+            .where(changes.c.source_id.in_(list(ids)))
+            .group_by(changes.c.source_id)
+        )
+        with self._read() as conn:
+            return {
+                sid: at
+                for sid, at in ((r[0], schema_time(r[1])) for r in conn.execute(query))
+                if at
+            }
+
     def list_seed_sources(self) -> list[Source]:
         """The story's seed articles."""
         with self._read() as conn:

@@ -136,6 +136,10 @@ def test_changes_filter_by_significance(demo) -> None:  # type: ignore[no-untype
     sig = [float(x) for x in re.findall(r'<td class="sig">([0-9.]+)</td>', high)]
     assert sig and all(s >= 0.5 for s in sig)
     assert len(re.findall(r'<td class="sig">', every)) > len(sig)
+    # By time: the demo's changes are from July 2025.
+    assert 'class="sig"' in httpx.get(served.url + "/changes", params={"since": "2025-07-01"}).text
+    assert "nothing" in httpx.get(served.url + "/changes", params={"since": "2h"}).text
+    assert httpx.get(served.url + "/changes", params={"since": "yesterday"}).status_code == 400
 
 
 def test_atom_feeds_are_valid_and_their_ids_stable(demo) -> None:  # type: ignore[no-untyped-def]
@@ -246,6 +250,22 @@ def test_an_archived_hostile_page_runs_nothing(
         frame.locator("#js").click(timeout=5000)
         page.wait_for_timeout(1000)
         assert "&lt;script&gt;" in page.content() or "<script>fetch" not in page.content()
+        # Pick two versions of a source: the changed words are marked.
+        edit = next(c for c in cli_json(where, "changes") if c["kind"] == "edit")
+        edited = next(s for s in cli_json(where, "sources", "list") if s["label"] == edit["source"])
+        page.goto(f"{served.url}/sources/{edited['id']}")
+        page.select_option("select[name=a]", str(edit["from"]))
+        page.select_option("select[name=b]", str(edit["to"]))
+        page.click("#pick button")
+        page.wait_for_selector("#diff")
+        assert page.locator("table.sbs del, table.sbs ins").count() > 0
+        # Filter changes by significance.
+        page.goto(f"{served.url}/changes")
+        page.fill("input[name=min]", "0.5")
+        page.click("form button")
+        page.wait_for_url(re.compile(r".*min=0\.5.*"))
+        shown = [float(t) for t in page.locator("td.sig").all_inner_texts()]
+        assert shown and all(v >= 0.5 for v in shown)
         # The story page: Arabic right to left, as the browser computes it.
         page.goto(served.url + "/")
         direction = page.eval_on_selector(".article", "e => getComputedStyle(e).direction")
