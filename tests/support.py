@@ -8,8 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from werkzeug import Request, Response
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+CHROMIUM = "/usr/bin/chromium"
+
+FIRST = [
+    "Meta said its superintelligence lab would decide case by case which models to release.",
+    "The company did not say whether its next Llama model would ship with open weights.",
+]
 
 
 def copy_claims(seeds_dir: Path) -> Path:
@@ -57,3 +66,32 @@ def story_dir(tmp_path: Path, claims: bool = False) -> Path:
     if claims:
         copy_claims(seeds)
     return tmp_path
+
+
+class Page:
+    def __init__(self, html: str):
+        self.html = html
+        self.requests: list[dict[str, str]] = []
+
+    def __call__(self, request: Request) -> Response:
+        self.requests.append(dict(request.headers))
+        tag = f'"{len(self.html)}-{abs(hash(self.html))}"'
+        if request.headers.get("If-None-Match") == tag:
+            return Response(status=304)
+        return Response(self.html, content_type="text/html; charset=utf-8", headers={"ETag": tag})
+
+
+def needs_browser() -> None:
+    """Skip without Debian's Chromium or Playwright, with the reason; in CI, fail."""
+    reason = None
+    if not Path(CHROMIUM).exists():
+        reason = "Chromium is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            reason = "Playwright is not installed (pip install 'claimwatch[browser]')"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser tests must run in CI: {reason}")
+        pytest.skip(reason)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -23,9 +21,7 @@ from archiver.browser import BrowserFetcher, BrowserOptions
 from archiver.errors import BrowserFailed
 from archiver.fetch import FetchRequest
 from archiver.shells import shell_reason
-from tests.support import claimwatch, story_dir
-
-CHROMIUM = "/usr/bin/chromium"
+from tests.support import CHROMIUM, claimwatch, needs_browser, story_dir
 
 APP = """<!doctype html><html lang="en"><head><title>Council live</title></head><body>
 <noscript>You need to enable JavaScript to run this app.</noscript>
@@ -46,24 +42,9 @@ PARAGRAPHS = [
 ]
 
 
-def _needs_browser() -> None:
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = "Chromium is not installed (apt-get install chromium)"
-    else:
-        try:
-            import playwright  # noqa: F401
-        except ImportError:
-            reason = "Playwright is not installed (pip install 'claimwatch[browser]')"
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser tests must run in CI: {reason}")
-        pytest.skip(reason)
-
-
 @pytest.fixture
 def app_server(httpserver: HTTPServer) -> HTTPServer:
-    _needs_browser()
+    needs_browser()
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     httpserver.expect_request("/app.html").respond_with_data(
         APP.format(extra=""), content_type="text/html"
@@ -201,4 +182,3 @@ def test_a_browser_killed_mid_check_fails_that_check_and_the_next_starts_a_new_o
     assert isinstance(failed, BrowserFailed), failed
     assert "Library budget passes" in html
     assert launches == 2
-    assert shutil.which("chromium") or Path(CHROMIUM).exists()

@@ -10,36 +10,17 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from archiver.extract import ExtractOptions
 from archiver.pipeline import extract_text
 from tests.conftest import article_html
-from tests.support import claimwatch, copy_claims, story_dir
-
-FIRST = [
-    "Meta said its superintelligence lab would decide case by case which models to release.",
-    "The company did not say whether its next Llama model would ship with open weights.",
-]
+from tests.support import FIRST, Page, claimwatch, copy_claims, story_dir
 
 
 @pytest.fixture
 def story(tmp_path: Path) -> Path:
     """A seeds directory with the shipped seed article and an empty watchlist."""
     return story_dir(tmp_path)
-
-
-class Page:
-    def __init__(self, html: str):
-        self.html = html
-        self.requests: list[dict[str, str]] = []
-
-    def __call__(self, request: Request) -> Response:
-        self.requests.append(dict(request.headers))
-        tag = f'"{len(self.html)}-{abs(hash(self.html))}"'
-        if request.headers.get("If-None-Match") == tag:
-            return Response(status=304)
-        return Response(self.html, content_type="text/html; charset=utf-8", headers={"ETag": tag})
 
 
 def test_spine_scenario_step_by_step(story: Path, httpserver: HTTPServer) -> None:

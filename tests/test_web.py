@@ -25,8 +25,7 @@ from werkzeug import Request, Response
 
 from archiver.web import WebOptions, create_app
 from store.repo import Store
-from tests.support import claimwatch
-from tests.test_browser import _needs_browser
+from tests.support import claimwatch, needs_browser
 
 HOSTILE = """<html><head><title>Hostile</title><script>fetch("{trap}/script");</script></head>
 <body><article><h1>Hostile page</h1><p>A perfectly normal paragraph about a council budget
@@ -212,7 +211,7 @@ def test_an_archived_hostile_page_runs_nothing(
     demo,  # type: ignore[no-untyped-def]
     httpserver: HTTPServer,
 ) -> None:
-    _needs_browser()
+    needs_browser()
     where, served = demo
     hits: list[str] = []
 
