@@ -101,7 +101,7 @@ class _Security(BaseHTTPMiddleware):
                 or request.cookies.get("cw_token")
                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             )
-            if not given or not hmac.compare_digest(given, token):
+            if not given or not _same(given, token):
                 return Response("a token is needed: open this address with ?token=…\n", 401)
             set_token = "token" in request.query_params
         csrf = request.cookies.get("cw_csrf") or secrets.token_urlsafe(24)
@@ -260,7 +260,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         form = await request.form()
         sent = str(form.get("csrf", ""))
         cookie = request.cookies.get("cw_csrf", "")
-        if not cookie or not hmac.compare_digest(sent, cookie):
+        if not cookie or not _same(sent, cookie):
             raise HTTPException(403, "the form is stale or from another site: reload the page")
         verdict = str(form.get("verdict", ""))
         stance = str(form.get("stance", "")) or None
@@ -448,6 +448,11 @@ def sparkline(values: list[float], width: int = 240, height: int = 30) -> str:
         f"{round(i * step, 1)},{round(height - 2 - v * (height - 4), 1)}"
         for i, v in enumerate(values)
     )
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that any input, non-ASCII too, can go through."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
 def _float(value: str | None, default: float) -> float:

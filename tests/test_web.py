@@ -178,6 +178,8 @@ def test_review_needs_the_csrf_token(demo) -> None:  # type: ignore[no-untyped-d
             f"/flags/{flag['id']}/review", data={"verdict": "rejected", "csrf": "guess"}
         )
         assert forged.status_code == 403
+        odd = client.post(f"/flags/{flag['id']}/review", data={"verdict": "x", "csrf": "é"})
+        assert odd.status_code == 403
         page = client.get(f"/flags/{flag['id']}").text
         token = re.search(r'name="csrf" value="([^"]+)"', page)
         assert token is not None
@@ -197,6 +199,7 @@ def test_a_token_is_required_when_set_and_off_loopback(demo, tmp_path: Path) -> 
     try:
         assert httpx.get(served.url + "/").status_code == 401
         assert httpx.get(served.url + "/", params={"token": "s3cret"}).status_code == 200
+        assert httpx.get(served.url + "/", params={"token": "sécret"}).status_code == 401
         bearer = {"Authorization": "Bearer s3cret"}
         assert httpx.get(served.url + "/api/v1/claims", headers=bearer).status_code == 200
     finally:
