@@ -129,11 +129,16 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         )
         return HTMLResponse(html, status)
 
-    def number(request: Request, name: str, default: int = 0) -> int:
+    def number(request: Request, name: str, default: int = 0, high: int = 10_000) -> int:
+        """A whole-number parameter, bounded: a page far out cannot make a query load
+        the whole log."""
         try:
-            return max(0, int(request.query_params.get(name, default)))
+            value = int(request.query_params.get(name, default))
         except ValueError:
             raise HTTPException(400, f"{name} must be a whole number") from None
+        if not 0 <= value <= high:
+            raise HTTPException(400, f"{name} must be from 0 to {high}")
+        return value
 
     def source_of(ref: str) -> Source:
         try:
@@ -177,8 +182,8 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         changes = store.changes(source_id=s.id, limit=500)
         sig = {c.to_version: c.significance for c in changes}
         numbers = [v.number for v in versions]
-        a = number(request, "a", numbers[-2] if len(numbers) > 1 else 0)
-        b = number(request, "b", numbers[-1] if numbers else 0)
+        a = number(request, "a", numbers[-2] if len(numbers) > 1 else 0, high=2**31)
+        b = number(request, "b", numbers[-1] if numbers else 0, high=2**31)
         compared = None
         if a and b and a != b and a in numbers and b in numbers:
             compared = compare(s, store.get_version(s, a), store.get_version(s, b))

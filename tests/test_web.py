@@ -112,6 +112,7 @@ def test_sources_are_paged_and_filtered(demo) -> None:  # type: ignore[no-untype
     assert "1 source(s)" in r.text
     r = httpx.get(served.url + "/sources", params={"page": "x"})
     assert r.status_code == 400
+    assert httpx.get(served.url + "/changes", params={"page": "10" * 9}).status_code == 400
 
 
 def test_two_versions_side_by_side_mark_the_changed_words(demo) -> None:  # type: ignore[no-untyped-def]
