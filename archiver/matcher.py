@@ -28,7 +28,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -238,18 +238,46 @@ class Bank:
             )
         return self._vectors[embedder.name]
 
+    @cached_property
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every example's claim ("" for a near miss) and stance, as arrays: read once,
+        not walked again for each passage and claim."""
+        claims = np.asarray([e.claim or "" for e in self.examples], dtype=object)
+        stances = np.asarray([e.stance or "" for e in self.examples], dtype=object)
+        return claims, stances
+
+
+@dataclass(frozen=True)
+class _View:
+    """The bank as one passage sees it: similarity to each usable example, and the
+    examples' claims ("" for none) and stances."""
+
+    sims: np.ndarray
+    examples: list[Example]
+    claims: np.ndarray
+    stances: np.ndarray
+
+
+_EMPTY = _View(np.zeros(0), [], np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+
 
 def _bank_view(
     bank: Bank | None, vectors: np.ndarray, embedder: Embedder, exclude: str | None
-) -> tuple[np.ndarray, list[Example]]:
-    """Similarity of the passage (its best sentence) to every usable example."""
+) -> _View:
+    """Similarity of the passage (its best sentence) to every usable example: all of
+    them, or in training all but those from the passage's own page (``exclude``)."""
     if bank is None or not bank.examples:
-        return np.zeros(0), []
-    keep = [n for n, e in enumerate(bank.examples) if exclude is None or e.group != exclude]
-    if not keep:
-        return np.zeros(0), []
-    matrix = bank.vectors(embedder)[keep]
-    return (vectors @ matrix.T).max(axis=0), [bank.examples[n] for n in keep]
+        return _EMPTY
+    matrix = bank.vectors(embedder)
+    claims, stances = bank.labels
+    examples = list(bank.examples)
+    if exclude is not None:
+        keep = np.asarray([e.group != exclude for e in bank.examples], bool)
+        if not keep.any():
+            return _EMPTY
+        matrix, claims, stances = matrix[keep], claims[keep], stances[keep]
+        examples = [e for e, k in zip(examples, keep, strict=True) if k]
+    return _View((vectors @ matrix.T).max(axis=0), examples, claims, stances)
 
 
 def _neighbours(sims: np.ndarray, examples: list[Example], k: int = 10) -> dict[str | None, float]:
@@ -267,14 +295,14 @@ def _neighbours(sims: np.ndarray, examples: list[Example], k: int = 10) -> dict[
 
 def _example_features(
     claim_id: str,
-    sims: np.ndarray,
-    examples: list[Example],
+    view: _View,
     votes: dict[str | None, float],
     best_by_claim: dict[str, float],
 ) -> tuple[list[float], list[float]]:
-    mine = np.asarray([e.claim == claim_id for e in examples], bool)
-    other = np.asarray([e.claim is not None and e.claim != claim_id for e in examples], bool)
-    none = np.asarray([e.claim is None for e in examples], bool)
+    sims = view.sims
+    mine = view.claims == claim_id
+    none = view.claims == ""
+    other = ~mine & ~none
     if not mine.any():
         return [0.0] * 9, [0.0] * (1 + len(STANCES))
     own = sims[mine]
@@ -283,13 +311,8 @@ def _example_features(
     ex_none = float(sims[none].max()) if none.any() else 0.0
     order = np.argsort(own)[::-1][:5]
     weights = np.exp(20 * (own[order] - own[order[0]]))
-    stances = [e.stance for e, m in zip(examples, mine, strict=True) if m]
-    shares = [
-        float(
-            sum(w for w, k in zip(weights, order, strict=True) if stances[k] == s) / weights.sum()
-        )
-        for s in STANCES
-    ]
+    stances = view.stances[mine][order]
+    shares = [float(weights[stances == s].sum() / weights.sum()) for s in STANCES]
     bears = [1.0, float(top[0]), float(top[:3].mean()), ex_other, ex_none]
     bears.append(float(top[0]) - max(ex_other, ex_none))
     values = sorted(best_by_claim.values())
@@ -352,13 +375,13 @@ def describe(
     overlaps = _overlaps(claims, passage)
     overlap_median = float(np.median(overlaps))
     scripts = [float(script == s) for s in SCRIPTS]
-    ex_sims, examples = _bank_view(bank, vectors, embedder, exclude)
+    view = _bank_view(bank, vectors, embedder, exclude)
+    ex_sims, examples = view.sims, view.examples
     votes = _neighbours(ex_sims, examples)
-    ex_claims = np.asarray([e.claim or "" for e in examples])
-    best_by_claim: dict[str, float] = {}
-    for value, e in zip(ex_sims, examples, strict=True):
-        if e.claim is not None and value > best_by_claim.get(e.claim, -1.0):
-            best_by_claim[e.claim] = float(value)
+    best_by_claim = {
+        claim: float(ex_sims[view.claims == claim].max())
+        for claim in set(view.claims.tolist()) - {""}
+    }
     pairs = []
     for k, (c, comp) in enumerate(zip(claims, compiled, strict=True)):
         ev = lexical.evidence(comp, sents, options)
@@ -379,7 +402,7 @@ def describe(
         claim_marks = [_marks(t) for t in c.texts]
         claim_neg = max(m[0] for m in claim_marks)
         claim_change = max(m[1] for m in claim_marks)
-        ex_bears, ex_stance = _example_features(c.id, ex_sims, examples, votes, best_by_claim)
+        ex_bears, ex_stance = _example_features(c.id, view, votes, best_by_claim)
         bears = [
             *ex_bears,
             sim,
@@ -430,7 +453,7 @@ def describe(
             f"semantic: similarity {sim:.2f} to the claim, {lead:+.2f} over the median claim",
             *ev.head(),
         ]
-        own = np.flatnonzero(ex_claims == c.id)
+        own = np.flatnonzero(view.claims == c.id)
         if len(own):
             near = int(own[ex_sims[own].argmax()])
             example = examples[near]
