@@ -103,12 +103,6 @@ class BrowserFetcher:
             self._profile.cleanup()
             self._profile = None
 
-    @property
-    def pid(self) -> int | None:
-        """The browser's process id, while one runs (tests kill it)."""
-        proc = getattr(getattr(self._browser, "_impl_obj", None), "_browser_process", None)
-        return getattr(proc, "pid", None)
-
     async def _ensure(self) -> Any:
         async with self._lock:
             if self._browser is not None and self._browser.is_connected():

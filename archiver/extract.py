@@ -137,6 +137,14 @@ def _codec_name(charset: str | None) -> str | None:
         return None
 
 
+def refuse_large_html(body: bytes, options: ExtractOptions) -> None:
+    """``PageTooLarge`` for HTML over the limit: parsing it would stall a worker."""
+    if len(body) > options.max_html_bytes:
+        raise PageTooLarge(
+            f"{len(body)} bytes of HTML is over the extraction limit of {options.max_html_bytes}"
+        )
+
+
 def extract(
     body: bytes,
     content_type: str | None = None,
@@ -147,10 +155,8 @@ def extract(
     options = options or ExtractOptions()
     if not body.strip():
         raise EmptyExtraction("the body is empty")
-    if content_type != "text/plain" and len(body) > options.max_html_bytes:
-        raise PageTooLarge(
-            f"{len(body)} bytes of HTML is over the extraction limit of {options.max_html_bytes}"
-        )
+    if content_type != "text/plain":
+        refuse_large_html(body, options)
     text, encoding = decode(body, charset)
     if content_type == "text/plain":
         if not text.strip():

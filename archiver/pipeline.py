@@ -60,6 +60,7 @@ from archiver.normalize import NormalizeOptions, normalize, text_digest
 from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from archiver.selection import Selector, select_text
 from archiver.semantic import MODEL_NAME
+from archiver.shells import BROWSER_HINT
 from archiver.topic import Node, matches, parse, positive_terms
 from archiver.worker import (
     PageJob,
@@ -283,8 +284,9 @@ async def check_async(
             BrowserFetcher(options.browser) as browser,  # starts Chromium only when needed
         ):
             writes = _Writes(store)
-            checker = _Checker(store, fetcher, pool.executor(), options, clock, writes, matching)
-            checker.browser = browser
+            checker = _Checker(
+                store, fetcher, pool.executor(), options, clock, writes, matching, browser
+            )
 
             async def one(source: Source) -> CheckResult:
                 result = await checker.run(source)
@@ -460,9 +462,6 @@ class _Attempt:
         )
 
 
-BROWSER_HINT = "built by JavaScript: add it again with --browser to render it"
-
-
 class _Checker:
     def __init__(
         self,
@@ -472,12 +471,13 @@ class _Checker:
         options: CheckOptions,
         clock: Clock,
         writes: _Writes,
-        matching: MatchSpec | None = None,
+        matching: MatchSpec,
+        browser: BrowserFetcher,
     ):
         self.store, self.fetcher, self.pool = store, fetcher, pool
         self.options, self.clock, self.writes = options, clock, writes
-        self.matching = matching or MatchSpec(semantic=False)
-        self.browser: BrowserFetcher | None = None
+        self.matching = matching
+        self.browser = browser  # --browser sources render here; the run closes it
 
     async def run(self, source: Source) -> CheckResult:
         """Check one source. Whatever goes wrong inside (a hostile header, a bug that a
@@ -788,8 +788,6 @@ class _Checker:
     async def _render(self, request: FetchRequest, source: Source) -> FetchResult:
         """A --browser source: robots.txt is honoured as for any fetch, then the page is
         rendered in Chromium (no conditional GET: a rendered page has no validators)."""
-        if self.browser is None:
-            self.browser = BrowserFetcher(self.options.browser)
         if request.robots and not await self.fetcher.robots_allow(request):
             raise RobotsDisallowed(f"robots.txt disallows {request.url}")
         plain = replace(request, etag=None, last_modified=None)

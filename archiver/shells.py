@@ -27,6 +27,8 @@ _EMPTY_ROOT = re.compile(
 )
 _SCRIPT = re.compile(rb"<script\b", re.IGNORECASE)
 SHORT = 400  # characters: a real article says more than a notice
+# Kept as the source's warning after such a failure: status and sources list show it.
+BROWSER_HINT = "built by JavaScript: add it again with --browser to render it"
 
 
 def shell_reason(body: bytes, text: str | None) -> str | None:

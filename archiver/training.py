@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -254,13 +254,6 @@ def best_threshold(probs: np.ndarray, target: np.ndarray) -> tuple[float, float]
         if f > best[1] + 1e-9:
             best = (round(float(t), 2), f)
     return best
-
-
-def corpus_digest(paths: Iterable[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from archiver.claims import Claim
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction, JavaScriptShell, PageTooLarge, TooSlow
-from archiver.extract import Extracted, ExtractOptions, extract
+from archiver.errors import EmptyExtraction, JavaScriptShell, TooSlow
+from archiver.extract import Extracted, ExtractOptions, extract, refuse_large_html
 from archiver.fingerprint import locate
 from archiver.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.normalize import NormalizeOptions, normalize
@@ -99,11 +99,7 @@ def extract_text(
 ) -> tuple[Extracted, str]:
     """Extract (or select) and normalize: page bytes to the stable text that is archived."""
     if selector is not None and content_type != "text/plain":
-        if len(body) > options.max_html_bytes:
-            raise PageTooLarge(
-                f"{len(body)} bytes of HTML is over the extraction limit of "
-                f"{options.max_html_bytes}"
-            )
+        refuse_large_html(body, options)
         extracted = extract_selected(body, charset, selector)
     else:
         try:

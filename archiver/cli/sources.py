@@ -32,6 +32,7 @@ from archiver.render import (
 )
 from archiver.schedule import format_duration
 from archiver.seeds import default_seeds_dir
+from archiver.shells import BROWSER_HINT
 from store.db import mask_url
 from store.models import KINDS, Source
 
@@ -149,7 +150,7 @@ def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
         if s.retired_at is not None:
             health = Text("retired")
         elif s.consecutive_failures:
-            hint = ": needs --browser" if s.warning and "--browser" in s.warning else ""
+            hint = ": needs --browser" if s.warning == BROWSER_HINT else ""
             health = Text(f"{s.consecutive_failures} failing{hint}", style="red")
         else:
             health = Text("ok")
