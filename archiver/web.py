@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from archiver.cli.base import json_default, parse_since
 from archiver.diff import DiffOptions, diff
 from archiver.errors import NotFoundError
 from archiver.render import Header, RenderOptions, hunks
@@ -147,19 +149,21 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(404, str(exc)) from None
 
     async def story(request: Request) -> HTMLResponse:
-        seeds = [s for s in store.list_seed_sources() if s.kind == "seed"]
         articles = []
-        for s in seeds:
+        for s in store.seed_articles():
             v = store.current_version(s)
             if v is not None:
                 articles.append((s, v, store.read_text(v)))
         claims = store.claims()
-        found = store.flags(limit=5000)
-        counts = {c.id: dict.fromkeys(STANCES, 0) for c in claims}
-        for f in found:
-            if f.claim_id in counts and f.verdict != "rejected":
-                counts[f.claim_id][f.verdict_stance or f.stance] += 1
-        charts = {c.id: timeline([f for f in found if f.claim_id == c.id]) for c in claims}
+        evidence: dict[str, list[StoredFlag]] = {c.id: [] for c in claims}
+        for f in store.flags(limit=5000):
+            if f.claim_id in evidence and f.verdict != "rejected":
+                evidence[f.claim_id].append(f)
+        counts = {
+            claim: {st: sum(f.final_stance == st for f in shown) for st in STANCES}
+            for claim, shown in evidence.items()
+        }
+        charts = {claim: timeline(shown) for claim, shown in evidence.items()}
         return page(request, "web/story.html.j2", articles=articles, claims=claims, counts=counts,
                     charts=charts)  # fmt: skip
 
@@ -232,19 +236,19 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         since_text = request.query_params.get("since") or ""
         since = None
         if since_text:
-            from archiver.cli.base import parse_since
-
             try:
                 since = parse_since(since_text, datetime.now(UTC))
             except Exception:
                 raise HTTPException(400, "since is 2d, 12h or an ISO date") from None
-        n = number(request, "page", 1) or 1
-        rows = store.changes(
-            since=since, source_id=source_id, min_significance=minimum, limit=n * 100
+        rows, more, n = paged(
+            request,
+            lambda limit: store.changes(
+                since=since, source_id=source_id, min_significance=minimum, limit=limit
+            ),
+            size=100,
         )
-        rows = rows[(n - 1) * 100 :]
         return page(request, "web/changes.html.j2", rows=rows, min=minimum, source=ref or "",
-                    since=since_text, page=n, more=len(rows) == 100)  # fmt: skip
+                    since=since_text, page=n, more=more)  # fmt: skip
 
     async def flags_page(request: Request) -> HTMLResponse:
         claim = request.query_params.get("claim") or None
@@ -280,8 +284,18 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
     # -- Atom ------------------------------------------------------------------
 
-    def atom(request: Request, title: str, entries: list[dict[str, Any]], more: bool) -> Response:
+    def paged(
+        request: Request, fetch: Callable[[int], list[Any]], size: int = 50
+    ) -> tuple[list[Any], bool, int]:
+        """Page ``?page=`` of a newest-first listing: ``fetch(limit)`` reads up to the
+        page's end and one row more, which says whether a next page exists."""
         n = number(request, "page", 1) or 1
+        window = fetch(n * size + 1)[(n - 1) * size :]
+        return window[:size], len(window) > size, n
+
+    def atom(
+        request: Request, title: str, entries: list[dict[str, Any]], n: int, more: bool
+    ) -> Response:
         base = str(request.url.replace(query=""))
         xml = env.get_template("web/feed.atom.j2").render(
             title=title, feed_id=f"tag:claimwatch,2025:{request.url.path}", self_url=base,
@@ -308,8 +322,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         return [
             {
                 "id": f"tag:claimwatch,2025:flag/{f.id}",
-                "title": f"{f.claim_id} {f.verdict_stance or f.stance} ({f.score:.2f}): "
-                f"{f.source_name}",
+                "title": f"{f.claim_id} {f.final_stance} ({f.score:.2f}): {f.source_name}",
                 "link": f"{root}/flags/{f.id}",
                 "updated": f.created_at,
                 "summary": f.evidence,
@@ -318,42 +331,35 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             if f.verdict != "rejected"
         ]
 
-    def paged(request: Request, rows: list[Any], size: int = 50) -> tuple[list[Any], bool]:
-        n = number(request, "page", 1) or 1
-        window = rows[(n - 1) * size : n * size + 1]
-        return window[:size], len(window) > size
-
     async def feed_changes(request: Request) -> Response:
-        n = number(request, "page", 1) or 1
-        rows, more = paged(request, store.changes(limit=n * 50 + 1))
-        return atom(request, "claimwatch: every change", change_entries(rows, request), more)
+        rows, more, n = paged(request, lambda limit: store.changes(limit=limit))
+        return atom(request, "claimwatch: every change", change_entries(rows, request), n, more)
 
     async def feed_source(request: Request) -> Response:
         s = source_of(request.path_params["ref"])
-        n = number(request, "page", 1) or 1
-        rows, more = paged(request, store.changes(source_id=s.id, limit=n * 50 + 1))
-        return atom(request, f"claimwatch: {s.name}", change_entries(rows, request), more)
+        rows, more, n = paged(request, lambda limit: store.changes(source_id=s.id, limit=limit))
+        return atom(request, f"claimwatch: {s.name}", change_entries(rows, request), n, more)
 
     async def feed_claim(request: Request) -> Response:
         claim = request.path_params["claim"]
-        n = number(request, "page", 1) or 1
-        rows, more = paged(request, store.flags(claim_id=claim, limit=n * 50 + 1))
-        return atom(request, f"claimwatch: {claim}", flag_entries(rows, request), more)
+        rows, more, n = paged(request, lambda limit: store.flags(claim_id=claim, limit=limit))
+        return atom(request, f"claimwatch: {claim}", flag_entries(rows, request), n, more)
 
     async def feed_stance(request: Request) -> Response:
         stance = request.path_params["stance"]
         if stance not in STANCES:
             raise HTTPException(404, "stance is supports, contradicts or mentions")
-        n = number(request, "page", 1) or 1
-        rows, more = paged(request, store.flags(stance=stance, limit=n * 50 + 1))
-        return atom(request, f"claimwatch: flags that {stance}", flag_entries(rows, request), more)
+        rows, more, n = paged(request, lambda limit: store.flags(stance=stance, limit=limit))
+        title = f"claimwatch: flags that {stance}"
+        return atom(request, title, flag_entries(rows, request), n, more)
 
     # -- the JSON API: the CLI's --json records ---------------------------------
 
-    def api(rows: Any) -> JSONResponse:
-        return JSONResponse(json.loads(json.dumps(list(rows), default=_json_default)))
+    def api(rows: Any) -> Response:
+        body = json.dumps(list(rows), default=json_default, ensure_ascii=False)
+        return Response(body, media_type="application/json")
 
-    async def api_sources(request: Request) -> JSONResponse:
+    async def api_sources(request: Request) -> Response:
         from archiver.cli.sources import source_row
 
         n = number(request, "page", 1) or 1
@@ -363,25 +369,25 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         )  # fmt: skip
         return api(source_row(s) for s in rows)
 
-    async def api_versions(request: Request) -> JSONResponse:
+    async def api_versions(request: Request) -> Response:
         from archiver.cli.views import version_row
 
         s = source_of(request.path_params["ref"])
         return api(version_row(s, v) for v in store.versions(s.id))
 
-    async def api_changes(request: Request) -> JSONResponse:
+    async def api_changes(request: Request) -> Response:
         from archiver.cli.views import change_row
 
         minimum = _float(request.query_params.get("min"), 0.0)
         return api(change_row(c) for c in store.changes(min_significance=minimum, limit=500))
 
-    async def api_flags(request: Request) -> JSONResponse:
+    async def api_flags(request: Request) -> Response:
         from archiver.cli.claims import flag_row
 
         claim = request.query_params.get("claim") or None
         return api(flag_row(f) for f in store.flags(claim_id=claim, limit=500))
 
-    async def api_claims(request: Request) -> JSONResponse:
+    async def api_claims(request: Request) -> Response:
         return api({"id": c.id, "statement": c.en or c.ar, "en": c.en, "ar": c.ar}
                    for c in store.claims())  # fmt: skip
 
@@ -420,10 +426,9 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     )
 
 
-def timeline(flags: list[StoredFlag], width: int = 640, height: int = 90) -> dict[str, Any]:
-    """An SVG timeline of one claim's flags: time across, stance as lane and colour,
-    score as size; each point links to its flag."""
-    shown = [f for f in flags if f.verdict != "rejected"]
+def timeline(shown: list[StoredFlag], width: int = 640, height: int = 90) -> dict[str, Any]:
+    """An SVG timeline of one claim's flags (the ones to show: not rejected): time
+    across, stance as lane and colour, score as size; each point links to its flag."""
     if not shown:
         return {"points": [], "width": width, "height": height}
     times = [f.created_at.timestamp() for f in shown]
@@ -433,9 +438,9 @@ def timeline(flags: list[StoredFlag], width: int = 640, height: int = 90) -> dic
     points = [
         {
             "x": round(20 + (t - lo) / span * (width - 40), 1),
-            "y": lanes[f.verdict_stance or f.stance],
+            "y": lanes[f.final_stance],
             "r": round(3 + 6 * f.score, 1),
-            "stance": f.verdict_stance or f.stance,
+            "stance": f.final_stance,
             "id": f.id,
             "label": f"{f.created_at:%Y-%m-%d} {f.stance} {f.score:.2f}: {f.evidence[:120]}",
         }
@@ -465,9 +470,3 @@ def _float(value: str | None, default: float) -> float:
         return min(1.0, max(0.0, float(value))) if value else default
     except ValueError:
         raise HTTPException(400, "min must be a number from 0 to 1") from None
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -77,7 +77,7 @@ def send_pending(
         )
         items.append(("change", c.id, title, body))
     for f in store.flags(ids=flag_ids) if flag_ids else []:
-        stance = f.verdict_stance or f.stance
+        stance = f.final_stance
         title = f"claimwatch: {f.claim_id} {stance} ({f.score:.2f})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
         items.append(("flag", f.id, title, body))

@@ -57,7 +57,7 @@ def gather(
             id=f.id,
             claim_id=f.claim_id,
             claim=claims.get(f.claim_id, f.claim_id),
-            stance=f.verdict_stance or f.stance,
+            stance=f.final_stance,
             score=f.score,
             evidence=f.evidence,
             source=f.source_name,

@@ -267,6 +267,11 @@ class StoredFlag:
     verdict: str | None = None  # confirmed | rejected, once reviewed
     verdict_stance: str | None = None
 
+    @property
+    def final_stance(self) -> str:
+        """The reviewer's stance when they gave one, else the matcher's."""
+        return self.verdict_stance or self.stance
+
 
 @dataclass(frozen=True)
 class ClaimRow:

@@ -356,10 +356,10 @@ class Store:
                 if at
             }
 
-    def list_seed_sources(self) -> list[Source]:
-        """The story's seed articles."""
+    def seed_articles(self) -> list[Source]:
+        """The story's seed articles (sources of kind seed)."""
         with self._read() as conn:
-            query = select(sources).where(sources.c.origin == "seed").order_by(sources.c.id)
+            query = select(sources).where(sources.c.kind == "seed").order_by(sources.c.id)
             return [_source(r) for r in conn.execute(query).mappings().all()]
 
     def source_names(self, ids: set[int]) -> dict[int, str]:

@@ -139,7 +139,7 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
     for f in found:
         reviewed = ""
         if f.verdict == "confirmed":
-            reviewed = f"  confirmed as {f.verdict_stance or f.stance}"
+            reviewed = f"  confirmed as {f.final_stance}"
         elif f.verdict == "rejected":
             reviewed = "  rejected by a reviewer"
         console.print(
@@ -412,7 +412,7 @@ def _stance_shown(f: StoredFlag) -> str:
     if f.verdict == "rejected":
         return f"{f.stance} (rejected)"
     if f.verdict == "confirmed":
-        return f"{f.verdict_stance or f.stance} (confirmed)"
+        return f"{f.final_stance} (confirmed)"
     return f.stance
 
 
