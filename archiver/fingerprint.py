@@ -1,18 +1,33 @@
-"""A cheap proof that a page's article did not change: hash only the article element.
+"""A cheap proof that a page's article did not change: hash only what the article is made of.
 
 Most re-checks of a page find new bytes (a clock, a reader count, a rotated ad)
 around the same article. A full extraction costs about 30 times a parse, so after
-each full extraction we remember *where* the article was: the one element that
-holds every line of the extracted text (``locate``). At the next check we parse
-the page, find the element at that path and hash its bytes with the page title
-(``fingerprint``). The same hash means the same article element, byte for byte,
-so extraction would read the same article: the check ends without extracting.
+each full extraction we remember *where* the article was (``locate``): the one
+element that holds every line of the extracted text, and, inside it, the elements
+that gave the article nothing and are volatile by nature:
+
+- **kind**: an element trafilatura drops for what it is, whatever its text (its tag,
+  such as ``aside``, ``footer`` or ``time``, or a class or id such as an ad slot,
+  "related" or "share" box), and whose text is not in the article;
+- **volatile**: an element whose whole text normalization removes ("updated 5
+  minutes ago", "1,204 comments") and which is not in the article.
+
+At the next check we parse the page, find the element at that path and hash its
+bytes with the page title (``fingerprint``), each skipped element reduced to a
+marker: its tag and the attributes extraction reads (id, class, role, style...),
+with its tail text kept. The same hash means the same article element, byte for
+byte, apart from skipped elements that are still the same kind of element in the
+same place, so extraction reads the same article: the check ends without
+extracting.
 
 Anything in doubt means a full extraction: no element holds all the text (then
-there is no hint), the path finds nothing or the hash differs. The element's
-serialized bytes include everything in it, markup too, so an edit anywhere in
-the article changes the hash. tests/test_fingerprint.py checks over many pages
-and edits that whenever the fingerprint says "same", full extraction agrees.
+there is no hint), the path finds nothing, a skipped element is missing, has
+become a different kind of element, holds text normalization now keeps, or has
+grown longer than the rest of the article (trafilatura keeps boilerplate that
+would remove most of a page), or the hash differs. A new element anywhere in the
+article changes the hash. tests/test_fingerprint.py checks over many pages and
+edits, including ads, asides, counters and "updated N minutes ago" lines inside
+the article, that whenever the fingerprint says "same", full extraction agrees.
 """
 
 from __future__ import annotations
@@ -20,32 +35,75 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from bisect import bisect_right
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Literal
 
 import lxml.etree
-import lxml.html
+
+from archiver.normalize import NormalizeOptions, normalize
+
+try:  # what trafilatura removes for its kind, whatever its text
+    from trafilatura.settings import MANUALLY_CLEANED as _CLEANED_TAGS
+    from trafilatura.xpaths import OVERALL_DISCARD_XPATH as _DISCARD_XPATHS
+except ImportError:  # pragma: no cover - a trafilatura without these: tags alone
+    _CLEANED_TAGS, _DISCARD_XPATHS = ["aside", "footer", "nav", "script", "style", "time"], []
+
+Skip = Literal["kind", "volatile"]
+SKIPS: tuple[Skip, ...] = ("kind", "volatile")
+MAX_SKIPS = 64  # more volatile parts than this: the rest are hashed as they are
+# The attributes trafilatura's discard rules read: a marker keeps them, so an element
+# that changes what it is changes the hash.
+KIND_ATTRIBUTES = (
+    "id",
+    "class",
+    "role",
+    "style",
+    "aria-hidden",
+    "hidden",
+    "data-component",
+    "data-lp-replacement-content",
+)
 
 
 @dataclass(frozen=True)
 class BodyHint:
     path: str  # the article element's path in the parsed tree, e.g. /html/body/main/article
-    digest: str  # SHA-256 of the element's bytes and the page title
+    digest: str  # SHA-256 of the element's bytes (skipped parts as markers) and the page title
+    skip: tuple[tuple[str, Skip], ...] = field(default=())  # (path, why) inside the article
 
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "digest": self.digest}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "digest": self.digest}
+        if self.skip:
+            out["skip"] = [[path, why] for path, why in self.skip]
+        return out
 
     @staticmethod
     def from_dict(d: dict[str, Any] | None) -> BodyHint | None:
         if not d or "path" not in d or "digest" not in d:
             return None
-        return BodyHint(str(d["path"]), str(d["digest"]))
+        path, raw = str(d["path"]), d.get("skip") or []
+        skip: list[tuple[str, Skip]] = []
+        for item in raw if isinstance(raw, list) else [None]:
+            if not (isinstance(item, list) and len(item) == 2 and item[1] in SKIPS):
+                return None  # not a hint this code wrote: no shortcut
+            if not str(item[0]).startswith(path + "/"):
+                return None
+            skip.append((str(item[0]), item[1]))
+        return BodyHint(path, str(d["digest"]), tuple(skip))
+
+
+# A plain libxml2 HTML parse: lxml.html's element classes cost a Python lookup per
+# element, a third of the time on a page with a large menu.
+_PARSER = lxml.etree.HTMLParser(remove_comments=False)
+_text = lxml.etree.XPath("string()")  # an element's text, as text_content() reads it
 
 
 def _parse(body: bytes) -> Any | None:
     try:
-        return lxml.html.fromstring(body)
-    except (lxml.etree.ParserError, ValueError):
+        return lxml.etree.fromstring(body, _PARSER)
+    except (lxml.etree.LxmlError, ValueError):
         return None
 
 
@@ -55,19 +113,60 @@ def _squash(text: str) -> str:
 
 def _title(doc: Any) -> str:
     found = doc.find(".//title")
-    return found.text_content() if found is not None else ""
+    return str(_text(found)) if found is not None else ""
 
 
-def _digest(doc: Any, node: Any) -> str:
-    h = hashlib.sha256(lxml.html.tostring(node, encoding="unicode").encode("utf-8"))
-    h.update(b"\0" + _title(doc).encode("utf-8"))
+def _digest(title: str, node: Any) -> str:
+    h = hashlib.sha256(lxml.etree.tostring(node, encoding="unicode", method="html").encode("utf-8"))
+    h.update(b"\0" + title.encode("utf-8"))
     return h.hexdigest()
 
 
-def locate(body: bytes, text: str) -> BodyHint | None:
-    """The smallest element that holds every line of ``text`` (the extracted, normalized
-    article), as a hint for later checks; None when no single element holds it all, or
-    when separate elements each hold it (which one extraction reads is unclear).
+def _mark(element: Any, why: Skip) -> None:
+    """Reduce a skipped element to its kind: tag and kind attributes; its tail stays."""
+    kept = [(k, element.get(k)) for k in KIND_ATTRIBUTES if element.get(k) is not None]
+    element.clear(keep_tail=True)
+    for k, v in kept:
+        element.set(k, v)
+    element.text = why
+
+
+def _element_at(doc: Any, path: str) -> Any | None:
+    try:
+        found = doc.getroottree().xpath(path)
+    except lxml.etree.XPathError:
+        return None
+    if len(found) != 1 or not isinstance(getattr(found[0], "tag", None), str):
+        return None
+    return found[0]
+
+
+def _skippable(node: Any, article: str, options: NormalizeOptions) -> Iterator[tuple[Any, Skip]]:
+    """The outermost elements inside ``node`` that gave the article nothing and are
+    volatile by nature (see the module docstring), in document order."""
+    dropped = {e for xp in _DISCARD_XPATHS for e in xp(node)}  # held: stable proxies
+    stack = list(reversed(node))
+    while stack:
+        element = stack.pop()
+        if not isinstance(element.tag, str):
+            continue
+        text = _squash(str(_text(element)))
+        if text and text in article:
+            stack.extend(reversed(element))  # it (or part of it) is article text
+            continue
+        if element.tag.lower() in _CLEANED_TAGS or element in dropped:
+            yield element, "kind"
+        elif text and not normalize(text, options):
+            yield element, "volatile"
+        else:
+            stack.extend(reversed(element))
+
+
+def locate(body: bytes, text: str, options: NormalizeOptions | None = None) -> BodyHint | None:
+    """The smallest element that holds every line of ``text`` (the extracted article,
+    normalized with ``options``), with the volatile parts inside it to skip, as a hint
+    for later checks; None when no single element holds it all, or when separate
+    elements each hold it (which one extraction reads is unclear).
 
     Close to linear in the page: the document's text is laid out once, whitespace
     folded, with each element's span in it. Every holder contains an occurrence of
@@ -95,8 +194,26 @@ def locate(body: bytes, text: str) -> BodyHint | None:
     above = [best, *best.iterancestors()]
     if any(not any(h is a for a in above) for h in lowest):
         return None  # held in two places that do not nest
-    path = doc.getroottree().getpath(best)
-    return BodyHint(path, _digest(doc, best))
+    tree = doc.getroottree()
+    title = _title(doc)
+    found = _skippable(best, " ".join(lines), options or NormalizeOptions())
+    skip = list(islice(found, MAX_SKIPS))
+    paths = tuple((tree.getpath(e), why) for e, why in skip)
+    if _skipped_too_much(best, [e for e, _ in skip]):
+        paths = ()
+    for e, why in skip if paths else ():
+        _mark(e, why)
+    return BodyHint(tree.getpath(best), _digest(title, best), paths)
+
+
+def _skipped_too_much(node: Any, skipped: list[Any]) -> bool:
+    """Whether the skipped parts hold more text than the rest of the article element:
+    then trafilatura may keep them (it keeps boilerplate that would remove most of a
+    page), so they are not safe to skip."""
+    if not skipped:
+        return False
+    gone = sum(len(_text(e)) for e in skipped)
+    return gone > len(_text(node)) - gone
 
 
 def _occurrences(flat: str, line: str, limit: int) -> list[int]:
@@ -125,7 +242,7 @@ def _first_true(n: int, test: Any) -> int | None:
 
 @dataclass
 class _Layout:
-    flat: str  # the text as text_content() reads it, whitespace runs folded to one space
+    flat: str  # the text as _text() reads it, whitespace runs folded to one space
     starts: list[int]  # starts[i]: where the piece owned by owners[i] begins
     owners: list[Any]
     spans: dict[Any, tuple[int, int]]  # element -> its text's [start, end) in flat
@@ -188,20 +305,35 @@ def _layout(doc: Any) -> _Layout:
     return layout
 
 
-def fingerprint(body: bytes, path: str) -> str | None:
-    """The hash of the element at ``path`` in this page, or None if it is not there once."""
+def fingerprint(body: bytes, hint: BodyHint, options: NormalizeOptions | None = None) -> str | None:
+    """The hash of the article element at ``hint.path`` in this page, its skipped parts
+    reduced to markers; None when anything is in doubt (see the module docstring)."""
     doc = _parse(body)
     if doc is None:
         return None
-    try:
-        found = doc.getroottree().xpath(path)
-    except lxml.etree.XPathError:
+    node = _element_at(doc, hint.path)
+    if node is None:
         return None
-    if len(found) != 1 or not isinstance(getattr(found[0], "tag", None), str):
+    title = _title(doc)
+    options = options or NormalizeOptions()
+    skipped = []
+    for path, why in hint.skip:
+        element = _element_at(doc, path)
+        if element is None or not any(a is node for a in element.iterancestors()):
+            return None  # a skipped part is gone, or moved out of the article
+        if why == "volatile":
+            text = _squash(str(_text(element)))
+            if not text or normalize(text, options):
+                return None  # it now holds text the article would keep
+        skipped.append(element)
+    if _skipped_too_much(node, skipped):
         return None
-    return _digest(doc, found[0])
+    for element, (_, why) in zip(skipped, hint.skip, strict=True):
+        _mark(element, why)
+    return _digest(title, node)
 
 
-def same_article(body: bytes, hint: BodyHint) -> bool:
-    """True only when the page's article element is byte-identical to the hinted one."""
-    return fingerprint(body, hint.path) == hint.digest
+def same_article(body: bytes, hint: BodyHint, options: NormalizeOptions | None = None) -> bool:
+    """True only when the page's article element is byte-identical to the hinted one,
+    apart from skipped parts that are still the same kind of element in the same place."""
+    return fingerprint(body, hint, options) == hint.digest

@@ -529,7 +529,9 @@ class _Checker:
             and has_version
             and source.kind != "feed"
             and len(fetched.body) <= self.options.extract.max_html_bytes
-            and same_article(fetched.body, hint)  # a parse and a hash: cheaper than the pool trip
+            and same_article(
+                fetched.body, hint, NormalizeOptions(ignore=source.ignore)
+            )  # a parse, a hash
         ):
             return await self._unchanged(attempt, "same_text")  # the article element is as it was
         current = self.store.current_version(source)

@@ -174,7 +174,7 @@ def _process_page(job: PageJob) -> PageResult:
         drain = getattr(matcher.embedder, "drain", None)
         vectors = drain() if drain else None
     plain = job.content_type == "text/plain" or job.selector is not None
-    located = None if plain else locate(job.body, text)
+    located = None if plain else locate(job.body, text, NormalizeOptions(ignore=job.ignore))
     hint = located.to_dict() if located else None
     return PageResult(extracted, text, change, found, hint, garbled(text), vectors)
 

@@ -3,12 +3,16 @@
 Usage: python benchmarks/cycle.py [--pages 2000] [--cycles 3] [--edit 0.10]
                                   [--concurrency 32] [--seed 1] [--db sqlite|postgresql]
                                   [--claims seeds/claims.yaml [--no-semantic]]
-                                  [--select CSS]
+                                  [--select CSS] [--shape chrome|in-article]
 
 A loopback server (asyncio, HTTP/1.1 keep-alive) serves N generated news
 pages with realistic chrome: navigation, a most-read box, scripts, a footer.
 Every response carries volatile boilerplate (a clock and a live reader count
-that change on every request), so no page is ever byte-identical twice. Before
+that change on every request), so no page is ever byte-identical twice. With
+``--shape in-article`` the article element itself changes on every request too:
+an "Updated N minutes ago" line under the headline, an inline ad between the
+paragraphs and a "related" aside whose contents rotate, and a comment count in
+the article's footer. Before
 each cycle a fraction of the pages (``--edit``, default 10%) get a real edit
 to their article text.
 
@@ -75,13 +79,48 @@ def _sentence(rng: random.Random) -> str:
 
 def article(page: int, revision: int) -> str:
     """The article body of one page at one revision (deterministic)."""
+    return "".join(article_parts(page, revision))
+
+
+def article_parts(page: int, revision: int) -> list[str]:
+    """The article's paragraphs at one revision, in three runs (for the in-article slots)."""
     rng = random.Random(page * 7919)
     paragraphs = [" ".join(_sentence(rng) for _ in range(rng.randint(2, 4))) for _ in range(8)]
     if revision:
         edit = random.Random(page * 104729 + revision)
         k = edit.randrange(len(paragraphs))
         paragraphs[k] += f" Updated figures put the total at {revision * 7 + 3} billion dollars."
-    return "".join(f"<p>{p}</p>\n" for p in paragraphs)
+    html = [f"<p>{p}</p>\n" for p in paragraphs]
+    return ["".join(html[:3]), "".join(html[3:6]), "".join(html[6:])]
+
+
+ADS = [
+    "Cloud storage for teams, now 20% off for the first year",
+    "The standing desk that engineers keep recommending",
+    "Learn to build with language models in six weeks, online and part time",
+    "Fly to Lisbon from 89 euros this winter",
+]
+RELATED = [f"What the chip shortage means for story {i}" for i in range(40)]
+
+
+def in_article(requests: int) -> tuple[bytes, bytes, bytes, bytes]:
+    """The volatile parts inside the article element for one request: an updated line,
+    an inline ad, a related aside and a comment count."""
+    updated = f"<p class='dateline'>Updated {requests % 59 + 1} minutes ago</p>\n"
+    ad = (
+        f"<div class='ad-inline'><span>Advertisement</span> <a href='/ad/{requests % 97}'>"
+        f"{ADS[requests % len(ADS)]}</a></div>\n"
+    )
+    links = "".join(
+        f"<li><a href='/story/{(requests + i) % 40}'>{RELATED[(requests + i) % 40]}</a></li>"
+        for i in range(3)
+    )
+    related = f"<aside class='related'><h3>Related</h3><ul>{links}</ul></aside>\n"
+    foot = (
+        f"<footer class='article-footer'><a href='#comments'>{requests % 400 + 3} comments"
+        "</a></footer>\n"
+    )
+    return updated.encode(), ad.encode(), related.encode(), foot.encode()
 
 
 CHROME_HEAD = (
@@ -124,10 +163,11 @@ class Site:
     of a few byte strings: the server must not be what limits the rate.
     """
 
-    def __init__(self, pages: int):
+    def __init__(self, pages: int, shape: str = "chrome"):
+        self.shape = shape
         self.revision = [0] * pages
         self.requests = 0
-        self._cache: dict[int, tuple[int, bytes, bytes]] = {}
+        self._cache: dict[int, tuple[int, bytes, list[bytes]]] = {}
         mark = "\x00"
         head = CHROME_HEAD.format(page=mark, stamp=mark, clock=mark, nav=NAV, config=CONFIG)
         tail = CHROME_TAIL.format(most=MOST, readers=mark, nav=NAV, stamp=mark)
@@ -139,9 +179,15 @@ class Site:
         revision = self.revision[page]
         cached = self._cache.get(page)
         if cached is None or cached[0] != revision:
-            cached = (revision, str(page).encode(), article(page, revision).encode())
+            parts = [part.encode() for part in article_parts(page, revision)]
+            cached = (revision, str(page).encode(), parts)
             self._cache[page] = cached
-        _, name, text = cached
+        _, name, parts = cached
+        if self.shape == "in-article":
+            updated, ad, related, foot = in_article(self.requests)
+            text = b"".join((updated, parts[0], ad, parts[1], related, parts[2], foot))
+        else:
+            text = b"".join(parts)
         stamp = str(self.requests).encode()
         clock = f"{time.time():.6f}".encode()
         h, t = self._head, self._tail
@@ -285,8 +331,9 @@ def run(
     claims: Path | None = None,
     semantic: bool = True,
     selector: str | None = None,
+    shape: str = "chrome",
 ) -> None:
-    site = Site(pages)
+    site = Site(pages, shape)
     base = start_server(site)
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -324,7 +371,10 @@ def run(
             if claims is None
             else f"claims {claims.name}, " + ("learned matcher" if semantic else "rule matcher")
         )
-        print(f"{pages} pages, {concurrency} at once, {os.cpu_count()} cores, {db}, {matching}")
+        print(
+            f"{pages} pages ({shape} volatility), {concurrency} at once, {os.cpu_count()} "
+            f"cores, {db}, {matching}"
+        )
         for cycle in range(cycles + 1):
             if claims is not None and cycle == 1:
                 # After the first archive: cycle 1 pays for embedding the claims and the
@@ -378,6 +428,12 @@ def main() -> None:
     parser.add_argument("--claims", type=Path, default=None, help="Match against this story.")
     parser.add_argument("--no-semantic", action="store_true", help="The rule matcher only.")
     parser.add_argument("--select", default=None, help="A CSS selector for every source.")
+    parser.add_argument(
+        "--shape",
+        choices=["chrome", "in-article"],
+        default="chrome",
+        help="Where pages change on every request: the chrome only, or inside the article too.",
+    )
     args = parser.parse_args()
     run(
         args.pages,
@@ -389,6 +445,7 @@ def main() -> None:
         args.claims,
         not args.no_semantic,
         args.select,
+        args.shape,
     )
 
 

@@ -1,10 +1,11 @@
 """The cheap unchanged check never misses a real change.
 
 Over generated pages in several layouts and random sequences of edits, to the
-chrome or to the article: whenever the fingerprint says the article element is
-the same, a full extraction gives the same text. And for boilerplate-only edits
-on pages with an article element, the fingerprint does say "same" (the saving
-is real)."""
+chrome, to volatile parts inside the article (an inline ad, a "related" aside, an
+"updated N minutes ago" line, a comment count) or to the article itself: whenever
+the fingerprint says the article element is the same, a full extraction gives the
+same text. And for boilerplate-only and volatile-only edits on pages with an
+article element, the fingerprint does say "same" (the saving is real)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from archiver.extract import ExtractOptions
 from archiver.fingerprint import BodyHint, fingerprint, locate, same_article
+from archiver.normalize import NormalizeOptions
 from archiver.worker import extract_text
 
 SENTENCES = [
@@ -41,10 +43,30 @@ class Page:
     script: str = "window.dataLayer = [];"
     teaser: str = "Ten gadgets for the summer"
     quote: str = "Open source is not a charity, one investor said."
+    # Volatile parts inside the article element (None: the page has no such part)
+    ad: str | None = None  # an inline ad slot between paragraphs
+    ad_class: str = "ad-inline"
+    related: list[str] | None = None  # a "related" aside inside the article
+    updated: str | None = None  # "Updated 5 minutes ago" under the headline
+    updated_tag: str = "p"
+    comments: str | None = None  # "12 comments" in the article's footer
 
     def html(self) -> str:
-        paras = "".join(f"<p>{p}</p>" for p in self.paragraphs)
-        body = f"{paras}<blockquote>{self.quote}</blockquote>"
+        paras = [f"<p>{p}</p>" for p in self.paragraphs]
+        if self.ad is not None:
+            ad = f"<div class='{self.ad_class}'><span>Sponsored</span> <a href='/x'>{self.ad}</a></div>"
+            paras.insert(min(2, len(paras)), ad)
+        if self.related is not None:
+            links = "".join(
+                f"<li><a href='/r/{i}'>{r}</a></li>" for i, r in enumerate(self.related)
+            )
+            paras.insert(min(4, len(paras)), f"<aside class='related'><ul>{links}</ul></aside>")
+        if self.updated is not None:
+            t = self.updated_tag
+            paras.insert(0, f"<{t} class='dateline'>{self.updated}</{t}>")
+        body = f"{''.join(paras)}<blockquote>{self.quote}</blockquote>"
+        if self.comments is not None:
+            body += f"<footer class='article-foot'><a href='#c'>{self.comments}</a></footer>"
         nav = " ".join(f"<a href='/{n.lower()}'>{n}</a>" for n in self.nav)
         if self.layout == "article":
             main = f"<main><article><h1>Meta and open models</h1>{body}</article></main>"
@@ -103,29 +125,84 @@ def article_edit(page: Page, n: int) -> None:
         page.paragraphs[k] = page.paragraphs[k].replace("billion", f"{n} billion", 1) + " Now."
 
 
-def text_of(html: str) -> str:
-    return extract_text(html.encode(), "text/html", "utf-8", "http://t/", ExtractOptions(), ())[1]
+ADS = [
+    "Save 20% on cloud storage this week",
+    "The laptop that engineers keep recommending, now in stock at every store near you",
+    "Learn Python in 30 days",
+    "",
+]
 
 
-edits = st.lists(st.tuples(st.booleans(), st.integers(0, 10_000)), min_size=1, max_size=6)
+def volatile_parts(page: Page, n: int) -> None:
+    """Give the page its in-article volatile parts (a deterministic mix)."""
+    page.ad = ADS[n % len(ADS)] if n % 5 else None
+    page.related = [f"Related story {n % 7}", "Chips and power"] if n % 3 else None
+    page.updated = f"Updated {n % 50 + 1} minutes ago" if n % 4 else None
+    page.updated_tag = ("p", "span", "time")[n % 3]
+    page.comments = f"{n % 900 + 1} comments" if n % 2 else None
 
 
-@settings(max_examples=120, deadline=None)
-@given(st.sampled_from(LAYOUTS), st.permutations(SENTENCES), edits)
-def test_same_fingerprint_means_same_text(layout: str, order: list[str], steps: list) -> None:  # type: ignore[type-arg]
+def volatile_edit(page: Page, n: int) -> None:
+    """What a volatile part does between two requests, including turning into real
+    text or a different kind of element (which must never be skipped)."""
+    kind = n % 9
+    if kind == 0:
+        page.ad = ADS[n % len(ADS)] + (f" {n}" if n % 2 else "")
+    elif kind == 1:
+        page.related = [f"Related story {n}", f"Another one, {n % 13} hours old"]
+    elif kind == 2:
+        page.updated = f"Updated {n % 59 + 1} minutes ago"
+    elif kind == 3:
+        page.comments = f"{n:,} comments"
+    elif kind == 4:  # the dateline becomes news: extraction keeps it
+        page.updated = f"Update: Meta says the licence will change in {n % 12 + 1} weeks."
+    elif kind == 5:  # the ad slot is no longer an ad slot
+        page.ad_class = "story-part"
+    elif kind == 6:  # the ad swells to a wall of text
+        page.ad = " ".join(SENTENCES) * 3
+    elif kind == 7:  # a volatile part appears or disappears
+        page.ad = None if page.ad is not None else "New offer"
+    else:
+        page.comments = "Be the first to comment on this story about Meta's licence"
+
+
+def text_of(html: str, ignore: tuple[str, ...] = ()) -> str:
+    body = html.encode()
+    return extract_text(body, "text/html", "utf-8", "http://t/", ExtractOptions(), ignore)[1]
+
+
+EDITS = {"chrome": chrome_edit, "article": article_edit, "volatile": volatile_edit}
+edits = st.lists(
+    st.tuples(st.sampled_from(sorted(EDITS)), st.integers(0, 10_000)), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(LAYOUTS),
+    st.permutations(SENTENCES),
+    st.none() | st.integers(0, 10_000),
+    edits,
+)
+def test_same_fingerprint_means_same_text(
+    layout: str,
+    order: list[str],
+    volatile: int | None,
+    steps: list[tuple[str, int]],
+) -> None:
     page = Page(layout, list(order[:5]))
+    if volatile is not None:
+        volatile_parts(page, volatile)
     html = page.html()
     text = text_of(html)
     hint = locate(html.encode(), text)
-    for in_article, n in steps:
+    for what, n in steps:
         new = copy.deepcopy(page)
-        (article_edit if in_article else chrome_edit)(new, n)
+        EDITS[what](new, n)
         new_html = new.html()
         new_text = text_of(new_html)
         if hint is not None and same_article(new_html.encode(), hint):
-            assert new_text == text, f"fingerprint said same, text changed ({layout}, {n})"
-        if in_article and new_text != text and hint is not None:
-            assert not same_article(new_html.encode(), hint)
+            assert new_text == text, f"fingerprint said same, text changed ({layout}, {what} {n})"
         page, html, text = new, new_html, new_text
         hint = locate(html.encode(), text)
 
@@ -140,6 +217,64 @@ def test_chrome_edits_take_the_cheap_path(layout: str, n: int) -> None:
     new = copy.deepcopy(page)
     chrome_edit(new, n)
     assert same_article(new.html().encode(), hint)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["article", "story-body", "arabic"]), st.integers(0, 10_000))
+def test_volatile_parts_in_the_article_take_the_cheap_path(layout: str, n: int) -> None:
+    """An ad that rotates, an aside whose links change, a relative time and a comment
+    count that move: none of them costs a full extraction."""
+    page = Page(layout, SENTENCES[:4])
+    page.ad, page.related = ADS[0], ["Related story 1", "Chips and power"]
+    page.updated, page.updated_tag, page.comments = "Updated 3 minutes ago", "p", "12 comments"
+    html = page.html()
+    hint = locate(html.encode(), text_of(html))
+    assert hint is not None and {why for _, why in hint.skip} == {"kind", "volatile"}
+    new = copy.deepcopy(page)
+    new.ad = ADS[1 + n % 2]
+    new.related = [f"Related story {n}", f"Story {n + 1}"]
+    new.updated = f"Updated {n % 58 + 2} minutes ago"
+    new.comments = f"{n + 13:,} comments"
+    chrome_edit(new, n)
+    assert text_of(new.html()) == text_of(html)
+    assert same_article(new.html().encode(), hint)
+
+
+def test_a_volatile_part_that_becomes_text_or_swells_is_doubt() -> None:
+    page = Page("article", SENTENCES[:4])
+    page.ad, page.updated = ADS[0], "Updated 3 minutes ago"
+    html = page.html()
+    hint = locate(html.encode(), text_of(html))
+    assert hint is not None
+    news = copy.deepcopy(page)
+    news.updated = "Update: Meta says the licence will change."
+    assert not same_article(news.html().encode(), hint)
+    wall = copy.deepcopy(page)
+    wall.ad = " ".join(SENTENCES) * 4
+    assert not same_article(wall.html().encode(), hint)
+    renamed = copy.deepcopy(page)
+    renamed.ad_class = "story-part"
+    assert not same_article(renamed.html().encode(), hint)
+    gone = copy.deepcopy(page)
+    gone.ad = None
+    assert not same_article(gone.html().encode(), hint)
+
+
+def test_the_source_ignore_patterns_decide_what_is_volatile() -> None:
+    """A line only the source's own ignore pattern removes is volatile for that source,
+    and only while the pattern still removes it."""
+    page = Page("article", SENTENCES[:4])
+    page.updated = "Visitor 17 of today"
+    html = page.html()
+    options = NormalizeOptions(ignore=(r"Visitor \d+ of today",))
+    hint = locate(html.encode(), text_of(html, options.ignore), options)
+    assert hint is not None and [why for _, why in hint.skip] == ["volatile"]
+    page.updated = "Visitor 18 of today"
+    assert same_article(page.html().encode(), hint, options)
+    page.updated = "Visitor 18 of yesterday"
+    assert not same_article(page.html().encode(), hint, options)
+    plain = locate(html.encode(), text_of(html))  # without the pattern, the line is text
+    assert plain is not None and plain.skip == ()
 
 
 def test_the_hint_is_the_article_element() -> None:
@@ -168,6 +303,18 @@ def test_split_text_hints_the_common_holder_and_repeated_text_none() -> None:
 
 
 def test_missing_or_ambiguous_path_is_doubt() -> None:
-    assert fingerprint(b"<html><body><p>x</p></body></html>", "/html/body/main/article") is None
-    assert fingerprint(b"", "/html/body") is None
-    assert fingerprint(b"<html><body><p>x</p></body></html>", "not an xpath ((") is None
+    page = b"<html><body><p>x</p></body></html>"
+    assert fingerprint(page, BodyHint("/html/body/main/article", "d")) is None
+    assert fingerprint(b"", BodyHint("/html/body", "d")) is None
+    assert fingerprint(page, BodyHint("not an xpath ((", "d")) is None
+    assert fingerprint(page, BodyHint("/html/body", "d", (("/html/body/main", "kind"),))) is None
+
+
+def test_a_hint_this_code_did_not_write_is_no_hint() -> None:
+    ok = {"path": "/html/body/article", "digest": "d", "skip": [["/html/body/article/div", "kind"]]}
+    assert BodyHint.from_dict(ok) == BodyHint(
+        "/html/body/article", "d", (("/html/body/article/div", "kind"),)
+    )
+    assert BodyHint.from_dict({"path": "/a", "digest": "d"}) == BodyHint("/a", "d")
+    for bad in ("x", [["/html/body/article/div", "other"]], [["/elsewhere/div", "kind"]], [1]):
+        assert BodyHint.from_dict({**ok, "skip": bad}) is None
