@@ -37,7 +37,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from archiver import guard
-from archiver.errors import (
+from archiver.fetch import FetchRequest, FetchResult
+from store.errors import (
     BlockedAddress,
     BrowserFailed,
     ConnectFailed,
@@ -46,7 +47,6 @@ from archiver.errors import (
     HTTPStatusError,
     UsageError,
 )
-from archiver.fetch import FetchRequest, FetchResult
 
 # What the machine notes say Chromium needs here: no sandbox as root, no GPU, and no
 # background connections to Google's services (refused on a closed network).

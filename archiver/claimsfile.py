@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from archiver.claims import Claim, Entity
-from archiver.errors import ConfigError
 from archiver.matcher import Bank
 from archiver.seeds import LINE, load_yaml
 from archiver.training import bank_of, read_labelled
+from store.errors import ConfigError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CLAIM_FIELDS = {

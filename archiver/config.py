@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
-from archiver.errors import ConfigError, UsageError
 from archiver.mailer import TLS_MODES, SmtpSettings
 from archiver.schedule import format_duration, parse_cron, parse_interval
 from store.db import check_db_url, mask_url
+from store.errors import ConfigError, UsageError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import trafilatura
 from htmldate import find_date
 from trafilatura.settings import use_config
 
-from archiver.errors import EmptyExtraction, PageTooLarge
+from store.errors import EmptyExtraction, PageTooLarge
 
 _CONFIG = use_config()
 _CONFIG.set("DEFAULT", "EXTRACTION_TIMEOUT", "0")  # signals do not work in pool workers

@@ -18,7 +18,7 @@ import courlan
 import feedparser
 from lxml import etree
 
-from archiver.errors import FeedError
+from store.errors import FeedError
 
 FEED_TYPES = (
     "application/rss+xml",

@@ -28,7 +28,8 @@ import httpcore
 import httpx
 
 from archiver import __version__, guard
-from archiver.errors import (
+from archiver.schedule import cache_hint
+from store.errors import (
     BadResponse,
     BlockedAddress,
     BodyTooLarge,
@@ -41,7 +42,6 @@ from archiver.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
-from archiver.schedule import cache_hint
 
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 REDIRECTS = (301, 302, 303, 307, 308)

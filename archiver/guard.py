@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import httpcore
 
-from archiver.errors import BlockedAddress, ConnectFailed
+from store.errors import BlockedAddress, ConnectFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

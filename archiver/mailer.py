@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formataddr, make_msgid
 
-from archiver.errors import ClaimwatchError, UsageError
+from store.errors import ClaimwatchError, UsageError
 
 TLS_MODES = ("none", "starttls", "ssl")
 

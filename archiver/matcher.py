@@ -37,9 +37,9 @@ import numpy as np
 
 from archiver import claims as lexical
 from archiver.claims import Claim, Flag, MatchOptions
-from archiver.errors import ConfigError
 from archiver.semantic import Embedder
 from archiver.textkeys import fold
+from store.errors import ConfigError
 
 STANCES = ("supports", "contradicts", "mentions")
 FORMAT = 2  # of the model file (see DEFAULT_MODEL)

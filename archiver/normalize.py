@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from archiver.errors import UsageError
+from store.errors import UsageError
 
 # Relative times, counters and similar text that changes without the article changing.
 VOLATILE_PATTERNS: tuple[str, ...] = (

@@ -32,17 +32,6 @@ from archiver.browser import BrowserFetcher, BrowserOptions
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_story
 from archiver.diff import DiffOptions, diff
-from archiver.errors import (
-    ExtractionError,
-    FeedError,
-    FetchError,
-    JavaScriptShell,
-    RobotsDisallowed,
-    StoreError,
-    Superseded,
-    TooSlow,
-    UsageError,
-)
 from archiver.extract import ExtractOptions, decode
 from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
 from archiver.fetch import (
@@ -71,6 +60,17 @@ from archiver.worker import (
     watch_parent,
 )
 from store.blobs import digest as raw_digest_of
+from store.errors import (
+    ExtractionError,
+    FeedError,
+    FetchError,
+    JavaScriptShell,
+    RobotsDisallowed,
+    StoreError,
+    Superseded,
+    TooSlow,
+    UsageError,
+)
 from store.models import (
     CaptureRecord,
     ChangeRecord,

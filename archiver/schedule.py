@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
-from archiver.errors import UsageError
+from store.errors import UsageError
 
 if TYPE_CHECKING:
     from apscheduler.triggers.cron import CronTrigger

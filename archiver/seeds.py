@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from archiver.errors import ConfigError, UsageError
 from archiver.normalize import compile_patterns, normalize
 from archiver.schedule import parse_cron, parse_interval
+from store.errors import ConfigError, UsageError
 from store.models import KINDS, NewVersion, SourceSpec
 
 LINE = "__line__"

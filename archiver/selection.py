@@ -23,8 +23,8 @@ import lxml.html
 from cssselect import GenericTranslator, SelectorError
 from lxml import etree
 
-from archiver.errors import EmptyExtraction, SelectorMatchedNothing, UsageError
 from archiver.extract import Extracted, decode
+from store.errors import EmptyExtraction, SelectorMatchedNothing, UsageError
 
 # Elements whose end is a line break in the selected text.
 _BLOCKS = frozenset(

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from archiver.errors import UsageError
+from store.errors import UsageError
 
 MODEL_NAME = "multilingual-e5-small"
 DIM = 384

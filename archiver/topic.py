@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from archiver.errors import UsageError
 from archiver.textkeys import keys, words
+from store.errors import UsageError
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"|(-)(?=\S)|([^\s()"]+))')
 

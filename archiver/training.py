@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from archiver.claims import Claim, MatchOptions
-from archiver.errors import ConfigError
 from archiver.matcher import (
     STANCES,
     Bank,
@@ -35,6 +34,7 @@ from archiver.matcher import (
     match,
 )
 from archiver.semantic import MODEL_NAME, Embedder
+from store.errors import ConfigError
 
 
 @dataclass(frozen=True)

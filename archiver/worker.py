@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from archiver.claims import Claim
 from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.errors import EmptyExtraction, JavaScriptShell, TooSlow
 from archiver.extract import Extracted, ExtractOptions, extract, refuse_large_html
 from archiver.fingerprint import locate
 from archiver.matcher import Matcher, MatchSpec, make_matcher, match
@@ -25,6 +24,7 @@ from archiver.normalize import NormalizeOptions, normalize
 from archiver.segment import sentences
 from archiver.selection import Selector, extract_selected
 from archiver.shells import shell_reason
+from store.errors import EmptyExtraction, JavaScriptShell, TooSlow
 from store.models import ChangeRecord, FlagRecord
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
 import psutil
 from sqlalchemy import insert, select
@@ -199,6 +199,15 @@ def _inspect(store: Store, acked: set[tuple[int, int]], report: CrashReport) -> 
         leases.release(store, "crash-probe", later)
 
 
+def _wait_for_output(proc: subprocess.Popen[bytes], *files: IO[bytes], limit: float) -> None:
+    """Until the process has written something to one of ``files``, or has exited."""
+    deadline = time.monotonic() + limit
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(os.fstat(f.fileno()).st_size > 0 for f in files):
+            return
+        time.sleep(0.01)
+
+
 def run_crashes(
     kind: str, runs: int, n_sources: int = 30, seed: int = 1, workdir: Path | None = None
 ) -> CrashReport:
@@ -246,7 +255,11 @@ def run_crashes(
                 killed = False
                 family: list[psutil.Process] = []
                 try:
-                    proc.wait(timeout=rng.uniform(0.3, 3.0))
+                    # The kill lands a random time after the run has started its work
+                    # (its first output), never during the imports, however busy the
+                    # machine.
+                    _wait_for_output(proc, out, err, limit=120)
+                    proc.wait(timeout=rng.uniform(0.05, 2.0))
                 except subprocess.TimeoutExpired:
                     with contextlib.suppress(psutil.Error):
                         family = psutil.Process(proc.pid).children(recursive=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import trafilatura
 
 from archiver import extract as ex
-from archiver.errors import ExtractionError
+from store.errors import ExtractionError
 
 SIZES = (50, 100, 150, 250)
 

@@ -40,19 +40,19 @@ from hypothesis import strategies as st
 from archiver.claims import STANCES, match
 from archiver.claimsfile import load_claims
 from archiver.diff import apply, diff
-from archiver.errors import ConfigError, ExtractionError, FeedError
 from archiver.extract import ExtractOptions, extract
 from archiver.feeds import parse_feed
 from archiver.normalize import normalize
 from archiver.render import Header, RenderOptions, render_terminal
 from archiver.seeds import load_sources
+from store.errors import ConfigError, ExtractionError, FeedError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS = load_claims(ROOT / "seeds" / "claims.yaml")
 HEADER = Header("fuzz", "old", "new")
 
 # Text with what pages really carry: Arabic, bidi marks, escapes, odd spaces.
-ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",))
+ALPHABET = st.characters(codec="utf-8", exclude_categories=["Cs"])
 HOSTILE = st.sampled_from(
     [
         "\x1b[31m",

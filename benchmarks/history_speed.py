@@ -32,7 +32,7 @@ from store.repo import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.store_size import revisions
-from tests.test_store import capture, schedule
+from tests.support.records import capture, schedule
 
 
 def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]

@@ -165,7 +165,7 @@ def run_load(url: str, n_sources: int, minutes: float, tick: int = 5) -> LoadRep
                     clock=lambda: clock["now"],
                 )
             )
-        report.pool_limit = workers[0].store.engine.pool.size() + 10  # pool_size + max_overflow
+        report.pool_limit = workers[0].store.engine.pool.size() + 10  # type: ignore[attr-defined]  # pool_size + max_overflow
         process = psutil.Process(os.getpid())
         started = time.monotonic()
         steps = int(minutes * 60 / tick)

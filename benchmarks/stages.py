@@ -19,6 +19,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ from archiver.normalize import normalize
 from archiver.worker import extract_text
 from benchmarks.cycle import Site
 from store import blobs
+
+
+def compress_at(body: bytes, level: int) -> bytes:
+    return blobs.compress(body, None, level)
 
 
 def timed(
@@ -89,7 +94,7 @@ def main() -> None:
         packed = timed(
             f"zstd level {level}, raw page",
             bodies,
-            lambda b, lv=level: blobs.compress(b, None, lv),
+            partial(compress_at, level=level),
             ms,
         )
         sizes[level] = sum(map(len, packed)) / sum(map(len, bodies))

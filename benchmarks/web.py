@@ -26,7 +26,7 @@ from archiver.worker import change_record
 from benchmarks.store_size import revisions
 from store.models import NewVersion, SourceSpec
 from store.repo import Store
-from tests.test_store import capture, schedule
+from tests.support.records import capture, schedule
 
 
 def main() -> None:

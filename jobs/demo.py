@@ -23,12 +23,12 @@ from jinja2 import Environment, PackageLoader
 
 from archiver import pipeline
 from archiver.claimsfile import load_story
-from archiver.errors import ConfigError
 from archiver.fetch import FetchOptions
 from archiver.mailer import SmtpSettings
 from archiver.seeds import load_seed_articles
 from jobs import digest as digest_job
 from jobs.service import Service, ServiceOptions
+from store.errors import ConfigError
 from store.models import SourceSpec
 from store.repo import Store
 

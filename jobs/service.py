@@ -38,12 +38,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
 from archiver.digest import DigestOptions
-from archiver.errors import ClaimwatchError
 from archiver.mailer import SmtpSettings
 from jobs import digest as digest_job
 from jobs.alerts import AlertOptions, send_pending
 from jobs.metrics import Metrics
 from store import leases
+from store.errors import ClaimwatchError
 from store.repo import Store
 
 log = logging.getLogger("claimwatch.serve")

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from archiver.errors import StoreBusy, StoreError, UsageError
+from store.errors import StoreBusy, StoreError, UsageError
 
 
 def mask_url(url: str) -> str:

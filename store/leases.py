@@ -27,7 +27,7 @@ from typing import IO, Any
 from sqlalchemy import and_, func, literal, select, text, update
 from sqlalchemy.engine import make_url
 
-from archiver.errors import UsageError
+from store.errors import UsageError
 from store.models import Source
 from store.repo import Store, _source
 from store.schema import UTCDateTime, sources, workers

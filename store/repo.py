@@ -30,9 +30,9 @@ from sqlalchemy import (
     update,
 )
 
-from archiver.errors import IntegrityError, NotFoundError, UsageError
 from store import blobs as codec
 from store.db import make_engine, mask_url, normalize_url, sqlite_path, translate_errors
+from store.errors import IntegrityError, NotFoundError, UsageError
 from store.models import (
     CaptureRecord,
     ChangeRecord,

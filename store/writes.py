@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from archiver.errors import Superseded
+from store.errors import Superseded
 from store.models import (
     CaptureRecord,
     ChangeRecord,

@@ -1,4 +1,4 @@
-"""Shared fixtures: real SQLite and PostgreSQL stores, a fixed clock, page builders.
+"""Shared fixtures: real SQLite and PostgreSQL stores, loopback servers (helpers: tests/support).
 
 PostgreSQL: each test session creates its own database on
 ``$CLAIMWATCH_TEST_PG`` (default postgresql://postgres@127.0.0.1:5432/postgres)
@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from store.repo import Store
+from tests.support import reset_pg
 
 # Claims matching without the embedding model, unless a test turns it on: loading the
 # model and embedding the story's examples costs seconds that most tests do not test.
@@ -57,7 +57,6 @@ def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
 
 
 PG_ADMIN_URL = os.environ.get("CLAIMWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-NOW = datetime(2025, 7, 14, 9, 0, tzinfo=UTC)
 
 
 def _pg_unavailable(reason: str) -> None:
@@ -85,21 +84,13 @@ def pg_server() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _reset_pg(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     """An empty database URL on each backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'claimwatch.db'}"
     url: str = request.getfixturevalue("pg_server")
-    _reset_pg(url)
+    reset_pg(url)
     return url
 
 
@@ -117,23 +108,6 @@ def sqlite_store(tmp_path) -> Iterator[Store]:  # type: ignore[no-untyped-def]
     s.migrate()
     yield s
     s.close()
-
-
-def article_html(title: str, paragraphs: list[str], *, lang: str = "en", extra: str = "") -> str:
-    """A news page with realistic chrome around the article body."""
-    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
-    return f"""<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8"><title>{title} | The Loopback Ledger</title>
-<meta name="author" content="Rana Haddad">
-<meta property="article:published_time" content="2025-07-15T08:00:00Z">
-<meta property="og:site_name" content="The Loopback Ledger">
-<script>window.dataLayer = [];</script></head>
-<body><header><nav><a href="/">Home</a> <a href="/tech">Technology</a> <a href="/markets">Markets</a></nav></header>
-<div class="ad-slot">Advertisement</div>
-<main><article><h1>{title}</h1>{body}</article></main>
-<aside><h2>Most read</h2><ul><li><a href="/x">Ten gadgets for summer</a></li></ul></aside>
-{extra}
-<footer><p>© 2025 The Loopback Ledger. All rights reserved.</p></footer></body></html>"""
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import article_html
-from tests.support import FIRST, Page, claimwatch, story_dir
+from tests.support import FIRST, Page, article_html, claimwatch, story_dir
 
 CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
 ADS = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +22,8 @@ from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs, flags, versions
 from store.verify import Report
-from tests.conftest import NOW, article_html
-from tests.test_pipeline import OPTIONS, PARAS, Page, run, serve
+from tests.support import NOW, article_html, cli
+from tests.support.pipeline import OPTIONS, PARAS, Page, run, serve
 
 CLAIMS = Path(__file__).resolve().parent.parent / "seeds" / "claims.yaml"
 OUTCOMES = (
@@ -37,15 +36,6 @@ OUTCOMES = (
     "failed",
 )
 CLOSED = "Meta said its next frontier model would keep its weights private and stop releasing open models."
-
-
-def cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "archiver.cli", "--db", store.url, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def build_history(store: Store, httpserver: HTTPServer) -> str:

@@ -18,9 +18,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver.browser import BrowserFetcher, BrowserOptions
-from archiver.errors import BrowserFailed
 from archiver.fetch import FetchRequest
 from archiver.shells import shell_reason
+from store.errors import BrowserFailed
 from tests.support import CHROMIUM, claimwatch, needs_browser, story_dir
 
 APP = """<!doctype html><html lang="en"><head><title>Council live</title></head><body>

@@ -9,7 +9,7 @@ import pytest
 
 from archiver.claims import MatchOptions, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_claims
-from archiver.errors import ConfigError
+from store.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "claims"

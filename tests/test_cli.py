@@ -13,8 +13,7 @@ from pytest_httpserver import HTTPServer
 
 from archiver.extract import ExtractOptions
 from archiver.pipeline import extract_text
-from tests.conftest import article_html
-from tests.support import FIRST, Page, claimwatch, copy_claims, story_dir
+from tests.support import FIRST, Page, article_html, claimwatch, copy_claims, story_dir
 
 
 @pytest.fixture

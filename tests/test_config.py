@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from archiver.config import SETTINGS, load, reference
-from archiver.errors import ConfigError, UsageError
 from store.db import check_db_url, mask_url
+from store.errors import ConfigError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import email
 import shutil
-import socket
 import subprocess
 from dataclasses import replace
 from datetime import timedelta
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -35,7 +35,7 @@ from jobs import digest as digest_job
 from store import digests as state
 from store.models import SourceSpec
 from store.repo import Store
-from tests.conftest import NOW, article_html
+from tests.support import NOW, article_html, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "digest"
@@ -59,12 +59,6 @@ class Inbox:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def smtp():  # type: ignore[no-untyped-def]
     inbox = Inbox()
@@ -84,8 +78,10 @@ def smtp():  # type: ignore[no-untyped-def]
 
 
 def parts(msg: Message) -> tuple[str, str]:
-    text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert isinstance(msg, EmailMessage)
+    plain, rich = msg.get_body(preferencelist=("plain",)), msg.get_body(preferencelist=("html",))
+    assert isinstance(plain, EmailMessage) and isinstance(rich, EmailMessage)
+    text, html = plain.get_content(), rich.get_content()
     return text, html
 
 
@@ -163,8 +159,8 @@ def test_a_refused_digest_leaves_everything_for_the_next(store: Store, story, sm
 
 
 def test_a_crash_after_sending_resends_the_same_message(
-    store: Store, story, smtp, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    store: Store, story: Any, smtp: tuple[Inbox, SmtpSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     inbox, settings = smtp
     story([*PARAS, NEW], 10)
     real_finish = state.finish

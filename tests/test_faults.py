@@ -17,8 +17,8 @@ from archiver.fetch import FetchOptions
 from jobs.service import Service, ServiceOptions
 from store.models import SourceSpec
 from store.repo import Store
-from tests.conftest import NOW
-from tests.faultserver import fault_server
+from tests.support import NOW
+from tests.support.faultserver import fault_server
 
 # path -> (outcome, error class); None: a new version
 EXPECTED: dict[str, tuple[str, str | None]] = {

@@ -11,14 +11,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
-from archiver.errors import FeedError, UsageError
 from archiver.feeds import FeedLimits, canonical_url, parse_feed
 from archiver.fetch import FetchOptions
 from archiver.schedule import DecayPolicy, cache_hint, decay_after_change, decay_interval, plan_next
 from archiver.topic import matches, parse
+from store.errors import FeedError, UsageError
 from store.models import SourceSpec
 from store.repo import Store
-from tests.conftest import NOW, article_html
+from tests.support import NOW, article_html
 
 OPTIONS = pipeline.CheckOptions(
     fetch=FetchOptions(allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=1),

@@ -7,13 +7,16 @@ import gzip
 import time
 import zlib
 from dataclasses import replace
+from functools import partial
+from typing import Any
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.errors import (
+from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
+from store.errors import (
     BadResponse,
     BlockedAddress,
     BodyTooLarge,
@@ -25,7 +28,6 @@ from archiver.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
-from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 
 OPTS = FetchOptions(
     allow_private=True,
@@ -363,14 +365,14 @@ def test_bad_or_unknown_encodings_are_named(  # type: ignore[no-untyped-def]
 
 
 def test_robots_txt_is_kept_in_the_store_for_its_freshness(
-    sqlite_store, httpserver: HTTPServer
-) -> None:  # type: ignore[no-untyped-def]
+    sqlite_store: Any, httpserver: HTTPServer
+) -> None:
     """One robots.txt request a day per host, across runs; Cache-Control can shorten it."""
     from datetime import timedelta
 
     from archiver import pipeline
     from store.models import SourceSpec
-    from tests.conftest import NOW
+    from tests.support import NOW
 
     store = sqlite_store
     httpserver.clear()
@@ -401,7 +403,7 @@ def test_robots_txt_max_age_shortens_its_stay(sqlite_store, httpserver: HTTPServ
 
     from archiver import pipeline
     from store.models import SourceSpec
-    from tests.conftest import NOW
+    from tests.support import NOW
 
     store = sqlite_store
     httpserver.clear()
@@ -415,6 +417,9 @@ def test_robots_txt_max_age_shortens_its_stay(sqlite_store, httpserver: HTTPServ
     options = pipeline.CheckOptions(fetch=OPTS, processes=1, claims=())
     for minutes in (0, 5, 11):
         pipeline.check(
-            store, store.list_sources(), options, clock=lambda m=minutes: NOW + timedelta(minutes=m)
+            store,
+            store.list_sources(),
+            options,
+            clock=partial(lambda m: NOW + timedelta(minutes=m), minutes),
         )
     assert len(requests_to(httpserver, "/robots.txt")) == 2

@@ -11,9 +11,8 @@ from store.gc import GcOptions, collect
 from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs
-from tests.conftest import NOW
-from tests.test_archive import cli
-from tests.test_store import capture, revisions, schedule
+from tests.support import NOW, cli
+from tests.support.records import capture, revisions, schedule
 
 
 def history(store: Store, label: str, n: int = 10, seed: int = 3) -> list[tuple[str, bytes]]:

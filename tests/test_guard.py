@@ -16,10 +16,10 @@ from dataclasses import replace
 
 import pytest
 
-from archiver.errors import BlockedAddress
 from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 from archiver.guard import AddressPolicy, IPAddress, classify, judge
-from tests.faultserver import article
+from store.errors import BlockedAddress
+from tests.support.faultserver import article
 
 OPTS = FetchOptions(host_delay=0, max_attempts=1, read_timeout=2, total_timeout=3)
 

@@ -13,36 +13,26 @@ import tempfile
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver import pipeline
-from archiver.errors import HTTPStatusError, UsageError
 from archiver.fetch import (
     MAX_RETRY_AFTER,
     Fetcher,
-    FetchOptions,
     FetchRequest,
     parse_retry_after,
     sendable,
 )
 from archiver.schedule import MAX_INTERVAL, next_after_failure, parse_duration, parse_interval
+from store.errors import HTTPStatusError, UsageError
 from store.models import Source, SourceSpec, Version
 from store.repo import Store
-from tests.conftest import NOW, article_html
-from tests.faultserver import article, fault_server, scripted_server
-
-FAST = FetchOptions(
-    allow_private=True,
-    host_delay=0,
-    per_host=16,
-    concurrency=16,
-    max_attempts=1,
-    read_timeout=1,
-    total_timeout=2,
-)
+from tests.support import NOW, article_html
+from tests.support.faultserver import FAST, article, fault_server, scripted_server
 
 
 def check_all(store: Store, now=NOW) -> dict[str, pipeline.CheckResult]:  # type: ignore[no-untyped-def]
@@ -195,8 +185,8 @@ HEALTHY_ANSWER = (
 )
 @given(st.lists(st.tuples(ANSWER, ANSWER), min_size=1, max_size=4), ANSWER)
 def test_random_answers_never_stop_a_run(
-    hostile: list[tuple[tuple, tuple]],  # type: ignore[type-arg]
-    robots: tuple,  # type: ignore[type-arg]
+    hostile: list[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    robots: tuple[Any, ...],
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp, scripted_server() as (base, answers):
         store = Store(f"sqlite:///{Path(tmp) / 'x.db'}")
@@ -258,7 +248,7 @@ def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, proces
 def test_every_error_crosses_a_process_boundary_unchanged() -> None:
     import pickle
 
-    from archiver import errors
+    from store import errors
 
     samples = [
         errors.EmptyExtraction("the body is empty"),

@@ -93,7 +93,7 @@ def test_export_reads_back_as_the_same_watchlist(tmp_path: Path, db: Path) -> No
     assert claimwatch(other, "sources", "import", str(out)).returncode == 0
     import json
 
-    def rows(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    def rows(path: Path) -> list[dict[str, object]]:
         lines = claimwatch(path, "sources", "list", "--json").stdout.splitlines()
         keep = ("url", "kind", "label", "every", "cron", "tags", "ignore", "topic", "robots")
         return [{k: json.loads(x)[k] for k in keep} for x in lines]

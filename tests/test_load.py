@@ -11,9 +11,9 @@ from benchmarks.load import INTERVALS, run_load
 
 @pytest.mark.postgres
 def test_two_workers_check_everything_once(pg_server: str) -> None:
-    from tests.conftest import _reset_pg
+    from tests.support import reset_pg
 
-    _reset_pg(pg_server)
+    reset_pg(pg_server)
     report = run_load(pg_server, n_sources=400, minutes=3, tick=5)
     due_times = sum(len(range(0, 3 * 60 + 1, INTERVALS[i % 4])) for i in range(400))
     assert report.checks == due_times == 800

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
 from store.repo import Store
-from tests.conftest import NOW, article_html
-from tests.faultserver import scripted_server
-from tests.support import claimwatch, copy_claims
+from tests.support import NOW, article_html, claimwatch, copy_claims
+from tests.support.faultserver import scripted_server
 
 LINK = "[link=https://evil.example/phish]read more[/link]"
 URL_LINK = "[link=https://evil.example/phish]more[/link]"  # a URL holds no space
@@ -41,7 +40,7 @@ def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
     seeds.mkdir()
     (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
     copy_claims(seeds)
-    env = {"COLUMNS": "1000"}  # rich tables do not wrap a cell across lines
+    env: dict[str, str | None] = {"COLUMNS": "1000"}  # rich tables do not wrap a cell across lines
 
     def run(*args: str) -> tuple[int, str]:
         r = claimwatch(tmp_path, *args, env=env)

@@ -18,12 +18,11 @@ from werkzeug import Response
 
 from archiver.claims import Claim
 from archiver.claimsfile import load_story
-from archiver.errors import ConfigError
 from archiver.matcher import ClaimModel, Matcher, load_model, match
 from archiver.semantic import E5Embedder
 from archiver.training import Settings, evaluate, read_labelled, train_model
-from tests.conftest import article_html
-from tests.support import claimwatch, story_dir
+from store.errors import ConfigError
+from tests.support import article_html, claimwatch, story_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

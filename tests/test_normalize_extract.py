@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archiver.errors import EmptyExtraction, UsageError
 from archiver.extract import decode, extract
 from archiver.normalize import NormalizeOptions, normalize, text_digest
-from tests.conftest import article_html
+from store.errors import EmptyExtraction, UsageError
+from tests.support import article_html
 
 
 def test_normalize_folds_whitespace_and_unicode_forms() -> None:

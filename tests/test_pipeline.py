@@ -7,55 +7,12 @@ from datetime import timedelta
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from archiver import pipeline
-from archiver.fetch import FetchOptions
 from store.models import SourceSpec
 from store.repo import Store
-from tests.conftest import NOW, article_html
-
-OPTIONS = pipeline.CheckOptions(
-    fetch=FetchOptions(
-        allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=2, read_timeout=2
-    ),
-    processes=1,
-)
-PARAS = [
-    "Meta said on Monday that its next frontier model would keep its weights private.",
-    "The company expects to spend about $65 billion on AI infrastructure this year.",
-    "Analysts said the shift had been expected since the new lab was announced.",
-]
-
-
-class Page:
-    """A page whose body the test changes between checks; counts conditional requests."""
-
-    def __init__(self, html: str, etag: bool = False):
-        self.html, self.etag, self.conditional = html, etag, 0
-
-    def __call__(self, request: Request) -> Response:
-        tag = f'"{abs(hash(self.html))}"'
-        if self.etag and request.headers.get("If-None-Match") == tag:
-            self.conditional += 1
-            return Response(status=304)
-        headers = {"ETag": tag} if self.etag else {}
-        return Response(self.html, content_type="text/html; charset=utf-8", headers=headers)
-
-
-def serve(httpserver: HTTPServer, path: str, page: Page) -> str:
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request(path).respond_with_handler(page)
-    return httpserver.url_for(path)
-
-
-def run(
-    store: Store, ref: str, minutes: int = 0, options: pipeline.CheckOptions = OPTIONS
-) -> pipeline.CheckResult:
-    [result] = pipeline.check(
-        store, [store.get_source(ref)], options, clock=lambda: NOW + timedelta(minutes=minutes)
-    )
-    return result
+from tests.support import NOW, article_html
+from tests.support.pipeline import OPTIONS, PARAS, Page, run, serve
 
 
 def test_outcomes_new_same_bytes_same_text_and_new(store: Store, httpserver: HTTPServer) -> None:
@@ -254,7 +211,7 @@ def test_a_chrome_only_change_skips_extraction(store: Store, httpserver: HTTPSer
 def test_one_failed_write_does_not_sink_the_batch(
     store: Store, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from archiver.errors import StoreError
+    from store.errors import StoreError
     from store.writes import Batch
 
     for name in ("w1", "w2", "w3"):

@@ -17,8 +17,8 @@ from store.models import ChangeRecord, SourceSpec
 from store.repo import Store
 from store.schema import changes, sources, versions
 from store.verify import verify
-from tests.conftest import NOW, article_html
-from tests.test_pipeline import OPTIONS
+from tests.support import NOW, article_html
+from tests.support.pipeline import OPTIONS
 
 N = 24
 

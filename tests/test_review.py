@@ -14,8 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.conftest import article_html
-from tests.support import FIRST, Page, claimwatch, story_dir
+from tests.support import FIRST, Page, article_html, claimwatch, story_dir
 
 CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
 OPEN = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."

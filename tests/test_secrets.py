@@ -16,9 +16,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import text
 
 from store.repo import Store
-from tests.conftest import article_html
-from tests.support import SEEDS, copy_claims
-from tests.test_digest import free_port
+from tests.support import SEEDS, article_html, copy_claims, free_port
 
 DB_PASSWORD = "Db-Pw-7731-zebra"
 SMTP_PASSWORD = "Smtp-Pw-4410-heron"

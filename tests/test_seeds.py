@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.errors import ConfigError
 from archiver.seeds import load_seed_articles, load_sources
+from store.errors import ConfigError
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

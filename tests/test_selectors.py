@@ -11,10 +11,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.errors import ConfigError, SelectorMatchedNothing, UsageError
 from archiver.normalize import normalize
 from archiver.seeds import load_sources
 from archiver.selection import Selector, check, extract_selected, select_text
+from store.errors import ConfigError, SelectorMatchedNothing, UsageError
 from tests.support import claimwatch, story_dir
 
 PAGE = """<html lang="de"><head><title>Rathaus: Sitzung</title>

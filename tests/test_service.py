@@ -26,7 +26,7 @@ from store import leases
 from store.models import SourceSpec
 from store.repo import Store
 from store.schema import captures, sources, versions
-from tests.conftest import NOW, article_html
+from tests.support import NOW, article_html
 
 PAGE = article_html(
     "A page", ["Meta said the model would stay as it is for now.", "Nothing else changed today."]
@@ -60,13 +60,13 @@ def test_a_simulated_day_of_mixed_schedules_with_downtime(
         ("cron", "0 * * * *"),
     ]
     for i in range(50):
-        kind, value = kinds[i % len(kinds)]
+        _, value = kinds[i % len(kinds)]
         spec = SourceSpec(
             url=httpserver.url_for(f"/s{i}.html"),
             label=f"s{i}",
-            interval_seconds=value if kind == "every" else None,
-            cron=value if kind == "cron" else None,
-        )  # type: ignore[arg-type]
+            interval_seconds=value if isinstance(value, int) else None,
+            cron=value if isinstance(value, str) else None,
+        )
         store.add_source(spec, NOW)
     clock = {"now": NOW}
     service = Service(
@@ -223,9 +223,9 @@ def test_serve_once_exit_codes(sqlite_store: Store, httpserver: HTTPServer, tmp_
 def test_two_workers_on_postgresql_share_the_work(
     pg_server: str, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
-    from tests.conftest import _reset_pg
+    from tests.support import reset_pg
 
-    _reset_pg(pg_server)
+    reset_pg(pg_server)
     store = Store(pg_server)
     store.migrate()
     serve_pages(httpserver)

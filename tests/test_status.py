@@ -8,14 +8,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from archiver import pipeline
 from store import leases
 from store.models import SourceSpec
 from store.repo import Store
-from tests.conftest import NOW, article_html
-from tests.faultserver import scripted_server
-from tests.test_hostile import FAST
+from tests.support import NOW, article_html
+from tests.support.faultserver import FAST, scripted_server
 
 
 def _answer(html: str) -> bytes:
@@ -24,7 +24,7 @@ def _answer(html: str) -> bytes:
     return head + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
 
 
-def status(store: Store) -> dict:  # type: ignore[type-arg]
+def status(store: Store) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-m", "archiver.cli", "--db", store.url, "status", "--json"],
         capture_output=True,
@@ -32,7 +32,8 @@ def status(store: Store) -> dict:  # type: ignore[type-arg]
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
 
 
 def test_undecodable_text_is_a_warning_until_a_clean_check(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import sqlite3
 from dataclasses import replace
 from datetime import timedelta
@@ -14,67 +13,18 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, select, update
 from sqlalchemy import text as sql
 
-from archiver.errors import IntegrityError, StoreBusy, UsageError
 from store import repo as repo_module
 from store import writes as writes_module
-from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
+from store.errors import IntegrityError, StoreBusy, UsageError
+from store.models import NewVersion, SourceSpec
 from store.repo import Store, StoreOptions
 from store.schema import SCHEMA_HEAD, blobs, captures, metadata, versions
-from tests.conftest import NOW
+from tests.support import NOW
+from tests.support.records import capture, revisions, schedule
 
 
 def add_source(store: Store, url: str = "http://127.0.0.1/a.html", label: str | None = "a") -> int:
     return store.add_source(SourceSpec(url=url, label=label), NOW)
-
-
-def capture(source_id: int, minutes: int = 0) -> CaptureRecord:
-    return CaptureRecord(
-        source_id=source_id,
-        started_at=NOW + timedelta(minutes=minutes),
-        duration_ms=1,
-        outcome="new_version",
-    )
-
-
-def schedule(minutes: int = 0) -> SourceUpdate:
-    at = NOW + timedelta(minutes=minutes)
-    return SourceUpdate(
-        next_check_at=at + timedelta(hours=1), last_checked_at=at, consecutive_failures=0
-    )
-
-
-def revisions(n: int, seed: int = 7) -> list[tuple[str, bytes]]:
-    """n successive texts (small word edits each, some Arabic) and raw pages around them."""
-    rng = random.Random(seed)
-    words = [
-        "Meta",
-        "said",
-        "its",
-        "next",
-        "model",
-        "would",
-        "stay",
-        "closed",
-        "while",
-        "Llama",
-        "4",
-        "remains",
-        "open",
-        "ميتا",
-        "قالت",
-        "إن",
-        "نموذجها",
-        "القادم",
-        "سيبقى",
-        "مغلقًا",
-    ] * 40
-    out = []
-    for i in range(n):
-        words[rng.randrange(len(words))] = rng.choice(["billion", "مليار", f"v{i}", "not"])
-        text = " ".join(words)
-        raw = f"<html><body><nav>menu</nav><article><p>{text}</p></article><footer>{i}</footer></body></html>"
-        out.append((text, raw.encode()))
-    return out
 
 
 def test_migrate_is_idempotent_and_matches_the_schema(store: Store) -> None:

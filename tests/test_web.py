@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import httpx
@@ -212,7 +213,7 @@ def test_a_token_is_required_when_set_and_off_loopback(demo, tmp_path: Path) -> 
 
 
 def test_an_archived_hostile_page_runs_nothing(
-    demo,  # type: ignore[no-untyped-def]
+    demo: Any,
     httpserver: HTTPServer,
 ) -> None:
     needs_browser()
@@ -246,7 +247,12 @@ def test_an_archived_hostile_page_runs_nothing(
         )
         page = browser.new_page()
         dialogs: list[str] = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+        def dismiss(dialog: Any) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", dismiss)
         page.goto(f"{served.url}/sources/{source['id']}/versions/1/raw")
         page.wait_for_timeout(1500)
         frame = page.frame_locator("iframe.raw")

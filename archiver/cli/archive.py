@@ -12,8 +12,8 @@ from typing import IO
 import click
 
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
-from archiver.errors import IntegrityError, UsageError
 from archiver.render import terminal_safe
+from store.errors import IntegrityError, UsageError
 from store.gc import GcOptions, collect
 from store.models import Source
 from store.verify import Report

@@ -22,8 +22,8 @@ from rich.console import Console
 from archiver import __version__
 from archiver.config import Config
 from archiver.config import load as load_config
-from archiver.errors import ClaimwatchError
 from archiver.schedule import parse_duration
+from store.errors import ClaimwatchError
 from store.repo import Store
 
 if TYPE_CHECKING:

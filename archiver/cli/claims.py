@@ -25,11 +25,11 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.errors import UsageError
 from archiver.render import (
     terminal_safe,
 )
 from archiver.seeds import default_seeds_dir
+from store.errors import UsageError
 from store.models import StoredFlag
 
 if TYPE_CHECKING:

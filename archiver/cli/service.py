@@ -31,7 +31,6 @@ from archiver.cli.base import (
     when,
 )
 from archiver.config import load as load_config
-from archiver.errors import UsageError
 from archiver.mailer import SendError
 from archiver.render import (
     terminal_safe,
@@ -41,6 +40,7 @@ from archiver.seeds import default_seeds_dir
 from store import digests as digest_state
 from store import leases
 from store.db import mask_url
+from store.errors import UsageError
 from store.leases import ServeLock
 
 # -- digest ---------------------------------------------------------------------

@@ -26,7 +26,6 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.errors import UsageError
 from archiver.render import (
     terminal_safe,
 )
@@ -34,6 +33,7 @@ from archiver.schedule import format_duration
 from archiver.seeds import default_seeds_dir
 from archiver.shells import BROWSER_HINT
 from store.db import mask_url
+from store.errors import UsageError
 from store.models import KINDS, Source
 
 if TYPE_CHECKING:

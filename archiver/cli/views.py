@@ -26,7 +26,6 @@ from archiver.cli.base import (
     when,
 )
 from archiver.diff import DiffOptions, change_to_dict, diff
-from archiver.errors import UsageError
 from archiver.render import KINDS as UNIT_KINDS
 from archiver.render import (
     Header,
@@ -37,6 +36,7 @@ from archiver.render import (
     render_unified,
     terminal_safe,
 )
+from store.errors import UsageError
 from store.models import Source, StoredChange, Version
 
 # -- history / show -------------------------------------------------------------

@@ -1,19 +1,30 @@
-"""Helpers the test modules share (fixtures live in conftest.py)."""
+"""Helpers the tests and benchmarks share; fixtures live in tests/conftest.py.
+
+No test module imports another: what two of them need lives here, in
+``tests.support`` (the clock, pages, the CLI runners), ``tests.support.pipeline``
+(one check against a loopback page), ``tests.support.records`` (store rows and
+revision histories) and ``tests.support.faultserver`` (a hostile HTTP server).
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from werkzeug import Request, Response
 
-ROOT = Path(__file__).resolve().parent.parent
+from store.repo import Store
+
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 CHROMIUM = "/usr/bin/chromium"
+NOW = datetime(2025, 7, 14, 9, 0, tzinfo=UTC)  # the tests' fixed clock
 
 FIRST = [
     "Meta said its superintelligence lab would decide case by case which models to release.",
@@ -95,3 +106,46 @@ def needs_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(f"the browser tests must run in CI: {reason}")
         pytest.skip(reason)
+
+
+def article_html(title: str, paragraphs: list[str], *, lang: str = "en", extra: str = "") -> str:
+    """A news page with realistic chrome around the article body."""
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    return f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title} | The Loopback Ledger</title>
+<meta name="author" content="Rana Haddad">
+<meta property="article:published_time" content="2025-07-15T08:00:00Z">
+<meta property="og:site_name" content="The Loopback Ledger">
+<script>window.dataLayer = [];</script></head>
+<body><header><nav><a href="/">Home</a> <a href="/tech">Technology</a> <a href="/markets">Markets</a></nav></header>
+<div class="ad-slot">Advertisement</div>
+<main><article><h1>{title}</h1>{body}</article></main>
+<aside><h2>Most read</h2><ul><li><a href="/x">Ten gadgets for summer</a></li></ul></aside>
+{extra}
+<footer><p>© 2025 The Loopback Ledger. All rights reserved.</p></footer></body></html>"""
+
+
+def cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real command on ``store``."""
+    return subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "--db", store.url, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reset_pg(url: str) -> None:
+    """Empty the PostgreSQL database at ``url`` (its public schema, dropped and made again)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")

@@ -16,6 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cache
+
+from archiver.fetch import FetchOptions
 
 ARTICLE = (
     "<!doctype html><html><head><meta charset='{charset}'><title>Fault {name}</title></head>"
@@ -70,20 +73,22 @@ def endless(sock: socket.socket) -> None:
         sock.sendall(frame)
 
 
-_BOMB: list[bytes] = []
+@cache
+def _bomb() -> bytes:
+    """64 KB that inflates to 64 MB. Built when a server starts, not while a client
+    waits: on a busy machine the compression alone can outlast a short read timeout."""
+    return gzip.compress(b"<p>" + b" " * (64 * 1024 * 1024) + b"</p>", 9)
 
 
 def bomb(sock: socket.socket) -> None:
     """64 KB on the wire that inflates to 64 MB."""
-    if not _BOMB:
-        _BOMB.append(gzip.compress(b"<p>" + b" " * (64 * 1024 * 1024) + b"</p>", 9))
     headers = {
         "Content-Type": "text/html",
         "Content-Encoding": "gzip",
-        "Content-Length": str(len(_BOMB[0])),
+        "Content-Length": str(len(_bomb())),
         "Connection": "close",
     }
-    sock.sendall(_head("200 OK", headers) + _BOMB[0])
+    sock.sendall(_head("200 OK", headers) + _bomb())
 
 
 def short(sock: socket.socket) -> None:
@@ -237,6 +242,7 @@ class _Server(socketserver.ThreadingTCPServer):
 @contextmanager
 def fault_server(tls: ssl.SSLContext | None = None) -> Iterator[str]:
     """Run the server; yields its base URL (http or https)."""
+    _bomb()  # ready before any request
     server = _Server(tls)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -279,3 +285,15 @@ def scripted_server() -> Iterator[tuple[str, dict[str, bytes]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Fetch options for hostile servers: one attempt, short timeouts, no politeness delay.
+FAST = FetchOptions(
+    allow_private=True,
+    host_delay=0,
+    per_host=16,
+    concurrency=16,
+    max_attempts=1,
+    read_timeout=1,
+    total_timeout=2,
+)
