@@ -41,6 +41,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The PostgreSQL variants belong to the full suite, not the fast loop: every test
+    marked ``postgres`` is also ``slow`` (``pytest -m 'not slow'`` runs SQLite only)."""
+    for item in items:
+        if item.get_closest_marker("postgres") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """``golden(path, actual)``: compare with the file, or rewrite it under --update-golden."""
@@ -115,7 +123,14 @@ def httpserver() -> Iterator[HTTPServer]:
     """A threaded loopback HTTP server on 127.0.0.1 (a slow handler blocks no other)."""
     from pytest_httpserver import HTTPServer
 
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    class QuickStop(HTTPServer):
+        def thread_target(self) -> None:
+            assert self.server is not None
+            # The default poll of 0.5 s made every test using this server wait half a
+            # second to stop it: over a minute of the fast loop.
+            self.server.serve_forever(poll_interval=0.01)
+
+    server = QuickStop(host="127.0.0.1", port=0, threaded=True)
     server.start()
     yield server
     server.clear()

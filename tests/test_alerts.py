@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
@@ -28,6 +29,8 @@ class Receiver:
         return Response("ok")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_alerts_arrive_exactly_once_and_failures_are_retried(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import Connection, select, text
 from warcio.archiveiterator import ArchiveIterator
@@ -93,6 +94,7 @@ def problems(store: Store, source: str | None = None) -> list[str]:
     return [p.line() for p in store.verify(chosen)]
 
 
+@pytest.mark.slow
 def test_a_whole_history_verifies_clean(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     report = Report()
@@ -101,6 +103,7 @@ def test_a_whole_history_verifies_clean(store: Store, httpserver: HTTPServer) ->
     assert report.blobs == 4  # text and raw body of each version
 
 
+@pytest.mark.slow
 def test_verify_finds_a_flipped_byte(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     _v1, v2 = store.versions(store.get_source("h").id)
@@ -115,6 +118,7 @@ def test_verify_finds_a_flipped_byte(store: Store, httpserver: HTTPServer) -> No
     assert found[0].startswith("h v2: corrupt: raw body: blob " + v2.raw_digest[:12])  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_verify_finds_a_missing_delta_base(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     v1, v2 = store.versions(store.get_source("h").id)
@@ -130,6 +134,7 @@ def test_verify_finds_a_missing_delta_base(store: Store, httpserver: HTTPServer)
     assert len(found) == 2
 
 
+@pytest.mark.slow
 def test_verify_finds_a_dangling_flag_and_a_gap(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     with store.engine.connect() as conn:
@@ -143,6 +148,8 @@ def test_verify_finds_a_dangling_flag_and_a_gap(store: Store, httpserver: HTTPSe
     assert "h v3: numbering: expected version 2, found 3" in problems(store)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_verify_command_exits_1_and_names_the_damage(
     sqlite_store: Store, httpserver: HTTPServer
 ) -> None:
@@ -169,6 +176,8 @@ def test_verify_command_exits_1_and_names_the_damage(
     ]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_warc_export_reads_back_with_warcio(
     sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -225,6 +234,7 @@ def test_warc_export_reads_back_with_warcio(
     assert ids[1:] == [r.rec_headers.get_header("WARC-Record-ID") for _, r, _ in records][1:]
 
 
+@pytest.mark.slow
 def test_json_export_has_the_whole_history(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     doc = json.loads(json.dumps(source_history(store, store.get_source("h")), default=str))
@@ -241,6 +251,8 @@ def test_json_export_has_the_whole_history(store: Store, httpserver: HTTPServer)
     assert doc["versions"][1]["flags"][0]["stance"] == "supports"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_export_refuses_an_unwritable_path_and_leaves_nothing(
     sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -254,6 +266,7 @@ def test_export_refuses_an_unwritable_path_and_leaves_nothing(
     assert both.returncode == 2 and "give one SOURCE or --all" in both.stderr
 
 
+@pytest.mark.slow
 def test_the_change_log_pages_match_the_whole_log(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     whole = store.changes()

@@ -56,6 +56,8 @@ def app_server(httpserver: HTTPServer) -> HTTPServer:
     return httpserver
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_javascript_page_is_archived_through_the_browser_and_flagged_without_it(
     tmp_path: Path, app_server: HTTPServer
 ) -> None:
@@ -110,6 +112,7 @@ class Trap:
         return Response("secret", headers={"Access-Control-Allow-Origin": "*"})
 
 
+@pytest.mark.slow
 def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
     app_server: HTTPServer,
 ) -> None:
@@ -141,6 +144,8 @@ def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
         trap_server.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_browser_killed_mid_check_fails_that_check_and_the_next_starts_a_new_one(
     app_server: HTTPServer,
 ) -> None:

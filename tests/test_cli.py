@@ -22,6 +22,8 @@ def story(tmp_path: Path) -> Path:
     return story_dir(tmp_path)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_spine_scenario_step_by_step(story: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     page = Page(article_html("Meta's lab sets release rules", FIRST))
@@ -69,6 +71,8 @@ def test_spine_scenario_step_by_step(story: Path, httpserver: HTTPServer) -> Non
     assert status["captures"] == 4  # the seed import and three checks
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     httpserver.expect_request("/gone").respond_with_data("gone", status=404)
@@ -81,6 +85,8 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
     assert status["failing"] == [{"source": "gone", "consecutive_failures": 1}]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -107,6 +113,7 @@ def test_bad_input_is_one_line_and_exit_2(story: Path, args: list[str], message:
     assert len(lines) == 1 and message in lines[0], r.stderr
 
 
+@pytest.mark.e2e
 def test_uninitialised_store_says_what_to_do(tmp_path: Path) -> None:
     r = claimwatch(tmp_path, "status")
     assert r.returncode == 2
@@ -117,6 +124,8 @@ def test_uninitialised_store_says_what_to_do(tmp_path: Path) -> None:
     assert not (tmp_path / "x.db").exists()  # reading did not create it
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_bad_seeds_file_changes_nothing(story: Path) -> None:
     assert claimwatch(story, "init").returncode == 0
     (story / "seeds" / "sources.yaml").write_text(
@@ -128,6 +137,7 @@ def test_bad_seeds_file_changes_nothing(story: Path) -> None:
     assert json.loads(claimwatch(story, "status", "--json").stdout)["sources"] == 1
 
 
+@pytest.mark.e2e
 def test_password_in_db_url_is_masked(tmp_path: Path) -> None:
     r = subprocess.run(
         [
@@ -157,6 +167,8 @@ def _two_versions(story: Path, httpserver: HTTPServer, second: list[str]) -> Non
     assert claimwatch(story, "check", "a").returncode == 0
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_diff_json_and_unified_show_the_new_sentence(story: Path, httpserver: HTTPServer) -> None:
     new_sentence = "Meta will keep its most capable model closed."
     _two_versions(story, httpserver, [*FIRST, new_sentence])
@@ -179,6 +191,8 @@ def test_diff_json_and_unified_show_the_new_sentence(story: Path, httpserver: HT
     assert html.startswith("<!doctype html>") and new_sentence in html and "<script" not in html
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_terminal_output_is_plain_when_piped_and_strips_escapes(
     story: Path, httpserver: HTTPServer
 ) -> None:
@@ -193,6 +207,8 @@ def test_terminal_output_is_plain_when_piped_and_strips_escapes(
     assert "\x1b" not in side and "version 2" in side
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_changes_log_filters(story: Path, httpserver: HTTPServer) -> None:
     _two_versions(story, httpserver, [FIRST[0], FIRST[1].replace("did not say", "said")])
     rows = [json.loads(x) for x in claimwatch(story, "changes", "--json").stdout.splitlines()]
@@ -213,6 +229,8 @@ def story_with_claims(story: Path) -> Path:
     return story
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_new_sentence_raises_a_supporting_flag(
     story_with_claims: Path, httpserver: HTTPServer
 ) -> None:
@@ -243,6 +261,8 @@ def test_a_new_sentence_raises_a_supporting_flag(
     assert r.returncode == 2 and "no claim 'no-such-claim'" in r.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_first_version_of_coverage_is_matched_by_paragraph(
     story_with_claims: Path, httpserver: HTTPServer
 ) -> None:
@@ -286,6 +306,8 @@ def test_first_version_of_coverage_is_matched_by_paragraph(
     assert rows[0]["change_id"] is None and rows[0]["reasons"][0] == "new coverage, paragraph 2"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> None:
     story = story_with_claims
     passages = story / "p.jsonl"
@@ -324,6 +346,8 @@ def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> N
     assert r.returncode == 2 and f"{passages}:1: expected a JSON object" in r.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     base = httpserver.url_for("").rstrip("/")
@@ -389,6 +413,8 @@ def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer)
     assert bad.returncode == 2 and "only feeds take a topic filter" in bad.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_version_answers_before_the_cli_loads(tmp_path: Path) -> None:
     """--version imports none of the CLI's stack (it used to take 1.4-2.1 s on a busy
     machine); with other options it goes through click and says the same."""
@@ -405,6 +431,8 @@ def test_version_answers_before_the_cli_loads(tmp_path: Path) -> None:
     assert slow.stdout == r.stdout
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -422,6 +450,8 @@ def test_sources_add_refuses_what_sources_yaml_refuses(
     assert r.stderr.startswith("claimwatch: error: sources add:")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "url", ["http://[::1:8765/", "http://exa mple.org/", "http://:80/", "http://x.org:99999/"]
 )
@@ -432,6 +462,8 @@ def test_sources_add_refuses_urls_that_can_never_be_fetched(story: Path, url: st
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_sources_remove_asks_first(story: Path) -> None:
     assert claimwatch(story, "init").returncode == 0
     assert (
@@ -444,6 +476,8 @@ def test_sources_remove_asks_first(story: Path) -> None:
     assert "https://example.org/a" not in claimwatch(story, "sources", "list", "--json").stdout
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_check_due_claims_through_the_leases(story: Path) -> None:
     """check --due picked sources by its own query and could check one a running serve
     held; now it leases them like serve, and skips what another worker holds."""
@@ -465,6 +499,8 @@ def test_check_due_claims_through_the_leases(story: Path) -> None:
     store.close()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_after_a_flip_back_the_current_version_is_what_commands_show(
     story: Path, httpserver: HTTPServer
 ) -> None:
@@ -502,6 +538,8 @@ def test_after_a_flip_back_the_current_version_is_what_commands_show(
     assert any("number" in reason for reason in changes[0]["reasons"])
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_init_outside_the_checkout_imports_no_story_by_surprise(tmp_path: Path) -> None:
     """It imported the checkout's 25 internet sources; a later check --all exited 1."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMWATCH_")}

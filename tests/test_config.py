@@ -111,6 +111,8 @@ def test_config_reference_is_current(golden) -> None:  # type: ignore[no-untyped
     golden(ROOT / "docs" / "config.md", reference())
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_digest_reads_the_smtp_section_of_the_file(tmp_path: Path) -> None:
     """It read only the environment: an empty To: and the default From:."""
     cfg = write(

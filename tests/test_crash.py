@@ -12,6 +12,7 @@ import pytest
 from benchmarks.crash import run_crashes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_sigkill_loses_nothing(kind: str, request: pytest.FixtureRequest) -> None:
     if kind == "postgresql":

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from jobs import demo
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 
 
+@pytest.mark.slow
 def test_the_demo_archives_the_story(tmp_path: Path) -> None:
     result = demo.run(tmp_path / "demo", SEEDS, say=lambda _line: None)
     timeline = yaml.safe_load((SEEDS / "demo" / "timeline.yaml").read_text(encoding="utf-8"))
@@ -52,6 +54,8 @@ def test_the_demo_archives_the_story(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_cli_prints_the_summary(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "archiver.cli", "demo", "--dir", str(tmp_path / "d")],
@@ -72,6 +76,7 @@ def test_the_cli_prints_the_summary(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.e2e
 def test_cli_reference_is_current(golden) -> None:  # type: ignore[no-untyped-def]
     from archiver.cli.reference import reference
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,7 @@ def changed_words(change: Change, side: str) -> Counter[str]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pair)
 def test_applying_the_change_gives_the_new_text(ab: tuple[str, str]) -> None:
@@ -80,6 +82,7 @@ def test_a_text_against_itself_has_no_units(a: str) -> None:
     assert change.units == () and change.significance == 0.0
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(pair)
 def test_diff_is_the_mirror_of_the_reverse_diff(ab: tuple[str, str]) -> None:
@@ -98,6 +101,7 @@ def test_diff_is_the_mirror_of_the_reverse_diff(ab: tuple[str, str]) -> None:
     assert forward.stats.words_added == backward.stats.words_removed
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(pair)
 def test_modified_edits_rebuild_both_sentences(ab: tuple[str, str]) -> None:

@@ -209,6 +209,8 @@ def test_dry_run_marks_nothing_and_writes_files(store: Store, story, smtp, tmp_p
     assert window.composed is not None and window.composed.counts["changes"] == 1
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_cli_digest_send_uses_the_environment(store: Store, story, smtp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     inbox, settings = smtp
     story([*PARAS, NEW], 10)
@@ -376,6 +378,8 @@ def test_empty_digest() -> None:
     assert "Nothing changed." in composed.text
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     import os
 

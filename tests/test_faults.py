@@ -75,6 +75,7 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_every_fault_is_a_capture_and_the_rest_go_on(
     sqlite_store: Store, servers: tuple[str, str, str], ca_file: str
 ) -> None:

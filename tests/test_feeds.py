@@ -326,6 +326,7 @@ def test_uncertain_entries_are_decided_on_the_article(store: Store, httpserver: 
     ] == []  # no half match: not fetched
 
 
+@pytest.mark.slow
 def test_coverage_is_rechecked_on_a_decaying_schedule(store: Store, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     base = httpserver.url_for("").rstrip("/")

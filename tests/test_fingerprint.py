@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -177,6 +178,7 @@ edits = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(LAYOUTS),
@@ -219,6 +221,7 @@ def test_chrome_edits_take_the_cheap_path(layout: str, n: int) -> None:
     assert same_article(new.html().encode(), hint)
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(["article", "story-body", "arabic"]), st.integers(0, 10_000))
 def test_volatile_parts_in_the_article_take_the_cheap_path(layout: str, n: int) -> None:

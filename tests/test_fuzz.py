@@ -10,6 +10,7 @@ import pytest
 from benchmarks.fuzz import TARGETS, Target, prop_extract, prop_feeds, run_target
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TARGETS, ids=[t.name for t in TARGETS])
 def test_fuzz_target_holds(target: Target) -> None:
     assert run_target(target, examples=60) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from store.gc import GcOptions, collect
@@ -81,6 +82,8 @@ def test_dry_run_changes_nothing(store: Store) -> None:
     assert all(v.raw_digest for v in store.versions(store.get_source("a").id))
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_gc_command(sqlite_store: Store) -> None:
     history(sqlite_store, "a")
 

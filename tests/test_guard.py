@@ -69,6 +69,7 @@ def fetch(request: FetchRequest, options: FetchOptions = OPTS, **kw: object) -> 
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_robots_redirect_to_another_private_host_is_never_requested() -> None:
     with (
         recording_server("127.0.0.2", {"/robots.txt": b"User-agent: *\nDisallow: /\n"}) as (

@@ -178,6 +178,7 @@ HEALTHY_ANSWER = (
 ) + HEALTHY
 
 
+@pytest.mark.slow
 @settings(
     max_examples=40,
     deadline=None,
@@ -212,6 +213,7 @@ def test_random_answers_never_stop_a_run(
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, processes: int) -> None:
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")

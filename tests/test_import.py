@@ -36,6 +36,8 @@ def urls(db: Path) -> list[str]:
     return [json.loads(x)["url"] for x in out if json.loads(x)["kind"] != "seed"]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_url_list_an_opml_file_and_sources_yaml(tmp_path: Path, db: Path) -> None:
     plain = tmp_path / "list.txt"
     plain.write_text(
@@ -63,6 +65,8 @@ def test_a_url_list_an_opml_file_and_sources_yaml(tmp_path: Path, db: Path) -> N
     ]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_bad_line_imports_nothing(tmp_path: Path, db: Path) -> None:
     plain = tmp_path / "list.txt"
     plain.write_text("https://example.org/a\nnot a url\n", encoding="utf-8")
@@ -74,6 +78,8 @@ def test_a_bad_line_imports_nothing(tmp_path: Path, db: Path) -> None:
     assert urls(db) == []
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_export_reads_back_as_the_same_watchlist(tmp_path: Path, db: Path) -> None:
     listed = tmp_path / "sources.yaml"
     listed.write_text(

@@ -96,6 +96,7 @@ def test_no_test_imports_a_test_module() -> None:
     assert found == []
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("code", "where", "expected"),
     [

@@ -9,6 +9,7 @@ import pytest
 from benchmarks.load import INTERVALS, run_load
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_check_everything_once(pg_server: str) -> None:
     from tests.support import reset_pg

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from store.models import CaptureRecord, NewVersion, SourceSpec, SourceUpdate
 from store.repo import Store
 from tests.support import NOW, article_html, claimwatch, copy_claims
@@ -35,6 +37,8 @@ def _page(paragraphs: list[str]) -> bytes:
     return html.encode("utf-8")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
@@ -109,6 +113,8 @@ def test_every_command_prints_outside_strings_as_text(tmp_path: Path) -> None:
     assert row["title"] == HOSTILE
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_show_raw_to_a_pipe_keeps_the_bytes(tmp_path: Path) -> None:
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "sources.yaml").write_text("sources: []\n", encoding="utf-8")

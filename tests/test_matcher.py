@@ -51,6 +51,7 @@ def bare(claims: tuple[Claim, ...], lang: str) -> tuple[Claim, ...]:
     )
 
 
+@pytest.mark.slow
 def test_golden_flags_on_a_fixed_corpus(embedder: E5Embedder, golden) -> None:  # type: ignore[no-untyped-def]
     rows = [
         json.loads(line)
@@ -189,6 +190,8 @@ claims:
 """
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_check_uses_the_learned_matcher_by_default_and_embeds_only_new_text(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:

@@ -51,6 +51,7 @@ def test_normalize_is_idempotent(text: str) -> None:
     assert normalize(once) == once
 
 
+@pytest.mark.e2e
 def test_extract_reads_text_and_metadata() -> None:
     html = article_html(
         "Meta weighs a closed model",
@@ -132,6 +133,7 @@ def test_text_that_is_mostly_replacement_characters_is_flagged() -> None:
     assert garbled("") is None
 
 
+@pytest.mark.e2e
 def test_a_short_article_element_does_not_hide_the_rest_of_the_story() -> None:
     """With MIN_EXTRACTED_SIZE=50 trafilatura took its first, short pass here and lost
     the article's own lead; at its default (250) it compares with its fallbacks and

@@ -102,6 +102,7 @@ def test_empty_page_is_an_extraction_failure(store: Store, httpserver: HTTPServe
     assert store.versions(store.get_source("empty").id) == []
 
 
+@pytest.mark.slow
 def test_many_sources_through_the_process_pool(store: Store, httpserver: HTTPServer) -> None:
     for i in range(4):
         serve(

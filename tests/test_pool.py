@@ -6,9 +6,12 @@ import os
 import threading
 import time
 
+import pytest
+
 from archiver.pipeline import ExtractionPool
 
 
+@pytest.mark.slow
 def test_workers_survive_the_starting_thread_and_are_reused() -> None:
     with ExtractionPool(2) as pool:
         first: list[int] = []

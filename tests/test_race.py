@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import insert, select
 from werkzeug import Request, Response
@@ -23,6 +24,7 @@ from tests.support.pipeline import OPTIONS
 N = 24
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_write_each_text_once(store: Store, httpserver: HTTPServer) -> None:
     edition = {"n": 1}
 

@@ -36,6 +36,8 @@ def the_flag(story: Path, evidence: str) -> dict:
     return row
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_verdicts_are_kept_and_a_rejected_sentence_is_not_flagged_again(
     story_with_claims: Path, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -115,6 +117,8 @@ def test_verdicts_are_kept_and_a_rejected_sentence_is_not_flagged_again(
     assert CLOSED not in text
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_review_walks_unreviewed_flags_interactively(
     story_with_claims: Path, httpserver: HTTPServer
 ) -> None:

@@ -33,6 +33,8 @@ def _deny(server, session, envelope, mechanism, auth_data):  # type: ignore[no-u
     return AuthResult(success=False, handled=False)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_no_secret_in_any_output(pg_server: str, httpserver: HTTPServer, tmp_path: Path) -> None:
     # Trust authentication accepts any password, so the URL can carry one and work.

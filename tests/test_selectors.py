@@ -106,6 +106,8 @@ def checks(story: Path, source: str = "a") -> dict:
     return json.loads(r.stdout.splitlines()[0])
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_excluded_ad_never_makes_a_version_and_a_new_selector_is_not_an_edit(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:

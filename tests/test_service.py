@@ -46,6 +46,7 @@ def serve_pages(httpserver: HTTPServer, delay: float = 0.0) -> None:
         httpserver.expect_request(f"/s{i}.html").respond_with_handler(handler)
 
 
+@pytest.mark.slow
 def test_a_simulated_day_of_mixed_schedules_with_downtime(
     sqlite_store: Store, httpserver: HTTPServer
 ) -> None:
@@ -147,6 +148,8 @@ def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     return False
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_second_serve_on_one_sqlite_file_exits_2(sqlite_store: Store, tmp_path: Path) -> None:
     env = _config(tmp_path, tick=1)
     first = _claimwatch(sqlite_store.url, "serve", "--worker-id", "one", env=env)
@@ -165,6 +168,8 @@ def test_second_serve_on_one_sqlite_file_exits_2(sqlite_store: Store, tmp_path: 
     assert worker["status"] == "stopped"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_sigterm_in_a_busy_cycle_exits_cleanly(
     sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path
 ) -> None:
@@ -206,6 +211,8 @@ def test_sigterm_in_a_busy_cycle_exits_cleanly(
             assert store.read_text(v)  # every acknowledged version reads back
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_serve_once_exit_codes(sqlite_store: Store, httpserver: HTTPServer, tmp_path: Path) -> None:
     env = _config(tmp_path)
     empty = _claimwatch(sqlite_store.url, "serve", "--once", env=env, log=tmp_path / "once1.log")
@@ -219,6 +226,8 @@ def test_serve_once_exit_codes(sqlite_store: Store, httpserver: HTTPServer, tmp_
     assert sqlite_store.get_source("ok").last_checked_at is not None
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_on_postgresql_share_the_work(
     pg_server: str, httpserver: HTTPServer, tmp_path: Path
@@ -272,6 +281,8 @@ def test_two_workers_on_postgresql_share_the_work(
     store.close()
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
@@ -297,6 +308,7 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     assert "SIGHUP: reloading" in (tmp_path / "hup.log").read_text()
 
 
+@pytest.mark.e2e
 def test_metrics_are_served_in_prometheus_format(
     sqlite_store: Store, httpserver: HTTPServer
 ) -> None:
@@ -329,6 +341,8 @@ def test_metrics_are_served_in_prometheus_format(
     assert "claimwatch_backlog 0.0" in text
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_bad_reload_keeps_serving_and_json_logs_stay_json(
     sqlite_store: Store, tmp_path: Path
 ) -> None:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from archiver import pipeline
 from store import leases
 from store.models import SourceSpec
@@ -36,6 +38,8 @@ def status(store: Store) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_undecodable_text_is_a_warning_until_a_clean_check(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     store.migrate()
@@ -59,6 +63,7 @@ def test_undecodable_text_is_a_warning_until_a_clean_check(tmp_path: Path) -> No
     assert status(store)["warnings"] == []
 
 
+@pytest.mark.e2e
 def test_a_worker_that_stopped_beating_is_lost(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     store.migrate()

@@ -28,6 +28,8 @@ from archiver.web import WebOptions, create_app
 from store.repo import Store
 from tests.support import claimwatch, needs_browser
 
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # a real uvicorn over the demo store
+
 HOSTILE = """<html><head><title>Hostile</title><script>fetch("{trap}/script");</script></head>
 <body><article><h1>Hostile page</h1><p>A perfectly normal paragraph about a council budget
 that runs long enough for extraction to keep it as the article text of this page.</p>
@@ -94,6 +96,8 @@ def cli_json(where: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) -> None:  # type: ignore[no-untyped-def]
     _where, served = demo
     r = httpx.get(served.url + "/")
@@ -105,6 +109,7 @@ def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) ->
     assert '<a href="/flags/' in r.text  # timeline points link to their evidence
 
 
+@pytest.mark.e2e
 def test_sources_are_paged_and_filtered(demo) -> None:  # type: ignore[no-untyped-def]
     _where, served = demo
     r = httpx.get(served.url + "/sources", params={"q": "meta-statement"})
@@ -116,6 +121,8 @@ def test_sources_are_paged_and_filtered(demo) -> None:  # type: ignore[no-untype
     assert httpx.get(served.url + "/changes", params={"page": "10" * 9}).status_code == 400
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_two_versions_side_by_side_mark_the_changed_words(demo) -> None:  # type: ignore[no-untyped-def]
     where, served = demo
     change = next(c for c in cli_json(where, "changes") if c["kind"] == "edit")
@@ -130,6 +137,7 @@ def test_two_versions_side_by_side_mark_the_changed_words(demo) -> None:  # type
     assert "(current)" in r.text
 
 
+@pytest.mark.e2e
 def test_changes_filter_by_significance(demo) -> None:  # type: ignore[no-untyped-def]
     _where, served = demo
     every = httpx.get(served.url + "/changes").text
@@ -143,6 +151,7 @@ def test_changes_filter_by_significance(demo) -> None:  # type: ignore[no-untype
     assert httpx.get(served.url + "/changes", params={"since": "yesterday"}).status_code == 400
 
 
+@pytest.mark.e2e
 def test_atom_feeds_are_valid_and_their_ids_stable(demo) -> None:  # type: ignore[no-untyped-def]
     _where, served = demo
     for path in (
@@ -160,6 +169,8 @@ def test_atom_feeds_are_valid_and_their_ids_stable(demo) -> None:  # type: ignor
     assert feedparser.parse(httpx.get(served.url + "/feeds/changes.atom").content).entries
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_api_gives_the_clis_records(demo) -> None:  # type: ignore[no-untyped-def]
     where, served = demo
     api = httpx.get(served.url + "/api/v1/flags").json()
@@ -171,6 +182,8 @@ def test_the_api_gives_the_clis_records(demo) -> None:  # type: ignore[no-untype
     assert httpx.get(served.url + "/api/v1/sources/nope/versions").status_code == 404
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_review_needs_the_csrf_token(demo) -> None:  # type: ignore[no-untyped-def]
     where, served = demo
     flag = cli_json(where, "flags")[0]
@@ -194,6 +207,8 @@ def test_review_needs_the_csrf_token(demo) -> None:  # type: ignore[no-untyped-d
     assert (after["verdict"], after["verdict_stance"]) == ("confirmed", "mentions")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_token_is_required_when_set_and_off_loopback(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     where, _served = demo
     store = Store(f"sqlite:///{where / 'claimwatch-demo' / 'claimwatch.db'}")
@@ -212,6 +227,8 @@ def test_a_token_is_required_when_set_and_off_loopback(demo, tmp_path: Path) -> 
     assert r.stderr.strip().count("\n") == 0 and "CLAIMWATCH_WEB_TOKEN" in r.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_archived_hostile_page_runs_nothing(
     demo: Any,
     httpserver: HTTPServer,
