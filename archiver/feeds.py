@@ -19,17 +19,8 @@ import feedparser
 from lxml import etree
 
 from store.errors import FeedError
+from store.kinds import FEED_TYPES as FEED_TYPES  # re-exported
 
-FEED_TYPES = (
-    "application/rss+xml",
-    "application/atom+xml",
-    "application/rdf+xml",
-    "application/xml",
-    "text/xml",
-    "application/x-rss+xml",
-    "application/feed+xml",
-    "text/plain",  # some servers send feeds as text
-)
 _SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 _NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
 _BENIGN = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)

@@ -42,8 +42,8 @@ from store.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
+from store.kinds import PAGE_TYPES as PAGE_TYPES  # re-exported
 
-PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 REDIRECTS = (301, 302, 303, 307, 308)
 ROBOTS_AGENT = "claimwatch"
 

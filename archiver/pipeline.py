@@ -33,9 +33,8 @@ from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_story
 from archiver.diff import DiffOptions, diff
 from archiver.extract import ExtractOptions, decode
-from archiver.feeds import FEED_TYPES, Entry, Feed, parse_feed
+from archiver.feeds import Entry, Feed, parse_feed
 from archiver.fetch import (
-    PAGE_TYPES,
     Fetcher,
     FetchOptions,
     FetchRequest,
@@ -71,11 +70,13 @@ from store.errors import (
     TooSlow,
     UsageError,
 )
+from store.kinds import kind_of
 from store.models import (
     CaptureRecord,
     ChangeRecord,
     EntryDecision,
     NewVersion,
+    Outcome,
     Source,
     SourceSpec,
     SourceUpdate,
@@ -111,7 +112,7 @@ class CheckOptions:
 @dataclass(frozen=True)
 class CheckResult:
     source: Source
-    outcome: str
+    outcome: Outcome
     version: int | None = None
     status: int | None = None
     error_class: str | None = None
@@ -388,7 +389,7 @@ class _Attempt:
     raw_headers: bool = True  # keep the response headers on the capture
     notes: list[str] = field(default_factory=list)  # warnings kept on a successful capture
 
-    def capture(self, outcome: str, error: Exception | None = None) -> CaptureRecord:
+    def capture(self, outcome: Outcome, error: Exception | None = None) -> CaptureRecord:
         f = self.fetched
         return CaptureRecord(
             source_id=self.source.id,
@@ -498,18 +499,19 @@ class _Checker:
     async def _check(self, attempt: _Attempt) -> CheckResult:
         source = attempt.source
         # A feed whose last poll left new entries waiting is read again even if unchanged.
-        waiting = source.kind == "feed" and bool((source.body_hint or {}).get("waiting"))
+        kind = kind_of(source.kind)
+        waiting = kind.entries and bool((source.body_hint or {}).get("waiting"))
         request = FetchRequest(
             url=source.url,
             etag=None if waiting else source.etag,
             last_modified=None if waiting else source.last_modified,
             robots=source.robots,
-            accept=FEED_TYPES if source.kind == "feed" else PAGE_TYPES,
+            accept=kind.accepts,
             allow_private=source.allow_private,
             allow_redirects_anywhere=source.allow_redirects_anywhere,
         )
         try:
-            if source.browser and source.kind != "feed":
+            if source.browser and kind.renders:
                 attempt.fetched = fetched = await self._render(request, source)
             else:
                 attempt.fetched = fetched = await self.fetcher.fetch(request)
@@ -527,7 +529,7 @@ class _Checker:
         if (
             hint is not None
             and has_version
-            and source.kind != "feed"
+            and kind.fingerprint
             and len(fetched.body) <= self.options.extract.max_html_bytes
             and same_article(
                 fetched.body, hint, NormalizeOptions(ignore=source.ignore)
@@ -544,7 +546,7 @@ class _Checker:
             and self._same_selection(fetched, selector, source.ignore, current)
         ):
             return await self._unchanged(attempt, "same_text")  # a parse and a walk, no pool
-        if source.kind == "feed":
+        if kind.entries:
             return await self._feed(attempt, current)
         previous_text = self.store.read_text(current) if current is not None else None
         job = PageJob(
@@ -558,7 +560,7 @@ class _Checker:
             previous_text=previous_text,
             previous_title=current.title if current is not None else None,
             claims=self.options.claims or (),
-            coverage=source.kind == "article",
+            coverage=kind.coverage,
             matching=self.matching,
             cpu_limit=self.options.max_cpu_seconds,
             selector=selector,
@@ -811,7 +813,7 @@ class _Checker:
         return text_digest(text) == current.text_digest
 
     async def _unchanged(
-        self, attempt: _Attempt, outcome: str, hint: int | None = None
+        self, attempt: _Attempt, outcome: Outcome, hint: int | None = None
     ) -> CheckResult:
         capture = attempt.capture(outcome)
         update = attempt.success(hint=hint)

@@ -17,7 +17,8 @@ import yaml
 from archiver.normalize import compile_patterns, normalize
 from archiver.schedule import parse_cron, parse_interval
 from store.errors import ConfigError, UsageError
-from store.models import KINDS, NewVersion, SourceSpec
+from store.kinds import USER_KINDS, kind_of
+from store.models import NewVersion, SourceSpec
 
 LINE = "__line__"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -130,8 +131,11 @@ def spec_from_mapping(
     if problem:
         raise ConfigError(path, f"{url!r} {problem}", line, "url")
     kind = field("kind", str, "page")
-    if kind not in KINDS or kind == "seed":
-        raise ConfigError(path, f"must be one of article, page, feed (got {kind!r})", line, "kind")
+    if kind not in USER_KINDS:
+        raise ConfigError(
+            path, f"must be one of {', '.join(USER_KINDS)} (got {kind!r})", line, "kind"
+        )
+    rules = kind_of(kind)
     label = field("label", str)
     if label is not None and (not _LABEL.match(label) or label.isdigit()):
         raise ConfigError(
@@ -170,7 +174,7 @@ def spec_from_mapping(
         raise ConfigError(
             path, str(exc), line, "cron" if cron and "cron" in str(exc) else "topic"
         ) from None
-    if (topic is not None or item.get("match_claims")) and kind != "feed":
+    if (topic is not None or item.get("match_claims")) and not rules.entries:
         raise ConfigError(path, "only feeds take a topic filter", line, "topic")
     select = field("select", str)
     exclude = field("exclude", (list, str), [])
@@ -183,7 +187,7 @@ def spec_from_mapping(
         from archiver.selection import Selector  # lxml loads on use
         from archiver.selection import check as check_selector
 
-        if kind == "feed":
+        if not rules.renders:
             raise ConfigError(path, "a feed's entries are its text: no selector", line, "select")
         try:
             check_selector(Selector(select, tuple(exclude)))
@@ -193,7 +197,7 @@ def spec_from_mapping(
     block_third_party = bool(field("block_third_party", bool, False))
     if block_third_party and not browser:
         raise ConfigError(path, "block_third_party goes with browser: true", line, "browser")
-    if browser and kind == "feed":
+    if browser and not rules.renders:
         raise ConfigError(path, "a feed is read as it is sent: no browser", line, "browser")
     return SourceSpec(
         url=url,

@@ -29,6 +29,7 @@ from archiver.seeds import load_seed_articles
 from jobs import digest as digest_job
 from jobs.service import Service, ServiceOptions
 from store.errors import ConfigError
+from store.kinds import kind_of
 from store.models import SourceSpec
 from store.repo import Store
 
@@ -233,7 +234,11 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
     finally:
         server.shutdown()
         server.server_close()
-    versions = {s.name: len(store.versions(s.id)) for s in store.list_sources() if s.kind != "feed"}
+    versions = {
+        s.name: len(store.versions(s.id))
+        for s in store.list_sources()
+        if not kind_of(s.kind).entries
+    }
     changes = store.changes()
     flags: dict[str, Counter[str]] = {}
     for f in store.flags():

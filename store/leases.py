@@ -28,6 +28,7 @@ from sqlalchemy import and_, func, literal, select, text, update
 from sqlalchemy.engine import make_url
 
 from store.errors import UsageError
+from store.kinds import NOT_FETCHED
 from store.models import Source
 from store.repo import Store, _source
 from store.schema import UTCDateTime, sources, workers
@@ -37,7 +38,7 @@ def _due(now: datetime) -> Any:
     return and_(
         sources.c.next_check_at <= now,
         sources.c.retired_at.is_(None),
-        sources.c.kind != "seed",
+        sources.c.kind.notin_(NOT_FETCHED),
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
-KINDS = ("article", "page", "feed", "seed")
-OUTCOMES = (
+from store.kinds import KindName, Origin
+
+Outcome = Literal[
     "new_version",
     "not_modified",
     "same_bytes",
@@ -15,7 +16,8 @@ OUTCOMES = (
     "reverted",
     "superseded",  # another check of the same source wrote first; this one wrote nothing
     "failed",
-)
+]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,14 @@ class SourceSpec:
     """What a user (or a seeds file) asks to watch."""
 
     url: str
-    kind: str = "page"
+    kind: KindName = "page"
     label: str | None = None
     tags: tuple[str, ...] = ()
     interval_seconds: int | None = None
     cron: str | None = None
     ignore: tuple[str, ...] = ()  # regexes removed from the text before comparing
     robots: bool = True  # honour robots.txt
-    origin: str = "user"  # seed | user | feed
+    origin: Origin = "user"
     topic: str | None = None  # feeds: the topic query entries must match
     match_claims: bool = False  # feeds: also accept entries that bear on a claim
     found_by: int | None = None  # the feed that found this source
@@ -47,10 +49,10 @@ class SourceSpec:
 class Source:
     id: int
     url: str
-    kind: str
+    kind: KindName
     label: str | None
     tags: list[str]
-    origin: str
+    origin: Origin
     found_by: int | None
     interval_seconds: int | None
     cron: str | None
@@ -149,7 +151,7 @@ class CaptureRecord:
     source_id: int
     started_at: datetime
     duration_ms: int
-    outcome: str
+    outcome: Outcome
     http_status: int | None = None
     final_url: str | None = None
     content_type: str | None = None

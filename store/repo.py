@@ -33,6 +33,7 @@ from sqlalchemy import (
 from store import blobs as codec
 from store.db import make_engine, mask_url, normalize_url, sqlite_path, translate_errors
 from store.errors import IntegrityError, NotFoundError, UsageError
+from store.kinds import NOT_FETCHED, SEED, kind_of
 from store.models import (
     CaptureRecord,
     ChangeRecord,
@@ -359,7 +360,7 @@ class Store:
     def seed_articles(self) -> list[Source]:
         """The story's seed articles (sources of kind seed)."""
         with self._read() as conn:
-            query = select(sources).where(sources.c.kind == "seed").order_by(sources.c.id)
+            query = select(sources).where(sources.c.kind == SEED.name).order_by(sources.c.id)
             return [_source(r) for r in conn.execute(query).mappings().all()]
 
     def source_names(self, ids: set[int]) -> dict[int, str]:
@@ -408,7 +409,7 @@ class Store:
         query = (
             select(sources)
             .where(sources.c.next_check_at <= now, sources.c.retired_at.is_(None))
-            .where(sources.c.kind != "seed")
+            .where(sources.c.kind.notin_(NOT_FETCHED))
             .order_by(sources.c.next_check_at, sources.c.id)
         )
         with self._read() as conn:
@@ -1009,15 +1010,16 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
 def _insert_source(
     conn: Connection, spec: SourceSpec, values: dict[str, Any], now: datetime
 ) -> int:
-    coverage = spec.origin == "feed" and spec.kind == "article"
+    kind = kind_of(spec.kind)
+    decays = spec.origin == "feed" and kind.coverage  # coverage a feed found ages
     result = conn.execute(
         insert(sources).values(
             url=spec.url,
             origin=spec.origin,
             found_by=spec.found_by,
             created_at=now,
-            next_check_at=None if spec.kind == "seed" else now,
-            decay_from=now if coverage else None,
+            next_check_at=now if kind.fetched else None,
+            decay_from=now if decays else None,
             consecutive_failures=0,
             **values,
         )

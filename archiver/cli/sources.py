@@ -34,7 +34,8 @@ from archiver.seeds import default_seeds_dir
 from archiver.shells import BROWSER_HINT
 from store.db import mask_url
 from store.errors import UsageError
-from store.models import KINDS, Source
+from store.kinds import USER_KINDS, kind_of
+from store.models import Source
 
 if TYPE_CHECKING:
     from archiver import pipeline
@@ -188,7 +189,7 @@ def _selector_options(f: Any) -> Any:
 @click.argument("url")
 @click.option(
     "--kind",
-    type=click.Choice([k for k in KINDS if k != "seed"]),
+    type=click.Choice(USER_KINDS),
     default="page",
     show_default=True,
 )
@@ -304,8 +305,10 @@ def sources_edit(
         raise UsageError("nothing to change: give --select, --exclude or --no-select")
     store = app.store()
     found = store.get_source(source)
-    if found.kind == "feed":
-        raise UsageError(f"{found.name} is a feed: its entries are its text, no selector")
+    if not kind_of(found.kind).renders:
+        raise UsageError(
+            f"{found.name} is a {found.kind}: its text is not read from HTML, no selector"
+        )
     new_select = None if no_select else (select or found.select)
     if new_select is None and not no_select:
         raise UsageError("--exclude goes with --select")
@@ -354,7 +357,7 @@ def sources_export(app: App, out: Path | None) -> None:
 
     rows = []
     for s in app.store().iter_sources():
-        if s.kind == "seed" or s.origin == "feed":
+        if not kind_of(s.kind).user_adds or s.origin == "feed":
             continue
         row: dict[str, Any] = {"url": s.url, "kind": s.kind}
         if s.label:
@@ -455,7 +458,9 @@ def check(
     if refs:
         targets = [store.get_source(r) for r in refs]
     elif all_:
-        targets = [s for s in store.list_sources() if s.kind != "seed" and s.retired_at is None]
+        targets = [
+            s for s in store.list_sources() if kind_of(s.kind).fetched and s.retired_at is None
+        ]
     else:
         # Claimed through the lease table, as serve claims: a source that a running
         # serve holds is not checked twice, and this run's own are leased meanwhile.
@@ -466,7 +471,7 @@ def check(
 
         owner = f"check-{socket.gethostname()}-{os.getpid()}"
         targets = leases.claim(store, owner, app.now, app.config.lease, 10**9).sources
-    seeds = [s.name for s in targets if s.kind == "seed"]
+    seeds = [s.name for s in targets if not kind_of(s.kind).fetched]
     if seeds:
         raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = make_console()
