@@ -149,14 +149,19 @@ def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
 def test_a_browser_killed_mid_check_fails_that_check_and_the_next_starts_a_new_one(
     app_server: HTTPServer,
 ) -> None:
+    requested = threading.Event()
+
     def slow(_request: Request) -> Response:
+        requested.set()
         time.sleep(4)
         return Response("<html><body><p>late</p></body></html>", content_type="text/html")
 
     app_server.expect_request("/slow.html").respond_with_handler(slow)
 
     def kill_chromium_later() -> None:
-        time.sleep(1.5)
+        # Once the page's request has reached the server: the check is mid-flight
+        # however long Chromium took to start on a busy machine.
+        assert requested.wait(60)
         me = psutil.Process()
         for child in me.children(recursive=True):
             try:
