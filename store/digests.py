@@ -43,7 +43,7 @@ def _record(row: Any) -> DigestRecord:
 
 def uncovered_ids(store: Store) -> tuple[list[int], list[int], list[int]]:
     """Changes, flags and new coverage no sent digest has covered yet."""
-    with store._read() as conn:
+    with store.reading() as conn:
         change_ids = list(
             conn.execute(select(changes.c.id).where(changes.c.digest_id.is_(None))).scalars()
         )
@@ -72,7 +72,7 @@ def begin(
     message: bytes,
     now: datetime,
 ) -> int:
-    with store._tx() as conn:
+    with store.transaction() as conn:
         result = conn.execute(
             insert(digests).values(
                 message_id=message_id,
@@ -91,7 +91,7 @@ def begin(
 
 def finish(store: Store, digest_id: int, now: datetime, error: str | None = None) -> None:
     """Mark a digest sent (stamping what it covered) or failed (covering nothing)."""
-    with store._tx() as conn:
+    with store.transaction() as conn:
         row = conn.execute(select(digests).where(digests.c.id == digest_id)).mappings().one()
         if error is not None:
             conn.execute(
@@ -118,7 +118,7 @@ def finish(store: Store, digest_id: int, now: datetime, error: str | None = None
 
 def unfinished(store: Store) -> DigestRecord | None:
     """A digest left ``sending`` by a crash, if any (the oldest)."""
-    with store._read() as conn:
+    with store.reading() as conn:
         row = (
             conn.execute(
                 select(digests).where(digests.c.status == "sending").order_by(digests.c.id).limit(1)
@@ -130,7 +130,7 @@ def unfinished(store: Store) -> DigestRecord | None:
 
 
 def history(store: Store, limit: int = 20) -> list[DigestRecord]:
-    with store._read() as conn:
+    with store.reading() as conn:
         rows = (
             conn.execute(select(digests).order_by(digests.c.id.desc()).limit(limit))
             .mappings()

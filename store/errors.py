@@ -5,7 +5,12 @@
     ClaimwatchError                 base; ``exit_code`` is what the CLI exits with
     ├── UsageError                  bad input from the user (exit 2)
     │   ├── ConfigError             a malformed seeds/config file (names file, line, field)
-    │   └── NotFoundError           a SOURCE, version or claim that does not exist
+    │   ├── NotFoundError           a SOURCE, version or claim that does not exist
+    │   │   └── SourceNotFound      no source has this id, URL or label (``ref``)
+    │   ├── StoreMissing            no store at the URL: run init (``url``)
+    │   └── SchemaMismatch          the store's schema is not the code's (``current``, ``head``)
+    │       ├── SchemaBehind        older: init migrates it
+    │       └── SchemaAhead         newer: written by a newer claimwatch
     ├── FetchError                  a check could not get the page (recorded on the capture)
     │   ├── FetchTimeout            connect/read timeout or the total deadline ran out
     │   ├── ConnectFailed           DNS failure, refused or reset connection
@@ -77,6 +82,52 @@ class ConfigError(UsageError):
 
 class NotFoundError(UsageError):
     pass
+
+
+class SourceNotFound(NotFoundError):
+    """No source has this id, URL or label (``ref``)."""
+
+    def __init__(self, ref: str):
+        self.ref = ref
+        super().__init__(f"no source {ref!r}")
+
+
+class StoreMissing(UsageError):
+    """No claimwatch store at ``url`` (the file or the schema is not there)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        super().__init__(f"no claimwatch store at {url}")
+
+
+class SchemaMismatch(UsageError):
+    """The store's schema revision (``current``) is not the code's (``head``)."""
+
+    def __init__(self, url: str, current: str, head: str, message: str):
+        self.url, self.current, self.head = url, current, head
+        super().__init__(message)
+
+
+class SchemaBehind(SchemaMismatch):
+    """The store is older than the code: ``init`` migrates it."""
+
+    def __init__(self, url: str, current: str, head: str):
+        super().__init__(
+            url, current, head, f"store {url} is at schema {current}, the code wants {head}"
+        )
+
+
+class SchemaAhead(SchemaMismatch):
+    """A newer claimwatch wrote the store."""
+
+    def __init__(self, url: str, current: str, head: str):
+        super().__init__(
+            url,
+            current,
+            head,
+            f"store {url} was written by a newer claimwatch (schema {current}; "
+            f"this one knows up to {head})",
+        )
 
 
 class FetchError(ClaimwatchError):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, func, select, update
 
 from store import blobs as codec
+from store.blobstore import read_blob
 from store.schema import blobs, sources, versions
 from store.verify import unused_blobs, used_digests
 
@@ -49,7 +50,7 @@ class _Rollback(Exception):
 def collect(store: Store, options: GcOptions, now: datetime) -> GcReport:
     report = GcReport()
     try:
-        with store._tx() as conn:
+        with store.transaction() as conn:
             report.bytes_before = _stored(conn)
             report.raw_released = _release_raw(conn, options, now)
             report.blobs_rewritten = _rebase_survivors(store, conn)
@@ -111,7 +112,7 @@ def _rebase_survivors(store: Store, conn: Connection) -> int:
     # One at a time: rewriting a blob whole leaves its bytes, so every other chain
     # still decodes through it; the unused bases are deleted only afterwards.
     for digest in survivors:
-        data = store._read_blob(conn, digest)
+        data = read_blob(conn, store.options, digest)
         payload = codec.compress(data, None, store.options.full_level)
         conn.execute(
             update(blobs)

@@ -11,7 +11,7 @@ lease's end, so a leased row is simply not due, and the claim's walk along the
 held by crashed workers, filtering them out instead cost 200-440 ms a claim).
 A lease that expires (its worker died) is due again at that moment; finishing a
 check sets the next check and clears the lease in the capture's own transaction
-(``writes._source_values``).
+(store/writes.py).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from sqlalchemy.engine import make_url
 
 from store.errors import UsageError
 from store.kinds import NOT_FETCHED
-from store.models import Source
-from store.repo import Store, _source
+from store.models import Source, source_from_row
+from store.repo import Store
 from store.schema import UTCDateTime, sources, workers
 
 
@@ -51,7 +51,7 @@ class Claimed:
 def claim(store: Store, owner: str, now: datetime, lease_seconds: int, limit: int) -> Claimed:
     """Lease up to ``limit`` due sources to ``owner`` until ``now + lease_seconds``."""
     until = now + timedelta(seconds=lease_seconds)
-    with store._tx() as conn:
+    with store.transaction() as conn:
         pick = select(sources.c.id, sources.c.lease_until).where(_due(now))
         pick = pick.order_by(sources.c.next_check_at, sources.c.id).limit(limit)
         if conn.dialect.name == "postgresql":
@@ -67,14 +67,14 @@ def claim(store: Store, owner: str, now: datetime, lease_seconds: int, limit: in
         )
         claimed = conn.execute(select(sources).where(sources.c.id.in_(ids))).mappings().all()
     order = {sid: n for n, sid in enumerate(ids)}
-    found = sorted((_source(r) for r in claimed), key=lambda s: order[s.id])
+    found = sorted((source_from_row(r) for r in claimed), key=lambda s: order[s.id])
     return Claimed(found, sum(r.lease_until is not None for r in rows))
 
 
 def release(store: Store, owner: str, now: datetime) -> int:
     """Give up every lease ``owner`` holds (a clean shutdown): those sources are due
     again at once, for another worker. Returns how many."""
-    with store._tx() as conn:
+    with store.transaction() as conn:
         result = conn.execute(
             update(sources)
             .where(sources.c.lease_owner == owner)
@@ -89,7 +89,7 @@ def spread_overdue(store: Store, now: datetime, jitter: int) -> int:
     source still runs once, not once per missed interval."""
     if jitter <= 0:
         return 0
-    with store._tx() as conn:
+    with store.transaction() as conn:
         if conn.dialect.name == "postgresql":  # one set-based statement
             offset = func.make_interval(0, 0, 0, 0, 0, 0, sources.c.id % jitter)
             result = conn.execute(
@@ -118,7 +118,7 @@ class Backlog:
 
 
 def backlog(store: Store, now: datetime) -> Backlog:
-    with store._read() as conn:
+    with store.reading() as conn:
         due = conn.execute(select(func.count()).select_from(sources).where(_due(now))).scalar_one()
         oldest = conn.execute(
             select(sources.c.next_check_at, sources.c.label, sources.c.url)
@@ -146,7 +146,7 @@ def heartbeat(
     checks: int,
     status: str = "running",
 ) -> None:
-    with store._tx() as conn:
+    with store.transaction() as conn:
         found = conn.execute(select(workers.c.id).where(workers.c.id == worker_id)).scalar()
         values = {"host": host, "pid": pid, "heartbeat_at": now, "checks": checks, "status": status}
         if found is None:
@@ -169,7 +169,7 @@ def worker_state(worker: dict[str, Any], now: datetime) -> str:
 
 
 def list_workers(store: Store) -> list[dict[str, Any]]:
-    with store._read() as conn:
+    with store.reading() as conn:
         return [
             dict(r) for r in conn.execute(select(workers).order_by(workers.c.started_at)).mappings()
         ]

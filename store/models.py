@@ -299,3 +299,8 @@ class StoreStatus:
     next_due: list[Source] = field(default_factory=list)
     warned: list[Source] = field(default_factory=list)  # sources whose last check warned
     approximate: bool = False  # some counts are PostgreSQL's estimates (large tables)
+
+
+def source_from_row(row: Any) -> Source:
+    """A ``sources`` row (a mapping) as a Source."""
+    return Source(**{k: row[k] for k in Source.__dataclass_fields__})

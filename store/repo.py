@@ -30,9 +30,16 @@ from sqlalchemy import (
     update,
 )
 
-from store import blobs as codec
+from store.blobstore import read_blob
 from store.db import make_engine, mask_url, normalize_url, sqlite_path, translate_errors
-from store.errors import IntegrityError, NotFoundError, UsageError
+from store.errors import (
+    NotFoundError,
+    SchemaAhead,
+    SchemaBehind,
+    SourceNotFound,
+    StoreMissing,
+    UsageError,
+)
 from store.kinds import NOT_FETCHED, SEED, kind_of
 from store.models import (
     CaptureRecord,
@@ -48,6 +55,7 @@ from store.models import (
     StoredFlag,
     StoreStatus,
     Version,
+    source_from_row,
 )
 from store.schema import (
     SCHEMA_HEAD,
@@ -90,12 +98,16 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction, committed when the block ends (rolled back on an error);
+        database errors come out as store errors. The modules per aggregate (leases,
+        digests, alerts, gc, writes) work through this and ``reading``."""
         with translate_errors(self.url), self.engine.begin() as conn:
             yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads."""
         with translate_errors(self.url), self.engine.connect() as conn:
             yield conn
 
@@ -116,7 +128,7 @@ class Store:
         path = sqlite_path(self.url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             command.upgrade(self._alembic_config(conn), "head")
 
     def ensure_current(self) -> None:
@@ -125,30 +137,24 @@ class Store:
         head = SCHEMA_HEAD
         path = sqlite_path(self.url)
         if path is not None and not path.exists():  # reading must not create the file
-            raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
-        with self._read() as conn:
+            raise StoreMissing(mask_url(self.url))
+        with self.reading() as conn:
             current = None
             if inspect(conn).has_table("alembic_version"):
                 current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         if current is None:
-            raise UsageError(f"no claimwatch store at {mask_url(self.url)}; run 'claimwatch init'")
+            raise StoreMissing(mask_url(self.url))
         if current.isdigit() and head.isdigit() and int(current) > int(head):
-            raise UsageError(
-                f"store {mask_url(self.url)} was written by a newer claimwatch (schema "
-                f"{current}; this one knows up to {head}); upgrade claimwatch to read it"
-            )
+            raise SchemaAhead(mask_url(self.url), current, head)
         if current != head:
-            raise UsageError(
-                f"store {mask_url(self.url)} is at schema {current}, the code wants {head}; "
-                "run 'claimwatch init' to migrate"
-            )
+            raise SchemaBehind(mask_url(self.url), current, head)
 
     # -- sources -------------------------------------------------------------
 
     def add_source(self, spec: SourceSpec, now: datetime, *, update_existing: bool = False) -> int:
         """Add a source; with ``update_existing``, a source with that URL is updated instead."""
         values = _source_values(spec)
-        with self._tx() as conn:
+        with self.transaction() as conn:
             existing = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
             if existing is not None:
                 if not update_existing:
@@ -166,7 +172,7 @@ class Store:
         """Add many sources in one transaction; a URL already watched is left as it is.
         Returns (added, already watched)."""
         added = known = 0
-        with self._tx() as conn:
+        with self.transaction() as conn:
             for spec in specs:
                 found = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
                 if found is not None:
@@ -183,14 +189,14 @@ class Store:
             values = {"retired_at": None, "next_check_at": now, "consecutive_failures": 0}
             if source.decay_from is not None:
                 values["decay_from"] = now  # revived coverage starts its decay again
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
 
     def set_selector(self, source_id: int, selector: str | None, exclude: tuple[str, ...]) -> None:
         """Change what a source watches. Its validators and fingerprint are dropped, so
         the next check reads the page whole, and that text is marked as a new selection
         (``selector_changed``) rather than an edit."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             row = conn.execute(select(sources.c.options).where(sources.c.id == source_id))
             options = dict(row.scalar_one() or {})
             options.pop("select", None)
@@ -218,7 +224,7 @@ class Store:
         query = select(feed_entries.c.url).where(
             feed_entries.c.feed_id == feed_id, feed_entries.c.url.in_(list(urls))
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             return set(conn.execute(query).scalars())
 
     def record_entries(
@@ -227,7 +233,7 @@ class Store:
         """Record a feed's new entries and create the sources of the accepted ones, in
         one transaction. An entry whose URL is already a source is linked, not added."""
         created = []
-        with self._tx() as conn:
+        with self.transaction() as conn:
             for d in decisions:
                 decision, source_id = d.decision, None
                 if d.spec is not None:
@@ -253,11 +259,11 @@ class Store:
                     )
                 )
             rows = conn.execute(select(sources).where(sources.c.id.in_(created))).mappings().all()
-        return [_source(r) for r in rows]
+        return [source_from_row(r) for r in rows]
 
     def remove_source(self, source: Source) -> None:
         """Remove a source and its captures and versions (blobs stay until gc)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             ids = select(versions.c.id).where(versions.c.source_id == source.id)
             conn.execute(
                 update(captures).where(captures.c.version_id.in_(ids)).values(version_id=None)
@@ -275,23 +281,23 @@ class Store:
         cond = (sources.c.url == ref_s) | (sources.c.label == ref_s)
         if ref_s.isdigit():
             cond = cond | (sources.c.id == int(ref_s))
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(select(sources).where(cond).order_by(sources.c.id)).mappings().all()
         if not rows:
-            raise NotFoundError(f"no source {ref_s!r}; see 'claimwatch sources list'")
-        return _source(rows[0])
+            raise SourceNotFound(ref_s)
+        return source_from_row(rows[0])
 
     def list_sources(self) -> list[Source]:
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(select(sources).order_by(sources.c.id)).mappings().all()
-        return [_source(r) for r in rows]
+        return [source_from_row(r) for r in rows]
 
     def iter_sources(self, limit: int | None = None, page: int = 1000) -> Iterator[Source]:
         """Sources in id order, read a page at a time (flat memory at any size)."""
         after, left = 0, limit
         while left is None or left > 0:
             size = page if left is None else min(page, left)
-            with self._read() as conn:
+            with self.reading() as conn:
                 rows = (
                     conn.execute(
                         select(sources)
@@ -302,7 +308,7 @@ class Store:
                     .mappings()
                     .all()
                 )
-            yield from (_source(r) for r in rows)
+            yield from (source_from_row(r) for r in rows)
             if len(rows) < size:
                 return
             after = rows[-1]["id"]
@@ -329,7 +335,7 @@ class Store:
         if failing:
             cond.append(sources.c.consecutive_failures > 0)
         where = and_(*cond) if cond else true()
-        with self._read() as conn:
+        with self.reading() as conn:
             total = conn.execute(select(func.count()).select_from(sources).where(where))
             count = int(total.scalar_one())
             rows = (
@@ -339,7 +345,7 @@ class Store:
                 .mappings()
                 .all()
             )
-        return [_source(r) for r in rows], count
+        return [source_from_row(r) for r in rows], count
 
     def last_changes(self, ids: Sequence[int]) -> dict[int, datetime]:
         """When each of these sources last changed (sources without a change are left out)."""
@@ -350,7 +356,7 @@ class Store:
             .where(changes.c.source_id.in_(list(ids)))
             .group_by(changes.c.source_id)
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             return {
                 sid: at
                 for sid, at in ((r[0], schema_time(r[1])) for r in conn.execute(query))
@@ -359,15 +365,15 @@ class Store:
 
     def seed_articles(self) -> list[Source]:
         """The story's seed articles (sources of kind seed)."""
-        with self._read() as conn:
+        with self.reading() as conn:
             query = select(sources).where(sources.c.kind == SEED.name).order_by(sources.c.id)
-            return [_source(r) for r in conn.execute(query).mappings().all()]
+            return [source_from_row(r) for r in conn.execute(query).mappings().all()]
 
     def source_names(self, ids: set[int]) -> dict[int, str]:
         """Label (or URL) of each of these sources that exists."""
         if not ids:
             return {}
-        with self._read() as conn:
+        with self.reading() as conn:
             query = select(sources.c.id, sources.c.label, sources.c.url)
             rows = conn.execute(query.where(sources.c.id.in_(sorted(ids))))
             return {r.id: r.label or r.url for r in rows}
@@ -396,7 +402,7 @@ class Store:
                         and_(changes.c.created_at == at, changes.c.id < cid),
                     )
                 )
-            with self._read() as conn:
+            with self.reading() as conn:
                 rows = conn.execute(query).mappings().all()
             for r in rows:
                 yield _stored_change(r, units=[])
@@ -412,8 +418,8 @@ class Store:
             .where(sources.c.kind.notin_(NOT_FETCHED))
             .order_by(sources.c.next_check_at, sources.c.id)
         )
-        with self._read() as conn:
-            return [_source(r) for r in conn.execute(query).mappings().all()]
+        with self.reading() as conn:
+            return [source_from_row(r) for r in conn.execute(query).mappings().all()]
 
     # -- versions ------------------------------------------------------------
 
@@ -424,7 +430,7 @@ class Store:
             .order_by(versions.c.number.desc())
             .limit(1)
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).mappings().first()
         return version_from_row(row) if row else None
 
@@ -432,7 +438,7 @@ class Store:
         """The version the page showed at its last successful check."""
         if source.current_version_id is None:
             return self.latest_version(source.id)
-        with self._read() as conn:
+        with self.reading() as conn:
             row = (
                 conn.execute(select(versions).where(versions.c.id == source.current_version_id))
                 .mappings()
@@ -448,7 +454,7 @@ class Store:
             .order_by(versions.c.number.desc())
             .limit(1)
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).mappings().first()
         return version_from_row(row) if row else None
 
@@ -456,14 +462,14 @@ class Store:
         query = (
             select(versions).where(versions.c.source_id == source_id).order_by(versions.c.number)
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             return [version_from_row(r) for r in conn.execute(query).mappings().all()]
 
     def get_version(self, source: Source, number: int) -> Version:
         query = select(versions).where(
             versions.c.source_id == source.id, versions.c.number == number
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFoundError(
@@ -486,7 +492,7 @@ class Store:
             .order_by(captures.c.started_at.desc(), captures.c.id.desc())
             .limit(limit)
         )
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
         fields = CaptureRecord.__dataclass_fields__
         return [CaptureRecord(**{k: v for k, v in r.items() if k in fields}) for r in rows]
@@ -505,7 +511,7 @@ class Store:
                 .order_by(captures.c.id)
                 .limit(page)
             )
-            with self._read() as conn:
+            with self.reading() as conn:
                 rows = conn.execute(query).mappings().all()
             if not rows:
                 return
@@ -522,7 +528,7 @@ class Store:
     @contextmanager
     def batch(self) -> Iterator[Batch]:
         """Several checks' writes in one transaction: one commit (one fsync) for all."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             batch = Batch(self, conn)
             yield batch
             batch.finish()
@@ -556,7 +562,7 @@ class Store:
         """Stored changes, newest first."""
         query = _change_log(since, source_id, min_significance, units=True).limit(limit)
         query = _narrow(query, (ids, changes.c.id, _among))
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
         return [_stored_change(r, r["units"]) for r in rows]
 
@@ -567,7 +573,7 @@ class Store:
 
         Claims are never deleted: their flags keep pointing at them.
         """
-        with self._tx() as conn:
+        with self.transaction() as conn:
             existing = set(conn.execute(select(claims.c.id)).scalars())
             conn.execute(update(claims).values(active=0))
             for row in rows:
@@ -595,7 +601,7 @@ class Store:
         query = select(claims).order_by(claims.c.loaded_at, claims.c.id)
         if active_only:
             query = query.where(claims.c.active == 1)
-        with self._read() as conn:
+        with self.reading() as conn:
             stats: dict[str, dict[str, Any]] = {}
             for r in conn.execute(counts).mappings():
                 entry = stats.setdefault(r["claim_id"], {"latest": None})
@@ -656,7 +662,7 @@ class Store:
         )
         if unreviewed:
             query = query.where(flags.c.verdict.is_(None))
-        with self._read() as conn:
+        with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
         return [
             StoredFlag(
@@ -693,7 +699,7 @@ class Store:
             raise NotFoundError(f"no flag {flag_id}; see 'claimwatch flags'")
         flag = found[0]
         stance = stance or flag.stance if verdict == "confirmed" else None
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(
                 update(flags)
                 .where(flags.c.id == flag_id)
@@ -723,7 +729,7 @@ class Store:
     ) -> None:
         """Make ``rows`` ((claim, stance, text); claim None for a near miss) the story's
         corpus examples, replacing the previous corpus (verdicts stay)."""
-        with self._tx() as conn:
+        with self.transaction() as conn:
             conn.execute(delete(claim_examples).where(claim_examples.c.origin == "corpus"))
             if rows:
                 conn.execute(
@@ -743,13 +749,13 @@ class Store:
     def examples(self) -> list[tuple[str | None, str | None, str, str]]:
         """Every example: (claim, stance, text, origin), corpus first, then verdicts."""
         query = select(claim_examples).order_by(claim_examples.c.origin, claim_examples.c.id)
-        with self._read() as conn:
+        with self.reading() as conn:
             return [(r.claim_id, r.stance, r.text, r.origin) for r in conn.execute(query)]
 
     def vectors_for(self, model: str, digests: Iterable[str]) -> dict[str, bytes]:
         wanted = sorted(set(digests))
         found: dict[str, bytes] = {}
-        with self._read() as conn:
+        with self.reading() as conn:
             for i in range(0, len(wanted), 500):
                 query = select(sentence_vectors.c.digest, sentence_vectors.c.vector).where(
                     sentence_vectors.c.model == model,
@@ -762,7 +768,7 @@ class Store:
         """Keep vectors by digest; ones already kept (by another writer too) are skipped."""
         if not vectors:
             return
-        with self._tx() as conn:
+        with self.transaction() as conn:
             known: set[str] = set()
             keys = sorted(vectors)
             for i in range(0, len(keys), 500):
@@ -786,7 +792,7 @@ class Store:
         self, source: Source | None = None, report: Report | None = None
     ) -> Iterator[Problem]:
         """Re-read every blob and check every reference (see ``store.verify``)."""
-        with self._read() as conn:
+        with self.reading() as conn:
             yield from verify_archive(
                 conn, source.id if source else None, report, self.options.max_chain_depth
             )
@@ -794,65 +800,8 @@ class Store:
     # -- blobs ---------------------------------------------------------------
 
     def read_blob(self, digest: str) -> bytes:
-        with self._read() as conn:
-            return self._read_blob(conn, digest)
-
-    def _read_blob(self, conn: Connection, digest: str) -> bytes:
-        """Read a blob through its delta chain, verifying every link's digest."""
-        chain: list[Any] = []
-        want: str | None = digest
-        while want is not None:
-            row = conn.execute(select(blobs).where(blobs.c.digest == want)).mappings().first()
-            if row is None:
-                what = "blob" if want == digest else f"base {want} of blob"
-                raise IntegrityError(f"{what} {digest} is missing from the store")
-            chain.append(row)
-            want = row["base_digest"]
-            if len(chain) > self.options.max_chain_depth + 2:
-                raise IntegrityError(
-                    f"blob {digest} has a delta chain that is too long or circular"
-                )
-        data: bytes | None = None
-        for row in reversed(chain):
-            try:
-                data = codec.decompress(bytes(row["data"]), data)
-            except Exception as exc:
-                raise IntegrityError(
-                    f"blob {row['digest']} cannot be decompressed: {exc}"
-                ) from None
-            if codec.digest(data) != row["digest"]:
-                raise IntegrityError(f"blob {row['digest']} does not match its digest (corrupted)")
-        assert data is not None
-        return data
-
-    def _put_blob(self, conn: Connection, data: bytes, base: tuple[str, bytes] | None) -> str:
-        digest = codec.digest(data)
-        if conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest)).first():
-            return digest  # content-addressed: already stored
-        depth = 0
-        if base is not None:
-            base_depth = conn.execute(
-                select(blobs.c.depth).where(blobs.c.digest == base[0])
-            ).scalar_one()
-            depth = base_depth + 1
-        if base is not None and depth <= self.options.max_chain_depth:
-            payload = codec.compress(data, base[1], self.options.delta_level)
-            codec_name, base_digest = codec.DELTA, base[0]
-        else:
-            payload = codec.compress(data, None, self.options.full_level)
-            codec_name, base_digest, depth = codec.FULL, None, 0
-        conn.execute(
-            insert(blobs).values(
-                digest=digest,
-                size=len(data),
-                stored_size=len(payload),
-                codec=codec_name,
-                base_digest=base_digest,
-                depth=depth,
-                data=payload,
-            )
-        )
-        return digest
+        with self.reading() as conn:
+            return read_blob(conn, self.options, digest)
 
     # -- robots.txt ----------------------------------------------------------
 
@@ -862,7 +811,7 @@ class Store:
         """The still-fresh robots.txt of these origins: origin -> (status, body, expires)."""
         found: dict[str, tuple[int, str, datetime]] = {}
         wanted = sorted(set(origins))
-        with self._read() as conn:
+        with self.reading() as conn:
             for i in range(0, len(wanted), 500):
                 query = select(robots).where(
                     robots.c.origin.in_(wanted[i : i + 500]), robots.c.expires_at > now
@@ -875,7 +824,7 @@ class Store:
         """Keep fetched robots.txt entries (replacing older ones), in one transaction."""
         if not entries:
             return
-        with self._tx() as conn:
+        with self.transaction() as conn:
             origins = list(entries)
             for i in range(0, len(origins), 500):
                 conn.execute(delete(robots).where(robots.c.origin.in_(origins[i : i + 500])))
@@ -894,7 +843,7 @@ class Store:
         ``exact_up_to`` rows is counted from that estimate (``approximate``): an exact
         count of millions of captures is a scan of the whole table."""
         approximate = False
-        with self._read() as conn:
+        with self.reading() as conn:
 
             def count(table: Any) -> int:
                 nonlocal approximate
@@ -950,9 +899,9 @@ class Store:
                 captures=count(captures),
                 failed_captures=failed,
                 blob_bytes=int(blob_bytes),
-                failing=[_source(r) for r in failing],
-                next_due=[_source(r) for r in due],
-                warned=[_source(r) for r in warned],
+                failing=[source_from_row(r) for r in failing],
+                next_due=[source_from_row(r) for r in due],
+                warned=[source_from_row(r) for r in warned],
                 approximate=approximate,
             )
 
@@ -1080,10 +1029,6 @@ def _stored_change(r: Any, units: list[dict[str, Any]]) -> StoredChange:
         stats=r["stats"],
         units=units,
     )
-
-
-def _source(row: Any) -> Source:
-    return Source(**{k: row[k] for k in Source.__dataclass_fields__})
 
 
 def _insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from store.blobstore import put_blob, read_blob
 from store.errors import Superseded
 from store.models import (
     CaptureRecord,
@@ -96,15 +97,20 @@ class Batch:
             )
             if last is not None:
                 base = version_from_row(last)
-                previous = (base, self.store._read_blob(conn, base.text_digest).decode("utf-8"))
+                previous = (
+                    base,
+                    read_blob(conn, self.store.options, base.text_digest).decode("utf-8"),
+                )
         base_text = base_raw = None
         if previous is not None:
             prev = previous[0]
             base_text = (prev.text_digest, previous[1].encode("utf-8"))
             if prev.raw_digest is not None and new.raw is not None:
-                base_raw = (prev.raw_digest, self.store._read_blob(conn, prev.raw_digest))
-        text_digest = self.store._put_blob(conn, new.text.encode("utf-8"), base_text)
-        raw_digest = self.store._put_blob(conn, new.raw, base_raw) if new.raw is not None else None
+                base_raw = (prev.raw_digest, read_blob(conn, self.store.options, prev.raw_digest))
+        text_digest = put_blob(conn, self.store.options, new.text.encode("utf-8"), base_text)
+        raw_digest = (
+            put_blob(conn, self.store.options, new.raw, base_raw) if new.raw is not None else None
+        )
         result = conn.execute(
             insert(versions).values(
                 source_id=source_id,

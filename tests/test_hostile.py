@@ -258,6 +258,8 @@ def test_every_error_crosses_a_process_boundary_unchanged() -> None:
         errors.ConfigError("claimwatch.toml", "must be positive", 3, "service.tick"),
         errors.Superseded(7, 1, 2),
         errors.TooSlow("over 60s of CPU"),
+        errors.SourceNotFound("nope"),
+        errors.SchemaBehind("sqlite:///x.db", "0003", "0007"),
     ]
     for error in samples:
         back = pickle.loads(pickle.dumps(error))

@@ -15,7 +15,15 @@ from sqlalchemy import text as sql
 
 from store import repo as repo_module
 from store import writes as writes_module
-from store.errors import IntegrityError, StoreBusy, UsageError
+from store.errors import (
+    IntegrityError,
+    SchemaAhead,
+    SchemaBehind,
+    SourceNotFound,
+    StoreBusy,
+    StoreMissing,
+    UsageError,
+)
 from store.models import NewVersion, SourceSpec
 from store.repo import Store, StoreOptions
 from store.schema import SCHEMA_HEAD, blobs, captures, metadata, versions
@@ -42,9 +50,25 @@ def test_migrate_is_idempotent_and_matches_the_schema(store: Store) -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 
-def test_unmigrated_store_says_run_init(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(UsageError, match="run 'claimwatch init'"):
-        Store(f"sqlite:///{tmp_path / 'none.db'}").ensure_current()
+def test_store_errors_carry_their_data(tmp_path: Path) -> None:
+    """A missing store, a schema behind or ahead, and an unknown source each say what,
+    as data (the CLI adds what to do, in one place: cli.base.main)."""
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(StoreMissing) as missing:
+        Store(url).ensure_current()
+    assert missing.value.url == url and not (tmp_path / "x.db").exists()
+    store = Store(url)
+    store.migrate()
+    with pytest.raises(SourceNotFound) as unknown:
+        store.get_source("zzz")
+    assert unknown.value.ref == "zzz"
+    for revision, error in (("0001", SchemaBehind), ("9999", SchemaAhead)):
+        with store.transaction() as conn:
+            conn.execute(sql("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+        with pytest.raises(error) as caught:
+            store.ensure_current()
+        assert (caught.value.current, caught.value.head) == (revision, SCHEMA_HEAD)
+    store.close()
 
 
 def test_round_trip_is_exact_through_chains_longer_than_k(db_url: str) -> None:

@@ -23,7 +23,13 @@ from archiver import __version__
 from archiver.config import Config
 from archiver.config import load as load_config
 from archiver.schedule import parse_duration
-from store.errors import ClaimwatchError
+from store.errors import (
+    ClaimwatchError,
+    SchemaAhead,
+    SchemaBehind,
+    SourceNotFound,
+    StoreMissing,
+)
 from store.repo import Store
 
 if TYPE_CHECKING:
@@ -200,6 +206,19 @@ def cli(ctx: click.Context, db: str | None, config_path: Path | None) -> None:
     ctx.call_on_close(lambda: ctx.obj._store.close() if ctx.obj._store else None)
 
 
+def _what_to_do(exc: ClaimwatchError) -> str:
+    """The CLI's advice for errors that carry data instead of a command to run."""
+    if isinstance(exc, SourceNotFound):
+        return "; see 'claimwatch sources list'"
+    if isinstance(exc, StoreMissing):
+        return "; run 'claimwatch init'"
+    if isinstance(exc, SchemaBehind):
+        return "; run 'claimwatch init' to migrate"
+    if isinstance(exc, SchemaAhead):
+        return "; upgrade claimwatch to read it"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map every error to one stderr line and an exit code."""
     try:
@@ -215,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"claimwatch: error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except ClaimwatchError as exc:
-        click.echo(f"claimwatch: error: {exc}", err=True)
+        click.echo(f"claimwatch: error: {exc}{_what_to_do(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("claimwatch: interrupted", err=True)

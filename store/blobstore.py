@@ -1,0 +1,79 @@
+"""Blobs in the database: content-addressed, stored whole or as a delta on a base.
+
+The versions aggregate's storage, used inside a transaction the caller holds
+(``Store.transaction``): ``read_blob`` follows a delta chain to its full copy and
+checks every link's digest; ``put_blob`` writes a blob once by its SHA-256. The
+codec itself (zstd frames, whole or delta) is store/blobs.py.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, insert, select
+
+from store import blobs as codec
+from store.errors import IntegrityError
+from store.schema import blobs
+
+if TYPE_CHECKING:
+    from store.repo import StoreOptions
+
+
+def read_blob(conn: Connection, options: StoreOptions, digest: str) -> bytes:
+    """Read a blob through its delta chain, verifying every link's digest."""
+    chain: list[Any] = []
+    want: str | None = digest
+    while want is not None:
+        row = conn.execute(select(blobs).where(blobs.c.digest == want)).mappings().first()
+        if row is None:
+            what = "blob" if want == digest else f"base {want} of blob"
+            raise IntegrityError(f"{what} {digest} is missing from the store")
+        chain.append(row)
+        want = row["base_digest"]
+        if len(chain) > options.max_chain_depth + 2:
+            raise IntegrityError(f"blob {digest} has a delta chain that is too long or circular")
+    data: bytes | None = None
+    for row in reversed(chain):
+        try:
+            data = codec.decompress(bytes(row["data"]), data)
+        except Exception as exc:
+            raise IntegrityError(f"blob {row['digest']} cannot be decompressed: {exc}") from None
+        if codec.digest(data) != row["digest"]:
+            raise IntegrityError(f"blob {row['digest']} does not match its digest (corrupted)")
+    assert data is not None
+    return data
+
+
+def put_blob(
+    conn: Connection, options: StoreOptions, data: bytes, base: tuple[str, bytes] | None
+) -> str:
+    """Store ``data`` once by its digest: a delta against ``base`` (digest, bytes) while the
+    chain is short enough, else a full copy; returns the digest."""
+    digest = codec.digest(data)
+    if conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest)).first():
+        return digest  # content-addressed: already stored
+    depth = 0
+    if base is not None:
+        base_depth = conn.execute(
+            select(blobs.c.depth).where(blobs.c.digest == base[0])
+        ).scalar_one()
+        depth = base_depth + 1
+    if base is not None and depth <= options.max_chain_depth:
+        payload = codec.compress(data, base[1], options.delta_level)
+        codec_name, base_digest = codec.DELTA, base[0]
+    else:
+        payload = codec.compress(data, None, options.full_level)
+        codec_name, base_digest, depth = codec.FULL, None, 0
+    conn.execute(
+        insert(blobs).values(
+            digest=digest,
+            size=len(data),
+            stored_size=len(payload),
+            codec=codec_name,
+            base_digest=base_digest,
+            depth=depth,
+            data=payload,
+        )
+    )
+    return digest
