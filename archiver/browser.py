@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -241,6 +242,54 @@ class BrowserFetcher:
             body=html.encode("utf-8"),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+class BrowserHost:
+    """One BrowserFetcher kept across runs that each have their own event loop.
+
+    ``serve`` checks in a new ``asyncio.run`` every dispatch, and a Playwright browser
+    belongs to the loop that started it: without a host, every dispatch with a
+    ``--browser`` source started Chromium again. The host runs the fetcher on its own
+    loop in a daemon thread; ``fetch`` may be awaited from any loop. Chromium still
+    starts only when a page needs it. ``close`` stops it and the thread.
+    """
+
+    def __init__(self, options: BrowserOptions | None = None, resolver: Any = None):
+        self.fetcher = BrowserFetcher(options, resolver)
+        self._loop: asyncio.AbstractEventLoop | None = None  # started by the first fetch
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    @property
+    def launches(self) -> int:
+        return self.fetcher.launches
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._start:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="claimwatch-browser", daemon=True
+                )
+                self._thread.start()
+            return self._loop
+
+    async def fetch(self, request: FetchRequest, block_third_party: bool = False) -> FetchResult:
+        future = asyncio.run_coroutine_threadsafe(
+            self.fetcher.fetch(request, block_third_party), self._running_loop()
+        )
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        with self._start:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self.fetcher.close(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=30)
+        loop.close()
 
 
 def _site(host: str) -> str:

@@ -25,10 +25,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from archiver import schedule
-from archiver.browser import BrowserFetcher, BrowserOptions
+from archiver.browser import BrowserFetcher, BrowserHost, BrowserOptions
 from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claimsfile import load_story
 from archiver.diff import DiffOptions, diff
@@ -202,6 +202,14 @@ def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> Matc
     return MatchSpec(True, options.claims_model, str(path), key)
 
 
+class Renderer(Protocol):
+    """What renders a --browser source: a BrowserFetcher, or a BrowserHost kept by serve."""
+
+    async def fetch(
+        self, request: FetchRequest, block_third_party: bool = False
+    ) -> FetchResult: ...
+
+
 class ExtractionPool:
     """The extraction processes, started on first use and kept until ``close``: the
     service checks every few seconds and must not start processes each time.
@@ -251,13 +259,15 @@ def check(
     clock: Clock | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
     pool: ExtractionPool | None = None,
+    browser: BrowserHost | None = None,
 ) -> list[CheckResult]:
     """Check the sources (synchronous entry point for the CLI and jobs). Without a
-    ``pool``, a run of several sources starts its own and closes it at the end."""
+    ``pool``, a run of several sources starts its own and closes it at the end; without
+    a ``browser`` host, a run that renders a page starts Chromium for itself."""
     sources = list(sources)
     if not sources:
         return []
-    return asyncio.run(check_async(store, sources, options, clock, on_result, pool))
+    return asyncio.run(check_async(store, sources, options, clock, on_result, pool, browser))
 
 
 async def check_async(
@@ -267,6 +277,7 @@ async def check_async(
     clock: Clock | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
     pool: ExtractionPool | None = None,
+    host: BrowserHost | None = None,
 ) -> list[CheckResult]:
     options = options or CheckOptions()
     if options.claims is None:
@@ -282,8 +293,9 @@ async def check_async(
         matching = prepare_matching(store, options, workdir)
         async with (
             Fetcher(options.fetch, now=clock, robots=known) as fetcher,
-            BrowserFetcher(options.browser) as browser,  # starts Chromium only when needed
+            BrowserFetcher(options.browser) as own,  # starts Chromium only when needed
         ):
+            browser: Renderer = host if host is not None else own
             writes = _Writes(store)
             checker = _Checker(
                 store, fetcher, pool.executor(), options, clock, writes, matching, browser
@@ -473,12 +485,12 @@ class _Checker:
         clock: Clock,
         writes: _Writes,
         matching: MatchSpec,
-        browser: BrowserFetcher,
+        browser: Renderer,
     ):
         self.store, self.fetcher, self.pool = store, fetcher, pool
         self.options, self.clock, self.writes = options, clock, writes
         self.matching = matching
-        self.browser = browser  # --browser sources render here; the run closes it
+        self.browser = browser  # --browser sources render here (the run's, or serve's host)
 
     async def run(self, source: Source) -> CheckResult:
         """Check one source. Whatever goes wrong inside (a hostile header, a bug that a

@@ -37,6 +37,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
+from archiver.browser import BrowserHost
 from archiver.digest import DigestOptions
 from archiver.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -89,11 +90,13 @@ class Service:
         self.failures = 0
         self.drained = True
         self.pool = pipeline.ExtractionPool(check.processes)  # kept across dispatches
+        self.browser = BrowserHost(check.browser)  # one Chromium across dispatches, if needed
         self._backlog_at: float | None = None  # when the backlog gauge was last counted
 
     def close(self) -> None:
-        """Stop the extraction processes (``serve`` does this when it stops)."""
+        """Stop the extraction processes and the browser (``serve`` does this when it stops)."""
         self.pool.close()
+        self.browser.close()
 
     # -- the jobs ----------------------------------------------------------------
 
@@ -114,6 +117,7 @@ class Service:
                     self.check_options,
                     clock=self.clock,
                     pool=self.pool,
+                    browser=self.browser,
                 )
                 self.checks += len(results)
                 self.failures += sum(r.failed for r in results)

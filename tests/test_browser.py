@@ -18,10 +18,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver.browser import BrowserFetcher, BrowserOptions
-from archiver.fetch import FetchRequest
+from archiver.fetch import FetchOptions, FetchRequest
 from archiver.shells import shell_reason
 from store.errors import BrowserFailed
-from tests.support import CHROMIUM, claimwatch, needs_browser, story_dir
+from store.models import SourceSpec
+from store.repo import Store
+from tests.support import CHROMIUM, NOW, claimwatch, needs_browser, story_dir
 
 APP = """<!doctype html><html lang="en"><head><title>Council live</title></head><body>
 <noscript>You need to enable JavaScript to run this app.</noscript>
@@ -192,3 +194,50 @@ def test_a_browser_killed_mid_check_fails_that_check_and_the_next_starts_a_new_o
     assert isinstance(failed, BrowserFailed), failed
     assert "Library budget passes" in html
     assert launches == 2
+
+
+@pytest.mark.slow
+def test_serve_keeps_one_browser_across_dispatches(
+    app_server: HTTPServer, sqlite_store: Store
+) -> None:
+    """Each dispatch of serve runs in its own event loop; the browser is kept across
+    them (it used to start again every dispatch), and stops with the service."""
+    from datetime import timedelta
+
+    from archiver import pipeline
+    from jobs.service import Service, ServiceOptions
+
+    sqlite_store.add_source(
+        SourceSpec(url=app_server.url_for("/app.html"), label="app", browser=True), NOW
+    )
+    clock = {"now": NOW}
+    options = pipeline.CheckOptions(
+        fetch=FetchOptions(allow_private=True, host_delay=0),
+        browser=BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=100, allow_private=True),
+        processes=1,
+        claims=(),
+    )
+    service = Service(
+        sqlite_store,
+        ServiceOptions(worker_id="w", tick=60, lease=300, jitter=0, digest_cron=None),
+        options,
+        clock=lambda: clock["now"],
+    )
+    try:
+        outcomes = []
+        for hours in (0, 2, 4):
+            clock["now"] = NOW + timedelta(hours=hours)
+            outcomes += [(r.outcome, r.error) for r in service.dispatch()]
+        assert [o for o, _ in outcomes] == ["new_version", "same_bytes", "same_bytes"], outcomes
+        assert service.browser.launches == 1
+        assert "Library budget passes" in sqlite_store.read_text(
+            sqlite_store.current_version(sqlite_store.get_source("app"))
+        )
+        chromium = [
+            c for c in psutil.Process().children(recursive=True) if "chrom" in c.name().lower()
+        ]
+        assert chromium
+    finally:
+        service.close()
+    _, alive = psutil.wait_procs(chromium, timeout=10)
+    assert alive == []
