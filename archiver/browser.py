@@ -174,35 +174,50 @@ class BrowserFetcher:
         )
         try:
 
-            async def judge(route: Any) -> None:
-                url = route.request.url
+            async def refused(url: str) -> str | None:
+                """Why a request (or a WebSocket) from the page may not go out, or None."""
                 parts = urlsplit(url)
-                if parts.scheme in ("data", "blob", "about"):
-                    await route.continue_()
-                    return
                 host = parts.hostname or ""
-                if parts.scheme not in ("http", "https") or not host:
-                    blocked.append(url)
-                    await route.abort("blockedbyclient")
-                    return
+                secure = parts.scheme in ("https", "wss")
+                if parts.scheme not in ("http", "https", "ws", "wss") or not host:
+                    return url
                 if block_third_party and _site(host) != site:
-                    blocked.append(url)
-                    await route.abort("blockedbyclient")
-                    return
+                    return url
                 try:
-                    port = parts.port or (443 if parts.scheme == "https" else 80)
+                    port = parts.port or (443 if secure else 80)
                     addresses = await self._resolve(host, port)
                     # A non-public address only for the page's own origin, when allowed:
                     # a script may not reach another port or host on the intranet.
                     own = (host.lower(), port) == origin and may_be_private
                     guard.judge(url, host, addresses, guard.AddressPolicy(anywhere=own))
                 except (BlockedAddress, ConnectFailed, ValueError) as exc:
-                    blocked.append(f"{url} ({exc})")
+                    return f"{url} ({exc})"
+                return None
+
+            async def judge(route: Any) -> None:
+                url = route.request.url
+                if urlsplit(url).scheme in ("data", "blob", "about"):
+                    await route.continue_()
+                    return
+                reason = await refused(url)
+                if reason is not None:
+                    blocked.append(reason)
                     await route.abort("blockedbyclient")
                     return
                 await route.continue_()
 
+            async def judge_socket(ws: Any) -> None:
+                # WebSockets bypass route(): without this a script could open one to
+                # any port on the intranet.
+                reason = await refused(ws.url)
+                if reason is not None:
+                    blocked.append(reason)
+                    await ws.close(code=1008, reason="blocked by claimwatch")
+                    return
+                ws.connect_to_server()
+
             await context.route("**/*", judge)
+            await context.route_web_socket("**/*", judge_socket)
             page = await context.new_page()
             timeout_ms = self.options.timeout * 1000
             try:

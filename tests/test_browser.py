@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -120,12 +121,15 @@ def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
 ) -> None:
     trap_server = HTTPServer(host="127.0.0.1", port=0)
     trap_server.start()
+    sockets = socket.create_server(("127.0.0.1", 0))  # counts raw connections
+    sockets.settimeout(0.2)
     try:
         trap = Trap(trap_server)
         extra = (
             f'fetch("{trap_server.url_for("/secret")}").catch(() => 0);'
             'fetch("http://169.254.169.254/latest/meta-data/").catch(() => 0);'
             'new Image().src = "http://[::ffff:169.254.169.254]/x";'
+            f'new WebSocket("ws://127.0.0.1:{sockets.getsockname()[1]}/");'
         )
         app_server.expect_request("/evil.html").respond_with_data(
             APP.format(extra=extra), content_type="text/html"
@@ -141,9 +145,12 @@ def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
         html, headers = asyncio.run(render())
         assert "Library budget passes" in html  # the page's own origin is allowed
         assert trap.hits == []  # another port on loopback: refused before any request
-        assert int(headers["x-claimwatch-blocked"]) >= 2
+        with pytest.raises(TimeoutError):
+            sockets.accept()  # the WebSocket never connected either
+        assert int(headers["x-claimwatch-blocked"]) >= 3
     finally:
         trap_server.stop()
+        sockets.close()
 
 
 @pytest.mark.e2e
@@ -230,9 +237,9 @@ def test_serve_keeps_one_browser_across_dispatches(
             outcomes += [(r.outcome, r.error) for r in service.dispatch()]
         assert [o for o, _ in outcomes] == ["new_version", "same_bytes", "same_bytes"], outcomes
         assert service.browser.launches == 1
-        assert "Library budget passes" in sqlite_store.read_text(
-            sqlite_store.current_version(sqlite_store.get_source("app"))
-        )
+        current = sqlite_store.current_version(sqlite_store.get_source("app"))
+        assert current is not None
+        assert "Library budget passes" in sqlite_store.read_text(current)
         chromium = [
             c for c in psutil.Process().children(recursive=True) if "chrom" in c.name().lower()
         ]
