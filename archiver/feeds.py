@@ -19,7 +19,6 @@ import feedparser
 from lxml import etree
 
 from store.errors import FeedError
-from store.kinds import FEED_TYPES as FEED_TYPES  # re-exported
 
 _SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 _NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"

@@ -42,7 +42,7 @@ from store.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
-from store.kinds import PAGE_TYPES as PAGE_TYPES  # re-exported
+from store.kinds import PAGE_TYPES
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ROBOTS_AGENT = "claimwatch"

@@ -38,7 +38,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import lxml.etree
 
@@ -51,7 +51,7 @@ except ImportError:  # pragma: no cover - a trafilatura without these: tags alon
     _CLEANED_TAGS, _DISCARD_XPATHS = ["aside", "footer", "nav", "script", "style", "time"], []
 
 Skip = Literal["kind", "volatile"]
-SKIPS: tuple[Skip, ...] = ("kind", "volatile")
+SKIPS: tuple[Skip, ...] = get_args(Skip)
 MAX_SKIPS = 64  # more volatile parts than this: the rest are hashed as they are
 # The attributes trafilatura's discard rules read: a marker keeps them, so an element
 # that changes what it is changes the hash.

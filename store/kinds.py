@@ -29,13 +29,12 @@ seed          no       no         no           no        no        no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from store.errors import UsageError
 
 KindName = Literal["page", "article", "feed", "seed"]
 Origin = Literal["seed", "user", "feed"]  # who added a source: init, a user, or a feed poll
-ORIGINS: tuple[Origin, ...] = get_args(Origin)
 
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 FEED_TYPES = (

@@ -24,22 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from sqlalchemy import and_, func, literal, select, text, update
+from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.engine import make_url
 
 from store.errors import UsageError
-from store.kinds import NOT_FETCHED
 from store.models import Source, source_from_row
-from store.repo import Store
+from store.repo import Store, due_condition
 from store.schema import UTCDateTime, sources, workers
-
-
-def _due(now: datetime) -> Any:
-    return and_(
-        sources.c.next_check_at <= now,
-        sources.c.retired_at.is_(None),
-        sources.c.kind.notin_(NOT_FETCHED),
-    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +43,7 @@ def claim(store: Store, owner: str, now: datetime, lease_seconds: int, limit: in
     """Lease up to ``limit`` due sources to ``owner`` until ``now + lease_seconds``."""
     until = now + timedelta(seconds=lease_seconds)
     with store.transaction() as conn:
-        pick = select(sources.c.id, sources.c.lease_until).where(_due(now))
+        pick = select(sources.c.id, sources.c.lease_until).where(due_condition(now))
         pick = pick.order_by(sources.c.next_check_at, sources.c.id).limit(limit)
         if conn.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
@@ -94,7 +85,7 @@ def spread_overdue(store: Store, now: datetime, jitter: int) -> int:
             offset = func.make_interval(0, 0, 0, 0, 0, 0, sources.c.id % jitter)
             result = conn.execute(
                 update(sources)
-                .where(_due(now))
+                .where(due_condition(now))
                 .values(next_check_at=literal(now, UTCDateTime()) + offset)
             )
             return int(result.rowcount or 0)
@@ -102,7 +93,7 @@ def spread_overdue(store: Store, now: datetime, jitter: int) -> int:
         for k in range(jitter):
             result = conn.execute(
                 update(sources)
-                .where(_due(now), sources.c.id % jitter == k)
+                .where(due_condition(now), sources.c.id % jitter == k)
                 .values(next_check_at=now + timedelta(seconds=k))
             )
             moved += int(result.rowcount or 0)
@@ -119,10 +110,12 @@ class Backlog:
 
 def backlog(store: Store, now: datetime) -> Backlog:
     with store.reading() as conn:
-        due = conn.execute(select(func.count()).select_from(sources).where(_due(now))).scalar_one()
+        due = conn.execute(
+            select(func.count()).select_from(sources).where(due_condition(now))
+        ).scalar_one()
         oldest = conn.execute(
             select(sources.c.next_check_at, sources.c.label, sources.c.url)
-            .where(_due(now))
+            .where(due_condition(now))
             .order_by(sources.c.next_check_at)
             .limit(1)
         ).first()

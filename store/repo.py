@@ -414,8 +414,7 @@ class Store:
     def due_sources(self, now: datetime) -> list[Source]:
         query = (
             select(sources)
-            .where(sources.c.next_check_at <= now, sources.c.retired_at.is_(None))
-            .where(sources.c.kind.notin_(NOT_FETCHED))
+            .where(due_condition(now))
             .order_by(sources.c.next_check_at, sources.c.id)
         )
         with self.reading() as conn:
@@ -954,6 +953,16 @@ def _source_values(spec: SourceSpec) -> dict[str, Any]:
         "cron": spec.cron,
         "options": options,
     }
+
+
+def due_condition(now: datetime) -> Any:
+    """The SQL condition for a source due at ``now``: its time has come, it is not
+    retired, and its kind is fetched. ``due_sources`` and the lease claims share it."""
+    return and_(
+        sources.c.next_check_at <= now,
+        sources.c.retired_at.is_(None),
+        sources.c.kind.notin_(NOT_FETCHED),
+    )
 
 
 def _insert_source(
