@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 
-from archiver.mailer import TLS_MODES, SmtpSettings
-from archiver.schedule import format_duration, parse_cron, parse_interval
+from archiver.app.schedule import format_duration, parse_cron, parse_interval
+from archiver.net.mailer import TLS_MODES, SmtpSettings
 from store.db import check_db_url, mask_url
 from store.errors import ConfigError, UsageError
 

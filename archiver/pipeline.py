@@ -27,30 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from archiver import schedule
-from archiver.browser import BrowserFetcher, BrowserHost, BrowserOptions
-from archiver.claims import Claim, claim_from_dict, claim_to_dict, match
-from archiver.claimsfile import load_story
-from archiver.diff import DiffOptions, diff
-from archiver.extract import ExtractOptions, decode
-from archiver.feeds import Entry, Feed, parse_feed
-from archiver.fetch import (
-    Fetcher,
-    FetchOptions,
-    FetchRequest,
-    FetchResult,
-    RobotsEntry,
-    robots_origin,
-)
-from archiver.fingerprint import BodyHint, same_article
-from archiver.matcher import Bank, Example, MatchSpec, write_bank
-from archiver.normalize import NormalizeOptions, normalize, text_digest
-from archiver.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
-from archiver.selection import Selector, select_text
-from archiver.semantic import MODEL_NAME
-from archiver.shells import BROWSER_HINT
-from archiver.topic import Node, matches, parse, positive_terms
-from archiver.worker import (
+from archiver.app import schedule
+from archiver.app.claimsfile import load_story
+from archiver.app.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from archiver.app.worker import (
     PageJob,
     PageResult,
     change_record,
@@ -58,6 +38,27 @@ from archiver.worker import (
     process_page,
     watch_parent,
 )
+from archiver.claims.matcher import Bank, Example, MatchSpec, write_bank
+from archiver.claims.rules import Claim, claim_from_dict, claim_to_dict, match
+from archiver.claims.semantic import MODEL_NAME
+from archiver.claims.topic import Node, matches, parse, positive_terms
+from archiver.net.browser import BrowserFetcher, BrowserHost, BrowserOptions
+from archiver.net.feeds import Entry, Feed, parse_feed
+from archiver.net.fetch import (
+    Fetcher,
+    FetchOptions,
+    FetchRequest,
+    FetchResult,
+    RobotsEntry,
+    cache_hint,
+    robots_origin,
+)
+from archiver.text.diff import DiffOptions, diff
+from archiver.text.extract import ExtractOptions, decode
+from archiver.text.fingerprint import BodyHint, same_article
+from archiver.text.normalize import NormalizeOptions, normalize, text_digest
+from archiver.text.selection import Selector, select_text
+from archiver.text.shells import BROWSER_HINT
 from store.blobs import digest as raw_digest_of
 from store.errors import (
     ExtractionError,
@@ -188,7 +189,7 @@ def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> Matc
     cues, examples), embedded here once and kept in the store, not in every worker."""
     if not options.semantic or not options.claims:
         return MatchSpec(semantic=False)
-    from archiver.semantic import E5Embedder, digest
+    from archiver.claims.semantic import E5Embedder, digest
 
     bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
     texts = [e.text for e in bank.examples]
@@ -647,7 +648,7 @@ class _Checker:
             feed = parse_feed(fetched.body, fetched.final_url)
         except FeedError as exc:
             return await self._failed(attempt, exc)
-        hints = (feed.ttl_seconds, schedule.cache_hint(fetched.headers, attempt.started))
+        hints = (feed.ttl_seconds, cache_hint(fetched.headers, attempt.started))
         hint = max((h for h in hints if h), default=None)
         attempt.notes.extend(feed.notes)
         found = tuple(await self._entries(attempt, feed))

@@ -43,8 +43,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from archiver.cli.base import json_default, parse_since
-from archiver.diff import DiffOptions, diff
-from archiver.render import Header, RenderOptions, hunks
+from archiver.text.diff import DiffOptions, diff
+from archiver.text.render import Header, RenderOptions, hunks
 from store.errors import NotFoundError
 from store.models import Source, StoredChange, StoredFlag, Version
 from store.repo import Store

@@ -16,10 +16,10 @@ import argparse
 import random
 import time
 
-from archiver.diff import DiffOptions, diff
-from archiver.extract import ExtractOptions
-from archiver.fingerprint import locate
-from archiver.worker import extract_text
+from archiver.app.worker import extract_text
+from archiver.text.diff import DiffOptions, diff
+from archiver.text.extract import ExtractOptions
+from archiver.text.fingerprint import locate
 
 WORDS = (
     "meta llama model open weights licence spending billion researchers lab superintelligence "

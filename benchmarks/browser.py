@@ -20,8 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psutil
 
-from archiver.browser import BrowserFetcher, BrowserOptions
-from archiver.fetch import FetchRequest
+from archiver.net.browser import BrowserFetcher, BrowserOptions
+from archiver.net.fetch import FetchRequest
 
 PAGE = """<!doctype html><html><head><title>Story {n}</title></head><body>
 <div id="root"></div><script>

@@ -20,10 +20,10 @@ import resource
 import time
 from pathlib import Path
 
-from archiver.claimsfile import load_story
-from archiver.matcher import Matcher, load_model, match
-from archiver.segment import sentences
-from archiver.training import evaluate, read_labelled
+from archiver.app.claimsfile import load_story
+from archiver.claims.matcher import Matcher, load_model, match
+from archiver.claims.training import evaluate, read_labelled
+from archiver.text.segment import sentences
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,7 +45,7 @@ def main() -> None:
     if args.lexical:
         matcher = Matcher()
     else:
-        from archiver.semantic import E5Embedder
+        from archiver.claims.semantic import E5Embedder
 
         embedder = E5Embedder()
         matcher = Matcher(embedder=embedder, model=load_model(args.model), bank=story.bank())

@@ -56,8 +56,8 @@ from pathlib import Path
 import psutil
 from sqlalchemy import func, select, update
 
-from archiver.claims import claim_to_dict
-from archiver.claimsfile import load_story
+from archiver.app.claimsfile import load_story
+from archiver.claims.rules import claim_to_dict
 from store.repo import Store
 from store.schema import blobs, sources, versions
 

@@ -16,7 +16,7 @@ import time
 
 from diff_match_patch import diff_match_patch
 
-from archiver.diff import DiffOptions, apply, diff
+from archiver.text.diff import DiffOptions, apply, diff
 
 WORDS = (
     "meta llama model open weights licence investors billion spending data centres chips lab "

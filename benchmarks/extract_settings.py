@@ -20,7 +20,7 @@ from pathlib import Path
 
 import trafilatura
 
-from archiver import extract as ex
+from archiver.text import extract as ex
 from store.errors import ExtractionError
 
 SIZES = (50, 100, 150, 250)

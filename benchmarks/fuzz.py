@@ -37,14 +37,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archiver.claims import STANCES, match
-from archiver.claimsfile import load_claims
-from archiver.diff import apply, diff
-from archiver.extract import ExtractOptions, extract
-from archiver.feeds import parse_feed
-from archiver.normalize import normalize
-from archiver.render import Header, RenderOptions, render_terminal
-from archiver.seeds import load_sources
+from archiver.app.claimsfile import load_claims
+from archiver.app.seeds import load_sources
+from archiver.claims.rules import STANCES, match
+from archiver.net.feeds import parse_feed
+from archiver.text.diff import apply, diff
+from archiver.text.extract import ExtractOptions, extract
+from archiver.text.normalize import normalize
+from archiver.text.render import Header, RenderOptions, render_terminal
 from store.errors import ConfigError, ExtractionError, FeedError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,7 +41,7 @@ import psutil
 from sqlalchemy import event, select
 
 from archiver import pipeline
-from archiver.fetch import FetchOptions
+from archiver.net.fetch import FetchOptions
 from jobs.service import Service, ServiceOptions
 from store.repo import Store
 from store.schema import captures, sources

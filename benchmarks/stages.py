@@ -27,11 +27,11 @@ import trafilatura
 from htmldate import find_date
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from archiver.diff import diff
-from archiver.extract import _CONFIG, ExtractOptions, decode
-from archiver.fingerprint import locate, same_article
-from archiver.normalize import normalize
-from archiver.worker import extract_text
+from archiver.app.worker import extract_text
+from archiver.text.diff import diff
+from archiver.text.extract import _CONFIG, ExtractOptions, decode
+from archiver.text.fingerprint import locate, same_article
+from archiver.text.normalize import normalize
 from benchmarks.cycle import Site
 from store import blobs
 

@@ -20,9 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.testclient import TestClient
 
-from archiver.diff import diff
+from archiver.app.worker import change_record
+from archiver.text.diff import diff
 from archiver.web import create_app
-from archiver.worker import change_record
 from benchmarks.store_size import revisions
 from store.models import NewVersion, SourceSpec
 from store.repo import Store

@@ -22,10 +22,10 @@ import yaml
 from jinja2 import Environment, PackageLoader
 
 from archiver import pipeline
-from archiver.claimsfile import load_story
-from archiver.fetch import FetchOptions
-from archiver.mailer import SmtpSettings
-from archiver.seeds import load_seed_articles
+from archiver.app.claimsfile import load_story
+from archiver.app.seeds import load_seed_articles
+from archiver.net.fetch import FetchOptions
+from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
 from jobs.service import Service, ServiceOptions
 from store.errors import ConfigError

@@ -13,8 +13,7 @@ from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from archiver.diff import change_from_dict
-from archiver.digest import (
+from archiver.app.digest import (
     ChangeItem,
     Composed,
     CoverageItem,
@@ -24,7 +23,15 @@ from archiver.digest import (
     FlagItem,
     compose,
 )
-from archiver.mailer import SendError, SmtpSettings, build_message, new_message_id, send, to_bytes
+from archiver.net.mailer import (
+    SendError,
+    SmtpSettings,
+    build_message,
+    new_message_id,
+    send,
+    to_bytes,
+)
+from archiver.text.diff import change_from_dict
 from store import digests as state
 from store.models import StoredChange
 from store.repo import Store

@@ -37,9 +37,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
-from archiver.browser import BrowserHost
-from archiver.digest import DigestOptions
-from archiver.mailer import SmtpSettings
+from archiver.app.digest import DigestOptions
+from archiver.net.browser import BrowserHost
+from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
 from jobs.alerts import AlertOptions, send_pending
 from jobs.metrics import Metrics

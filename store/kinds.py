@@ -16,7 +16,7 @@ seed          no       no         no           no        no        no
 - **fetched**: checked on a schedule, by ``check`` and ``serve``. A seed article is
   imported from the seeds directory by ``init`` and never fetched.
 - **user adds**: ``sources add`` and sources.yaml may declare it.
-- **fingerprint**: the article-fingerprint shortcut applies (archiver/fingerprint.py).
+- **fingerprint**: the article-fingerprint shortcut applies (archiver/text/fingerprint.py).
 - **renders**: its HTML is read for its text, so a selector (``--select``) and the
   browser (``--browser``) apply.
 - **coverage**: its first version is matched against the claims as coverage, and

@@ -85,7 +85,7 @@ sources = Table(
     Column("current_version_id", Integer),
     Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
     Column("digest_id", Integer),  # coverage: the sent digest that announced it
-    Column("body_hint", JSON),  # {path, digest} of the article element (archiver.fingerprint)
+    Column("body_hint", JSON),  # {path, digest} of the article element (archiver.text.fingerprint)
     # The last successful check's warning (mostly undecodable text, a feed recovered
     # from malformed XML, ...); None when it had none. ``status`` lists them.
     Column("warning", Text),

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, select, text
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver import pipeline
-from archiver.claims import claim_to_dict
-from archiver.claimsfile import load_claims
-from archiver.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, source_history
+from archiver.app.claimsfile import load_claims
+from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, source_history
+from archiver.claims.rules import claim_to_dict
 from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs, flags, versions

@@ -18,9 +18,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.browser import BrowserFetcher, BrowserOptions
-from archiver.fetch import FetchOptions, FetchRequest
-from archiver.shells import shell_reason
+from archiver.net.browser import BrowserFetcher, BrowserOptions
+from archiver.net.fetch import FetchOptions, FetchRequest
+from archiver.text.shells import shell_reason
 from store.errors import BrowserFailed
 from store.models import SourceSpec
 from store.repo import Store

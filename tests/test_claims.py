@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.claims import MatchOptions, claim_from_dict, claim_to_dict, match
-from archiver.claimsfile import load_claims
+from archiver.app.claimsfile import load_claims
+from archiver.claims.rules import MatchOptions, claim_from_dict, claim_to_dict, match
 from store.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from archiver.extract import ExtractOptions
 from archiver.pipeline import extract_text
+from archiver.text.extract import ExtractOptions
 from tests.support import FIRST, Page, article_html, claimwatch, copy_claims, story_dir
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from archiver.claimsfile import load_story
-from archiver.training import read_labelled
+from archiver.app.claimsfile import load_story
+from archiver.claims.training import read_labelled
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CORPUS = SEEDS / "corpus"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archiver.diff import apply, change_to_dict, diff
-from archiver.render import Header, RenderOptions, render_html, render_terminal, render_unified
+from archiver.text.diff import apply, change_to_dict, diff
+from archiver.text.render import Header, RenderOptions, render_html, render_terminal, render_unified
 
 CASES = sorted((Path(__file__).parent / "data" / "diff").iterdir())
 

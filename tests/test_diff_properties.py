@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.diff import Change, apply, diff
-from archiver.segment import words
+from archiver.text.diff import Change, apply, diff
+from archiver.text.segment import words
 
 WORDS = [
     "Meta",

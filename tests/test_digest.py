@@ -18,9 +18,8 @@ from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
-from archiver.claimsfile import load_claims
-from archiver.diff import diff
-from archiver.digest import (
+from archiver.app.claimsfile import load_claims
+from archiver.app.digest import (
     ChangeItem,
     CoverageItem,
     DigestData,
@@ -29,8 +28,9 @@ from archiver.digest import (
     compose,
     header_safe,
 )
-from archiver.fetch import FetchOptions
-from archiver.mailer import SmtpSettings
+from archiver.net.fetch import FetchOptions
+from archiver.net.mailer import SmtpSettings
+from archiver.text.diff import diff
 from jobs import digest as digest_job
 from store import digests as state
 from store.models import SourceSpec
@@ -102,7 +102,7 @@ def story(store: Store, httpserver: HTTPServer):  # type: ignore[no-untyped-def]
     httpserver.expect_request("/m.html").respond_with_handler(
         lambda _r: Response(page["html"], content_type="text/html")
     )
-    from archiver.claims import claim_to_dict
+    from archiver.claims.rules import claim_to_dict
 
     store.load_claims([claim_to_dict(c) for c in CLAIMS], NOW)
     store.add_source(SourceSpec(url=httpserver.url_for("/m.html"), label="m"), NOW)

@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from archiver import pipeline
-from archiver.fetch import FetchOptions
+from archiver.net.fetch import FetchOptions
 from jobs.service import Service, ServiceOptions
 from store.models import SourceSpec
 from store.repo import Store

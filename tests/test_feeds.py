@@ -11,10 +11,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
-from archiver.feeds import FeedLimits, canonical_url, parse_feed
-from archiver.fetch import FetchOptions
-from archiver.schedule import DecayPolicy, cache_hint, decay_after_change, decay_interval, plan_next
-from archiver.topic import matches, parse
+from archiver.app.schedule import DecayPolicy, decay_after_change, decay_interval, plan_next
+from archiver.claims.topic import matches, parse
+from archiver.net.feeds import FeedLimits, canonical_url, parse_feed
+from archiver.net.fetch import FetchOptions, cache_hint
 from store.errors import FeedError, UsageError
 from store.models import SourceSpec
 from store.repo import Store

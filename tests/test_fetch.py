@@ -15,7 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.net.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
 from store.errors import (
     BadResponse,
     BlockedAddress,

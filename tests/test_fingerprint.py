@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archiver.extract import ExtractOptions
-from archiver.fingerprint import BodyHint, fingerprint, locate, same_article
-from archiver.normalize import NormalizeOptions
-from archiver.worker import extract_text
+from archiver.app.worker import extract_text
+from archiver.text.extract import ExtractOptions
+from archiver.text.fingerprint import BodyHint, fingerprint, locate, same_article
+from archiver.text.normalize import NormalizeOptions
 
 SENTENCES = [
     "Meta said its next frontier model would keep its weights private.",

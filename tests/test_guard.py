@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import pytest
 
-from archiver.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
-from archiver.guard import AddressPolicy, IPAddress, classify, judge
+from archiver.net.fetch import Fetcher, FetchOptions, FetchRequest, FetchResult
+from archiver.net.guard import AddressPolicy, IPAddress, classify, judge
 from store.errors import BlockedAddress
 from tests.support.faultserver import article
 

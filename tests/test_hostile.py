@@ -20,14 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archiver import pipeline
-from archiver.fetch import (
+from archiver.app.schedule import MAX_INTERVAL, next_after_failure, parse_duration, parse_interval
+from archiver.net.fetch import (
     MAX_RETRY_AFTER,
     Fetcher,
     FetchRequest,
     parse_retry_after,
     sendable,
 )
-from archiver.schedule import MAX_INTERVAL, next_after_failure, parse_duration, parse_interval
 from store.errors import HTTPStatusError, UsageError
 from store.models import Source, SourceSpec, Version
 from store.repo import Store

@@ -16,11 +16,11 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from archiver.claims import Claim
-from archiver.claimsfile import load_story
-from archiver.matcher import ClaimModel, Matcher, load_model, match
-from archiver.semantic import E5Embedder
-from archiver.training import Settings, evaluate, read_labelled, train_model
+from archiver.app.claimsfile import load_story
+from archiver.claims.matcher import ClaimModel, Matcher, load_model, match
+from archiver.claims.rules import Claim
+from archiver.claims.semantic import E5Embedder
+from archiver.claims.training import Settings, evaluate, read_labelled, train_model
 from store.errors import ConfigError
 from tests.support import article_html, claimwatch, story_dir
 

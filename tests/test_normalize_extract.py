@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from archiver.extract import decode, extract
-from archiver.normalize import NormalizeOptions, normalize, text_digest
+from archiver.text.extract import decode, extract
+from archiver.text.normalize import NormalizeOptions, normalize, text_digest
 from store.errors import EmptyExtraction, UsageError
 from tests.support import article_html
 
@@ -126,7 +126,7 @@ def test_undeclared_and_misdeclared_charsets_decode(
 
 
 def test_text_that_is_mostly_replacement_characters_is_flagged() -> None:
-    from archiver.worker import garbled
+    from archiver.app.worker import garbled
 
     assert garbled("Meta said " + "\ufffd" * 40 + " today.") is not None
     assert garbled("Meta said\ufffd today, and the rest of this sentence reads fine.") is None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.seeds import load_seed_articles, load_sources
+from archiver.app.seeds import load_seed_articles, load_sources
 from store.errors import ConfigError
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

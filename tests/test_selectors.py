@@ -11,9 +11,9 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.normalize import normalize
-from archiver.seeds import load_sources
-from archiver.selection import Selector, check, extract_selected, select_text
+from archiver.app.seeds import load_sources
+from archiver.text.normalize import normalize
+from archiver.text.selection import Selector, check, extract_selected, select_text
 from store.errors import ConfigError, SelectorMatchedNothing, UsageError
 from tests.support import claimwatch, story_dir
 

@@ -19,8 +19,8 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from archiver import pipeline
-from archiver.fetch import FetchOptions
-from archiver.schedule import next_cron
+from archiver.app.schedule import next_cron
+from archiver.net.fetch import FetchOptions
 from jobs.service import Service, ServiceOptions
 from store import leases
 from store.models import SourceSpec

@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
-from archiver.render import terminal_safe
+from archiver.text.render import terminal_safe
 from store.errors import IntegrityError, UsageError
 from store.gc import GcOptions, collect
 from store.models import Source
@@ -90,7 +90,7 @@ def export_group() -> None:
 @click.pass_obj
 def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
     """Write SOURCE's captures (or --all) as a gzipped WARC/1.1 file."""
-    from archiver import export as exporter  # warcio, only when exporting
+    from archiver.app import export as exporter  # warcio, only when exporting
 
     sources = _chosen(app, source, all_)
     with _atomic(out) as f:
@@ -110,7 +110,7 @@ def export_warc(app: App, source: str | None, all_: bool, out: Path) -> None:
 def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> None:
     """Write SOURCE's whole history (or --all) as JSON: versions with their text,
     captures, changes and flags. One document per source, one per line."""
-    from archiver import export as exporter
+    from archiver.app import export as exporter
 
     sources = _chosen(app, source, all_)
     store = app.store()

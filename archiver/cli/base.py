@@ -20,9 +20,9 @@ import platformdirs
 from rich.console import Console
 
 from archiver import __version__
+from archiver.app.schedule import parse_duration
 from archiver.config import Config
 from archiver.config import load as load_config
-from archiver.schedule import parse_duration
 from store.errors import (
     ClaimwatchError,
     SchemaAhead,
@@ -109,7 +109,7 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     # Imported here: the fetch and extraction stack is a quarter second that commands
     # which only read the archive (history, diff, show) should not pay.
     from archiver import pipeline
-    from archiver.fetch import FetchOptions
+    from archiver.net.fetch import FetchOptions
 
     fetch = FetchOptions(
         concurrency=concurrency or cfg.concurrency,
@@ -120,7 +120,7 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     )
     if cfg.user_agent:
         fetch = replace(fetch, user_agent=cfg.user_agent)
-    from archiver.browser import BrowserOptions
+    from archiver.net.browser import BrowserOptions
 
     browser = BrowserOptions(
         executable=cfg.browser_executable,

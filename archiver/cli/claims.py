@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from archiver.app.seeds import default_seeds_dir
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
@@ -25,15 +26,14 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.render import (
+from archiver.text.render import (
     terminal_safe,
 )
-from archiver.seeds import default_seeds_dir
 from store.errors import UsageError
 from store.models import StoredFlag
 
 if TYPE_CHECKING:
-    from archiver.claims import Claim
+    from archiver.claims.rules import Claim
 
 # -- claims and flags -------------------------------------------------------------
 
@@ -46,8 +46,8 @@ _CLAIMS_FILE = click.option(
 
 
 def _claims(app: App, claims_file: Path | None) -> list[Claim]:
-    from archiver.claims import claim_from_dict  # the stemmers load only when needed
-    from archiver.claimsfile import load_claims
+    from archiver.app.claimsfile import load_claims
+    from archiver.claims.rules import claim_from_dict  # the stemmers load only when needed
 
     if claims_file is not None:
         return list(load_claims(claims_file))
@@ -163,8 +163,8 @@ def _story(app: App, claims_file: Path | None) -> Path:
 
 
 def _matcher(app: App, story: Any, model: Path | None) -> Any:
-    from archiver.matcher import Matcher, load_model
-    from archiver.semantic import E5Embedder
+    from archiver.claims.matcher import Matcher, load_model
+    from archiver.claims.semantic import E5Embedder
 
     if not app.config.semantic:
         return Matcher()
@@ -191,8 +191,8 @@ def claims_match(
 ) -> None:
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
-    from archiver.claimsfile import load_story
-    from archiver.matcher import match
+    from archiver.app.claimsfile import load_story
+    from archiver.claims.matcher import match
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
@@ -247,8 +247,8 @@ def claims_eval(
 ) -> None:
     """Measure the matcher on labelled passages (docs/claims.md gives the format):
     precision, recall and F1 per claim and per language, and the stance confusion."""
-    from archiver.claimsfile import load_story
-    from archiver.training import evaluate, read_labelled
+    from archiver.app.claimsfile import load_story
+    from archiver.claims.training import evaluate, read_labelled
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
@@ -319,8 +319,8 @@ def claims_train(
 ) -> None:
     """Train the claims model on labelled passages (and the reviewer's verdicts), with
     a fixed seed: the same inputs give the same model."""
-    from archiver.claimsfile import load_story
-    from archiver.training import Labelled, Settings, read_labelled, train_model
+    from archiver.app.claimsfile import load_story
+    from archiver.claims.training import Labelled, Settings, read_labelled, train_model
 
     story = load_story(_story(app, claims_file))
     paths = corpora or story.examples

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from jobs.alerts import AlertOptions
 from rich.text import Text
 
+from archiver.app.schedule import next_cron
+from archiver.app.seeds import default_seeds_dir
 from archiver.cli.base import (
     SEMANTIC,
     SINCE,
@@ -31,12 +33,10 @@ from archiver.cli.base import (
     when,
 )
 from archiver.config import load as load_config
-from archiver.mailer import SendError
-from archiver.render import (
+from archiver.net.mailer import SendError
+from archiver.text.render import (
     terminal_safe,
 )
-from archiver.schedule import next_cron
-from archiver.seeds import default_seeds_dir
 from store import digests as digest_state
 from store import leases
 from store.db import mask_url
@@ -77,7 +77,7 @@ def digest(
     from jobs import digest as digest_job  # the mail stack, only for this command
 
     settings = app.config.smtp
-    from archiver.digest import DigestOptions
+    from archiver.app.digest import DigestOptions
 
     options = DigestOptions(
         subject_prefix=settings.subject_prefix, send_empty=send_empty or app.config.send_empty

@@ -12,6 +12,8 @@ import click
 from rich.table import Table
 from rich.text import Text
 
+from archiver.app.schedule import format_duration
+from archiver.app.seeds import default_seeds_dir
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
@@ -26,12 +28,10 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.render import (
+from archiver.text.render import (
     terminal_safe,
 )
-from archiver.schedule import format_duration
-from archiver.seeds import default_seeds_dir
-from archiver.shells import BROWSER_HINT
+from archiver.text.shells import BROWSER_HINT
 from store.db import mask_url
 from store.errors import UsageError
 from store.kinds import USER_KINDS, kind_of
@@ -257,7 +257,7 @@ def sources_add(
 ) -> None:
     """Watch URL. A feed (RSS, Atom, or a sitemap) turns its matching entries into
     article sources, rechecked often at first and less as they age."""
-    from archiver.seeds import spec_from_mapping  # the one parser sources.yaml uses too
+    from archiver.app.seeds import spec_from_mapping  # the one parser sources.yaml uses too
 
     if allow_redirects_anywhere and not allow_private:
         raise UsageError("--allow-redirects-anywhere goes with --allow-private")
@@ -297,7 +297,7 @@ def sources_edit(
 ) -> None:
     """Change what SOURCE watches. A new selector's first text is recorded as a new
     version with the reason "selector changed", not as an edit of the page."""
-    from archiver.selection import Selector, check
+    from archiver.text.selection import Selector, check
 
     if no_select and (select or excludes):
         raise UsageError("give --select (with --exclude), or --no-select, not both")
@@ -338,7 +338,7 @@ def sources_edit(
 def sources_import(app: App, file: Path, fmt: str) -> None:
     """Add every source in FILE, in one transaction (all or nothing). URLs already
     watched are left as they are."""
-    from archiver.seeds import read_source_file
+    from archiver.app.seeds import read_source_file
 
     specs = read_source_file(file, fmt)
     added, known = app.store().add_sources(specs, app.now)
@@ -353,7 +353,7 @@ def sources_import(app: App, file: Path, fmt: str) -> None:
 def sources_export(app: App, out: Path | None) -> None:
     """Write the watchlist (not the seed articles or feed-found coverage) as sources.yaml,
     which 'sources import' and init's seeds read back."""
-    from archiver.seeds import export_sources
+    from archiver.app.seeds import export_sources
 
     rows = []
     for s in app.store().iter_sources():

@@ -25,9 +25,9 @@ from archiver.cli.base import (
     use_color,
     when,
 )
-from archiver.diff import DiffOptions, change_to_dict, diff
-from archiver.render import KINDS as UNIT_KINDS
-from archiver.render import (
+from archiver.text.diff import DiffOptions, change_to_dict, diff
+from archiver.text.render import KINDS as UNIT_KINDS
+from archiver.text.render import (
     Header,
     RenderOptions,
     render_html,

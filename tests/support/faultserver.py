@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 
-from archiver.fetch import FetchOptions
+from archiver.net.fetch import FetchOptions
 
 ARTICLE = (
     "<!doctype html><html><head><meta charset='{charset}'><title>Fault {name}</title></head>"

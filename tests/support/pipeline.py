@@ -8,7 +8,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver import pipeline
-from archiver.fetch import FetchOptions
+from archiver.net.fetch import FetchOptions
 from store.repo import Store
 from tests.support import NOW
 

@@ -17,8 +17,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from archiver.diff import Change, Edit, Unit
-from archiver.segment import sentences
+from archiver.text.diff import Change, Edit, Unit
+from archiver.text.segment import sentences
 
 KINDS = ("added", "removed", "modified", "moved")
 _ESCAPES = re.compile(

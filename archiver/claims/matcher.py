@@ -17,7 +17,7 @@ One logistic model decides whether the passage bears on the claim; a second
 also from the product of the evidence sentence's and the statement's vectors.
 No feature names a claim, so a new story's claims work without retraining.
 Without an embedder, matching falls back to the lexical rules in
-``archiver.claims``. Every flag carries its evidence sentence and reasons.
+``archiver.claims.rules``. Every flag carries its evidence sentence and reasons.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from archiver import claims as lexical
-from archiver.claims import Claim, Flag, MatchOptions
-from archiver.semantic import Embedder
-from archiver.textkeys import fold
+from archiver.claims import rules as lexical
+from archiver.claims.rules import Claim, Flag, MatchOptions
+from archiver.claims.semantic import Embedder
+from archiver.claims.textkeys import fold
 from store.errors import ConfigError
 
 STANCES = ("supports", "contradicts", "mentions")
@@ -112,7 +112,7 @@ _WORD = re.compile(r"\w+")
 @lru_cache(maxsize=4096)
 def _content_keys(text: str) -> frozenset[str]:
     """A statement's content words as matching keys (stems; Arabic prefixes removed)."""
-    from archiver.textkeys import keys
+    from archiver.claims.textkeys import keys
 
     out: set[str] = set()
     for w in _WORD.findall(text):
@@ -698,7 +698,7 @@ def make_matcher(
     options = options or MatchOptions()
     if not spec.semantic:
         return Matcher(options)
-    from archiver.semantic import E5Embedder
+    from archiver.claims.semantic import E5Embedder
 
     embedder = E5Embedder(cache=cache)
     bank = None

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archiver.claims import Claim, Entity
-from archiver.matcher import Bank
-from archiver.seeds import LINE, load_yaml
-from archiver.training import bank_of, read_labelled
+from archiver.app.seeds import LINE, load_yaml
+from archiver.claims.matcher import Bank
+from archiver.claims.rules import Claim, Entity
+from archiver.claims.training import bank_of, read_labelled
 from store.errors import ConfigError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")

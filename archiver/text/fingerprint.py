@@ -42,7 +42,7 @@ from typing import Any, Literal, get_args
 
 import lxml.etree
 
-from archiver.normalize import NormalizeOptions, normalize
+from archiver.text.normalize import NormalizeOptions, normalize
 
 try:  # what trafilatura removes for its kind, whatever its text
     from trafilatura.settings import MANUALLY_CLEANED as _CLEANED_TAGS

@@ -1,6 +1,6 @@
 """Claims and the rule (lexical) matcher: a passage and the claims in, flags out (pure).
 
-The default matcher is the learned one in ``archiver/matcher.py``; it reads this
+The default matcher is the learned one in ``archiver/claims/matcher.py``; it reads this
 module's lexical evidence as some of its features, and falls back to ``match`` here
 when sentence vectors are off (``--no-semantic``). For each claim, each sentence of
 the passage is scored lexically:
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from archiver.segment import sentences
-from archiver.textkeys import fold, keys, raw_words, words
+from archiver.claims.textkeys import fold, keys, raw_words, words
+from archiver.text.segment import sentences
 
 STANCES = ("supports", "contradicts", "mentions")
 NEGATIONS = frozenset(
@@ -241,7 +241,7 @@ def parse(passage: str) -> list[_Sentence]:
 
 def match(passage: str, claims: Sequence[Claim], options: MatchOptions | None = None) -> list[Flag]:
     """Flags for every claim the passage bears on, strongest first (lexical rules only;
-    ``archiver.matcher.match`` adds the learned, multilingual scorer)."""
+    ``archiver.claims.matcher.match`` adds the learned, multilingual scorer)."""
     options = options or MatchOptions()
     sents = parse(passage)
     if not sents:

@@ -27,8 +27,8 @@ from urllib.robotparser import RobotFileParser
 import httpcore
 import httpx
 
-from archiver import __version__, guard
-from archiver.schedule import cache_hint
+from archiver import __version__
+from archiver.net import guard
 from store.errors import (
     BadResponse,
     BlockedAddress,
@@ -67,7 +67,7 @@ class FetchOptions:
     keepalive: int | None = None  # idle connections kept; None: as many as concurrency
     # Loopback, private and other non-public addresses are refused unless a request
     # allows them; True allows them for every request. Link-local and cloud metadata
-    # addresses are refused always (archiver/guard.py).
+    # addresses are refused always (archiver/net/guard.py).
     allow_private: bool = False
     ca_file: str | None = None  # trust these CA certificates instead of the system's
 
@@ -158,13 +158,19 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     value = value.strip()
     if value.isascii() and value.isdigit():
         return min(float(value[:12]), MAX_RETRY_AFTER)
+    when = http_date(value)
+    if when is None:
+        return None
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
+
+
+def http_date(value: str) -> datetime | None:
+    """An HTTP date header (Retry-After, Expires) as an aware datetime; None if it is not one."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def sendable(value: str | None) -> str | None:
@@ -534,3 +540,20 @@ def _check_url(url: str) -> httpx.URL:
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UnsupportedURL(f"{url!r}: only http and https URLs can be fetched")
     return parsed
+
+
+MAX_FRESH = 366 * 86400  # the longest freshness a response may claim (a year)
+
+
+def cache_hint(headers: dict[str, str], now: datetime) -> int | None:
+    """Seconds the response says it stays fresh (Cache-Control max-age, or Expires)."""
+    control = headers.get("cache-control", "")
+    for part in control.split(","):
+        name, _, value = part.strip().partition("=")
+        value = value.strip()
+        if name.lower() == "max-age" and value.isascii() and value.isdigit():
+            return min(int(value[:12]), MAX_FRESH)
+    when = http_date(headers.get("expires") or "")
+    if when is None:
+        return None
+    return min(max(0, int((when - now).total_seconds())), MAX_FRESH)

@@ -3,7 +3,7 @@
 A labelled file has one JSON object per line: ``{"id", "text", "labels":
 {CLAIM_ID: supports|contradicts|mentions}}``, optionally ``lang`` and ``url``
 (docs/claims.md). ``train`` fits the two logistic scorers of
-``archiver.matcher`` with Newton's method (L2-regularized, deterministic) and
+``archiver.claims.matcher`` with Newton's method (L2-regularized, deterministic) and
 picks the bears-on threshold by cross-validation grouped by page, so passages
 from one page never sit on both sides of a fold. ``evaluate`` gives precision,
 recall and F1 per claim and per language, and the stance confusion matrix.
@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from archiver.claims import Claim, MatchOptions
-from archiver.matcher import (
+from archiver.claims.matcher import (
     STANCES,
     Bank,
     ClaimModel,
@@ -33,7 +32,8 @@ from archiver.matcher import (
     describe,
     match,
 )
-from archiver.semantic import MODEL_NAME, Embedder
+from archiver.claims.rules import Claim, MatchOptions
+from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
 
 
@@ -361,7 +361,7 @@ def train_model(
     the claims reduced to their statements (no entities, terms or cues: what a new user
     writes first). So the model has seen every kind of story it will meet."""
     if embedder is None:
-        from archiver.semantic import E5Embedder
+        from archiver.claims.semantic import E5Embedder
 
         embedder = E5Embedder()
     bank = bank_of(rows)

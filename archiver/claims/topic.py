@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from archiver.textkeys import keys, words
+from archiver.claims.textkeys import keys, words
 from store.errors import UsageError
 
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"|(-)(?=\S)|([^\s()"]+))')

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from archiver.normalize import compile_patterns, normalize
-from archiver.schedule import parse_cron, parse_interval
+from archiver.app.schedule import parse_cron, parse_interval
+from archiver.text.normalize import compile_patterns, normalize
 from store.errors import ConfigError, UsageError
 from store.kinds import USER_KINDS, kind_of
 from store.models import NewVersion, SourceSpec
@@ -167,7 +167,7 @@ def spec_from_mapping(
         if cron is not None:
             parse_cron(cron)
         if topic is not None:
-            from archiver.topic import parse as parse_topic  # its stemmers load on use
+            from archiver.claims.topic import parse as parse_topic  # its stemmers load on use
 
             parse_topic(topic)
     except UsageError as exc:
@@ -184,8 +184,8 @@ def spec_from_mapping(
     if exclude and select is None:
         raise ConfigError(path, "exclude goes with select", line, "exclude")
     if select is not None:
-        from archiver.selection import Selector  # lxml loads on use
-        from archiver.selection import check as check_selector
+        from archiver.text.selection import Selector  # lxml loads on use
+        from archiver.text.selection import check as check_selector
 
         if not rules.renders:
             raise ConfigError(path, "a feed's entries are its text: no selector", line, "select")
@@ -357,7 +357,7 @@ def default_seeds_dir(configured: str | None = None, bundled: bool = True) -> Pa
         return Path(configured)
     candidates = [Path.cwd() / "seeds"]
     if bundled:
-        candidates.append(Path(__file__).resolve().parent.parent / "seeds")
+        candidates.append(Path(__file__).resolve().parents[2] / "seeds")
     for candidate in candidates:
         if (candidate / "sources.yaml").is_file():
             return candidate

@@ -23,7 +23,7 @@ import lxml.html
 from cssselect import GenericTranslator, SelectorError
 from lxml import etree
 
-from archiver.extract import Extracted, decode
+from archiver.text.extract import Extracted, decode
 from store.errors import EmptyExtraction, SelectorMatchedNothing, UsageError
 
 # Elements whose end is a line break in the selected text.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from store.errors import UsageError
@@ -169,23 +168,3 @@ def plan_next(
     if hint:
         wait = max(wait, min(hint, 86400))
     return Plan(now + timedelta(seconds=wait))
-
-
-def cache_hint(headers: dict[str, str], now: datetime) -> int | None:
-    """Seconds the response says it stays fresh (Cache-Control max-age, or Expires)."""
-    control = headers.get("cache-control", "")
-    for part in control.split(","):
-        name, _, value = part.strip().partition("=")
-        value = value.strip()
-        if name.lower() == "max-age" and value.isascii() and value.isdigit():
-            return min(int(value[:12]), MAX_INTERVAL)
-    expires = headers.get("expires")
-    if expires:
-        try:
-            when = parsedate_to_datetime(expires)
-        except (TypeError, ValueError, OverflowError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return min(max(0, int((when - now).total_seconds())), MAX_INTERVAL)
-    return None

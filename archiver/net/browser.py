@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from archiver import guard
-from archiver.fetch import FetchRequest, FetchResult
+from archiver.net import guard
+from archiver.net.fetch import FetchRequest, FetchResult
 from store.errors import (
     BlockedAddress,
     BrowserFailed,

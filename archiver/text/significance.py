@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from archiver.segment import words
+from archiver.text.segment import words
 
 if TYPE_CHECKING:
-    from archiver.diff import Unit
+    from archiver.text.diff import Unit
 
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹٫٬", "01234567890123456789.,")
 _NUMBER = re.compile(

@@ -15,15 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from archiver.claims import Claim
-from archiver.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.extract import Extracted, ExtractOptions, extract, refuse_large_html
-from archiver.fingerprint import locate
-from archiver.matcher import Matcher, MatchSpec, make_matcher, match
-from archiver.normalize import NormalizeOptions, normalize
-from archiver.segment import sentences
-from archiver.selection import Selector, extract_selected
-from archiver.shells import shell_reason
+from archiver.claims.matcher import Matcher, MatchSpec, make_matcher, match
+from archiver.claims.rules import Claim
+from archiver.text.diff import Change, DiffOptions, change_to_dict, diff
+from archiver.text.extract import Extracted, ExtractOptions, extract, refuse_large_html
+from archiver.text.fingerprint import locate
+from archiver.text.normalize import NormalizeOptions, normalize
+from archiver.text.segment import sentences
+from archiver.text.selection import Selector, extract_selected
+from archiver.text.shells import shell_reason
 from store.errors import EmptyExtraction, JavaScriptShell, TooSlow
 from store.models import ChangeRecord, FlagRecord
 

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from diff_match_patch import diff_match_patch
 
-from archiver.segment import Sentence, sentences, tokens, words
-from archiver.significance import score_change, score_unit
+from archiver.text.segment import Sentence, sentences, tokens, words
+from archiver.text.significance import score_change, score_unit
 
 Op = Literal["equal", "insert", "delete"]
 Kind = Literal["added", "removed", "modified", "moved"]
