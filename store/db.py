@@ -9,12 +9,12 @@ writer takes its lock up front instead of failing half-way. PostgreSQL: plain
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -126,3 +126,29 @@ def translate_errors(url: str) -> Iterator[None]:
             first = " ".join(str(orig).split("\n", 1)[0].split())
             raise StoreError(f"cannot open database {where}: {first}") from None
         raise StoreError(f"database {where}: {str(orig).splitlines()[0]}") from None
+
+
+def narrow(
+    query: Select[Any], *filters: tuple[object | None, Any, Callable[[Any, Any], Any]]
+) -> Select[Any]:
+    """Add ``op(column, value)`` for each filter whose value was given (not None)."""
+    for value, column, op in filters:
+        if value is not None:
+            query = query.where(op(column, value))
+    return query
+
+
+def among(column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids``, as a ``narrow`` operator."""
+    return column.in_(list(ids))
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    """INSERT that skips rows whose primary key exists (a concurrent writer's)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

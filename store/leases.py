@@ -29,8 +29,9 @@ from sqlalchemy.engine import make_url
 
 from store.errors import UsageError
 from store.models import Source, source_from_row
-from store.repo import Store, due_condition
+from store.repo import Store
 from store.schema import UTCDateTime, sources, workers
+from store.sources import due_condition
 
 
 @dataclass(frozen=True)

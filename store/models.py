@@ -304,3 +304,8 @@ class StoreStatus:
 def source_from_row(row: Any) -> Source:
     """A ``sources`` row (a mapping) as a Source."""
     return Source(**{k: row[k] for k in Source.__dataclass_fields__})
+
+
+def version_from_row(row: Any) -> Version:
+    """A ``versions`` row (a mapping) as a Version."""
+    return Version(**{k: row[k] for k in Version.__dataclass_fields__})

@@ -313,3 +313,10 @@ robots = Table(
     Column("fetched_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
+
+
+def schema_time(value: Any) -> datetime | None:
+    """An aggregate (MAX) of a UTC column comes back raw on SQLite; make it aware."""
+    if value is None or isinstance(value, datetime):
+        return UTCDateTime().process_result_value(value, None)  # type: ignore[arg-type]
+    return UTCDateTime().process_result_value(datetime.fromisoformat(str(value)), None)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from store.models import (
     NewVersion,
     SourceUpdate,
     Version,
+    version_from_row,
 )
 from store.schema import captures, changes, flags, sources, versions
 
@@ -256,11 +257,6 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
         if getattr(upd, name) is not None:
             values[name] = getattr(upd, name)
     return values
-
-
-def version_from_row(row: Any) -> Version:
-    """A ``versions`` row as a Version (the store's reads and writes share it)."""
-    return Version(**{k: row[k] for k in Version.__dataclass_fields__})
 
 
 def _rejected(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[str, str]]:

@@ -1,0 +1,213 @@
+"""The claims aggregate: the story's claims, the flags raised against them, the
+reviewer's verdicts, the examples the matcher learns from, and cached sentence vectors.
+
+Functions take an open connection; ``Store`` is the facade. Flags are written with
+their version by ``store.writes.Batch``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from store.db import among, insert_ignoring_duplicates, narrow
+from store.errors import NotFoundError
+from store.models import ClaimRow, StoredFlag
+from store.schema import claim_examples, claims, flags, schema_time, sentence_vectors, sources
+from store.schema import versions as versions_t
+from store.writes import evidence_key
+
+Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
+
+
+def load(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Make ``rows`` (plain claim dicts) the active claims; others become inactive.
+    Claims are never deleted: their flags keep pointing at them."""
+    existing = set(conn.execute(select(claims.c.id)).scalars())
+    conn.execute(update(claims).values(active=0))
+    for row in rows:
+        texts = [text for _lang, text in row["statements"]]
+        values = {
+            "en": texts[0],  # the claim in its first language (column kept from 0003)
+            "ar": texts[1] if len(texts) > 1 else "",
+            "data": row,
+            "active": 1,
+            "loaded_at": now,
+        }
+        if row["id"] in existing:
+            conn.execute(update(claims).where(claims.c.id == row["id"]).values(**values))
+        else:
+            conn.execute(insert(claims).values(id=row["id"], **values))
+
+
+def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
+    """Claims with their flag counts by stance and the time of the latest flag."""
+    counts = select(
+        flags.c.claim_id,
+        flags.c.stance,
+        func.count().label("n"),
+        func.max(flags.c.created_at).label("latest"),
+    ).group_by(flags.c.claim_id, flags.c.stance)
+    stats: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(counts).mappings():
+        entry = stats.setdefault(r["claim_id"], {"latest": None})
+        entry[r["stance"]] = r["n"]
+        latest = schema_time(r["latest"])
+        if latest and (entry["latest"] is None or latest > entry["latest"]):
+            entry["latest"] = latest
+    query = select(claims).order_by(claims.c.loaded_at, claims.c.id)
+    if active_only:
+        query = query.where(claims.c.active == 1)
+    return [
+        ClaimRow(
+            id=r["id"],
+            en=r["en"],
+            ar=r["ar"],
+            data=r["data"],
+            active=bool(r["active"]),
+            supports=stats.get(r["id"], {}).get("supports", 0),
+            contradicts=stats.get(r["id"], {}).get("contradicts", 0),
+            mentions=stats.get(r["id"], {}).get("mentions", 0),
+            latest=stats.get(r["id"], {}).get("latest"),
+        )
+        for r in conn.execute(query).mappings().all()
+    ]
+
+
+def flag_listing(
+    conn: Connection,
+    claim_id: str | None = None,
+    stance: str | None = None,
+    since: datetime | None = None,
+    min_score: float = 0.0,
+    source_id: int | None = None,
+    limit: int | None = None,
+    ids: Sequence[int] | None = None,
+    unreviewed: bool = False,
+) -> list[StoredFlag]:
+    """Flags, newest first, with their source and version (``unreviewed``: only the
+    ones without a verdict)."""
+    query = (
+        select(flags, sources.c.label, sources.c.url, versions_t.c.number, versions_t.c.title)
+        .join(sources, sources.c.id == flags.c.source_id)
+        .join(versions_t, versions_t.c.id == flags.c.version_id)
+        .where(flags.c.score >= min_score)
+        .order_by(flags.c.created_at.desc(), flags.c.id.desc())
+        .limit(limit)
+    )
+    query = narrow(
+        query,
+        (claim_id, flags.c.claim_id, operator.eq),
+        (stance, flags.c.stance, operator.eq),
+        (since, flags.c.created_at, operator.ge),
+        (source_id, flags.c.source_id, operator.eq),
+        (ids, flags.c.id, among),
+    )
+    if unreviewed:
+        query = query.where(flags.c.verdict.is_(None))
+    return [
+        StoredFlag(
+            id=r["id"],
+            claim_id=r["claim_id"],
+            stance=r["stance"],
+            score=r["score"],
+            evidence=r["evidence"],
+            reasons=r["reasons"],
+            status=r["status"],
+            created_at=r["created_at"],
+            source_id=r["source_id"],
+            source_name=r["label"] or r["url"],
+            source_url=r["url"],
+            version=r["number"],
+            title=r["title"],
+            change_id=r["change_id"],
+            verdict=r["verdict"],
+            verdict_stance=r["verdict_stance"],
+        )
+        for r in conn.execute(query).mappings().all()
+    ]
+
+
+def review(
+    conn: Connection, flag_id: int, verdict: str, now: datetime, stance: str | None
+) -> StoredFlag:
+    """Record a verdict (confirmed | rejected) on a flag, and keep the flag's evidence
+    as an example for the matcher: confirmed, with its (possibly corrected) stance;
+    rejected, as a near miss. Reviewing again replaces the earlier verdict."""
+    found = flag_listing(conn, ids=[flag_id])
+    if not found:
+        raise NotFoundError(f"no flag {flag_id}; see 'claimwatch flags'")
+    flag = found[0]
+    stance = stance or flag.stance if verdict == "confirmed" else None
+    conn.execute(
+        update(flags)
+        .where(flags.c.id == flag_id)
+        .values(
+            verdict=verdict,
+            verdict_stance=stance,
+            reviewed_at=now,
+            status="reviewed",
+            evidence_digest=evidence_key(flag.evidence),
+        )
+    )
+    conn.execute(delete(claim_examples).where(claim_examples.c.flag_id == flag_id))
+    conn.execute(
+        insert(claim_examples).values(
+            claim_id=flag.claim_id if verdict == "confirmed" else None,
+            stance=stance,
+            text=flag.evidence,
+            origin="verdict",
+            flag_id=flag_id,
+            created_at=now,
+        )
+    )
+    return flag_listing(conn, ids=[flag_id])[0]
+
+
+def load_examples(
+    conn: Connection, rows: Sequence[tuple[str | None, str | None, str]], now: datetime
+) -> None:
+    """Make ``rows`` ((claim, stance, text); claim None for a near miss) the story's
+    corpus examples, replacing the previous corpus (verdicts stay)."""
+    conn.execute(delete(claim_examples).where(claim_examples.c.origin == "corpus"))
+    if rows:
+        conn.execute(
+            insert(claim_examples),
+            [
+                {"claim_id": c, "stance": s, "text": t, "origin": "corpus", "created_at": now}
+                for c, s, t in rows
+            ],
+        )
+
+
+def examples(conn: Connection) -> list[Example]:
+    """Every example: (claim, stance, text, origin), corpus first, then verdicts."""
+    query = select(claim_examples).order_by(claim_examples.c.origin, claim_examples.c.id)
+    return [(r.claim_id, r.stance, r.text, r.origin) for r in conn.execute(query)]
+
+
+def vectors_for(conn: Connection, model: str, digests: Iterable[str]) -> dict[str, bytes]:
+    """The cached vectors of these sentence digests under ``model`` (missing ones left out)."""
+    wanted = sorted(set(digests))
+    found: dict[str, bytes] = {}
+    for i in range(0, len(wanted), 500):
+        query = select(sentence_vectors.c.digest, sentence_vectors.c.vector).where(
+            sentence_vectors.c.model == model,
+            sentence_vectors.c.digest.in_(wanted[i : i + 500]),
+        )
+        found.update({r.digest: bytes(r.vector) for r in conn.execute(query)})
+    return found
+
+
+def save_vectors(conn: Connection, model: str, vectors: dict[str, bytes]) -> None:
+    """Keep vectors by digest; ones already kept (by another writer too) are skipped."""
+    known = set(vectors_for(conn, model, vectors))
+    rows = [
+        {"model": model, "digest": k, "vector": v} for k, v in vectors.items() if k not in known
+    ]
+    if rows:
+        conn.execute(insert_ignoring_duplicates(conn, sentence_vectors), rows)
