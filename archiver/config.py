@@ -78,6 +78,11 @@ def _file(value: Any) -> str:
     return str(value)
 
 
+# Checks that only refuse (they return the value as given). A default is not run
+# through them at each start: the cron check alone imports APScheduler, a tenth of
+# `sources add`'s time. tests/test_config.py checks every default passes its check.
+_REFUSE_ONLY: tuple[Callable[[Any], Any], ...] = (_cron, _timezone, _file)
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("database", "url", str, None, "Database URL: sqlite:///FILE or postgresql://…",
             "CLAIMWATCH_DB", attr="db", secret=True, check=lambda v: check_db_url(str(v))),
@@ -246,8 +251,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None) -> Conf
             values[s.target] = _convert(s, _from_env(s, str(raw)), where, str(s.env))
         elif s.key in data.get(s.section, {}):
             values[s.target] = _convert(s, data[s.section][s.key], str(path), s.name)
-        elif s.default is None:
-            values[s.target] = None
+        elif s.default is None or s.check in _REFUSE_ONLY:
+            values[s.target] = s.default  # the table's own value (tests/test_config.py)
         else:
             values[s.target] = _convert(s, s.default, "the default", s.name)
     return _build(values, path if path.exists() else None)

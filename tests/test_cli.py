@@ -556,3 +556,55 @@ def test_init_outside_the_checkout_imports_no_story_by_surprise(tmp_path: Path) 
     assert r.returncode == 2 and "no seeds directory here" in r.stderr
     assert run("init", "--no-seeds").returncode == 0
     assert json.loads(run("status", "--json").stdout)["sources"] == 0
+
+
+def test_the_command_table_names_each_commands_module() -> None:
+    """``main`` imports only the module its command line names (archiver.cli.COMMANDS):
+    the table must match what each module registers, or a command would vanish."""
+    import importlib
+
+    from archiver import cli as package
+    from archiver.cli.base import cli as group
+
+    for module in sorted(set(package.COMMANDS.values())):
+        importlib.import_module(f"archiver.cli.{module}")
+    for name, command in group.commands.items():
+        assert command.callback is not None
+        assert command.callback.__module__ == f"archiver.cli.{package.COMMANDS.get(name)}", name
+    assert set(group.commands) == set(package.COMMANDS)
+    assert package.command_of(["--db", "sqlite:///x", "sources", "add", "u"]) == "sources"
+    assert package.command_of(["--config=c.toml", "check", "--all"]) == "check"
+    assert package.command_of(["--help", "sources"]) is None
+    assert package.command_of([]) is None
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_sources_add_imports_only_what_it_needs(story: Path) -> None:
+    """``sources add`` loads SQLAlchemy and its own module, not the fetcher, the diff
+    renderer, YAML, rich, APScheduler or the PostgreSQL dialect (issue 17: under 0.25 s)."""
+    assert claimwatch(story, "init", "--no-seeds").returncode == 0
+    env = {**os.environ, "CLAIMWATCH_DB": f"sqlite:///{story / 'x.db'}"}
+    script = (
+        "import sys\n"
+        "from archiver.cli import main\n"
+        "try:\n"
+        "    main(['sources', 'add', 'http://example.org/a', '--label', 'a'])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code)\n"
+        "print(*sorted(sys.modules), sep='\\n', file=sys.stderr)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=story,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "added source 1" in r.stdout and "exit 0" in r.stdout, r.stdout + r.stderr
+    imported = set(r.stderr.split())
+    assert "sqlalchemy" in imported and "archiver.cli.sources" in imported
+    for heavy in ("httpx", "yaml", "rich", "apscheduler", "sqlalchemy.dialects.postgresql",
+                  "archiver.text.render", "archiver.cli.views", "archiver.cli.service"):  # fmt: skip
+        assert heavy not in imported, heavy

@@ -141,3 +141,16 @@ def test_a_bad_secret_is_never_echoed() -> None:
     with pytest.raises(ConfigError) as info:
         load(None, env={"CLAIMWATCH_DB": "postgresql://u:hunter2@x@h/db", "CLAIMWATCH_CONFIG": ""})
     assert "hunter2" not in str(info.value) and str(info.value).startswith("CLAIMWATCH_DB:")
+
+
+def test_every_default_passes_its_own_check() -> None:
+    """``load`` takes a refuse-only check's default as written (no APScheduler at each
+    start), so every default must pass the check a file or environment value gets."""
+    from archiver import config
+
+    checked = 0
+    for s in SETTINGS:
+        if s.default is not None:
+            config._convert(s, s.default, "the default", s.name)  # raises if it is bad
+            checked += s.check is not None
+    assert checked >= 3  # default_every, the digest's cron and timezone at least

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from archiver.app.seeds import load_seed_articles, load_sources
+from archiver.app.seeds import (
+    httpx_url_problem,
+    is_plain_url,
+    load_seed_articles,
+    load_sources,
+    url_problem,
+)
 from store.errors import ConfigError
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -69,3 +77,48 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="malformed YAML") as info:
         load_sources(path)
     assert info.value.line is not None and info.value.line >= 2
+
+
+# -- url_problem's fast path agrees with httpx -----------------------------------------
+
+_LABELS = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,8}[a-zA-Z0-9])?", fullmatch=True)
+_TAIL = st.text(
+    alphabet=st.sampled_from(list("abcXYZ019-._~!$&'()*+,;=:@/?#%[] \\\"<>^`{|}é\u0000\u202e")),
+    max_size=30,
+)
+
+
+@st.composite
+def _urls(draw: st.DrawFn) -> str:
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "ftp"]))
+    host = ".".join(draw(st.lists(_LABELS, min_size=1, max_size=4)))
+    port = draw(st.one_of(st.none(), st.integers(0, 200_000)))
+    tail = draw(st.one_of(st.just(""), _TAIL.map(lambda t: "/" + t), _TAIL.map(lambda t: "?" + t)))
+    return f"{scheme}://{host}{'' if port is None else f':{port}'}{tail}"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_urls(), st.text(max_size=40)))
+def test_a_url_the_fast_path_accepts_is_one_httpx_fetches_as_written(url: str) -> None:
+    """``url_problem`` answers plain URLs without importing httpx: whatever it accepts
+    that way, httpx's parser accepts too."""
+    if is_plain_url(url):
+        assert httpx_url_problem(url) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://example.org/a?b=1#c", None),
+        ("https://EXAMPLE.org:8443/", None),
+        ("http://example.org:0/", "outside 1-65535"),
+        ("http://example.org:99999/", "outside 1-65535"),
+        ("http://exa mple.org/", "spaces or control characters"),
+        ("http://[::1:8765/", "is not a valid URL"),
+        ("http://:80/", "has no host"),
+        ("ftp://example.org/", "is not an http(s) URL"),
+    ],
+)
+def test_url_problem_names_what_is_wrong(url: str, problem: str | None) -> None:
+    found = url_problem(url)
+    assert found == problem if problem is None else (found and problem in found)

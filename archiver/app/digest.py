@@ -17,7 +17,8 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader
 
 from archiver.text.diff import Change
-from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line, terminal_safe
+from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
+from archiver.text.terminal import terminal_safe
 
 _HTML = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
 # The text part is not HTML: escaping would show "&amp;" to the reader. Page text

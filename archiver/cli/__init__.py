@@ -16,6 +16,34 @@ from archiver import __version__
 __all__ = ["cli", "main"]
 
 
+# The module that registers each command. ``main`` imports only the one its command
+# line names, so ``sources add`` does not pay for the web view's or the matcher's
+# imports; help and unknown names import them all. tests/test_cli.py checks this
+# table against the commands the modules register.
+COMMANDS = {
+    "init": "sources",
+    "sources": "sources",
+    "check": "sources",
+    "history": "views",
+    "show": "views",
+    "diff": "views",
+    "changes": "views",
+    "claims": "claims",
+    "flags": "claims",
+    "digest": "service",
+    "serve": "service",
+    "alerts": "service",
+    "config": "service",
+    "status": "service",
+    "demo": "service",
+    "web": "service",
+    "verify": "archive",
+    "export": "archive",
+    "gc": "archive",
+}
+GROUP_VALUE_OPTIONS = ("--db", "--config")  # the group's options that take a value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args == ["--version"]:
@@ -23,12 +51,29 @@ def main(argv: list[str] | None = None) -> None:
         return
     from archiver.cli import base
 
-    _register()
+    _register(command_of(args))
     base.main(argv)
 
 
-def _register() -> None:
-    from archiver.cli import archive, claims, service, sources, views  # noqa: F401 (registers)
+def command_of(args: list[str]) -> str | None:
+    """The command a command line names (None for group help or no command)."""
+    words = iter(args)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word in GROUP_VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _register(command: str | None = None) -> None:
+    import importlib
+
+    module = COMMANDS.get(command or "")
+    for name in [module] if module else sorted(set(COMMANDS.values())):
+        importlib.import_module(f"archiver.cli.{name}")  # registers its commands
 
 
 def __getattr__(name: str) -> Any:

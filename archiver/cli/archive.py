@@ -12,7 +12,7 @@ from typing import IO
 import click
 
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
-from archiver.text.render import terminal_safe
+from archiver.text.terminal import terminal_safe
 from store.errors import IntegrityError, UsageError
 from store.gc import GcOptions, collect
 from store.models import Source

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import platformdirs
-from rich.console import Console
 
 from archiver import __version__
 from archiver.app.schedule import parse_duration
@@ -33,6 +32,8 @@ from store.errors import (
 from store.repo import Store
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from archiver import pipeline
 
 
@@ -152,6 +153,8 @@ def make_console() -> Console:
     """The one console the commands print through. Markup and emoji codes are off:
     page text, titles, URLs and headers are data, so ``[link=…]`` or ``[/]`` in them
     prints as itself. Our own styling uses ``rich.text.Text`` with a style."""
+    from rich.console import Console  # a command that prints a table pays for rich
+
     return Console(
         no_color=not use_color(),
         highlight=False,

@@ -26,9 +26,7 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.text.render import (
-    terminal_safe,
-)
+from archiver.text.terminal import terminal_safe
 from store.errors import UsageError
 from store.models import StoredFlag
 

@@ -34,9 +34,7 @@ from archiver.cli.base import (
 )
 from archiver.config import load as load_config
 from archiver.net.mailer import SendError
-from archiver.text.render import (
-    terminal_safe,
-)
+from archiver.text.terminal import terminal_safe
 from store import digests as digest_state
 from store import leases
 from store.db import mask_url

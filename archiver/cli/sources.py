@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
-from rich.text import Text
 
 from archiver.app.schedule import format_duration
 from archiver.app.seeds import default_seeds_dir
@@ -28,10 +26,8 @@ from archiver.cli.base import (
     use_semantic,
     when,
 )
-from archiver.text.render import (
-    terminal_safe,
-)
 from archiver.text.shells import BROWSER_HINT
+from archiver.text.terminal import terminal_safe
 from store.db import mask_url
 from store.errors import UsageError
 from store.kinds import USER_KINDS, kind_of
@@ -146,6 +142,9 @@ def sources_list(app: App, limit: int, as_json: bool) -> None:
 
 
 def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
     for s in rows:
         if s.retired_at is not None:
@@ -480,6 +479,8 @@ def check(
     from archiver import pipeline
 
     results: list[pipeline.CheckResult] = []
+
+    from rich.text import Text
 
     def report(r: pipeline.CheckResult) -> None:
         results.append(r)

@@ -10,15 +10,15 @@ a 5xx reply is final.
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import formataddr, make_msgid
+from typing import TYPE_CHECKING
 
 from store.errors import ClaimwatchError, UsageError
+
+if TYPE_CHECKING:  # email and ssl load when a message is built or sent, not with the config
+    from email.message import EmailMessage
 
 TLS_MODES = ("none", "starttls", "ssl")
 
@@ -65,6 +65,9 @@ def build_message(
     subject: str, text: str, html: str, settings: SmtpSettings, message_id: str, date: str
 ) -> EmailMessage:
     """A multipart/alternative message; the subject must already be header-safe."""
+    from email.message import EmailMessage
+    from email.utils import formataddr
+
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = formataddr(("claimwatch", settings.sender))
@@ -82,11 +85,15 @@ def build_message(
 
 def to_bytes(message: EmailMessage) -> bytes:
     """The message as sent: CRLF line ends (smtplib does not fix them for bytes)."""
-    return message.as_bytes(policy=SMTP_POLICY)
+    from email.policy import SMTP
+
+    return message.as_bytes(policy=SMTP)
 
 
 def new_message_id(settings: SmtpSettings) -> str:
     domain = settings.sender.rpartition("@")[2] or "claimwatch.local"
+    from email.utils import make_msgid
+
     return make_msgid("digest", domain=domain)
 
 
@@ -129,6 +136,7 @@ def send(
 
 def _deliver(message: bytes, s: SmtpSettings) -> None:
     import smtplib
+    import ssl
 
     context = ssl.create_default_context()
     if not s.verify_tls:

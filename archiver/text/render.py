@@ -8,7 +8,6 @@ HTML comes from a Jinja2 template with autoescape.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +18,9 @@ from rich.text import Text
 
 from archiver.text.diff import Change, Edit, Unit
 from archiver.text.segment import sentences
+from archiver.text.terminal import terminal_safe
 
 KINDS = ("added", "removed", "modified", "moved")
-_ESCAPES = re.compile(
-    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-    # bidi embeddings, overrides and isolates: they reorder what the terminal shows
-    r"|[\u202a-\u202e\u2066-\u2069]"
-)
 _ENV: Any = None
 
 
@@ -38,11 +33,6 @@ def _templates() -> Any:
 
         _ENV = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
     return _ENV
-
-
-def terminal_safe(text: str) -> str:
-    """Text as it may reach a terminal: no escape sequences or control characters."""
-    return _ESCAPES.sub("", text)
 
 
 @dataclass(frozen=True)
