@@ -7,6 +7,7 @@ fails that check alone. Skips without Chromium or Playwright; in CI that is a fa
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import socket
 import threading
@@ -18,8 +19,10 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from archiver.net import guard
 from archiver.net.browser import BrowserFetcher, BrowserOptions
 from archiver.net.fetch import FetchOptions, FetchRequest
+from archiver.net.guard import IPAddress
 from archiver.text.shells import shell_reason
 from store.errors import BrowserFailed
 from store.models import SourceSpec
@@ -151,6 +154,82 @@ def test_page_scripts_cannot_reach_other_ports_or_metadata_addresses(
     finally:
         trap_server.stop()
         sockets.close()
+
+
+@pytest.mark.slow
+def test_a_name_that_rebinds_to_loopback_is_refused_at_the_connect(
+    app_server: HTTPServer,
+) -> None:
+    """DNS rebinding: our lookup of rebind.example answers a public address, then
+    loopback; Chromium's own resolver (``--host-resolver-rules``) says loopback. The
+    page's request must still never reach the loopback server: Chromium makes no
+    connection of its own, and claimwatch's connect judges the address it connects to."""
+    trap_server = HTTPServer(host="127.0.0.1", port=0)
+    trap_server.start()
+    try:
+        trap = Trap(trap_server)
+        answers: dict[str, int] = {}
+
+        async def rebinding(host: str, port: int) -> list[IPAddress]:
+            if host != "rebind.example":
+                return await guard.resolve(host, port)
+            answers[host] = answers.get(host, 0) + 1
+            first = answers[host] == 1  # the check sees a public address, the connect not
+            return [ipaddress.ip_address("93.184.216.34" if first else "127.0.0.1")]
+
+        secret = f"http://rebind.example:{trap_server.port}/secret"
+        app_server.expect_request("/rebind.html").respond_with_data(
+            APP.format(extra=f'fetch("{secret}").catch(() => 0);'), content_type="text/html"
+        )
+
+        async def render() -> dict[str, str]:
+            options = BrowserOptions(
+                executable=CHROMIUM,
+                timeout=15,
+                settle_ms=800,
+                chromium_args=("--host-resolver-rules=MAP rebind.example 127.0.0.1",),
+            )
+            async with BrowserFetcher(options, resolver=rebinding) as browser:
+                request = FetchRequest(app_server.url_for("/rebind.html"), allow_private=True)
+                return (await browser.fetch(request)).headers
+
+        headers = asyncio.run(render())
+        assert trap.hits == []
+        assert answers["rebind.example"] >= 2  # judged at the check and at the connect
+        assert int(headers["x-claimwatch-blocked"]) >= 1
+    finally:
+        trap_server.stop()
+
+
+@pytest.mark.slow
+def test_redirects_and_cookies_work_through_the_guarded_client(app_server: HTTPServer) -> None:
+    """Every response is fulfilled by claimwatch: a redirect is still followed by the
+    page (each hop judged), and a cookie it sets is sent with the next request."""
+
+    def checked(request: Request) -> Response:
+        cookie = request.headers.get("Cookie", "none")
+        return Response(
+            f"<html><body><article><h1>Consent</h1><p>The cookie header was {cookie}.</p>"
+            "<p>" + " ".join(PARAGRAPHS) + "</p></article></body></html>",
+            content_type="text/html",
+        )
+
+    app_server.expect_request("/start").respond_with_response(
+        Response("", status=302, headers={"Location": "/checked", "Set-Cookie": "consent=yes"})
+    )
+    app_server.expect_request("/checked").respond_with_handler(checked)
+
+    async def render() -> tuple[str, str]:
+        options = BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=200)
+        async with BrowserFetcher(options) as browser:
+            result = await browser.fetch(
+                FetchRequest(app_server.url_for("/start"), allow_private=True)
+            )
+            return result.body.decode(), result.final_url
+
+    html, final_url = asyncio.run(render())
+    assert final_url.endswith("/checked")
+    assert "The cookie header was consent=yes." in html
 
 
 @pytest.mark.e2e

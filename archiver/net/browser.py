@@ -14,14 +14,18 @@ Bounded:
   carried over) with downloads refused, service workers blocked and no permissions;
 * a page gets ``timeout`` seconds to load and settle, then fails (``FetchTimeout``).
 
-Every request the page makes goes through ``route``: its host is resolved and
-judged by the same address guard as the HTTP fetcher (``guard.judge``). A
-non-public address is allowed only for the page's own origin (host and port), and
-only for a source allowed to be private; metadata addresses never. So a script
-cannot reach another port on loopback, the intranet or a cloud metadata service.
-With ``block_third_party``, requests to other sites are refused too. (Chromium
-resolves the name again when it connects: a host whose DNS answer changes between
-the two lookups is the remaining gap, noted in docs/reliability.md.)
+Chromium opens no connection of its own. Every request the page makes is
+intercepted (``route``) and made by claimwatch, through the same guarded transport
+as the HTTP fetcher: the host is resolved, every address judged, and the
+connection opened to a judged address (``guard.GuardedBackend``), so a DNS answer
+that changes between a check and the connect (rebinding) is caught here too. The
+response is handed back to the page (``route.fulfill``); redirects go back to
+Chromium, whose next hop is intercepted in turn. A non-public address is allowed
+only for the page's own origin (host and port), and only for a source allowed to
+be private; metadata addresses never. So a script cannot reach another port on
+loopback, the intranet or a cloud metadata service. With ``block_third_party``,
+requests to other sites are refused too. WebSockets are refused: article text
+does not arrive over them, and they cannot be carried through the guard.
 
 The rendered HTML (``page.content()``) is what the capture stores as raw.
 """
@@ -37,8 +41,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from archiver.net import guard
-from archiver.net.fetch import FetchRequest, FetchResult
+from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult, guarded_transport
 from store.errors import (
     BlockedAddress,
     BrowserFailed,
@@ -71,6 +77,15 @@ class BrowserOptions:
     settle_ms: int = 500  # after the load event, for late scripts to finish
     allow_private: bool = False  # the configuration's allow_private_addresses (tests)
     user_agent: str | None = None
+    max_bytes: int = 10 * 1024 * 1024  # one response the page asked for, decoded
+    chromium_args: tuple[str, ...] = ()  # added to the launch arguments (tests)
+
+
+# Headers that belong to one connection, or that the guarded client sets itself.
+_HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",
+     "trailer", "host", "content-length", "accept-encoding")
+)  # fmt: skip
 
 
 class BrowserFetcher:
@@ -84,6 +99,7 @@ class BrowserFetcher:
         self._profile: tempfile.TemporaryDirectory[str] | None = None
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(max(1, self.options.max_pages))
+        self._client: httpx.AsyncClient | None = None
         self.launches = 0  # browsers started (tests check reuse and replacement)
 
     async def __aenter__(self) -> BrowserFetcher:
@@ -93,6 +109,10 @@ class BrowserFetcher:
         await self.close()
 
     async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._client is not None:
+                await self._client.aclose()
+        self._client = None
         with contextlib.suppress(Exception):
             if self._browser is not None:
                 await self._browser.close()
@@ -119,7 +139,9 @@ class BrowserFetcher:
             self._pw = await async_playwright().start()
             try:
                 self._browser = await self._pw.chromium.launch(
-                    executable_path=self.options.executable, headless=True, args=list(_ARGS)
+                    executable_path=self.options.executable,
+                    headless=True,
+                    args=[*_ARGS, *self.options.chromium_args],
                 )
             except Exception as exc:
                 await self.close()
@@ -129,6 +151,19 @@ class BrowserFetcher:
                 ) from None
             self.launches += 1
             return self._browser
+
+    def _guarded_client(self) -> httpx.AsyncClient:
+        """The client every request of every page goes through (made on first use, on
+        the browser's own event loop)."""
+        if self._client is None:
+            fetch = FetchOptions(read_timeout=self.options.timeout, concurrency=16)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.options.timeout, connect=10.0),
+                follow_redirects=False,  # Chromium follows, and each hop is routed again
+                headers={"Accept-Encoding": "gzip, deflate"},
+                transport=guarded_transport(fetch, self._resolve),
+            )
+        return self._client
 
     async def fetch(self, request: FetchRequest, block_third_party: bool = False) -> FetchResult:
         """Render ``request.url``; the rendered HTML is the body."""
@@ -165,6 +200,7 @@ class BrowserFetcher:
         )
         may_be_private = self.options.allow_private or request.allow_private
         blocked: list[str] = []
+        failures: list[str] = []
         context = await browser.new_context(
             accept_downloads=False,
             service_workers="block",
@@ -200,24 +236,29 @@ class BrowserFetcher:
                     await route.continue_()
                     return
                 reason = await refused(url)
-                if reason is not None:
-                    blocked.append(reason)
-                    await route.abort("blockedbyclient")
-                    return
-                await route.continue_()
+                if reason is None:
+                    host = (urlsplit(url).hostname or "").lower()
+                    port = urlsplit(url).port or (443 if url.startswith("https:") else 80)
+                    own = (host, port) == origin and may_be_private
+                    try:
+                        await self._fulfil(route, guard.AddressPolicy(anywhere=own))
+                        return
+                    except BlockedAddress as exc:
+                        reason = f"{url} ({exc})"
+                    except (httpx.HTTPError, ResponseTooLarge) as exc:
+                        await route.abort("failed")
+                        failures.append(f"{url}: {_first_line(exc)}")
+                        return
+                blocked.append(reason)
+                await route.abort("blockedbyclient")
 
-            async def judge_socket(ws: Any) -> None:
-                # WebSockets bypass route(): without this a script could open one to
-                # any port on the intranet.
-                reason = await refused(ws.url)
-                if reason is not None:
-                    blocked.append(reason)
-                    await ws.close(code=1008, reason="blocked by claimwatch")
-                    return
-                ws.connect_to_server()
+            async def refuse_socket(ws: Any) -> None:
+                # WebSockets bypass route(), and Chromium would open them itself.
+                blocked.append(f"{ws.url} (WebSockets are not opened for browser sources)")
+                await ws.close(code=1008, reason="blocked by claimwatch")
 
             await context.route("**/*", judge)
-            await context.route_web_socket("**/*", judge_socket)
+            await context.route_web_socket("**/*", refuse_socket)
             page = await context.new_page()
             timeout_ms = self.options.timeout * 1000
             try:
@@ -230,6 +271,8 @@ class BrowserFetcher:
                     ) from None
                 if blocked and request.url in blocked[0]:
                     raise BlockedAddress(blocked[0]) from None
+                if failures and failures[0].startswith(f"{request.url}:"):
+                    raise ConnectFailed(failures[0]) from None
                 if "Timeout" in type(exc).__name__:
                     raise FetchTimeout(
                         f"{request.url}: the page did not load in {self.options.timeout:g}s"
@@ -257,6 +300,40 @@ class BrowserFetcher:
             body=html.encode("utf-8"),
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+    async def _fulfil(self, route: Any, policy: guard.AddressPolicy) -> None:
+        """Make the page's request through the guarded client and hand the page the
+        response, decoded and at most ``max_bytes``."""
+        asked = route.request
+        headers = {
+            k: v for k, v in (await asked.all_headers()).items() if k.lower() not in _HOP_BY_HOP
+        }
+        outgoing = self._guarded_client().build_request(
+            asked.method, asked.url, headers=headers, content=asked.post_data_buffer
+        )
+        token = guard.POLICY.set(policy)
+        try:
+            response = await self._guarded_client().send(outgoing, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.options.max_bytes:
+                        raise ResponseTooLarge(f"more than {self.options.max_bytes} bytes")
+            finally:
+                await response.aclose()
+        finally:
+            guard.POLICY.reset(token)
+        back: dict[str, str] = {}
+        for name, value in response.headers.multi_items():
+            if name.lower() in _HOP_BY_HOP or name.lower() == "content-encoding":
+                continue
+            back[name] = f"{back[name]}\n{value}" if name in back else value  # Set-Cookie
+        await route.fulfill(status=response.status_code, headers=back, body=bytes(body))
+
+
+class ResponseTooLarge(Exception):
+    """A response the page asked for passed ``BrowserOptions.max_bytes``."""
 
 
 class BrowserHost:

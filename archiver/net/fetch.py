@@ -211,7 +211,7 @@ class Fetcher:
             },
             timeout=httpx.Timeout(o.read_timeout, connect=o.connect_timeout),
             follow_redirects=False,
-            transport=transport or _guarded_transport(o, resolver),
+            transport=transport or guarded_transport(o, resolver),
         )
         self._all = asyncio.Semaphore(o.concurrency)
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -512,7 +512,7 @@ class _Inflater:
             raise BadResponse(f"{self.url}: corrupt compressed body ({exc})") from None
 
 
-def _guarded_transport(o: FetchOptions, resolver: guard.Resolver) -> httpx.AsyncHTTPTransport:
+def guarded_transport(o: FetchOptions, resolver: guard.Resolver) -> httpx.AsyncHTTPTransport:
     """httpx's transport, with its connection pool opened through ``GuardedBackend``
     (httpx 0.28 takes no network backend of its own, so the pool is built here with
     the same settings httpx would use)."""
