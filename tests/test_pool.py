@@ -1,33 +1,93 @@
-"""The extraction pool outlives the thread that started it, and is reused."""
+"""The fetcher's connection pool (archiver.net.fetch.LeanPool) keeps httpcore's policy
+in linear time: the same workloads open the same number of connections and leave the
+same number idle as httpcore's own pool, against real loopback servers."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
+import asyncio
 
+import httpcore
 import pytest
 
-from archiver.pipeline import ExtractionPool
+from archiver.net.fetch import LeanPool
+
+BODY = b"x" * 2000
 
 
-@pytest.mark.slow
-def test_workers_survive_the_starting_thread_and_are_reused() -> None:
-    with ExtractionPool(2) as pool:
-        first: list[int] = []
+class Counting:
+    """Loopback HTTP/1.1 servers with keep-alive that count the connections they accept."""
 
-        def start() -> None:
-            executor = pool.executor()
-            assert executor is not None
-            first.extend(executor.submit(os.getpid).result(timeout=60) for _ in range(4))
+    def __init__(self, close_after_each: bool = False) -> None:
+        self.accepted = 0
+        self.close_after_each = close_after_each  # keep-alive promised, then hung up
+        self.servers: list[asyncio.Server] = []
 
-        thread = threading.Thread(target=start)
-        thread.start()
-        thread.join()
-        time.sleep(1.5)  # long enough for a worker tied to that thread to be gone
-        executor = pool.executor()
-        assert executor is not None
-        again = {executor.submit(os.getpid).result(timeout=60) for _ in range(8)}
-        assert not getattr(executor, "_broken", False)
-        assert set(first) & again  # the same worker processes, not new ones
-        assert os.getpid() not in again  # they are separate processes
+    async def start(self, n: int) -> list[int]:
+        for _ in range(n):
+            self.servers.append(await asyncio.start_server(self._serve, "127.0.0.1", 0))
+        return [s.sockets[0].getsockname()[1] for s in self.servers]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                await asyncio.sleep(0.005)  # long enough for requests to queue
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+                await writer.drain()
+                if self.close_after_each:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.close()
+
+
+async def workload(pool_class: type[httpcore.AsyncConnectionPool], plan: str) -> tuple[int, int]:
+    """Run a plan against fresh servers: (connections the servers accepted, connections
+    the pool still holds at the end)."""
+    servers = Counting(close_after_each=plan == "hung up")
+    ports = await servers.start(3)
+    pool = pool_class(max_connections=4, max_keepalive_connections=2)
+
+    async def get(port: int) -> None:
+        response = await pool.request("GET", f"http://127.0.0.1:{port}/")
+        assert response.content == BODY
+
+    try:
+        if plan == "sequential":
+            for _ in range(20):
+                await get(ports[0])
+        elif plan == "burst":
+            await asyncio.gather(*(get(ports[0]) for _ in range(20)))
+        elif plan == "three origins":
+            await asyncio.gather(*(get(ports[n % 3]) for n in range(30)))
+        elif plan == "hung up":  # each idle connection is dead by the next request
+            for _ in range(5):
+                await get(ports[0])
+                await asyncio.sleep(0.05)
+        elif plan == "waves":
+            for wave in range(4):
+                await asyncio.gather(*(get(ports[(wave + n) % 3]) for n in range(6)))
+        await get(ports[1])  # one more pass of the bookkeeping after the last burst
+        return servers.accepted, len(pool.connections)
+    finally:
+        await pool.aclose()
+        servers.close()
+
+
+@pytest.mark.parametrize("plan", ["sequential", "burst", "three origins", "waves", "hung up"])
+def test_the_lean_pool_opens_and_keeps_what_httpcores_pool_does(plan: str) -> None:
+    ours = asyncio.run(workload(LeanPool, plan))
+    theirs = asyncio.run(workload(httpcore.AsyncConnectionPool, plan))
+    assert ours[1] <= 2 and theirs[1] <= 2  # the keep-alive allowance holds
+    if plan != "hung up":  # there, dead idle connections wait for the next sweep
+        assert ours[1] == theirs[1]
+    assert ours[0] <= theirs[0]  # never more connections opened than httpcore would
+    if plan == "sequential":
+        assert ours[0] == 2  # one connection reused 20 times, and the last request's
+    if plan == "hung up":
+        assert ours[0] == theirs[0] == 6  # no request went out on a closed socket

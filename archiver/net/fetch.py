@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from types import TracebackType
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -512,6 +513,114 @@ class _Inflater:
             raise BadResponse(f"{self.url}: corrupt compressed body ({exc})") from None
 
 
+OriginKey = tuple[bytes, bytes, int]
+
+
+class LeanPool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool, with its bookkeeping cheap.
+
+    httpcore 1.0 re-scans the whole pool on every request and every response closed:
+    each idle connection is asked ``has_expired()``, which polls its socket (through
+    anyio's ``extra_attributes``, building a dict of every socket attribute), and the
+    scan is repeated for each idle connection and each queued request. With 32
+    connections mostly idle while the pipeline works on pages, that was a third of a
+    re-check cycle's main-process CPU (docs/benchmarks.md).
+
+    The policy stays httpcore's: drop closed and expired connections, close idle ones
+    while more than the keep-alive allowance remain, then give each queued request an
+    available connection to its origin, else a new one while there is room, else a new
+    one in place of an idle connection. What changes is when expiry is asked: of a
+    connection about to be reused (so a request never goes out on a socket the server
+    closed), and of every connection at most once per ``SWEEP`` seconds.
+    """
+
+    SWEEP = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._origins: dict[int, OriginKey] = {}  # id(connection) -> its origin
+        self._swept = time.monotonic()
+
+    def create_connection(self, origin: httpcore.Origin) -> Any:
+        connection = super().create_connection(origin)
+        self._origins[id(connection)] = (origin.scheme, origin.host, origin.port)
+        return connection
+
+    def _drop(self, connection: Any, closing: list[Any] | None = None) -> None:
+        self._origins.pop(id(connection), None)
+        if closing is not None:
+            closing.append(connection)
+
+    def _assign_requests_to_connections(self) -> list[Any]:
+        closing: list[Any] = []
+        sweep = time.monotonic() - self._swept >= self.SWEEP
+        if sweep:
+            self._swept = time.monotonic()
+        live: list[Any] = []
+        for connection in self._connections:
+            if connection.is_closed():
+                self._drop(connection)
+            elif sweep and connection.has_expired():
+                self._drop(connection, closing)
+            else:
+                live.append(connection)
+        surplus = len(live) - self._max_keepalive_connections
+        if surplus > 0:
+            kept = []
+            for connection in live:
+                if surplus > 0 and connection.is_idle():
+                    surplus -= 1
+                    self._drop(connection, closing)
+                else:
+                    kept.append(connection)
+            live = kept
+        self._connections = live
+        queued = [request for request in self._requests if request.is_queued()]
+        if not queued:
+            return closing
+        available: dict[OriginKey, list[Any]] = {}
+        idle: list[Any] = []
+        for connection in live:
+            key = self._origins.get(id(connection))
+            if key is not None and connection.is_available():
+                available.setdefault(key, []).append(connection)
+            if connection.is_idle():
+                idle.append(connection)
+        for request in queued:
+            origin = request.request.url.origin
+            key = (origin.scheme, origin.host, origin.port)
+            found = self._reusable(available.get(key), closing)
+            if found is not None:
+                request.assign_to_connection(found)
+                continue
+            if len(self._connections) >= self._max_connections:
+                spare = next((c for c in idle if c in self._connections), None)
+                if spare is None:
+                    continue  # it waits for a connection to come free
+                idle.remove(spare)
+                self._connections.remove(spare)
+                self._drop(spare, closing)
+            connection = self.create_connection(origin)
+            self._connections.append(connection)
+            request.assign_to_connection(connection)
+        return closing
+
+    def _reusable(self, candidates: list[Any] | None, closing: list[Any]) -> Any:
+        """The first candidate still in the pool that has not expired; expired ones met
+        on the way are closed."""
+        while candidates:
+            connection = candidates[0]
+            if connection not in self._connections:
+                candidates.pop(0)
+            elif connection.has_expired():
+                candidates.pop(0)
+                self._connections.remove(connection)
+                self._drop(connection, closing)
+            else:
+                return connection
+        return None
+
+
 def guarded_transport(o: FetchOptions, resolver: guard.Resolver) -> httpx.AsyncHTTPTransport:
     """httpx's transport, with its connection pool opened through ``GuardedBackend``
     (httpx 0.28 takes no network backend of its own, so the pool is built here with
@@ -522,7 +631,7 @@ def guarded_transport(o: FetchOptions, resolver: guard.Resolver) -> httpx.AsyncH
     keepalive = o.keepalive or o.concurrency
     limits = httpx.Limits(max_connections=o.concurrency, max_keepalive_connections=keepalive)
     transport = httpx.AsyncHTTPTransport(verify=context, limits=limits)
-    transport._pool = httpcore.AsyncConnectionPool(
+    transport._pool = LeanPool(
         ssl_context=context,
         max_connections=o.concurrency,
         max_keepalive_connections=keepalive,
