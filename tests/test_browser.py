@@ -204,12 +204,15 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_the_connect(
 @pytest.mark.slow
 def test_redirects_and_cookies_work_through_the_guarded_client(app_server: HTTPServer) -> None:
     """Every response is fulfilled by claimwatch: a redirect is still followed by the
-    page (each hop judged), and a cookie it sets is sent with the next request."""
+    page (each hop judged), and a cookie it sets is sent with the next request. Images
+    are never requested (they hold no article text)."""
+    pixels: list[str] = []
 
     def checked(request: Request) -> Response:
         cookie = request.headers.get("Cookie", "none")
         return Response(
             f"<html><body><article><h1>Consent</h1><p>The cookie header was {cookie}.</p>"
+            '<img src="/pixel.png" alt="">'
             "<p>" + " ".join(PARAGRAPHS) + "</p></article></body></html>",
             content_type="text/html",
         )
@@ -218,6 +221,12 @@ def test_redirects_and_cookies_work_through_the_guarded_client(app_server: HTTPS
         Response("", status=302, headers={"Location": "/checked", "Set-Cookie": "consent=yes"})
     )
     app_server.expect_request("/checked").respond_with_handler(checked)
+
+    def pixel(request: Request) -> Response:
+        pixels.append(request.path)
+        return Response(b"", content_type="image/png")
+
+    app_server.expect_request("/pixel.png").respond_with_handler(pixel)
 
     async def render() -> tuple[str, str]:
         options = BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=200)
@@ -230,6 +239,7 @@ def test_redirects_and_cookies_work_through_the_guarded_client(app_server: HTTPS
     html, final_url = asyncio.run(render())
     assert final_url.endswith("/checked")
     assert "The cookie header was consent=yes." in html
+    assert pixels == []
 
 
 @pytest.mark.e2e

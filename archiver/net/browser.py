@@ -25,7 +25,8 @@ only for the page's own origin (host and port), and only for a source allowed to
 be private; metadata addresses never. So a script cannot reach another port on
 loopback, the intranet or a cloud metadata service. With ``block_third_party``,
 requests to other sites are refused too. WebSockets are refused: article text
-does not arrive over them, and they cannot be carried through the guard.
+does not arrive over them, and they cannot be carried through the guard. Images,
+media and fonts are not requested at all.
 
 The rendered HTML (``page.content()``) is what the capture stores as raw.
 """
@@ -80,6 +81,10 @@ class BrowserOptions:
     max_bytes: int = 10 * 1024 * 1024  # one response the page asked for, decoded
     chromium_args: tuple[str, ...] = ()  # added to the launch arguments (tests)
 
+
+# Requests that carry no article text are not made at all: the page loads sooner and
+# nothing large passes through the guarded client.
+_NO_TEXT = frozenset(("image", "media", "font"))
 
 # Headers that belong to one connection, or that the guarded client sets itself.
 _HOP_BY_HOP = frozenset(
@@ -234,6 +239,9 @@ class BrowserFetcher:
                 url = route.request.url
                 if urlsplit(url).scheme in ("data", "blob", "about"):
                     await route.continue_()
+                    return
+                if route.request.resource_type in _NO_TEXT:
+                    await route.abort("blockedbyclient")  # never fetched: no article text
                     return
                 reason = await refused(url)
                 if reason is None:
