@@ -227,6 +227,14 @@ def test_one_failed_write_does_not_sink_the_batch(
         return real(self, new, capture, *args, **kw)
 
     monkeypatch.setattr(Batch, "add_version", broken)
+    # The three writes share one batch however slow the machine: it commits when the
+    # third arrives (by default, after 50 ms, which a busy machine can outlast).
+    real_init = pipeline._Writes.__init__
+    monkeypatch.setattr(
+        pipeline._Writes,
+        "__init__",
+        lambda self, store: real_init(self, store, size=3, delay=60.0),
+    )
     seen: list[str] = []
     with pytest.raises(StoreError, match="disk full"):
         pipeline.check(
