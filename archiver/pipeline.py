@@ -33,9 +33,11 @@ from archiver.app.seeds import SeedArticle, load_seed_articles, load_sources, se
 from archiver.app.worker import (
     PageJob,
     PageResult,
+    SelectionJob,
     change_record,
     extract_text,
     process_page,
+    selection_digest,
     watch_parent,
 )
 from archiver.claims.matcher import Bank, Example, MatchSpec, write_bank
@@ -54,10 +56,10 @@ from archiver.net.fetch import (
     robots_origin,
 )
 from archiver.text.diff import DiffOptions, diff
-from archiver.text.extract import ExtractOptions, decode
+from archiver.text.extract import ExtractOptions
 from archiver.text.fingerprint import BodyHint, same_article
-from archiver.text.normalize import NormalizeOptions, normalize, text_digest
-from archiver.text.selection import Selector, select_text
+from archiver.text.normalize import NormalizeOptions, text_digest
+from archiver.text.selection import Selector
 from archiver.text.shells import BROWSER_HINT
 from store.blobs import digest as raw_digest_of
 from store.errors import (
@@ -556,7 +558,7 @@ class _Checker:
             selector is not None
             and current is not None
             and not source.selector_changed
-            and self._same_selection(fetched, selector, source.ignore, current)
+            and await self._same_selection(fetched, selector, source.ignore, current)
         ):
             return await self._unchanged(attempt, "same_text")  # a parse and a walk, no pool
         if kind.entries:
@@ -810,20 +812,24 @@ class _Checker:
         plain = replace(request, etag=None, last_modified=None)
         return await self.browser.fetch(plain, block_third_party=source.block_third_party)
 
-    def _same_selection(
+    async def _same_selection(
         self, fetched: FetchResult, selector: Selector, ignore: tuple[str, ...], current: Version
     ) -> bool:
         """Whether the page's selection is the current text (the re-check shortcut for a
-        source with a selector). Any doubt (a page the selector now misses) is a no: the
-        worker then records the failure properly."""
+        source with a selector). The parse, the walk and the normalization run in a pool
+        worker, beside the extractions: in this process they made it the bottleneck of
+        a re-check cycle. Any doubt is a no: the full check then records it properly."""
         if len(fetched.body) > self.options.extract.max_html_bytes:
             return False
+        job = SelectionJob(fetched.body, fetched.charset, selector, ignore)
+        if self.pool is None:
+            return selection_digest(job) == current.text_digest
+        loop = asyncio.get_running_loop()
         try:
-            html, _encoding = decode(fetched.body, fetched.charset)
-            text = normalize(select_text(html, selector), NormalizeOptions(ignore=ignore))
-        except ExtractionError:
-            return False
-        return text_digest(text) == current.text_digest
+            digest = await loop.run_in_executor(self.pool, selection_digest, job)
+        except BrokenProcessPool:
+            return False  # the full check meets the dead pool and says so
+        return digest == current.text_digest
 
     async def _unchanged(
         self, attempt: _Attempt, outcome: Outcome, hint: int | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,6 +54,18 @@ def test_normalize_is_idempotent(text: str) -> None:
 
 
 @pytest.mark.e2e
+@given(st.text(alphabet=st.sampled_from(list("ab \t\n\r\u00a0\u3000\u2028\x0b\x1cé")), max_size=60))
+def test_whitespace_is_folded_line_by_line(text: str) -> None:
+    """Normalization folds runs of spaces in one pass over the text; the result is the
+    line-by-line definition: each line's runs of spaces become one, lines are
+    stripped, blank lines dropped."""
+    out = normalize(text, NormalizeOptions(volatile=False))
+    assert all(line and line == line.strip() for line in out.split("\n")) or out == ""
+    assert not re.search(r"[^\S\n]{2}", out)
+    words = [w for w in re.split(r"\s+", text) if w]
+    assert re.split(r"\s+", out) == words or (not words and out == "")
+
+
 def test_extract_reads_text_and_metadata() -> None:
     html = article_html(
         "Meta weighs a closed model",

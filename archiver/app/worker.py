@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from archiver.claims.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.claims.rules import Claim
 from archiver.text.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.text.extract import Extracted, ExtractOptions, extract, refuse_large_html
+from archiver.text.extract import Extracted, ExtractOptions, decode, extract, refuse_large_html
 from archiver.text.fingerprint import locate
-from archiver.text.normalize import NormalizeOptions, normalize
+from archiver.text.normalize import NormalizeOptions, normalize, text_digest
 from archiver.text.segment import sentences
-from archiver.text.selection import Selector, extract_selected
+from archiver.text.selection import Selector, extract_selected, select_text
 from archiver.text.shells import shell_reason
-from store.errors import EmptyExtraction, JavaScriptShell, TooSlow
+from store.errors import EmptyExtraction, ExtractionError, JavaScriptShell, TooSlow
 from store.models import ChangeRecord, FlagRecord
 
 
@@ -177,6 +177,28 @@ def _process_page(job: PageJob) -> PageResult:
     located = None if plain else locate(job.body, text, NormalizeOptions(ignore=job.ignore))
     hint = located.to_dict() if located else None
     return PageResult(extracted, text, change, found, hint, garbled(text), vectors)
+
+
+@dataclass(frozen=True)
+class SelectionJob:
+    """The re-check shortcut of a source with a selector: its page, for the digest of
+    what the selector picks (sent to a pool worker, like a PageJob)."""
+
+    body: bytes
+    charset: str | None
+    selector: Selector
+    ignore: tuple[str, ...]
+
+
+def selection_digest(job: SelectionJob) -> str | None:
+    """The text digest of the page's normalized selection; None when in any doubt (a
+    page the selector now misses), so that the full check records it properly."""
+    try:
+        html, _encoding = decode(job.body, job.charset)
+        text = normalize(select_text(html, job.selector), NormalizeOptions(ignore=job.ignore))
+    except ExtractionError:
+        return None
+    return text_digest(text)
 
 
 _MATCHERS: dict[MatchSpec, Matcher] = {}

@@ -76,7 +76,9 @@ def normalize(text: str, options: NormalizeOptions | None = None) -> str:
     patterns = (VOLATILE_PATTERNS if options.volatile else ()) + tuple(options.ignore)
     for pattern in compile_patterns(patterns):
         text = pattern.sub(" ", text)
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    # One pass over the whole text: _SPACES never matches a newline, so this is the
+    # same as folding each line (and a tenth of the regex calls on a long page).
+    lines = (line.strip() for line in _SPACES.sub(" ", text).split("\n"))
     return "\n".join(line for line in lines if line)
 
 
