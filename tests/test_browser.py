@@ -24,7 +24,7 @@ from archiver.net.browser import BrowserFetcher, BrowserOptions
 from archiver.net.fetch import FetchOptions, FetchRequest
 from archiver.net.guard import IPAddress
 from archiver.text.shells import shell_reason
-from store.errors import BrowserFailed
+from store.errors import BrowserFailed, ConnectFailed
 from store.models import SourceSpec
 from store.repo import Store
 from tests.support import CHROMIUM, NOW, claimwatch, needs_browser, story_dir
@@ -199,6 +199,31 @@ def test_a_name_that_rebinds_to_loopback_is_refused_at_the_connect(
         assert int(headers["x-claimwatch-blocked"]) >= 1
     finally:
         trap_server.stop()
+
+
+@pytest.mark.slow
+def test_a_request_that_fails_at_the_connect_fails_fast_not_by_timeout() -> None:
+    """Whatever goes wrong while claimwatch makes a page's request (here the name stops
+    resolving between the check and the connect), the request is answered: the page
+    fails at once with the reason, instead of hanging until the page timeout."""
+    needs_browser()
+    calls: dict[str, int] = {}
+
+    async def flaky(host: str, port: int) -> list[IPAddress]:
+        calls[host] = calls.get(host, 0) + 1
+        if calls[host] == 1:
+            return [ipaddress.ip_address("93.184.216.34")]  # the check: fine
+        raise ConnectFailed(f"{host}: cannot resolve (gone)")  # the connect: gone
+
+    async def render() -> None:
+        options = BrowserOptions(executable=CHROMIUM, timeout=20, settle_ms=100)
+        async with BrowserFetcher(options, resolver=flaky) as browser:
+            await browser.fetch(FetchRequest("http://flaky.example/story.html"))
+
+    started = time.monotonic()
+    with pytest.raises(ConnectFailed, match="cannot resolve"):
+        asyncio.run(render())
+    assert time.monotonic() - started < 15  # well before the 20 s page timeout
 
 
 @pytest.mark.slow

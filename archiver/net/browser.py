@@ -253,9 +253,12 @@ class BrowserFetcher:
                         return
                     except BlockedAddress as exc:
                         reason = f"{url} ({exc})"
-                    except (httpx.HTTPError, ResponseTooLarge) as exc:
-                        await route.abort("failed")
+                    except Exception as exc:  # any failure is this request's alone
+                        # Every request is answered: one left unanswered would hang the
+                        # page until its timeout.
                         failures.append(f"{url}: {_first_line(exc)}")
+                        with contextlib.suppress(Exception):
+                            await route.abort("failed")
                         return
                 blocked.append(reason)
                 await route.abort("blockedbyclient")
@@ -314,7 +317,9 @@ class BrowserFetcher:
         response, decoded and at most ``max_bytes``."""
         asked = route.request
         headers = {
-            k: v for k, v in (await asked.all_headers()).items() if k.lower() not in _HOP_BY_HOP
+            k: v
+            for k, v in (await asked.all_headers()).items()
+            if k.lower() not in _HOP_BY_HOP and not k.startswith(":")  # no HTTP/2 pseudo-headers
         }
         outgoing = self._guarded_client().build_request(
             asked.method, asked.url, headers=headers, content=asked.post_data_buffer
