@@ -8,7 +8,7 @@ their version by ``store.writes.Batch``.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -192,22 +192,26 @@ def examples(conn: Connection) -> list[Example]:
 
 def vectors_for(conn: Connection, model: str, digests: Iterable[str]) -> dict[str, bytes]:
     """The cached vectors of these sentence digests under ``model`` (missing ones left out)."""
-    wanted = sorted(set(digests))
-    found: dict[str, bytes] = {}
-    for i in range(0, len(wanted), 500):
-        query = select(sentence_vectors.c.digest, sentence_vectors.c.vector).where(
-            sentence_vectors.c.model == model,
-            sentence_vectors.c.digest.in_(wanted[i : i + 500]),
-        )
-        found.update({r.digest: bytes(r.vector) for r in conn.execute(query)})
-    return found
+    rows = _kept(conn, model, digests, sentence_vectors.c.digest, sentence_vectors.c.vector)
+    return {r.digest: bytes(r.vector) for r in rows}
 
 
 def save_vectors(conn: Connection, model: str, vectors: dict[str, bytes]) -> None:
     """Keep vectors by digest; ones already kept (by another writer too) are skipped."""
-    known = set(vectors_for(conn, model, vectors))
+    known = {r.digest for r in _kept(conn, model, vectors, sentence_vectors.c.digest)}
     rows = [
         {"model": model, "digest": k, "vector": v} for k, v in vectors.items() if k not in known
     ]
     if rows:
         conn.execute(insert_ignoring_duplicates(conn, sentence_vectors), rows)
+
+
+def _kept(conn: Connection, model: str, digests: Iterable[str], *columns: Any) -> Iterator[Any]:
+    """``columns`` of the kept vectors among these digests, 500 digests a query."""
+    wanted = sorted(set(digests))
+    for i in range(0, len(wanted), 500):
+        query = select(*columns).where(
+            sentence_vectors.c.model == model,
+            sentence_vectors.c.digest.in_(wanted[i : i + 500]),
+        )
+        yield from conn.execute(query)

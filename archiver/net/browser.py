@@ -215,25 +215,26 @@ class BrowserFetcher:
         )
         try:
 
-            async def refused(url: str) -> str | None:
-                """Why a request (or a WebSocket) from the page may not go out, or None."""
+            async def policy_for(url: str) -> guard.AddressPolicy | str:
+                """The address policy a page's request goes out under, or why it may not
+                go out. The connect is judged again (rebinding); this first check gives
+                the reason early, and refuses other sites with ``block_third_party``."""
                 parts = urlsplit(url)
                 host = parts.hostname or ""
-                secure = parts.scheme in ("https", "wss")
-                if parts.scheme not in ("http", "https", "ws", "wss") or not host:
+                if parts.scheme not in ("http", "https") or not host:
                     return url
                 if block_third_party and _site(host) != site:
                     return url
                 try:
-                    port = parts.port or (443 if secure else 80)
-                    addresses = await self._resolve(host, port)
+                    port = parts.port or (443 if parts.scheme == "https" else 80)
                     # A non-public address only for the page's own origin, when allowed:
                     # a script may not reach another port or host on the intranet.
                     own = (host.lower(), port) == origin and may_be_private
-                    guard.judge(url, host, addresses, guard.AddressPolicy(anywhere=own))
+                    policy = guard.AddressPolicy(anywhere=own)
+                    guard.judge(url, host, await self._resolve(host, port), policy)
                 except (BlockedAddress, ConnectFailed, ValueError) as exc:
                     return f"{url} ({exc})"
-                return None
+                return policy
 
             async def judge(route: Any) -> None:
                 url = route.request.url
@@ -243,16 +244,13 @@ class BrowserFetcher:
                 if route.request.resource_type in _NO_TEXT:
                     await route.abort("blockedbyclient")  # never fetched: no article text
                     return
-                reason = await refused(url)
-                if reason is None:
-                    host = (urlsplit(url).hostname or "").lower()
-                    port = urlsplit(url).port or (443 if url.startswith("https:") else 80)
-                    own = (host, port) == origin and may_be_private
+                policy = await policy_for(url)
+                if isinstance(policy, guard.AddressPolicy):
                     try:
-                        await self._fulfil(route, guard.AddressPolicy(anywhere=own))
+                        await self._fulfil(route, policy)
                         return
                     except BlockedAddress as exc:
-                        reason = f"{url} ({exc})"
+                        policy = f"{url} ({exc})"
                     except Exception as exc:  # any failure is this request's alone
                         # Every request is answered: one left unanswered would hang the
                         # page until its timeout.
@@ -260,7 +258,7 @@ class BrowserFetcher:
                         with contextlib.suppress(Exception):
                             await route.abort("failed")
                         return
-                blocked.append(reason)
+                blocked.append(policy)
                 await route.abort("blockedbyclient")
 
             async def refuse_socket(ws: Any) -> None:
