@@ -8,6 +8,9 @@ retrained from the corpus by ``claimwatch claims train``):
 * similarity of each sentence to the claim's statements, in every language the
   claims file gives, and how far that claim leads the story's other claims
   (absolute similarities shift by language; the lead does not);
+* with the story's labelled examples: how close the nearest ones come, and the
+  claim's probe, a small model of all its examples fitted at start-up
+  (``archiver.claims.probes``);
 * similarity to the claim's cue phrases, when the claims file has them;
 * lexical hits: entities named, topic terms, cues (a negation flips a cue);
 * negation and "change of course" words, shared numbers, the passage's script.
@@ -36,13 +39,14 @@ from typing import Any
 import numpy as np
 
 from archiver.claims import rules as lexical
+from archiver.claims.probes import Probes, fit_probes, fold_of
 from archiver.claims.rules import Claim, Flag, MatchOptions
 from archiver.claims.semantic import Embedder
 from archiver.claims.textkeys import fold
 from store.errors import ConfigError
 
 STANCES = ("supports", "contradicts", "mentions")
-FORMAT = 2  # of the model file (see DEFAULT_MODEL)
+FORMAT = 3  # of the model file (see DEFAULT_MODEL)
 SCRIPTS = ("latin", "arabic", "cjk", "other")
 
 # Generic words, not claim-specific: negation, and change of course ("abandon",
@@ -164,6 +168,10 @@ BEARS_FEATURES = (
     "knn_share",
     "ex_rel",
     "ex_is_top",
+    "probe",
+    "probe_rel",
+    "probe_is_top",
+    "probe_lead",
     "sim_max",
     "sim_top2",
     "sim_mean",
@@ -207,6 +215,7 @@ STANCE_FEATURES = (
     "rel_median",
     "has_examples",
     *(f"ex_{s}" for s in STANCES),
+    *(f"probe_{s}" for s in STANCES),
     *(f"script_{s}" for s in SCRIPTS),
 )
 
@@ -229,6 +238,7 @@ class Bank:
 
     examples: tuple[Example, ...] = ()
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    _probes: dict[str, Probes] = field(default_factory=dict, compare=False, repr=False)
 
     def vectors(self, embedder: Embedder) -> np.ndarray:
         if embedder.name not in self._vectors:
@@ -237,6 +247,29 @@ class Bank:
                 embedder.embed(texts) if texts else np.zeros((0, 384), np.float32)
             )
         return self._vectors[embedder.name]
+
+    def probes(self, embedder: Embedder, exclude: str | None = None) -> Probes:
+        """The story's probes (``archiver.claims.probes``), fitted on the examples' vectors
+        once; in training (``exclude``: a passage's page), without that page's fold."""
+        fold = None if exclude is None else fold_of(exclude)
+        key = f"{embedder.name}:{fold}"
+        if key not in self._probes:
+            vectors = self.vectors(embedder)
+            rows: dict[str, int] = {}  # text -> its first row (one example per claim)
+            labels: dict[str, dict[str, str]] = {}
+            for n, e in enumerate(self.examples):
+                if fold is not None and fold_of(e.group) == fold:
+                    continue
+                rows.setdefault(e.text, n)
+                found = labels.setdefault(e.text, {})
+                if e.claim:
+                    found[e.claim] = e.stance or "mentions"
+            texts = list(rows)
+            self._probes[key] = fit_probes(
+                vectors[[rows[t] for t in texts]] if texts else vectors[:0],
+                [labels[t] for t in texts],
+            )
+        return self._probes[key]
 
     @cached_property
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -382,6 +415,8 @@ def describe(
         claim: float(ex_sims[view.claims == claim].max())
         for claim in set(view.claims.tolist()) - {""}
     }
+    probes = bank.probes(embedder, exclude) if bank is not None and bank.examples else None
+    probed = _probe_scores(probes, vectors, claims)
     pairs = []
     for k, (c, comp) in enumerate(zip(claims, compiled, strict=True)):
         ev = lexical.evidence(comp, sents, options)
@@ -405,6 +440,7 @@ def describe(
         ex_bears, ex_stance = _example_features(c.id, view, votes, best_by_claim)
         bears = [
             *ex_bears,
+            *probed.get(c.id, (0.0, 0.0, 0.0, 0.0)),
             sim,
             float(ordered[:2].mean()),
             float(best_per_sentence.mean()),
@@ -447,6 +483,7 @@ def describe(
             sim,
             lead,
             *ex_stance,
+            *_stance_probes(probes, c.id, vectors),
             *scripts,
         ]
         reasons = [
@@ -473,6 +510,36 @@ def describe(
             )
         )
     return texts, pairs
+
+
+def _probe_scores(
+    probes: Probes | None, vectors: np.ndarray, claims: Sequence[Claim]
+) -> dict[str, tuple[float, float, float, float]]:
+    """For each claim with a probe: its best log-odds over the candidate sentences, that
+    less the median claim's, whether it is the top claim, and its lead over the next."""
+    if probes is None:
+        return {}
+    found = [c.id for c in claims if c.id in probes.bears]
+    scores = {claim: float(probes.bears[claim].logits(vectors).max()) for claim in found}
+    if not scores:
+        return {}
+    values = sorted(scores.values())
+    median = values[len(values) // 2]
+    out = {}
+    for claim, score in scores.items():
+        others = [v for k, v in scores.items() if k != claim]
+        lead = score - max(others) if others else 0.0
+        out[claim] = (score, score - median, float(score >= values[-1]), lead)
+    return out
+
+
+def _stance_probes(probes: Probes | None, claim: str, vectors: np.ndarray) -> list[float]:
+    """Each stance probe's best log-odds over the candidate sentences (0 without one)."""
+    out = []
+    for side in STANCES:
+        probe = probes.stance.get((claim, side)) if probes is not None else None
+        out.append(float(probe.logits(vectors).max()) if probe is not None else 0.0)
+    return out
 
 
 def _cue_sim(embedder: Embedder, cues: tuple[str, ...], vectors: np.ndarray) -> float:
@@ -584,6 +651,7 @@ class ClaimModel:
 
 
 DEFAULT_MODEL = "claims-model.json"
+# Format 3 adds the probe features (archiver.claims.probes).
 # Format 2: the stance model reads STANCE_FEATURES only. Format 1 also read the product of
 # the passage and statement vectors, which cross-validation showed hurt stance (0.65 vs
 # 0.71 on the seed corpus; 0.50 vs 0.63 for claims left out of training).

@@ -32,6 +32,7 @@ from archiver.claims.matcher import (
     describe,
     match,
 )
+from archiver.claims.probes import fit_logistic
 from archiver.claims.rules import Claim, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
@@ -161,27 +162,6 @@ def _standardize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = x.std(axis=0)
     scale[scale < 1e-9] = 1.0
     return mean, scale
-
-
-def fit_logistic(
-    x: np.ndarray, y: np.ndarray, l2: float, weight: np.ndarray | None = None, iters: int = 30
-) -> tuple[np.ndarray, float]:
-    """L2-regularized logistic regression by Newton's method (x already standardized)."""
-    n, d = x.shape
-    w = np.ones(n) if weight is None else weight
-    xb = np.hstack([x, np.ones((n, 1))])
-    beta = np.zeros(d + 1)
-    reg = np.full(d + 1, l2)
-    reg[-1] = 1e-6  # the bias is not shrunk
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(xb @ beta, -30, 30)))
-        grad = xb.T @ (w * (p - y)) + reg * beta
-        hess = (xb * (w * p * (1 - p))[:, None]).T @ xb + np.diag(reg)
-        step = np.linalg.solve(hess, grad)
-        beta -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return beta[:-1], float(beta[-1])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,126 @@
+"""Per-claim probes (archiver/claims/probes.py): what they learn, when a claim gets none,
+and that in training a passage is never scored by a probe that learned from its page."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from archiver.claims.matcher import BEARS_FEATURES, STANCE_FEATURES, Bank, Example, describe
+from archiver.claims.probes import FOLDS, MIN_POSITIVES, fit_probes, fold_of
+from archiver.claims.rules import Claim, MatchOptions
+
+DIM = 384
+
+
+def _cloud(rng: np.random.Generator, centre: np.ndarray, n: int) -> np.ndarray:
+    x = centre + 0.8 * rng.standard_normal((n, DIM)) / np.sqrt(DIM)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _direction(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM)
+    return v / np.linalg.norm(v)
+
+
+def test_a_probe_tells_a_claims_texts_from_the_rest() -> None:
+    rng = np.random.default_rng(1)
+    a, b, miss = _direction(10), _direction(11), _direction(12)
+    vectors = np.vstack([_cloud(rng, a, 30), _cloud(rng, b, 30), _cloud(rng, miss, 40)])
+    labels = [{"a": "supports"}] * 30 + [{"b": "contradicts"}] * 30 + [{}] * 40
+    probes = fit_probes(vectors, labels)
+    assert set(probes.bears) == {"a", "b"}
+    fresh_a, fresh_miss = _cloud(rng, a, 20), _cloud(rng, miss, 20)
+    assert probes.bears["a"].logits(fresh_a).min() > probes.bears["a"].logits(fresh_miss).max()
+    assert probes.bears["b"].logits(fresh_a).max() < 0 < probes.bears["a"].logits(fresh_a).min()
+
+
+def test_few_examples_get_no_probe_and_a_stance_needs_both_sides() -> None:
+    rng = np.random.default_rng(2)
+    a, rare, miss = _direction(20), _direction(21), _direction(22)
+    n = MIN_POSITIVES - 1
+    vectors = np.vstack([_cloud(rng, a, 30), _cloud(rng, rare, n), _cloud(rng, miss, 30)])
+    labels = (
+        [{"a": "supports"}] * 20 + [{"a": "mentions"}] * 10 + [{"rare": "supports"}] * n + [{}] * 30
+    )
+    probes = fit_probes(vectors, labels)
+    assert "rare" not in probes.bears and "a" in probes.bears
+    # 20 supports and 10 mentions against each other; no contradicts at all.
+    assert set(probes.stance) == {("a", "supports"), ("a", "mentions")}
+    assert fit_probes(vectors[:MIN_POSITIVES], labels[:MIN_POSITIVES]).bears == {}
+
+
+def test_a_stance_probe_reads_the_side_within_a_claim() -> None:
+    rng = np.random.default_rng(3)
+    topic, yes, no = _direction(30), _direction(31), _direction(32)
+    pro = _cloud(rng, topic + 0.6 * yes, 25)
+    con = _cloud(rng, topic + 0.6 * no, 25)
+    vectors = np.vstack([pro, con, _cloud(rng, _direction(33), 30)])
+    labels = [{"c": "supports"}] * 25 + [{"c": "contradicts"}] * 25 + [{}] * 30
+    probes = fit_probes(vectors, labels)
+    supports = probes.stance[("c", "supports")]
+    new_pro, new_con = _cloud(rng, topic + 0.6 * yes, 10), _cloud(rng, topic + 0.6 * no, 10)
+    assert supports.logits(new_pro).mean() > supports.logits(new_con).mean() + 1.0
+
+
+def test_folds_are_fixed_and_cover_every_fold() -> None:
+    pages = [f"https://example.org/page/{n}" for n in range(500)]
+    first = [fold_of(p) for p in pages]
+    assert first == [fold_of(p) for p in pages]
+    assert set(first) == set(range(FOLDS))
+    # Not Python's salted hash: the same on every run and machine.
+    expected = int.from_bytes(hashlib.sha256(pages[0].encode()).digest()[:4], "big") % FOLDS
+    assert first[0] == expected
+
+
+class _Topics:
+    """A stand-in for the sentence model: texts that start with a topic word get a vector
+    near that topic's direction (the real e5 model is exercised in test_matcher)."""
+
+    name = "topics"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for t in texts:
+            seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "big")
+            noise = np.random.default_rng(seed).standard_normal(DIM)
+            v = _direction(sum(map(ord, t.split()[0]))) + 0.2 * noise / np.linalg.norm(noise)
+            out.append(v / np.linalg.norm(v))
+        return np.asarray(out, np.float32)
+
+
+def _bank(pages_of_x: list[str]) -> Bank:
+    examples = [Example("x", "supports", f"xray item {n}.", p) for n, p in enumerate(pages_of_x)]
+    examples += [Example("y", "supports", f"yacht item {n}.", f"y{n}") for n in range(12)]
+    examples += [Example(None, None, f"zebra item {n}.", f"z{n}") for n in range(12)]
+    return Bank(tuple(examples))
+
+
+def test_training_never_scores_a_page_with_a_probe_that_learned_from_its_fold() -> None:
+    page = "https://example.org/only-page"
+    same_fold = [
+        p for p in (f"https://example.org/{n}" for n in range(400)) if fold_of(p) == fold_of(page)
+    ]
+    bank = _bank([page, *same_fold[: MIN_POSITIVES + 2]])
+    topics = _Topics()
+    assert "x" in bank.probes(topics).bears  # at run time: every example
+    assert "x" not in bank.probes(topics, exclude=page).bears  # all of x sits in that fold
+    assert "y" in bank.probes(topics, exclude=page).bears
+
+
+def test_the_probe_features_reach_the_model() -> None:
+    topics = _Topics()
+    claims = [Claim("x", (("en", "xray statement."),)), Claim("y", (("en", "yacht statement."),))]
+    bank = _bank([f"x{n}" for n in range(12)])
+    _texts, pairs = describe("xray news today.", claims, topics, MatchOptions(), bank)
+    at = BEARS_FEATURES.index("probe")
+    lead = BEARS_FEATURES.index("probe_lead")
+    by = {p.claim.id: p for p in pairs}
+    assert by["x"].bears[at] > 0 > by["y"].bears[at]
+    assert by["x"].bears[lead] > 0
+    stance_at = STANCE_FEATURES.index("probe_supports")
+    assert by["x"].stance[stance_at] == 0.0  # only supports examples: no stance probe
+    _texts, bare = describe("xray news today.", claims, topics, MatchOptions())
+    assert all(p.bears[at] == 0.0 for p in bare)  # no examples, no probe
