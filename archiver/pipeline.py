@@ -40,7 +40,8 @@ from archiver.app.worker import (
     selection_digest,
     watch_parent,
 )
-from archiver.claims.matcher import Bank, Example, MatchSpec, write_bank
+from archiver.claims.bank import Bank, Example, write_bank
+from archiver.claims.matcher import MatchSpec
 from archiver.claims.rules import Claim, claim_from_dict, claim_to_dict, match
 from archiver.claims.semantic import MODEL_NAME
 from archiver.claims.topic import Node, matches, parse, positive_terms

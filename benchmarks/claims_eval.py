@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
-from archiver.claims.matcher import Matcher, load_model, match
+from archiver.claims.matcher import Matcher, match
+from archiver.claims.model import load_model
 from archiver.claims.training import evaluate, read_labelled
 from archiver.text.segment import sentences
 

@@ -17,7 +17,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from archiver.app.claimsfile import load_story
-from archiver.claims.matcher import ClaimModel, Matcher, load_model, match
+from archiver.claims.matcher import Matcher, match
+from archiver.claims.model import ClaimModel, load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
 from archiver.claims.training import Settings, evaluate, read_labelled, train_model

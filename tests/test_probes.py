@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from archiver.claims.matcher import BEARS_FEATURES, STANCE_FEATURES, Bank, Example, describe
+from archiver.claims.bank import Bank, Example
+from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES, describe
 from archiver.claims.probes import FOLDS, MIN_POSITIVES, fit_probes, fold_of
 from archiver.claims.rules import Claim, MatchOptions
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archiver.app.seeds import LINE, load_yaml
-from archiver.claims.matcher import Bank
+from archiver.claims.bank import Bank
 from archiver.claims.rules import Claim, Entity
 from archiver.claims.training import bank_of, read_labelled
 from store.errors import ConfigError

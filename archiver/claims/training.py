@@ -3,7 +3,7 @@
 A labelled file has one JSON object per line: ``{"id", "text", "labels":
 {CLAIM_ID: supports|contradicts|mentions}}``, optionally ``lang`` and ``url``
 (docs/claims.md). ``train`` fits the two logistic scorers of
-``archiver.claims.matcher`` with Newton's method (L2-regularized, deterministic) and
+``archiver.claims.model`` with Newton's method (L2-regularized, deterministic) and
 picks the bears-on threshold by cross-validation grouped by page, so passages
 from one page never sit on both sides of a fold. ``evaluate`` gives precision,
 recall and F1 per claim and per language, and the stance confusion matrix.
@@ -22,18 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from archiver.claims.matcher import (
-    STANCES,
-    Bank,
-    ClaimModel,
-    Example,
-    Linear,
-    Matcher,
-    describe,
-    match,
-)
+from archiver.claims.bank import Bank, Example
+from archiver.claims.features import describe
+from archiver.claims.matcher import Matcher, match
+from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import fit_logistic
-from archiver.claims.rules import Claim, MatchOptions
+from archiver.claims.rules import STANCES, Claim, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
 

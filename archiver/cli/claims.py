@@ -161,7 +161,8 @@ def _story(app: App, claims_file: Path | None) -> Path:
 
 
 def _matcher(app: App, story: Any, model: Path | None) -> Any:
-    from archiver.claims.matcher import Matcher, load_model
+    from archiver.claims.matcher import Matcher
+    from archiver.claims.model import load_model
     from archiver.claims.semantic import E5Embedder
 
     if not app.config.semantic:

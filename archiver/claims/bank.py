@@ -1,0 +1,184 @@
+"""A story's labelled examples, as the matcher reads them.
+
+``Bank`` holds the examples (the corpus of the claims file, and the reviewer's
+verdicts) with their vectors and probes (``archiver.claims.probes``), computed
+once per process. ``bank_view`` and ``example_features`` turn one passage's
+similarity to them into features: how close the nearest examples of each claim
+come, against other claims' and near misses'. ``write_bank`` and ``read_bank``
+carry a bank to the extraction workers as one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from archiver.claims.probes import Probes, fit_probes, fold_of
+from archiver.claims.rules import STANCES
+from archiver.claims.semantic import Embedder
+
+
+@dataclass(frozen=True)
+class Example:
+    """A labelled passage: evidence for ``claim`` with ``stance``, or (claim None) a near
+    miss that bears on no claim. ``group`` is the page it came from."""
+
+    claim: str | None
+    stance: str | None
+    text: str
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Bank:
+    """Labelled examples of the story (its corpus, and the reviewer's verdicts). A new
+    passage close to a claim's examples likely bears on it the same way."""
+
+    examples: tuple[Example, ...] = ()
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    _probes: dict[str, Probes] = field(default_factory=dict, compare=False, repr=False)
+
+    def vectors(self, embedder: Embedder) -> np.ndarray:
+        if embedder.name not in self._vectors:
+            texts = [e.text for e in self.examples]
+            self._vectors[embedder.name] = (
+                embedder.embed(texts) if texts else np.zeros((0, 384), np.float32)
+            )
+        return self._vectors[embedder.name]
+
+    def probes(self, embedder: Embedder, exclude: str | None = None) -> Probes:
+        """The story's probes (``archiver.claims.probes``), fitted on the examples' vectors
+        once; in training (``exclude``: a passage's page), without that page's fold."""
+        fold = None if exclude is None else fold_of(exclude)
+        key = f"{embedder.name}:{fold}"
+        if key not in self._probes:
+            vectors = self.vectors(embedder)
+            rows: dict[str, int] = {}  # text -> its first row (one example per claim)
+            labels: dict[str, dict[str, str]] = {}
+            for n, e in enumerate(self.examples):
+                if fold is not None and fold_of(e.group) == fold:
+                    continue
+                rows.setdefault(e.text, n)
+                found = labels.setdefault(e.text, {})
+                if e.claim:
+                    found[e.claim] = e.stance or "mentions"
+            texts = list(rows)
+            self._probes[key] = fit_probes(
+                vectors[[rows[t] for t in texts]] if texts else vectors[:0],
+                [labels[t] for t in texts],
+            )
+        return self._probes[key]
+
+    @cached_property
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every example's claim ("" for a near miss) and stance, as arrays: read once,
+        not walked again for each passage and claim."""
+        claims = np.asarray([e.claim or "" for e in self.examples], dtype=object)
+        stances = np.asarray([e.stance or "" for e in self.examples], dtype=object)
+        return claims, stances
+
+
+@dataclass(frozen=True)
+class View:
+    """The bank as one passage sees it: similarity to each usable example, and the
+    examples' claims ("" for none) and stances."""
+
+    sims: np.ndarray
+    examples: list[Example]
+    claims: np.ndarray
+    stances: np.ndarray
+
+
+EMPTY = View(np.zeros(0), [], np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+
+
+def bank_view(
+    bank: Bank | None, vectors: np.ndarray, embedder: Embedder, exclude: str | None
+) -> View:
+    """Similarity of the passage (its best sentence) to every usable example: all of
+    them, or in training all but those from the passage's own page (``exclude``)."""
+    if bank is None or not bank.examples:
+        return EMPTY
+    matrix = bank.vectors(embedder)
+    claims, stances = bank.labels
+    examples = list(bank.examples)
+    if exclude is not None:
+        keep = np.asarray([e.group != exclude for e in bank.examples], bool)
+        if not keep.any():
+            return EMPTY
+        matrix, claims, stances = matrix[keep], claims[keep], stances[keep]
+        examples = [e for e, k in zip(examples, keep, strict=True) if k]
+    return View((vectors @ matrix.T).max(axis=0), examples, claims, stances)
+
+
+def neighbours(sims: np.ndarray, examples: list[Example], k: int = 10) -> dict[str | None, float]:
+    """Share of similarity-weighted votes of the ``k`` nearest examples, by claim."""
+    if not len(sims):
+        return {}
+    order = np.argsort(sims)[::-1][:k]
+    weights = np.exp(20 * (sims[order] - sims[order[0]]))
+    votes: dict[str | None, float] = {}
+    for w, n in zip(weights, order, strict=True):
+        votes[examples[n].claim] = votes.get(examples[n].claim, 0.0) + float(w)
+    total = float(weights.sum())
+    return {c: v / total for c, v in votes.items()}
+
+
+def example_features(
+    claim_id: str,
+    view: View,
+    votes: dict[str | None, float],
+    best_by_claim: dict[str, float],
+) -> tuple[list[float], list[float]]:
+    sims = view.sims
+    mine = view.claims == claim_id
+    none = view.claims == ""
+    other = ~mine & ~none
+    if not mine.any():
+        return [0.0] * 9, [0.0] * (1 + len(STANCES))
+    own = sims[mine]
+    top = np.sort(own)[::-1]
+    ex_other = float(sims[other].max()) if other.any() else 0.0
+    ex_none = float(sims[none].max()) if none.any() else 0.0
+    order = np.argsort(own)[::-1][:5]
+    weights = np.exp(20 * (own[order] - own[order[0]]))
+    stances = view.stances[mine][order]
+    shares = [float(weights[stances == s].sum() / weights.sum()) for s in STANCES]
+    bears = [1.0, float(top[0]), float(top[:3].mean()), ex_other, ex_none]
+    bears.append(float(top[0]) - max(ex_other, ex_none))
+    values = sorted(best_by_claim.values())
+    median = values[len(values) // 2]
+    bears += [
+        votes.get(claim_id, 0.0),
+        float(top[0]) - median,
+        float(float(top[0]) >= values[-1]),
+    ]
+    return bears, [1.0, *shares]
+
+
+def write_bank(path: Path, bank: Bank, vectors: dict[str, bytes]) -> str:
+    """Write the bank and known vectors to ``path`` (npz); returns its content digest."""
+    rows = [[e.claim, e.stance, e.text, e.group] for e in bank.examples]
+    keys = sorted(vectors)
+    matrix = (
+        np.vstack([np.frombuffer(vectors[k], np.float32) for k in keys])
+        if keys
+        else np.zeros((0, 384), np.float32)
+    )
+    blob = json.dumps(rows, ensure_ascii=False).encode("utf-8")
+    key = hashlib.sha256(blob + "".join(keys).encode()).hexdigest()[:16]
+    with path.open("wb") as f:
+        np.savez(f, examples=np.frombuffer(blob, np.uint8), keys=np.asarray(keys), vectors=matrix)
+    return key
+
+
+def read_bank(path: str) -> tuple[Bank, dict[str, bytes]]:
+    with np.load(path) as data:
+        rows = json.loads(data["examples"].tobytes().decode("utf-8"))
+        vectors = {str(k): v.tobytes() for k, v in zip(data["keys"], data["vectors"], strict=True)}
+    return Bank(tuple(Example(*row) for row in rows)), vectors
