@@ -121,7 +121,13 @@ def test_the_probe_features_reach_the_model() -> None:
     by = {p.claim.id: p for p in pairs}
     assert by["x"].bears[at] > 0 > by["y"].bears[at]
     assert by["x"].bears[lead] > 0
+    assert any(r.startswith("learned from the claim's examples") for r in by["x"].reasons)
+    assert next(r for r in by["x"].reasons if r.startswith("learned")).endswith(", the top claim")
+    assert next(r for r in by["y"].reasons if r.startswith("learned")).endswith(
+        "behind the top claim"
+    )
     stance_at = STANCE_FEATURES.index("probe_supports")
     assert by["x"].stance[stance_at] == 0.0  # only supports examples: no stance probe
     _texts, bare = describe("xray news today.", claims, topics, MatchOptions())
     assert all(p.bears[at] == 0.0 for p in bare)  # no examples, no probe
+    assert not any("learned from" in r for p in bare for r in p.reasons)

@@ -343,6 +343,10 @@ def describe(
                 f"nearest example ({example.stance}, similarity {ex_sims[near]:.2f}): "
                 f"{example.text[:120]}"
             )
+        if c.id in probed:
+            log_odds, _rel, probe_top, probe_lead = probed[c.id]
+            rank = "the top claim" if probe_top else f"{-probe_lead:.1f} behind the top claim"
+            reasons.append(f"learned from the claim's examples: log-odds {log_odds:+.1f}, {rank}")
         pairs.append(
             Pair(
                 claim=c,
