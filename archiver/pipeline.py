@@ -18,12 +18,13 @@ import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -264,39 +265,48 @@ def check(
     on_result: Callable[[CheckResult], None] | None = None,
     pool: ExtractionPool | None = None,
     browser: BrowserHost | None = None,
+    keep: bool = True,
 ) -> list[CheckResult]:
     """Check the sources (synchronous entry point for the CLI and jobs). Without a
     ``pool``, a run of several sources starts its own and closes it at the end; without
-    a ``browser`` host, a run that renders a page starts Chromium for itself."""
-    sources = list(sources)
-    if not sources:
+    a ``browser`` host, a run that renders a page starts Chromium for itself.
+
+    ``sources`` may be a lazy iterable (``Store.iter_sources``): it is read as checks
+    start, so a run over any number of sources holds only the ones in flight. With
+    ``keep=False`` the results are only passed to ``on_result``, not returned."""
+    it = iter(sources)
+    head = list(islice(it, 2))
+    if not head:
         return []
-    return asyncio.run(check_async(store, sources, options, clock, on_result, pool, browser))
+    return asyncio.run(
+        check_async(store, chain(head, it), options, clock, on_result, pool, browser, keep)
+    )
 
 
 async def check_async(
     store: Store,
-    sources: list[Source],
+    sources: Iterable[Source],
     options: CheckOptions | None = None,
     clock: Clock | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
     pool: ExtractionPool | None = None,
     host: BrowserHost | None = None,
+    keep: bool = True,
 ) -> list[CheckResult]:
     options = options or CheckOptions()
     if options.claims is None:
         loaded = tuple(claim_from_dict(c.data) for c in store.claims())
         options = replace(options, claims=loaded)
     clock = clock or (lambda: datetime.now(UTC))
+    it = iter(sources)
+    head = list(islice(it, 2))
     with ExitStack() as stack:
         if pool is None:
-            pool = stack.enter_context(ExtractionPool(options.processes if len(sources) > 1 else 1))
-        origins = {robots_origin(s.url) for s in sources if s.robots}
-        known = {o: RobotsEntry(*e) for o, e in store.robots_for(list(origins), clock()).items()}
+            pool = stack.enter_context(ExtractionPool(options.processes if len(head) > 1 else 1))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
         matching = prepare_matching(store, options, workdir)
         async with (
-            Fetcher(options.fetch, now=clock, robots=known) as fetcher,
+            Fetcher(options.fetch, now=clock) as fetcher,
             BrowserFetcher(options.browser) as own,  # starts Chromium only when needed
         ):
             browser: Renderer = host if host is not None else own
@@ -314,9 +324,10 @@ async def check_async(
             # At most this many checks hold a page in memory at once, whatever N is.
             limit = 2 * options.fetch.concurrency
             try:
-                results = await _each(sources, one, limit)
-                found = [new for r in results for new in r.discovered]
-                results += await _each(found, one, limit)
+                stream = _with_robots(chain(head, it), store, fetcher, clock)
+                results, found = await _each(stream, one, limit, keep)
+                more, _ = await _each(found, one, limit, keep)
+                results += more
             finally:
                 writes.flush()
                 fetched = fetcher.robots_fetched
@@ -326,19 +337,47 @@ async def check_async(
             return results
 
 
+ROBOTS_CHUNK = 500  # sources read ahead, whose robots.txt entries are looked up together
+
+
+def _with_robots(
+    sources: Iterable[Source], store: Store, fetcher: Fetcher, clock: Clock
+) -> Iterator[Source]:
+    """The sources, a chunk at a time, each chunk's robots.txt entries from earlier runs
+    handed to the fetcher before its sources are checked (one query per chunk)."""
+    asked: set[str] = set()
+    it = iter(sources)
+    while part := list(islice(it, ROBOTS_CHUNK)):
+        origins = {robots_origin(s.url) for s in part if s.robots} - asked
+        asked |= origins
+        if origins:
+            known = store.robots_for(sorted(origins), clock())
+            fetcher.know_robots({o: RobotsEntry(*e) for o, e in known.items()})
+        yield from part
+
+
 async def _each(
-    items: list[Source], fn: Callable[[Source], Awaitable[CheckResult]], limit: int
-) -> list[CheckResult]:
-    """``fn`` over ``items`` with at most ``limit`` running, results in input order."""
-    results: list[CheckResult | None] = [None] * len(items)
-    queue = iter(enumerate(items))
+    items: Iterable[Source],
+    fn: Callable[[Source], Awaitable[CheckResult]],
+    limit: int,
+    keep: bool = True,
+) -> tuple[list[CheckResult], list[Source]]:
+    """``fn`` over ``items`` (read as workers free up) with at most ``limit`` running:
+    the results in input order (none unless ``keep``), and the sources they discovered."""
+    results: dict[int, CheckResult] = {}
+    found: dict[int, tuple[Source, ...]] = {}
+    queue = enumerate(items)
 
     async def worker() -> None:
         for i, item in queue:
-            results[i] = await fn(item)
+            result = await fn(item)
+            if keep:
+                results[i] = result
+            if result.discovered:
+                found[i] = result.discovered
 
-    await asyncio.gather(*(worker() for _ in range(min(limit, len(items)))))
-    return [r for r in results if r is not None]
+    await asyncio.gather(*(worker() for _ in range(limit)))
+    return [results[i] for i in sorted(results)], [s for i in sorted(found) for s in found[i]]
 
 
 T = TypeVar("T")

@@ -164,9 +164,17 @@ class Store:
         with self.reading() as conn:
             return sources_.every(conn)
 
-    def iter_sources(self, limit: int | None = None, page: int = 1000) -> Iterator[Source]:
-        """Sources in id order, read a page at a time (flat memory at any size)."""
-        return sources_.iterate(self.reading, limit, page)
+    def iter_sources(
+        self, limit: int | None = None, page: int = 1000, checkable: bool = False
+    ) -> Iterator[Source]:
+        """Sources in id order, read a page at a time (flat memory at any size); with
+        ``checkable``, only those ``check --all`` checks (fetched kinds, not retired)."""
+        return sources_.iterate(self.reading, limit, page, checkable)
+
+    def count_checkable(self) -> int:
+        """How many sources ``check --all`` checks."""
+        with self.reading() as conn:
+            return sources_.count_checkable(conn)
 
     def source_page(
         self,

@@ -114,12 +114,30 @@ def every(conn: Connection) -> list[Source]:
     return [source_from_row(r) for r in rows]
 
 
-def iterate(reading: Reading, limit: int | None, page: int) -> Iterator[Source]:
-    """Sources in id order, read a page at a time (flat memory at any size)."""
+def _checkable() -> list[Any]:
+    """What ``check --all`` checks: every source of a fetched kind that is not retired."""
+    return [sources.c.kind.not_in(NOT_FETCHED), sources.c.retired_at.is_(None)]
+
+
+def iterate(
+    reading: Reading, limit: int | None, page: int, checkable: bool = False
+) -> Iterator[Source]:
+    """Sources in id order, read a page at a time (flat memory at any size): those that
+    existed when the first page was read, not ones added meanwhile (a feed's finds)."""
+    where = _checkable() if checkable else []
+    with reading() as conn:
+        ceiling = conn.execute(select(func.max(sources.c.id))).scalar()
+    if ceiling is None:
+        return
     after, left = 0, limit
     while left is None or left > 0:
         size = page if left is None else min(page, left)
-        query = select(sources).where(sources.c.id > after).order_by(sources.c.id).limit(size)
+        query = (
+            select(sources)
+            .where(sources.c.id > after, sources.c.id <= ceiling, *where)
+            .order_by(sources.c.id)
+            .limit(size)
+        )
         with reading() as conn:
             rows = conn.execute(query).mappings().all()
         yield from (source_from_row(r) for r in rows)
@@ -127,6 +145,11 @@ def iterate(reading: Reading, limit: int | None, page: int) -> Iterator[Source]:
             return
         after = rows[-1]["id"]
         left = None if left is None else left - len(rows)
+
+
+def count_checkable(conn: Connection) -> int:
+    query = select(func.count()).select_from(sources).where(*_checkable())
+    return int(conn.execute(query).scalar_one())
 
 
 def page(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -454,12 +455,13 @@ def check(
     store = app.store()
     if sum(map(bool, (refs, all_, due))) != 1:
         raise UsageError("name sources, or give --all or --due (one of them)")
+    targets: Iterable[Source]
     if refs:
         targets = [store.get_source(r) for r in refs]
+        total = len(targets)
     elif all_:
-        targets = [
-            s for s in store.list_sources() if kind_of(s.kind).fetched and s.retired_at is None
-        ]
+        # Read a page at a time as checks start: memory stays flat at any number.
+        targets, total = store.iter_sources(checkable=True), store.count_checkable()
     else:
         # Claimed through the lease table, as serve claims: a source that a running
         # serve holds is not checked twice, and this run's own are leased meanwhile.
@@ -470,20 +472,27 @@ def check(
 
         owner = f"check-{socket.gethostname()}-{os.getpid()}"
         targets = leases.claim(store, owner, app.now, app.config.lease, 10**9).sources
-    seeds = [s.name for s in targets if not kind_of(s.kind).fetched]
-    if seeds:
-        raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
+        total = len(targets)
+    if refs:
+        seeds = [s.name for s in targets if not kind_of(s.kind).fetched]
+        if seeds:
+            raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = make_console()
     use_semantic(app, semantic)
     options = check_options(app.config)
     from archiver import pipeline
 
-    results: list[pipeline.CheckResult] = []
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    counts = {"checked": 0, "new": 0, "failed": 0}
 
     from rich.text import Text
 
     def report(r: pipeline.CheckResult) -> None:
-        results.append(r)
+        counts["checked"] += 1
+        counts["new"] += r.outcome == "new_version"
+        counts["failed"] += r.failed
         if as_json:
             emit_json(
                 [
@@ -521,7 +530,7 @@ def check(
             soft_wrap=True,
         )
 
-    if console.is_terminal and not as_json and len(targets) > 1:
+    if console.is_terminal and not as_json and total > 1:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         with Progress(
@@ -531,21 +540,20 @@ def check(
             console=console,
             transient=True,
         ) as progress:
-            task = progress.add_task("check", total=len(targets))
+            task = progress.add_task("check", total=total)
 
             def tick(r: pipeline.CheckResult) -> None:
                 report(r)
                 progress.advance(task)
 
-            pipeline.check(store, targets, options, clock=lambda: datetime.now(UTC), on_result=tick)
+            pipeline.check(store, targets, options, clock=now, on_result=tick, keep=False)
     else:
-        pipeline.check(store, targets, options, clock=lambda: datetime.now(UTC), on_result=report)
-    failed = sum(r.failed for r in results)
+        pipeline.check(store, targets, options, clock=now, on_result=report, keep=False)
+    checked, new, failed = counts["checked"], counts["new"], counts["failed"]
     if not as_json:
-        new = sum(r.outcome == "new_version" for r in results)
         click.echo(
-            f"{len(results)} checked: {new} new version{'s' if new != 1 else ''}, "
-            f"{len(results) - new - failed} unchanged, {failed} failed",
+            f"{checked} checked: {new} new version{'s' if new != 1 else ''}, "
+            f"{checked - new - failed} unchanged, {failed} failed",
             err=True,
         )
     return 1 if failed else 0

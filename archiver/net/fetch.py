@@ -219,8 +219,12 @@ class Fetcher:
         self._last_request: dict[str, float] = {}
         self._robots: dict[str, RobotFileParser | bool] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
-        self._robots_known = robots or {}
+        self._robots_known = dict(robots or {})
         self.robots_fetched: dict[str, RobotsEntry] = {}
+
+    def know_robots(self, entries: dict[str, RobotsEntry]) -> None:
+        """More robots.txt entries known from earlier runs (read as sources stream in)."""
+        self._robots_known.update(entries)
 
     async def __aenter__(self) -> Fetcher:
         return self
