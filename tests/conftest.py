@@ -27,6 +27,17 @@ if TYPE_CHECKING:
     from pytest_httpserver import HTTPServer
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the packages once. Many tests start the real ``claimwatch`` command, and
+    where PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would otherwise
+    compile every module it imports again in each of those processes."""
+    import compileall
+
+    root = Path(__file__).resolve().parent.parent
+    for package in ("archiver", "store", "jobs"):
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

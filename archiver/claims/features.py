@@ -131,6 +131,7 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", ".") for n in _NUMBER.findall(text)}
 
 
+@lru_cache(maxsize=8192)
 def _marks(text: str) -> tuple[int, int]:
     """Negation and change-of-course words in a sentence."""
     folded = [fold(w) for w in re.findall(r"\w+(?:['’]\w+)?", text)]
