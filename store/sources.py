@@ -198,11 +198,7 @@ def due(conn: Connection, now: datetime) -> list[Source]:
 def due_condition(now: datetime) -> Any:
     """The SQL condition for a source due at ``now``: its time has come, it is not
     retired, and its kind is fetched. ``due`` and the lease claims share it."""
-    return and_(
-        sources.c.next_check_at <= now,
-        sources.c.retired_at.is_(None),
-        sources.c.kind.notin_(NOT_FETCHED),
-    )
+    return and_(sources.c.next_check_at <= now, *_checkable())
 
 
 # -- a feed's entries ----------------------------------------------------------

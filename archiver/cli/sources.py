@@ -459,6 +459,9 @@ def check(
     if refs:
         targets = [store.get_source(r) for r in refs]
         total = len(targets)
+        seeds = [s.name for s in targets if not kind_of(s.kind).fetched]
+        if seeds:
+            raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     elif all_:
         # Read a page at a time as checks start: memory stays flat at any number.
         targets, total = store.iter_sources(checkable=True), store.count_checkable()
@@ -473,10 +476,6 @@ def check(
         owner = f"check-{socket.gethostname()}-{os.getpid()}"
         targets = leases.claim(store, owner, app.now, app.config.lease, 10**9).sources
         total = len(targets)
-    if refs:
-        seeds = [s.name for s in targets if not kind_of(s.kind).fetched]
-        if seeds:
-            raise UsageError(f"{seeds[0]} is a seed article; it is imported by 'init', not fetched")
     console = make_console()
     use_semantic(app, semantic)
     options = check_options(app.config)
