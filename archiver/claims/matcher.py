@@ -81,6 +81,17 @@ def match(
     return sorted(flags, key=lambda f: -f.score)
 
 
+def prefetch(passages: Sequence[str], embedder: Embedder | None) -> None:
+    """Embed the sentences of many passages in one call, ahead of matching them one at
+    a time: the engine is faster on a batch, and ``match`` then finds every vector in
+    the embedder's cache (its LRU holds far more than a batch)."""
+    if embedder is None:
+        return
+    texts = [s.text for p in passages for s in lexical.parse(p)]
+    if texts:
+        embedder.embed(list(dict.fromkeys(texts)))
+
+
 @dataclass(frozen=True)
 class MatchSpec:
     """How to build a ``Matcher`` in another process: plain, picklable data. The bank
@@ -102,7 +113,7 @@ def make_matcher(
         return Matcher(options)
     from archiver.claims.semantic import E5Embedder
 
-    embedder = E5Embedder(cache=cache)
+    embedder = E5Embedder(cache=cache, threads=1)  # one worker per core: one thread each
     bank = None
     if spec.bank_file:
         bank, vectors = read_bank(spec.bank_file)

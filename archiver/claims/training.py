@@ -24,12 +24,14 @@ import numpy as np
 
 from archiver.claims.bank import Bank, Example
 from archiver.claims.features import describe
-from archiver.claims.matcher import Matcher, match
+from archiver.claims.matcher import Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import fit_logistic
 from archiver.claims.rules import STANCES, Claim, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
+
+BATCH = 32  # passages whose sentences are embedded in one call (``prefetch``)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def build(
     examples from its own page, as a passage from a new page would not."""
     options = options or MatchOptions()
     bears, target, stance, stance_target, groups = [], [], [], [], []
-    for row in rows:
+    for n, row in enumerate(rows):
+        if n % BATCH == 0:
+            prefetch([r.text for r in rows[n : n + BATCH]], embedder)
         _texts, pairs = describe(row.text, claims, embedder, options, bank, row.group)
         for pair in pairs:
             label = row.labels.get(pair.claim.id)
@@ -305,7 +309,9 @@ class Report:
 def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher) -> Report:
     """Run the matcher on every passage and count against the labels."""
     report = Report()
-    for row in rows:
+    for n, row in enumerate(rows):
+        if n % BATCH == 0:
+            prefetch([r.text for r in rows[n : n + BATCH]], matcher.embedder)
         report.passages += 1
         found = {f.claim: f for f in match(row.text, claims, matcher)}
         for c in claims:

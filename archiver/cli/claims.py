@@ -191,12 +191,24 @@ def claims_match(
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.matcher import match
+    from archiver.claims.matcher import match, prefetch
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
     matcher = _matcher(app, story, model)
     name = getattr(passages, "name", "input")
+    # From a pipe, passages are embedded 32 at a time (faster); typed at a terminal,
+    # each is answered at once.
+    batch = 1 if getattr(passages, "isatty", lambda: False)() else 32
+    pending: list[tuple[Any, str]] = []
+
+    def flush() -> None:
+        prefetch([text for _id, text in pending], matcher.embedder)
+        for item_id, text in pending:
+            found = match(text, story.claims, matcher)
+            emit_json([{"id": item_id, "flags": [_flag_json(f) for f in found]}])
+        pending.clear()
+
     for n, line in enumerate(passages, start=1):
         if not line.strip():
             continue
@@ -206,27 +218,24 @@ def claims_match(
             if not isinstance(text, str):
                 raise TypeError("text is not a string")
         except (ValueError, KeyError, TypeError) as exc:
+            flush()  # every good line before the bad one is answered
             raise UsageError(
                 f"{name}:{n}: expected a JSON object with 'id' and 'text' ({exc})"
             ) from None
-        found = match(text, story.claims, matcher)
-        emit_json(
-            [
-                {
-                    "id": item.get("id"),
-                    "flags": [
-                        {
-                            "claim": f.claim,
-                            "stance": f.stance,
-                            "score": f.score,
-                            "evidence": f.evidence,
-                            "reasons": list(f.reasons),
-                        }
-                        for f in found
-                    ],
-                }
-            ]
-        )
+        pending.append((item.get("id"), text))
+        if len(pending) >= batch:
+            flush()
+    flush()
+
+
+def _flag_json(f: Any) -> dict[str, Any]:
+    return {
+        "claim": f.claim,
+        "stance": f.stance,
+        "score": f.score,
+        "evidence": f.evidence,
+        "reasons": list(f.reasons),
+    }
 
 
 @claims_group.command("eval")
