@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from archiver.app import schedule
 from archiver.app.claimsfile import load_story
@@ -41,10 +41,8 @@ from archiver.app.worker import (
     selection_digest,
     watch_parent,
 )
-from archiver.claims.bank import Bank, Example, write_bank
 from archiver.claims.matcher import MatchSpec
 from archiver.claims.rules import Claim, claim_from_dict, claim_to_dict, match
-from archiver.claims.semantic import MODEL_NAME
 from archiver.claims.topic import Node, matches, parse, positive_terms
 from archiver.net.browser import BrowserFetcher, BrowserHost, BrowserOptions
 from archiver.net.feeds import Entry, Feed, parse_feed
@@ -89,6 +87,9 @@ from store.models import (
 )
 from store.repo import Store
 from store.writes import Batch
+
+if TYPE_CHECKING:  # numpy and the matcher's bank load only when a run matches claims
+    from archiver.claims.bank import Example
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("claimwatch.check")
@@ -193,6 +194,7 @@ def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> Matc
     cues, examples), embedded here once and kept in the store, not in every worker."""
     if not options.semantic or not options.claims:
         return MatchSpec(semantic=False)
+    from archiver.claims.bank import Bank, Example, write_bank
     from archiver.claims.semantic import E5Embedder, digest
 
     bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
@@ -627,6 +629,8 @@ class _Checker:
         attempt.encoding = page.extracted.encoding
         attempt.body_hint, attempt.extracted = page.body_hint, True
         if page.vectors:  # the sentences the worker embedded: never embedded again
+            from archiver.claims.semantic import MODEL_NAME
+
             self.store.save_vectors(MODEL_NAME, page.vectors)
         if page.warning:
             attempt.notes.append(page.warning)

@@ -19,7 +19,10 @@ to their article text.
 Cycle 0 archives every page; cycles 1..C are the steady state. Each cycle runs
 the real ``claimwatch check --all --json`` in a subprocess and reports its wall
 time, pages per second, CPU seconds (the process and its extraction workers),
-peak RSS (the main process, and the whole process tree), versions created
+peak RSS (the main process, and the whole process tree), the tree's peak PSS
+(proportional set size: a page shared by n processes counts 1/n in each, so
+the sum is what the tree really holds; RSS counts shared pages once per
+process), versions created
 (which must equal the true edits) and store growth. The raw floor is a minimal
 async httpx loop, in its own process, making the same GETs at the same
 concurrency; the server's own rate is measured by the same loop.
@@ -278,26 +281,30 @@ class Measured:
     cpu: float
     peak_main_mb: float
     peak_tree_mb: float
+    peak_tree_pss_mb: float
     out: str
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> Measured:
-    """Run a command; sample the RSS of it and its children every 20 ms."""
+    """Run a command; sample the RSS (and PSS) of it and its children every 20 ms."""
     before = os.times()
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
-    peak_main = peak_tree = 0
+    peak_main = peak_tree = peak_pss = 0
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()))  # type: ignore[union-attr]
     reader.start()
     while proc.poll() is None:
         try:
-            main = ps.memory_info().rss
-            tree = main + sum(c.memory_info().rss for c in ps.children(recursive=True))
+            tree_ps = [ps, *ps.children(recursive=True)]
+            full = [p.memory_full_info() for p in tree_ps]
         except psutil.Error:
             continue
+        main, tree = full[0].rss, sum(m.rss for m in full)
+        pss = sum(m.pss for m in full)
         peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
+        peak_pss = max(peak_pss, pss)
         time.sleep(0.02)
     reader.join()
     wall = time.perf_counter() - started
@@ -305,7 +312,14 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system
     )
-    return Measured(wall, cpu, peak_main / 2**20, peak_tree / 2**20, b"".join(chunks).decode())
+    return Measured(
+        wall,
+        cpu,
+        peak_main / 2**20,
+        peak_tree / 2**20,
+        peak_pss / 2**20,
+        b"".join(chunks).decode(),
+    )
 
 
 def store_bytes(url: str) -> int:
@@ -406,7 +420,8 @@ def run(
             print(
                 f"cycle {cycle}: {m.wall:.2f} s wall, {pages / m.wall:.0f} pages/s, "
                 f"cpu {m.cpu:.1f} s, peak RSS {m.peak_main_mb:.0f} MB main / "
-                f"{m.peak_tree_mb:.0f} MB with workers, versions {v1 - v0} "
+                f"{m.peak_tree_mb:.0f} MB with workers (PSS {m.peak_tree_pss_mb:.0f} MB), "
+                f"versions {v1 - v0} "
                 f"(true edits {expected}), store +{(store_bytes(url) - size0) / 1024:.0f} KiB "
                 f"(blobs {int(blob_bytes or 0) / 1024:.0f} KiB total); outcomes {outcomes}; "
                 f"raw floor {floor_wall:.2f} s = {pages / floor_wall:.0f} pages/s "

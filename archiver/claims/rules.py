@@ -41,7 +41,7 @@ NEGATIONS = frozenset(
 # "releasing the weights" just as "not" would. English ones match in any form
 # (by stem); Arabic ones only as written, since stems of short Arabic words
 # collide ("إنها", "that it", would stem like "أنهى", "ended").
-_CESSATION_STEMS = tuple(keys(w) for w in "stop halt end abandon cease scrap drop".split())
+_CESSATION = "stop halt end abandon cease scrap drop".split()
 _CESSATION_AR = frozenset(
     fold(w)
     for w in "توقف توقفت يتوقف تتوقف ستتوقف أوقف أوقفت توقفها تخلى تخلت تتخلى ستتخلى أنهت".split()
@@ -51,7 +51,7 @@ _CESSATION_AR = frozenset(
 def _negator(word: str) -> bool:
     if word in NEGATIONS or word.endswith("n't") or word in _CESSATION_AR:
         return True
-    return not _is_arabic(word) and any(keys(word) & c for c in _CESSATION_STEMS)
+    return not _is_arabic(word) and any(keys(word) & keys(c) for c in _CESSATION)
 
 
 def _is_arabic(word: str) -> bool:

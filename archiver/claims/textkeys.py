@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
-
-import snowballstemmer
+from typing import Any
 
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _DIACRITICS = re.compile(r"[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
@@ -22,8 +21,14 @@ _FOLD = str.maketrans(
 _PROCLITICS = ("وال", "بال", "كال", "فال", "لل", "ال", "و", "ف", "ب", "ل", "ك", "س")
 # Words with their contraction: "won't" is one token, so negation can see it.
 _WORD = re.compile(r"[\w\u0610-\u061a\u064b-\u065f\u0670]+(?:['’][\w]+)?")
-_EN = snowballstemmer.stemmer("english")
-_AR = snowballstemmer.stemmer("arabic")
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: str) -> Any:
+    """Snowball's stemmer, loaded on first use: a run without claims never needs it."""
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(language)
 
 
 def fold(text: str) -> str:
@@ -51,6 +56,6 @@ def keys(word: str) -> frozenset[str]:
         for p in _PROCLITICS:
             if word.startswith(p) and len(word) - len(p) >= 2:
                 forms.add(word[len(p) :])
-        return frozenset(forms | {_AR.stemWord(f) for f in forms})
+        return frozenset(forms | {_stemmer("arabic").stemWord(f) for f in forms})
     base = word[:-2] if word.endswith("'s") else word
-    return frozenset({word, base, _EN.stemWord(base)})
+    return frozenset({word, base, _stemmer("english").stemWord(base)})
