@@ -151,12 +151,14 @@ def cpu_limit(seconds: float) -> Iterator[None]:
 
 def process_page(job: PageJob) -> PageResult:
     """Extract, normalize and diff against the previous text, in one trip to a worker,
-    in at most ``job.cpu_limit`` seconds of CPU."""
+    in at most ``job.cpu_limit`` seconds of CPU. The matcher's one-time set-up (the
+    model, the bank, the probes) is the worker's, not the page's: it is not counted."""
+    matcher = matcher_for(job.matching) if job.claims else None
     with cpu_limit(job.cpu_limit):
-        return _process_page(job)
+        return _process_page(job, matcher)
 
 
-def _process_page(job: PageJob) -> PageResult:
+def _process_page(job: PageJob, matcher: Matcher | None) -> PageResult:
     extracted, text = extract_text(
         job.body, job.content_type, job.charset, job.url, job.extract, job.ignore, job.selector
     )
@@ -165,8 +167,7 @@ def _process_page(job: PageJob) -> PageResult:
         change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
     found: tuple[FlagRecord, ...] = ()
     vectors = None
-    if job.claims:
-        matcher = matcher_for(job.matching)
+    if matcher is not None:
         if change is not None:
             found = flags_for_change(change, text, job.claims, matcher)
         elif job.previous_text is None and job.coverage:
