@@ -61,19 +61,27 @@ def put_blob(
         depth = base_depth + 1
     if base is not None and depth <= options.max_chain_depth:
         payload = codec.compress(data, base[1], options.delta_level)
-        codec_name, base_digest = codec.DELTA, base[0]
+        stored = {
+            "codec": codec.DELTA,
+            "base_digest": base[0],
+            "depth": depth,
+            "data": payload,
+            "stored_size": len(payload),
+        }
     else:
-        payload = codec.compress(data, None, options.full_level)
-        codec_name, base_digest, depth = codec.FULL, None, 0
-    conn.execute(
-        insert(blobs).values(
-            digest=digest,
-            size=len(data),
-            stored_size=len(payload),
-            codec=codec_name,
-            base_digest=base_digest,
-            depth=depth,
-            data=payload,
-        )
-    )
+        stored = full_copy(options, data)
+    conn.execute(insert(blobs).values(digest=digest, size=len(data), **stored))
     return digest
+
+
+def full_copy(options: StoreOptions, data: bytes) -> dict[str, Any]:
+    """A blob row's stored columns for ``data`` compressed whole: no base, depth 0 (a new
+    chain's start, or a delta rewritten by ``gc`` when its base goes)."""
+    payload = codec.compress(data, None, options.full_level)
+    return {
+        "codec": codec.FULL,
+        "base_digest": None,
+        "depth": 0,
+        "data": payload,
+        "stored_size": len(payload),
+    }

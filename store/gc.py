@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select, update
 
-from store import blobs as codec
-from store.blobstore import read_blob
+from store.blobstore import full_copy, read_blob
 from store.schema import blobs, sources, versions
 from store.verify import unused_blobs, used_digests
 
@@ -113,13 +112,8 @@ def _rebase_survivors(store: Store, conn: Connection) -> int:
     # still decodes through it; the unused bases are deleted only afterwards.
     for digest in survivors:
         data = read_blob(conn, store.options, digest)
-        payload = codec.compress(data, None, store.options.full_level)
         conn.execute(
-            update(blobs)
-            .where(blobs.c.digest == digest)
-            .values(
-                codec=codec.FULL, base_digest=None, depth=0, data=payload, stored_size=len(payload)
-            )
+            update(blobs).where(blobs.c.digest == digest).values(**full_copy(store.options, data))
         )
     return len(survivors)
 
