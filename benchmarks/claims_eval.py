@@ -68,6 +68,12 @@ def main() -> None:
         f"bears on claim: precision {o['precision']:.2f}, recall {o['recall']:.2f}, "
         f"F1 {o['f1']:.2f}; stance accuracy {d['stance_accuracy']:.2f}"
     )
+    ci = d["intervals"]
+    if ci:
+        print(
+            f"95% intervals: F1 {ci['f1'][0]:.2f}-{ci['f1'][1]:.2f}, stance "
+            f"{ci['stance_accuracy'][0]:.2f}-{ci['stance_accuracy'][1]:.2f} ({ci['method']})"
+        )
     print(f"{'language':10} {'P':>5} {'R':>5} {'F1':>5}  tp  fp  fn")
     for lang, r in sorted(d["by_language"].items(), key=lambda kv: -(kv[1]["tp"] + kv[1]["fn"])):
         print(

@@ -182,6 +182,28 @@ def _evaluate(path: Path, options: MatchOptions) -> tuple[float, float]:
     return 2 * tp / (2 * tp + fp + fn), right / tp
 
 
+def test_eval_intervals_draw_whole_pages_and_are_reproducible() -> None:
+    from archiver.claims.matcher import Matcher
+    from archiver.claims.training import Counts, Report, evaluate, read_labelled
+
+    rows = read_labelled(DATA / "dev.jsonl", CLAIMS)
+    report = evaluate(rows, CLAIMS, Matcher())  # the rule matcher: no model needed
+    ci = report.intervals()
+    assert ci == report.intervals()  # the same report and seed: the same intervals
+    assert ci["method"].startswith(f"bootstrap over {len({r.group for r in rows})} pages")
+    point = report.to_dict()
+    for name in ("precision", "recall", "f1"):
+        low, high = ci[name]
+        assert low < point["overall"][name] < high, (name, ci[name])
+    assert ci != report.intervals(seed=1)
+    # Pages that all score the same leave nothing to vary: the interval is the point.
+    same = Report(by_page={f"p{n}": Counts(3, 1, 1) for n in range(20)})
+    same.right_by_page.update({f"p{n}": 2 for n in range(20)})
+    fixed = same.intervals()
+    assert fixed["f1"] == [0.75, 0.75] and fixed["stance_accuracy"] == [0.667, 0.667]
+    assert Report(by_page={"one": Counts(1, 0, 0)}).intervals() == {}  # one page: no spread
+
+
 def test_development_set_targets_with_the_lexical_matcher() -> None:
     rows = (DATA / "dev.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(rows) >= 150

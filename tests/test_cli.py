@@ -353,6 +353,20 @@ def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> N
 
 
 @pytest.mark.e2e
+def test_claims_eval_reports_figures_with_their_intervals(story_with_claims: Path) -> None:
+    labelled = Path(__file__).parent / "data" / "claims" / "dev.jsonl"
+    r = claimwatch(story_with_claims, "claims", "eval", str(labelled))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"{len(labelled.read_text().splitlines())} passages: precision")
+    assert lines[1].startswith("95% intervals: precision ") and "bootstrap over" in lines[1]
+    r = claimwatch(story_with_claims, "claims", "eval", str(labelled), "--json")
+    report = json.loads(r.stdout)
+    low, high = report["intervals"]["f1"]
+    assert low <= report["overall"]["f1"] <= high
+
+
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer) -> None:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)

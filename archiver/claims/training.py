@@ -278,6 +278,9 @@ class Counts:
         return {"precision": round(p, 3), "recall": round(r, 3), "f1": round(f, 3)}
 
 
+RESAMPLES = 1000  # bootstrap resamples for the confidence intervals
+
+
 @dataclass
 class Report:
     passages: int = 0
@@ -285,17 +288,47 @@ class Report:
     by_claim: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
     by_lang: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, found)
+    by_page: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    right_by_page: Counter[str] = field(default_factory=Counter)  # stances found right
 
     def stance_accuracy(self) -> float:
         total = sum(self.confusion.values())
         right = sum(n for (want, got), n in self.confusion.items() if want == got)
         return round(right / total, 3) if total else 0.0
 
+    def intervals(self, resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+        """95% confidence intervals of the overall figures, by a bootstrap over pages:
+        passages written from one page rise and fall together, so whole pages are
+        drawn. The same report and seed always give the same intervals."""
+        pages = np.asarray(
+            [(c.tp, c.fp, c.fn, self.right_by_page[g]) for g, c in self.by_page.items()],
+            np.float64,
+        ).reshape(-1, 4)
+        if len(pages) < 2:
+            return {}
+        rng = np.random.default_rng(seed)
+        drawn = pages[rng.integers(0, len(pages), (resamples, len(pages)))].sum(axis=1)
+        tp, fp, fn, right = drawn.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            figures = {
+                "precision": np.where(tp + fp > 0, tp / (tp + fp), 0.0),
+                "recall": np.where(tp + fn > 0, tp / (tp + fn), 0.0),
+                "f1": np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0),
+                "stance_accuracy": np.where(tp > 0, right / tp, 0.0),
+            }
+        out: dict[str, Any] = {
+            name: [round(float(v), 3) for v in np.percentile(values, [2.5, 97.5])]
+            for name, values in figures.items()
+        }
+        out["method"] = f"bootstrap over {len(pages)} pages, {resamples} resamples, seed {seed}"
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "passages": self.passages,
             "overall": {**self.overall.scores(), **self.overall.__dict__},
             "stance_accuracy": self.stance_accuracy(),
+            "intervals": self.intervals(),
             "by_claim": {k: {**v.scores(), **v.__dict__} for k, v in sorted(self.by_claim.items())},
             "by_language": {
                 k: {**v.scores(), **v.__dict__} for k, v in sorted(self.by_lang.items())
@@ -314,9 +347,10 @@ def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher
             prefetch([r.text for r in rows[n : n + BATCH]], matcher.embedder)
         report.passages += 1
         found = {f.claim: f for f in match(row.text, claims, matcher)}
+        page = report.by_page[row.group]
         for c in claims:
             want, got = row.labels.get(c.id), found.get(c.id)
-            for counts in (report.overall, report.by_claim[c.id], report.by_lang[row.lang]):
+            for counts in (report.overall, report.by_claim[c.id], report.by_lang[row.lang], page):
                 if want and got:
                     counts.tp += 1
                 elif got:
@@ -325,6 +359,7 @@ def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher
                     counts.fn += 1
             if want and got:
                 report.confusion[(want, got.stance)] += 1
+                report.right_by_page[row.group] += got.stance == want
     return report
 
 

@@ -254,7 +254,8 @@ def claims_eval(
     as_json: bool,
 ) -> None:
     """Measure the matcher on labelled passages (docs/claims.md gives the format):
-    precision, recall and F1 per claim and per language, and the stance confusion."""
+    precision, recall and F1 per claim and per language, the stance confusion, and 95%
+    intervals of the overall figures (a bootstrap over the passages' pages)."""
     from archiver.app.claimsfile import load_story
     from archiver.claims.training import evaluate, read_labelled
 
@@ -271,6 +272,22 @@ def claims_eval(
         f"{report['passages']} passages: precision {o['precision']:.2f}, recall "
         f"{o['recall']:.2f}, F1 {o['f1']:.2f}; stance accuracy {report['stance_accuracy']:.2f}"
     )
+    ci = report["intervals"]
+    if ci:
+        console.print(
+            "95% intervals: "
+            + ", ".join(
+                f"{label} {ci[name][0]:.2f}-{ci[name][1]:.2f}"
+                for name, label in (
+                    ("precision", "precision"),
+                    ("recall", "recall"),
+                    ("f1", "F1"),
+                    ("stance_accuracy", "stance"),
+                )
+            )
+            + f" ({ci['method']})",
+            markup=False,
+        )
     for title, key in (("claim", "by_claim"), ("language", "by_language")):
         table = Table(title, "precision", "recall", "F1", "tp", "fp", "fn")
         for name, r in report[key].items():
