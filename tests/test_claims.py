@@ -169,17 +169,12 @@ def test_golden_flags(golden) -> None:  # type: ignore[no-untyped-def]
 
 
 def _evaluate(path: Path, options: MatchOptions) -> tuple[float, float]:
-    tp = fp = fn = right = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        flags = {f.claim: f.stance for f in match(row["text"], CLAIMS, options)}
-        for c in CLAIMS:
-            got, want = c.id in flags, c.id in row["labels"]
-            tp += got and want
-            fp += got and not want
-            fn += want and not got
-            right += got and want and flags[c.id] == row["labels"][c.id]
-    return 2 * tp / (2 * tp + fp + fn), right / tp
+    """Bears-on F1 and stance accuracy of the rule matcher, as ``claims eval`` counts them."""
+    from archiver.claims.matcher import Matcher
+    from archiver.claims.training import evaluate, read_labelled
+
+    report = evaluate(read_labelled(path, CLAIMS), CLAIMS, Matcher(options))
+    return report.to_dict()["overall"]["f1"], report.stance_accuracy()
 
 
 def test_eval_intervals_draw_whole_pages_and_are_reproducible() -> None:
