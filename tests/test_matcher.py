@@ -182,6 +182,20 @@ def test_prefetch_embeds_many_passages_in_one_call_and_match_agrees() -> None:
     assert model.calls == [5]  # matching found every vector already there
 
 
+def test_the_engine_is_given_at_most_a_chunk_of_texts_at_a_time() -> None:
+    """Its memory grows with the batch: a large corpus is embedded 32 texts a call."""
+    from archiver.claims.semantic import CHUNK
+
+    model = CountingModel()
+    embedder = E5Embedder(model=model)
+    texts = [f"Sentence number {n} about the harbour." for n in range(2 * CHUNK + 6)]
+    vectors = embedder.embed(texts)
+    assert model.calls == [CHUNK, CHUNK, 6]
+    assert vectors.shape == (len(texts), 384)
+    alone = E5Embedder(model=CountingModel()).embed([texts[-1]])
+    assert abs(float(vectors[-1] @ alone[0]) - 1.0) < 1e-5  # rows stay in their order
+
+
 THREADS = """
 import os
 from archiver.claims.semantic import E5Embedder
