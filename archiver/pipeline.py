@@ -89,7 +89,8 @@ from store.repo import Store
 from store.writes import Batch
 
 if TYPE_CHECKING:  # numpy and the matcher's bank load only when a run matches claims
-    from archiver.claims.bank import Example
+    from archiver.claims.bank import Bank, Example
+    from archiver.claims.semantic import Embedder
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("claimwatch.check")
@@ -188,10 +189,13 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
     return report
 
 
-def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> MatchSpec:
+def prepare_matching(
+    store: Store, options: CheckOptions, workdir: Path, now: datetime
+) -> MatchSpec:
     """The matcher the workers build: with the semantic layer, a bank file holding the
-    story's examples and the vectors of every text the matcher compares with (claims,
-    cues, examples), embedded here once and kept in the store, not in every worker."""
+    story's examples, the vectors of every text the matcher compares with (claims,
+    cues, examples) and the probes fitted from them: computed here once and kept in
+    the store, not in every worker and every run."""
     if not options.semantic or not options.claims:
         return MatchSpec(semantic=False)
     from archiver.claims.bank import Bank, Example, write_bank
@@ -205,8 +209,23 @@ def prepare_matching(store: Store, options: CheckOptions, workdir: Path) -> Matc
     embedder.embed(list(dict.fromkeys(texts)))  # computes (and keeps) only what is new
     vectors = store.vectors_for(embedder.name, {digest(t) for t in texts})
     path = workdir / "bank.npz"
-    key = write_bank(path, bank, vectors)
+    key = write_bank(path, bank, vectors, _fitted_probes(store, bank, embedder, now))
     return MatchSpec(True, options.claims_model, str(path), key)
+
+
+def _fitted_probes(store: Store, bank: Bank, embedder: Embedder, now: datetime) -> bytes | None:
+    """The story's probes, fitted once here and kept in the store until the examples
+    change, so that no worker fits them again in every run (1.3 s of CPU each)."""
+    from archiver.claims.probes import probes_to_bytes
+
+    if not bank.examples:
+        return None
+    key = bank.probes_key(embedder.name)
+    blob = store.cached("probes", key)
+    if blob is None:
+        blob = probes_to_bytes(bank.probes(embedder))
+        store.save_cached("probes", key, blob, now)
+    return blob
 
 
 class Renderer(Protocol):
@@ -306,7 +325,7 @@ async def check_async(
         if pool is None:
             pool = stack.enter_context(ExtractionPool(options.processes if len(head) > 1 else 1))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
-        matching = prepare_matching(store, options, workdir)
+        matching = prepare_matching(store, options, workdir, clock())
         async with (
             Fetcher(options.fetch, now=clock) as fetcher,
             BrowserFetcher(options.browser) as own,  # starts Chromium only when needed

@@ -17,7 +17,15 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from store.db import among, insert_ignoring_duplicates, narrow
 from store.errors import NotFoundError
 from store.models import ClaimRow, StoredFlag
-from store.schema import claim_examples, claims, flags, schema_time, sentence_vectors, sources
+from store.schema import (
+    claim_examples,
+    claims,
+    flags,
+    matcher_cache,
+    schema_time,
+    sentence_vectors,
+    sources,
+)
 from store.schema import versions as versions_t
 from store.writes import evidence_key
 
@@ -204,6 +212,22 @@ def save_vectors(conn: Connection, model: str, vectors: dict[str, bytes]) -> Non
     ]
     if rows:
         conn.execute(insert_ignoring_duplicates(conn, sentence_vectors), rows)
+
+
+def cached(conn: Connection, kind: str, key: str) -> bytes | None:
+    """The matcher's cached ``kind`` if it was computed from the same inputs (``key``)."""
+    row = conn.execute(
+        select(matcher_cache.c.data).where(matcher_cache.c.kind == kind, matcher_cache.c.key == key)
+    ).first()
+    return bytes(row.data) if row is not None else None
+
+
+def save_cached(conn: Connection, kind: str, key: str, data: bytes, now: datetime) -> None:
+    """Keep ``data`` as the matcher's ``kind``, replacing what older inputs gave."""
+    conn.execute(delete(matcher_cache).where(matcher_cache.c.kind == kind))
+    conn.execute(
+        insert(matcher_cache).values(kind=kind, key=key, data=data, created_at=schema_time(now))
+    )
 
 
 def _kept(conn: Connection, model: str, digests: Iterable[str], *columns: Any) -> Iterator[Any]:

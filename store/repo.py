@@ -374,6 +374,14 @@ class Store:
             with self.transaction() as conn:
                 claims_.save_vectors(conn, model, vectors)
 
+    def cached(self, kind: str, key: str) -> bytes | None:
+        with self.reading() as conn:
+            return claims_.cached(conn, kind, key)
+
+    def save_cached(self, kind: str, key: str, data: bytes, now: datetime) -> None:
+        with self.transaction() as conn:
+            claims_.save_cached(conn, kind, key, data, now)
+
     # -- integrity and status ------------------------------------------------------
 
     def verify(

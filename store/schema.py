@@ -53,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 metadata = MetaData()
 
@@ -213,6 +213,18 @@ sentence_vectors = Table(
     Column("model", String(64), primary_key=True),
     Column("digest", String(64), primary_key=True),  # SHA-256 of the embedded text
     Column("vector", LargeBinary, nullable=False),  # float32, unit length
+)
+
+# What the matcher derives from the story's examples and would otherwise compute again
+# in every run (the probes): one row per kind, replaced when its key (a digest of
+# everything it was computed from) changes.
+matcher_cache = Table(
+    "matcher_cache",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 claim_examples = Table(

@@ -131,3 +131,78 @@ def test_the_probe_features_reach_the_model() -> None:
     _texts, bare = describe("xray news today.", claims, topics, MatchOptions())
     assert all(p.bears[at] == 0.0 for p in bare)  # no examples, no probe
     assert not any("learned from" in r for p in bare for r in p.reasons)
+
+
+def test_probes_survive_their_bytes_exactly() -> None:
+    from archiver.claims.probes import probes_from_bytes, probes_to_bytes
+
+    rng = np.random.default_rng(5)
+    a, miss = _direction(50), _direction(51)
+    vectors = np.vstack([_cloud(rng, a, 20), _cloud(rng, miss, 20)])
+    labels = [{"a": "supports"}] * 12 + [{"a": "contradicts"}] * 8 + [{}] * 20
+    probes = fit_probes(vectors, labels)
+    back = probes_from_bytes(probes_to_bytes(probes))
+    assert set(back.bears) == {"a"} and set(back.stance) == set(probes.stance)
+    pairs = [(back.bears[k], p) for k, p in probes.bears.items()]
+    pairs += [(back.stance[k], p) for k, p in probes.stance.items()]
+    for again, probe in pairs:
+        assert np.array_equal(again.logits(vectors), probe.logits(vectors))
+    empty = probes_from_bytes(probes_to_bytes(fit_probes(vectors[:3], labels[:3])))
+    assert empty.bears == {} and empty.stance == {}
+
+
+def test_the_probes_key_follows_everything_they_are_fitted_from() -> None:
+    bank = Bank((Example("a", "supports", "One."), Example(None, None, "Two.")))
+    key = bank.probes_key("e5")
+    assert key == Bank(bank.examples).probes_key("e5")  # the same inputs: the same key
+    assert key != bank.probes_key("another-embedder")
+    assert key != Bank((*bank.examples, Example("a", "mentions", "Three."))).probes_key("e5")
+    assert key != Bank((Example("a", "contradicts", "One."), bank.examples[1])).probes_key("e5")
+
+
+LIBRARY = [
+    *(
+        ("library-closes", "supports", f"The council voted to close the library, report {n}.")
+        for n in range(6)
+    ),
+    *((None, None, f"The new park by the river opened to crowds, report {n}.") for n in range(6)),
+]
+
+
+def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # type: ignore[no-untyped-def]
+    sqlite_store, tmp_path, monkeypatch
+) -> None:
+    """The main process fits the story's probes once and keeps them in the store; the
+    workers' bank file carries them, so no worker and no later run fits them again."""
+    from datetime import UTC, datetime
+
+    import archiver.claims.bank as bank_module
+    from archiver.claims.matcher import make_matcher
+    from archiver.pipeline import CheckOptions, prepare_matching
+
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    sqlite_store.load_examples(LIBRARY, now)
+    claims = (Claim("library-closes", (("en", "The library will close."),)),)
+    options = CheckOptions(claims=claims, semantic=True)
+    fitted: list[int] = []
+    real_fit = bank_module.fit_probes
+
+    def counting_fit(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fitted.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(bank_module, "fit_probes", counting_fit)
+    first = prepare_matching(sqlite_store, options, tmp_path, now)
+    assert fitted == [1]
+    (tmp_path / "again").mkdir()
+    second = prepare_matching(sqlite_store, options, tmp_path / "again", now)
+    assert fitted == [1]  # the store's copy: not fitted again
+    assert second.bank_key == first.bank_key
+    matcher = make_matcher(second)
+    assert matcher.bank is not None and matcher.embedder is not None
+    assert set(matcher.bank.probes(matcher.embedder).bears) == {"library-closes"}
+    assert fitted == [1]  # the worker's bank came with them
+    sqlite_store.load_examples([*LIBRARY, (None, None, "Ducks crossed the road.")], now)
+    (tmp_path / "changed").mkdir()
+    prepare_matching(sqlite_store, options, tmp_path / "changed", now)
+    assert fitted == [1, 1]  # new examples: new probes

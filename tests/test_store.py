@@ -243,3 +243,14 @@ def test_listings_stream_in_pages(store: Store) -> None:
         store.add_source(SourceSpec(url=f"http://example.org/{i}"), NOW)
     assert [s.url for s in store.iter_sources(page=4)] == [s.url for s in store.list_sources()]
     assert len(list(store.iter_sources(limit=10, page=3))) == 10
+
+
+def test_the_matcher_cache_keeps_one_entry_per_kind_by_its_key(store: Store) -> None:
+    now = NOW
+    assert store.cached("probes", "k1") is None
+    store.save_cached("probes", "k1", b"\x00first", now)
+    assert store.cached("probes", "k1") == b"\x00first"
+    assert store.cached("probes", "k2") is None  # computed from other inputs: not used
+    store.save_cached("probes", "k2", b"second", now)
+    assert store.cached("probes", "k2") == b"second"
+    assert store.cached("probes", "k1") is None  # replaced, not kept beside

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from archiver.claims.probes import Probes, fit_probes, fold_of
+from archiver.claims import probes as probes_
+from archiver.claims.probes import Probes, fit_probes, fold_of, probes_from_bytes
 from archiver.claims.rules import STANCES
 from archiver.claims.semantic import Embedder
 
@@ -73,6 +74,19 @@ class Bank:
                 [labels[t] for t in texts],
             )
         return self._probes[key]
+
+    def probes_key(self, embedder: str) -> str:
+        """A digest of everything the run-time probes are computed from: the examples,
+        the embedder (so the vectors) and the probes' settings. Their cache key."""
+        rows = [[e.claim, e.stance, e.text, e.group] for e in self.examples]
+        settings = [embedder, probes_.L2, probes_.L2_STANCE, probes_.MIN_POSITIVES]
+        blob = json.dumps([settings, rows], ensure_ascii=False).encode("utf-8")
+        return hashlib.sha256(blob).hexdigest()
+
+    def preset_probes(self, embedder: str, probes: Probes) -> None:
+        """Use probes fitted elsewhere (the main process, or an earlier run) as this bank's
+        run-time probes for ``embedder``, instead of fitting them again."""
+        self._probes[f"{embedder}:None"] = probes
 
     @cached_property
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -161,8 +175,11 @@ def example_features(
     return bears, [1.0, *shares]
 
 
-def write_bank(path: Path, bank: Bank, vectors: dict[str, bytes]) -> str:
-    """Write the bank and known vectors to ``path`` (npz); returns its content digest."""
+def write_bank(
+    path: Path, bank: Bank, vectors: dict[str, bytes], probes: bytes | None = None
+) -> str:
+    """Write the bank, known vectors and (``probes_to_bytes``) its fitted probes to
+    ``path`` (npz); returns its content digest."""
     rows = [[e.claim, e.stance, e.text, e.group] for e in bank.examples]
     keys = sorted(vectors)
     matrix = (
@@ -171,14 +188,26 @@ def write_bank(path: Path, bank: Bank, vectors: dict[str, bytes]) -> str:
         else np.zeros((0, 384), np.float32)
     )
     blob = json.dumps(rows, ensure_ascii=False).encode("utf-8")
-    key = hashlib.sha256(blob + "".join(keys).encode()).hexdigest()[:16]
+    fitted = probes or b""
+    key = hashlib.sha256(blob + "".join(keys).encode() + fitted).hexdigest()[:16]
     with path.open("wb") as f:
-        np.savez(f, examples=np.frombuffer(blob, np.uint8), keys=np.asarray(keys), vectors=matrix)
+        np.savez(
+            f,
+            examples=np.frombuffer(blob, np.uint8),
+            keys=np.asarray(keys),
+            vectors=matrix,
+            probes=np.frombuffer(fitted, np.uint8),
+        )
     return key
 
 
-def read_bank(path: str) -> tuple[Bank, dict[str, bytes]]:
+def read_bank(path: str, embedder: str) -> tuple[Bank, dict[str, bytes]]:
+    """The bank a file holds, with its probes set for ``embedder`` when the file has them."""
     with np.load(path) as data:
         rows = json.loads(data["examples"].tobytes().decode("utf-8"))
         vectors = {str(k): v.tobytes() for k, v in zip(data["keys"], data["vectors"], strict=True)}
-    return Bank(tuple(Example(*row) for row in rows)), vectors
+        fitted = data["probes"].tobytes() if "probes" in data.files else b""
+    bank = Bank(tuple(Example(*row) for row in rows))
+    if fitted:
+        bank.preset_probes(embedder, probes_from_bytes(fitted))
+    return bank, vectors

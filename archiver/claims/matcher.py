@@ -123,6 +123,6 @@ def make_matcher(
     embedder = E5Embedder(cache=cache, threads=1)  # one worker per core: one thread each
     bank = None
     if spec.bank_file:
-        bank, vectors = read_bank(spec.bank_file)
+        bank, vectors = read_bank(spec.bank_file, embedder.name)
         embedder.seed(vectors)
     return Matcher(options, embedder, load_model(spec.model), bank)

@@ -23,6 +23,8 @@ probe features raised bears-on F1 from 0.71 to 0.76 and non-English recall from
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,6 +85,37 @@ class Probes:
 
     bears: dict[str, Probe]
     stance: dict[tuple[str, str], Probe]
+
+
+def probes_to_bytes(probes: Probes) -> bytes:
+    """The probes as one npz blob (for the store's cache and the workers' bank file)."""
+    names = [*probes.bears, *probes.stance]
+    rows = [*probes.bears.values(), *probes.stance.values()]
+    out = io.BytesIO()
+    np.savez(
+        out,
+        names=np.frombuffer(json.dumps(names, ensure_ascii=False).encode("utf-8"), np.uint8),
+        mean=np.vstack([p.mean for p in rows]) if rows else np.zeros((0, 0)),
+        scale=np.vstack([p.scale for p in rows]) if rows else np.zeros((0, 0)),
+        weights=np.vstack([p.weights for p in rows]) if rows else np.zeros((0, 0)),
+        bias=np.asarray([p.bias for p in rows], np.float64),
+    )
+    return out.getvalue()
+
+
+def probes_from_bytes(blob: bytes) -> Probes:
+    with np.load(io.BytesIO(blob)) as data:
+        names = json.loads(data["names"].tobytes().decode("utf-8"))
+        mean, scale, weights, bias = data["mean"], data["scale"], data["weights"], data["bias"]
+    bears: dict[str, Probe] = {}
+    stance: dict[tuple[str, str], Probe] = {}
+    for n, name in enumerate(names):
+        probe = Probe(mean[n], scale[n], weights[n], float(bias[n]))
+        if isinstance(name, str):
+            bears[name] = probe
+        else:
+            stance[(name[0], name[1])] = probe
+    return Probes(bears, stance)
 
 
 def fit_probes(
