@@ -225,9 +225,7 @@ def cached(conn: Connection, kind: str, key: str) -> bytes | None:
 def save_cached(conn: Connection, kind: str, key: str, data: bytes, now: datetime) -> None:
     """Keep ``data`` as the matcher's ``kind``, replacing what older inputs gave."""
     conn.execute(delete(matcher_cache).where(matcher_cache.c.kind == kind))
-    conn.execute(
-        insert(matcher_cache).values(kind=kind, key=key, data=data, created_at=schema_time(now))
-    )
+    conn.execute(insert(matcher_cache).values(kind=kind, key=key, data=data, created_at=now))
 
 
 def _kept(conn: Connection, model: str, digests: Iterable[str], *columns: Any) -> Iterator[Any]:

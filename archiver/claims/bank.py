@@ -42,7 +42,10 @@ class Bank:
 
     examples: tuple[Example, ...] = ()
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
-    _probes: dict[str, Probes] = field(default_factory=dict, compare=False, repr=False)
+    # (embedder, fold) -> probes; fold None: the run-time probes, from every example
+    _probes: dict[tuple[str, int | None], Probes] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def vectors(self, embedder: Embedder) -> np.ndarray:
         if embedder.name not in self._vectors:
@@ -56,7 +59,7 @@ class Bank:
         """The story's probes (``archiver.claims.probes``), fitted on the examples' vectors
         once; in training (``exclude``: a passage's page), without that page's fold."""
         fold = None if exclude is None else fold_of(exclude)
-        key = f"{embedder.name}:{fold}"
+        key = (embedder.name, fold)
         if key not in self._probes:
             vectors = self.vectors(embedder)
             rows: dict[str, int] = {}  # text -> its first row (one example per claim)
@@ -78,15 +81,14 @@ class Bank:
     def probes_key(self, embedder: str) -> str:
         """A digest of everything the run-time probes are computed from: the examples,
         the embedder (so the vectors) and the probes' settings. Their cache key."""
-        rows = [[e.claim, e.stance, e.text, e.group] for e in self.examples]
         settings = [embedder, probes_.L2, probes_.L2_STANCE, probes_.MIN_POSITIVES]
-        blob = json.dumps([settings, rows], ensure_ascii=False).encode("utf-8")
+        blob = json.dumps(settings).encode("utf-8") + b"\0" + _examples_json(self)
         return hashlib.sha256(blob).hexdigest()
 
     def preset_probes(self, embedder: str, probes: Probes) -> None:
         """Use probes fitted elsewhere (the main process, or an earlier run) as this bank's
         run-time probes for ``embedder``, instead of fitting them again."""
-        self._probes[f"{embedder}:None"] = probes
+        self._probes[(embedder, None)] = probes
 
     @cached_property
     def labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -180,14 +182,13 @@ def write_bank(
 ) -> str:
     """Write the bank, known vectors and (``probes_to_bytes``) its fitted probes to
     ``path`` (npz); returns its content digest."""
-    rows = [[e.claim, e.stance, e.text, e.group] for e in bank.examples]
     keys = sorted(vectors)
     matrix = (
         np.vstack([np.frombuffer(vectors[k], np.float32) for k in keys])
         if keys
         else np.zeros((0, 384), np.float32)
     )
-    blob = json.dumps(rows, ensure_ascii=False).encode("utf-8")
+    blob = _examples_json(bank)
     fitted = probes or b""
     key = hashlib.sha256(blob + "".join(keys).encode() + fitted).hexdigest()[:16]
     with path.open("wb") as f:
@@ -199,6 +200,12 @@ def write_bank(
             probes=np.frombuffer(fitted, np.uint8),
         )
     return key
+
+
+def _examples_json(bank: Bank) -> bytes:
+    """The examples as the bank file stores them (and the probes' digest reads them)."""
+    rows = [[e.claim, e.stance, e.text, e.group] for e in bank.examples]
+    return json.dumps(rows, ensure_ascii=False).encode("utf-8")
 
 
 def read_bank(path: str, embedder: str) -> tuple[Bank, dict[str, bytes]]:

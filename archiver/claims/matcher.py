@@ -86,6 +86,9 @@ def match(
     return sorted(flags, key=lambda f: -f.score)
 
 
+BATCH = 32  # passages whose sentences ``prefetch`` is given at once by its callers
+
+
 def prefetch(passages: Sequence[str], embedder: Embedder | None) -> None:
     """Embed the sentences of many passages in one call, ahead of matching them one at
     a time: the engine is faster on a batch, and ``match`` then finds every vector in

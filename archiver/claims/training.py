@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,14 +24,12 @@ import numpy as np
 
 from archiver.claims.bank import Bank, Example
 from archiver.claims.features import describe
-from archiver.claims.matcher import Matcher, match, prefetch
+from archiver.claims.matcher import BATCH, Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import fit_logistic
 from archiver.claims.rules import STANCES, Claim, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
-
-BATCH = 32  # passages whose sentences are embedded in one call (``prefetch``)
 
 
 @dataclass(frozen=True)
@@ -104,9 +102,7 @@ def build(
     examples from its own page, as a passage from a new page would not."""
     options = options or MatchOptions()
     bears, target, stance, stance_target, groups = [], [], [], [], []
-    for n, row in enumerate(rows):
-        if n % BATCH == 0:
-            prefetch([r.text for r in rows[n : n + BATCH]], embedder)
+    for row in _embedded_ahead(rows, embedder):
         _texts, pairs = describe(row.text, claims, embedder, options, bank, row.group)
         for pair in pairs:
             label = row.labels.get(pair.claim.id)
@@ -123,6 +119,15 @@ def build(
         groups,
         np.full(len(target), weight),
     )
+
+
+def _embedded_ahead(rows: Sequence[Labelled], embedder: Embedder | None) -> Iterator[Labelled]:
+    """The rows in order, the sentences of each ``BATCH`` of them embedded in one call
+    just before they are used (``prefetch``)."""
+    for n in range(0, len(rows), BATCH):
+        batch = rows[n : n + BATCH]
+        prefetch([r.text for r in batch], embedder)
+        yield from batch
 
 
 def statements_only(claim: Claim) -> Claim:
@@ -342,9 +347,7 @@ class Report:
 def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher) -> Report:
     """Run the matcher on every passage and count against the labels."""
     report = Report()
-    for n, row in enumerate(rows):
-        if n % BATCH == 0:
-            prefetch([r.text for r in rows[n : n + BATCH]], matcher.embedder)
+    for row in _embedded_ahead(rows, matcher.embedder):
         report.passages += 1
         found = {f.claim: f for f in match(row.text, claims, matcher)}
         page = report.by_page[row.group]

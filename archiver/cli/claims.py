@@ -191,15 +191,15 @@ def claims_match(
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.matcher import match, prefetch
+    from archiver.claims.matcher import BATCH, match, prefetch
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
     matcher = _matcher(app, story, model)
     name = getattr(passages, "name", "input")
-    # From a pipe, passages are embedded 32 at a time (faster); typed at a terminal,
+    # From a pipe, passages are embedded BATCH at a time (faster); typed at a terminal,
     # each is answered at once.
-    batch = 1 if getattr(passages, "isatty", lambda: False)() else 32
+    batch = 1 if getattr(passages, "isatty", lambda: False)() else BATCH
     pending: list[tuple[Any, str]] = []
 
     def flush() -> None:
