@@ -345,7 +345,7 @@ async def check_async(
             # At most this many checks hold a page in memory at once, whatever N is.
             limit = 2 * options.fetch.concurrency
             try:
-                stream = _with_robots(chain(head, it), store, fetcher, clock)
+                stream = _read_ahead(chain(head, it), store, fetcher, clock, checker.known)
                 results, found = await _each(stream, one, limit, keep)
                 more, _ = await _each(found, one, limit, keep)
                 results += more
@@ -358,22 +358,36 @@ async def check_async(
             return results
 
 
-ROBOTS_CHUNK = 500  # sources read ahead, whose robots.txt entries are looked up together
+READ_AHEAD = 500  # sources read ahead, whose robots.txt entries and versions are read together
 
 
-def _with_robots(
-    sources: Iterable[Source], store: Store, fetcher: Fetcher, clock: Clock
+def _read_ahead(
+    sources: Iterable[Source],
+    store: Store,
+    fetcher: Fetcher,
+    clock: Clock,
+    known: dict[int, Version],
 ) -> Iterator[Source]:
-    """The sources, a chunk at a time, each chunk's robots.txt entries from earlier runs
-    handed to the fetcher before its sources are checked (one query per chunk)."""
+    """The sources, a chunk at a time. Before a chunk is checked, one query each reads
+    its robots.txt entries from earlier runs (handed to the fetcher) and the current
+    versions its checks compare against (into ``known``; a version row never changes,
+    so reading it early is exact). Pages whose article fingerprint usually answers
+    without the version are left to ask for it when they do need it."""
     asked: set[str] = set()
     it = iter(sources)
-    while part := list(islice(it, ROBOTS_CHUNK)):
+    while part := list(islice(it, READ_AHEAD)):
         origins = {robots_origin(s.url) for s in part if s.robots} - asked
         asked |= origins
         if origins:
-            known = store.robots_for(sorted(origins), clock())
-            fetcher.know_robots({o: RobotsEntry(*e) for o, e in known.items()})
+            known_robots = store.robots_for(sorted(origins), clock())
+            fetcher.know_robots({o: RobotsEntry(*e) for o, e in known_robots.items()})
+        wanted = [
+            s.current_version_id
+            for s in part
+            if s.current_version_id is not None and (s.select or not s.body_hint)
+        ]
+        if wanted:
+            known.update(store.versions_by_id(wanted))
         yield from part
 
 
@@ -458,6 +472,7 @@ class _Attempt:
     default_interval: int = schedule.DEFAULT_INTERVAL
     t0: float = field(default_factory=time.monotonic)
     fetched: FetchResult | None = None
+    current: Version | None = None  # the source's current version, if the run read it ahead
     raw_digest: str | None = None
     encoding: str | None = None
     body_hint: dict[str, str] | None = None  # where extraction found the article this time
@@ -555,6 +570,7 @@ class _Checker:
         self.options, self.clock, self.writes = options, clock, writes
         self.matching = matching
         self.browser = browser  # --browser sources render here (the run's, or serve's host)
+        self.known: dict[int, Version] = {}  # current versions read ahead (_read_ahead)
 
     async def run(self, source: Source) -> CheckResult:
         """Check one source. Whatever goes wrong inside (a hostile header, a bug that a
@@ -563,6 +579,8 @@ class _Checker:
         full) is the store's, not the source's, and raises; so does a store that cannot
         take even the failed capture."""
         attempt = _Attempt(source, self.clock(), self.options.default_interval)
+        if source.current_version_id is not None:
+            attempt.current = self.known.pop(source.current_version_id, None)
         try:
             return await self._check(attempt)
         except StoreError:
@@ -612,7 +630,7 @@ class _Checker:
             )  # a parse, a hash
         ):
             return await self._unchanged(attempt, "same_text")  # the article element is as it was
-        current = self.store.current_version(source)
+        current = attempt.current or self.store.current_version(source)
         if has_version and current is not None and attempt.raw_digest == current.raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         if (

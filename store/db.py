@@ -2,7 +2,9 @@
 
 SQLite: WAL journal, ``synchronous=FULL`` (an acknowledged version survives a
 power cut), foreign keys on, a busy timeout, and ``BEGIN IMMEDIATE`` so a
-writer takes its lock up front instead of failing half-way. PostgreSQL: plain
+writer takes its lock up front instead of failing half-way. A connection marked
+``READ`` (``Store.reading``) begins a plain deferred transaction instead: under WAL
+it reads the last commit without waiting for, or holding up, a writer. PostgreSQL: plain
 ``postgresql://`` URLs are routed to psycopg 3.
 """
 
@@ -19,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from store.errors import StoreBusy, StoreError, UsageError
+
+READ = {"claimwatch_read": True}  # execution options of a connection that only reads
 
 
 def mask_url(url: str) -> str:
@@ -100,7 +104,8 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reads_only = conn.get_execution_options().get("claimwatch_read", False)
+        conn.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -33,7 +33,7 @@ from store import sources as sources_
 from store import status as status_
 from store import versions as versions_
 from store.blobstore import read_blob
-from store.db import make_engine, mask_url, normalize_url, sqlite_path, translate_errors
+from store.db import READ, make_engine, mask_url, normalize_url, sqlite_path, translate_errors
 from store.errors import SchemaAhead, SchemaBehind, StoreMissing
 from store.models import (
     CaptureRecord,
@@ -86,9 +86,9 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A connection for reads."""
+        """A connection for reads: on SQLite it never waits for a writer (``READ``)."""
         with translate_errors(self.url), self.engine.connect() as conn:
-            yield conn
+            yield conn.execution_options(**READ)
 
     # -- schema --------------------------------------------------------------
 
@@ -230,6 +230,12 @@ class Store:
         """The version the page showed at its last successful check."""
         with self.reading() as conn:
             return versions_.current(conn, source)
+
+    def versions_by_id(self, ids: Iterable[int]) -> dict[int, Version]:
+        """Versions by id, in one query: a run reads its next sources' current versions
+        ahead, instead of one query per check."""
+        with self.reading() as conn:
+            return versions_.by_ids(conn, ids)
 
     def version_with_text(self, source_id: int, text_digest: str) -> Version | None:
         with self.reading() as conn:

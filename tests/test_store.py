@@ -203,6 +203,27 @@ def test_locked_sqlite_database_is_a_clear_error(tmp_path) -> None:  # type: ign
     store.close()
 
 
+def test_sqlite_readers_never_wait_for_a_writer(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers run beside a writer: a read sees the last commit at once, while
+    another process holds a write transaction (a check's batch, gc, an import)."""
+    path = tmp_path / "busy.db"
+    store = Store(f"sqlite:///{path}", StoreOptions(busy_timeout_s=0.2))
+    store.migrate()
+    sid = add_source(store)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE sources SET label = 'uncommitted' WHERE id = ?", (sid,))
+    try:
+        assert store.get_source(sid).label == "a"  # the committed state, without waiting
+        assert [s.id for s in store.list_sources()] == [sid]
+        with pytest.raises(StoreBusy):  # writers still queue behind the writer
+            add_source(store, "http://127.0.0.1/b.html", "b")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.close()
+
+
 def test_a_lease_is_a_visibility_timeout_and_spreading_is_set_based(store: Store) -> None:
     from store import leases
 

@@ -4,11 +4,16 @@ looked up a chunk at a time, and a source added during the run is not read again
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import timedelta
+from itertools import count
 
 import pytest
 from pytest_httpserver import HTTPServer
+from sqlalchemy import event
+from werkzeug import Request, Response
 
 from archiver import pipeline
 from store.models import Source, SourceSpec
@@ -45,7 +50,7 @@ def test_a_run_reads_its_sources_as_checks_start_and_robots_a_chunk_at_a_time(
         server = httpserver if n < 15 else other_server
         server.expect_request(f"/s{n}.html").respond_with_data(PAGE, content_type="text/html")
         store.add_source(SourceSpec(url=server.url_for(f"/s{n}.html"), label=f"s{n}"), NOW)
-    monkeypatch.setattr(pipeline, "ROBOTS_CHUNK", 4)
+    monkeypatch.setattr(pipeline, "READ_AHEAD", 4)
     options = replace(OPTIONS, fetch=replace(OPTIONS.fetch, concurrency=2))  # 4 in flight
 
     def run() -> tuple[list[int], list[int]]:
@@ -98,3 +103,49 @@ def test_sources_added_while_reading_are_not_read_and_only_checkable_ones_are(
     assert [first.id, *rest] == [ids[0], ids[2], ids[3], ids[4]]
     assert late not in rest
     assert [s.id for s in store.iter_sources()][-1] == late  # a new reading sees it
+
+
+def test_a_run_reads_the_current_versions_it_compares_against_a_chunk_at_a_time(
+    sqlite_store: Store, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A selector re-check compares with the current version: one query per chunk of
+    sources reads them all, not one query per check, and the comparison is the same."""
+    store = sqlite_store
+    pages = {
+        n: f"<html><body><article><p>Report {n}, first words.</p></article>" for n in range(12)
+    }
+    served = count()  # a clock outside the article: no two responses are the same bytes
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+
+    def page(n: int) -> Callable[[Request], Response]:
+        return lambda _request: Response(f"{pages[n]}<p>{next(served)}</p>", mimetype="text/html")
+
+    for n in range(12):
+        httpserver.expect_request(f"/p{n}.html").respond_with_handler(page(n))
+        store.add_source(SourceSpec(url=httpserver.url_for(f"/p{n}.html"), select="article"), NOW)
+    monkeypatch.setattr(pipeline, "READ_AHEAD", 4)
+    statements: list[str] = []
+
+    def log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    def check(hours: int) -> Counter[str]:
+        sources = list(store.iter_sources(checkable=True))
+        results = pipeline.check(
+            store, sources, OPTIONS, clock=lambda: NOW + timedelta(hours=hours)
+        )
+        return Counter(r.outcome for r in results)
+
+    assert check(1) == {"new_version": 12}
+    pages[3] = pages[3].replace("first", "second")
+    event.listen(store.engine, "before_cursor_execute", log)
+    assert check(2) == {"same_text": 11, "new_version": 1}
+    event.remove(store.engine, "before_cursor_execute", log)
+    by_id = [s for s in statements if "FROM versions WHERE versions.id IN" in s]
+    one_by_one = [s for s in statements if "FROM versions WHERE versions.id = " in s]
+    assert len(by_id) == 3  # 12 sources in chunks of 4
+    assert len(one_by_one) == 1  # only the new version, read back as it is written
+    source = store.get_source(httpserver.url_for("/p3.html"))
+    current = store.current_version(source)
+    assert current is not None and current.number == 2
+    assert store.read_text(current) == "Report 3, second words."
