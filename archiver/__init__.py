@@ -2,7 +2,7 @@
 
 import os as _os
 
-# Parallelism comes from processes (one extraction worker per core). A multithreaded
+# Parallelism comes from processes (extraction workers beside the main one). A multithreaded
 # BLAS in each of them spins its threads against the others' (measured on 2 cores:
 # 12 s of CPU per page of new coverage matched instead of 2). Set before numpy loads;
 # a user's own setting wins. A single process that embeds sentences (``claims match``,

@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
             "CLAIMWATCH_DB", attr="db", secret=True, check=lambda v: check_db_url(str(v))),
     Setting("service", "concurrency", int, 16, "Checks at once.", "CLAIMWATCH_CONCURRENCY",
             low=1, high=512),
+    Setting("service", "workers", int, None,
+            "Extraction worker processes (default: one per core but one, at least one).",
+            "CLAIMWATCH_WORKERS", low=1, high=256),
     Setting("service", "per_host", int, 2, "Checks at once against one host.", low=1, high=64),
     Setting("service", "host_delay", float, 1.0, "Seconds between two requests to one host.",
             low=0, high=3600),
@@ -173,6 +176,7 @@ class Config:
     path: Path | None = None
     db: str | None = None
     concurrency: int = 16
+    workers: int | None = None
     per_host: int = 2
     host_delay: float = 1.0
     user_agent: str | None = None

@@ -106,7 +106,7 @@ class CheckOptions:
     fetch: FetchOptions = field(default_factory=FetchOptions)
     extract: ExtractOptions = field(default_factory=ExtractOptions)
     diff: DiffOptions = field(default_factory=DiffOptions)
-    processes: int = 0  # extraction workers; 0 = one per core, 1 = in-process
+    processes: int | None = None  # extraction workers; None: default_workers(); 0: in-process
     claims: tuple[Claim, ...] | None = None  # None: the store's active claims
     default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
     max_new_per_poll: int = 50  # coverage sources one feed poll may create; the rest wait
@@ -236,6 +236,14 @@ class Renderer(Protocol):
     ) -> FetchResult: ...
 
 
+def default_workers(cores: int | None = None) -> int:
+    """Extraction workers when none are configured: one per core but one, at least one.
+    The run's own process keeps a core busy in a re-check cycle (the fetch loop, the
+    article fingerprint, the store); on 2 cores a second worker contended with it, and
+    cost 45 MB (docs/benchmarks.md)."""
+    return max(1, (cores or os.cpu_count() or 1) - 1)
+
+
 class ExtractionPool:
     """The extraction processes, started on first use and kept until ``close``: the
     service checks every few seconds and must not start processes each time.
@@ -247,13 +255,13 @@ class ExtractionPool:
     replaced.
     """
 
-    def __init__(self, processes: int = 0):
-        self.processes = processes or (os.cpu_count() or 1)
+    def __init__(self, processes: int | None = None):
+        self.processes = default_workers() if processes is None else processes
         self._pool: ProcessPoolExecutor | None = None
 
     def executor(self) -> Executor | None:
-        """The pool, or None to extract in this process (``processes=1``)."""
-        if self.processes <= 1:
+        """The pool, or None to extract in this process (``processes=0``)."""
+        if self.processes < 1:
             return None
         if self._pool is None or getattr(self._pool, "_broken", False):
             if self._pool is not None:
@@ -323,7 +331,7 @@ async def check_async(
     head = list(islice(it, 2))
     with ExitStack() as stack:
         if pool is None:
-            pool = stack.enter_context(ExtractionPool(options.processes if len(head) > 1 else 1))
+            pool = stack.enter_context(ExtractionPool(options.processes if len(head) > 1 else 0))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
         matching = prepare_matching(store, options, workdir, clock())
         async with (

@@ -212,7 +212,7 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
                 fetch=FetchOptions(
                     allow_private=True, host_delay=0, per_host=16, concurrency=16, max_attempts=1
                 ),
-                processes=1,
+                processes=0,
                 semantic=semantic,
             ),
             clock=lambda: clock["now"],

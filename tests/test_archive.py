@@ -46,7 +46,7 @@ def build_history(store: Store, httpserver: HTTPServer) -> str:
     page = Page(article_html("Meta and its models", PARAS), etag=True)
     url = serve(httpserver, "/h.html", page)
     store.add_source(SourceSpec(url=url, label="h"), NOW)
-    options = pipeline.CheckOptions(fetch=OPTIONS.fetch, processes=1)
+    options = pipeline.CheckOptions(fetch=OPTIONS.fetch, processes=0)
     outcomes = [run(store, "h", 0, options).outcome, run(store, "h", 1, options).outcome]
     page.etag = False
     outcomes.append(run(store, "h", 2, options).outcome)

@@ -335,7 +335,7 @@ def test_serve_keeps_one_browser_across_dispatches(
     options = pipeline.CheckOptions(
         fetch=FetchOptions(allow_private=True, host_delay=0),
         browser=BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=100, allow_private=True),
-        processes=1,
+        processes=0,
         claims=(),
     )
     service = Service(

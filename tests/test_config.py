@@ -8,8 +8,10 @@ import email
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from archiver.config import SETTINGS, load, reference
@@ -81,6 +83,35 @@ def test_documented_keys_are_accepted_and_the_environment_wins(tmp_path: Path) -
         "a@x.org",
         "b@x.org",
     )
+
+
+@pytest.mark.slow
+def test_extraction_workers_are_one_per_core_but_one_unless_configured(tmp_path: Path) -> None:
+    """The run's own process keeps a core busy fetching; the workers get the others."""
+    from archiver import pipeline
+    from archiver.cli.base import check_options
+
+    assert [pipeline.default_workers(n) for n in (1, 2, 3, 8)] == [1, 1, 2, 7]
+    configured = load(write(tmp_path, "[service]\nworkers = 3\n"), env={})
+    for cfg, expected in ((load(None, env={}), pipeline.default_workers()), (configured, 3)):
+        before = _workers()
+        pool = pipeline.ExtractionPool(check_options(cfg).processes)
+        try:
+            executor = pool.executor()
+            assert executor is not None  # never extraction in the fetch loop's process
+            list(executor.map(time.sleep, [0.5] * 8))  # busy enough to start every worker
+            assert len(_workers() - before) == expected
+        finally:
+            pool.close()
+
+
+def _workers() -> set[int]:
+    """This process's spawned pool workers (not multiprocessing's resource tracker)."""
+    return {
+        p.pid
+        for p in psutil.Process().children()
+        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+    }
 
 
 def test_every_setting_is_shown_and_secrets_are_masked(tmp_path: Path) -> None:

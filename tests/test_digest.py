@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "digest"
 CLAIMS = load_claims(ROOT / "seeds" / "claims.yaml")
 OPTIONS = pipeline.CheckOptions(
-    fetch=FetchOptions(allow_private=True, host_delay=0, max_attempts=1), processes=1, claims=CLAIMS
+    fetch=FetchOptions(allow_private=True, host_delay=0, max_attempts=1), processes=0, claims=CLAIMS
 )
 
 

@@ -22,7 +22,7 @@ from tests.support import NOW, article_html
 
 OPTIONS = pipeline.CheckOptions(
     fetch=FetchOptions(allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=1),
-    processes=1,
+    processes=0,
     claims=(),
 )
 H, D = 3600, 86400

@@ -382,7 +382,7 @@ def test_robots_txt_is_kept_in_the_store_for_its_freshness(
     httpserver.expect_request("/a.html").respond_with_data(PAGE, content_type="text/html")
     store.add_source(SourceSpec(url=httpserver.url_for("/a.html"), label="a"), NOW)
     store.add_source(SourceSpec(url=httpserver.url_for("/private/b.html"), label="b"), NOW)
-    options = pipeline.CheckOptions(fetch=OPTS, processes=1, claims=())
+    options = pipeline.CheckOptions(fetch=OPTS, processes=0, claims=())
 
     def run(when):  # type: ignore[no-untyped-def]
         results = pipeline.check(store, store.list_sources(), options, clock=lambda: when)
@@ -414,7 +414,7 @@ def test_robots_txt_max_age_shortens_its_stay(sqlite_store, httpserver: HTTPServ
     )
     httpserver.expect_request("/a.html").respond_with_data(PAGE, content_type="text/html")
     store.add_source(SourceSpec(url=httpserver.url_for("/a.html"), label="a"), NOW)
-    options = pipeline.CheckOptions(fetch=OPTS, processes=1, claims=())
+    options = pipeline.CheckOptions(fetch=OPTS, processes=0, claims=())
     for minutes in (0, 5, 11):
         pipeline.check(
             store,

@@ -36,7 +36,7 @@ from tests.support.faultserver import FAST, article, fault_server, scripted_serv
 
 
 def check_all(store: Store, now=NOW) -> dict[str, pipeline.CheckResult]:  # type: ignore[no-untyped-def]
-    options = pipeline.CheckOptions(fetch=FAST, processes=1, claims=())
+    options = pipeline.CheckOptions(fetch=FAST, processes=0, claims=())
     results = pipeline.check(store, store.list_sources(), options, clock=lambda: now)
     return {r.source.url: r for r in results}
 
@@ -214,7 +214,7 @@ def test_random_answers_never_stop_a_run(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("processes", [1, 2])
+@pytest.mark.parametrize("processes", [0, 2])
 def test_a_page_that_costs_too_much_cpu_is_too_slow_alone(tmp_path: Path, processes: int) -> None:
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     store.migrate()

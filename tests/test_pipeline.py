@@ -240,7 +240,7 @@ def test_one_failed_write_does_not_sink_the_batch(
         pipeline.check(
             store,
             store.list_sources(),
-            replace(OPTIONS, processes=1),
+            replace(OPTIONS, processes=0),
             clock=lambda: NOW,
             on_result=lambda r: seen.append(r.source.name),
         )

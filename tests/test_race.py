@@ -39,7 +39,7 @@ def test_two_runs_at_once_write_each_text_once(store: Store, httpserver: HTTPSer
     for i in range(N):
         httpserver.expect_request(f"/p/{i}").respond_with_handler(page)
         store.add_source(SourceSpec(url=httpserver.url_for(f"/p/{i}")), NOW)
-    options = replace(OPTIONS, processes=1)
+    options = replace(OPTIONS, processes=0)
     fetch = replace(options.fetch, concurrency=N, per_host=N)
     options = replace(options, fetch=fetch)
     pipeline.check(store, store.list_sources(), options, clock=lambda: NOW)

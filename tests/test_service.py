@@ -73,7 +73,7 @@ def test_a_simulated_day_of_mixed_schedules_with_downtime(
     service = Service(
         store,
         ServiceOptions(worker_id="sim", tick=60, lease=300, jitter=0, digest_cron=None),
-        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+        pipeline.CheckOptions(fetch=FAST, processes=0, claims=()),
         clock=lambda: clock["now"],
     )
     down = (NOW + timedelta(hours=8), NOW + timedelta(hours=10))
@@ -108,7 +108,7 @@ def test_scheduler_jobs_and_the_digest_cron(sqlite_store: Store) -> None:
     service = Service(
         sqlite_store,
         ServiceOptions(worker_id="w", tick=5, digest_cron="0 7 * * *", timezone="Europe/Berlin"),
-        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+        pipeline.CheckOptions(fetch=FAST, processes=0, claims=()),
     )
     sched = service.scheduler()
     jobs = {job.id: job for job in sched.get_jobs()}
@@ -324,7 +324,7 @@ def test_metrics_are_served_in_prometheus_format(
     service = Service(
         sqlite_store,
         ServiceOptions(worker_id="m", jitter=0, digest_cron=None),
-        pipeline.CheckOptions(fetch=FAST, processes=1, claims=()),
+        pipeline.CheckOptions(fetch=FAST, processes=0, claims=()),
         clock=lambda: NOW,
         metrics=metrics,
     )

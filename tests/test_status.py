@@ -43,7 +43,7 @@ def status(store: Store) -> dict[str, Any]:
 def test_undecodable_text_is_a_warning_until_a_clean_check(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")
     store.migrate()
-    options = pipeline.CheckOptions(fetch=FAST, processes=1, claims=())
+    options = pipeline.CheckOptions(fetch=FAST, processes=0, claims=())
     garbled = (
         "Meta \ufffd\ufffd\ufffd\ufffd \ufffd\ufffd\ufffd\ufffd\ufffd\ufffd \ufffd\ufffd\ufffd."
     )

@@ -133,6 +133,7 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
     return pipeline.CheckOptions(
         fetch=fetch,
         browser=browser,
+        processes=cfg.workers,
         semantic=cfg.semantic,
         claims_model=cfg.claims_model,
         default_interval=cfg.default_every,

@@ -16,7 +16,7 @@ OPTIONS = pipeline.CheckOptions(
     fetch=FetchOptions(
         allow_private=True, host_delay=0, backoff_base=0.01, max_attempts=2, read_timeout=2
     ),
-    processes=1,
+    processes=0,
 )
 PARAS = [
     "Meta said on Monday that its next frontier model would keep its weights private.",
