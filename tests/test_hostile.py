@@ -9,7 +9,10 @@ its capture, and the next run succeeds.
 from __future__ import annotations
 
 import asyncio
+import sys
 import tempfile
+import time
+import weakref
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ from hypothesis import strategies as st
 
 from archiver import pipeline
 from archiver.app.schedule import MAX_INTERVAL, next_after_failure, parse_duration, parse_interval
+from archiver.app.worker import cpu_limit
 from archiver.net.fetch import (
     MAX_RETRY_AFTER,
     Fetcher,
@@ -28,7 +32,7 @@ from archiver.net.fetch import (
     parse_retry_after,
     sendable,
 )
-from store.errors import HTTPStatusError, UsageError
+from store.errors import HTTPStatusError, TooSlow, UsageError
 from store.models import Source, SourceSpec, Version
 from store.repo import Store
 from tests.support import NOW, article_html
@@ -278,3 +282,29 @@ def test_a_failed_fetch_names_the_url_actually_requested() -> None:
         with pytest.raises(HTTPStatusError) as caught:
             asyncio.run(run())
     assert str(caught.value) == f"HTTP 410 from {base}/News/NewsDetail__18725"
+
+
+def test_the_cpu_limit_firing_inside_a_callback_prints_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The timer's TooSlow can land in code that cannot raise, such as a weakref callback
+    (SQLAlchemy has them): Python would print it as 'Exception ignored in ...' on
+    stderr. It is the limit doing its job: nothing is printed, and the block still ends
+    in one TooSlow."""
+    printed: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", printed.append)
+
+    class Held:
+        pass
+
+    def burn(_ref: object) -> None:  # most of the CPU is spent in callbacks
+        sum(range(100_000))
+
+    with pytest.raises(TooSlow, match=r"over 0\.05s of CPU"), cpu_limit(0.05):
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            held = Held()
+            ref = weakref.ref(held, burn)
+            del held  # the callback runs here, and the timer fires in it
+    assert ref() is None
+    assert printed == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -136,15 +137,23 @@ def cpu_limit(seconds: float) -> Iterator[None]:
         fired = True
         raise TooSlow(message)
 
+    def unraisable(args: sys.UnraisableHookArgs) -> None:
+        # A TooSlow that landed where nothing can raise (a weakref callback, a __del__)
+        # is the limit at work, not an error to print: the timer fires again.
+        if not isinstance(args.exc_value, TooSlow):
+            hook(args)
+
     # After the first expiry the timer fires again every 50 ms of CPU: a library's own
     # ``except Exception`` (trafilatura has several) may swallow one TooSlow, not all.
-    previous = signal.signal(signal.SIGPROF, expired)
+    previous, hook = signal.signal(signal.SIGPROF, expired), sys.unraisablehook
+    sys.unraisablehook = unraisable
     signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)
+        sys.unraisablehook = hook
     if fired:  # every TooSlow was swallowed and the block finished late: still too slow
         raise TooSlow(message)
 
