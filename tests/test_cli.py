@@ -254,6 +254,13 @@ def test_a_new_sentence_raises_a_supporting_flag(
         story, "claims", "show", "meta-ends-open-releases", "--json"
     ).stdout.splitlines()
     assert json.loads(shown[0])["evidence"] == sentence
+    # As text: the claim's id and the evidence sentence whole, whatever the width.
+    listing = claimwatch(story, "flags", "--claim", "meta-ends-open-releases").stdout
+    header, evidence, why = listing.splitlines()[:3]
+    assert header.endswith(
+        f"#{flag['id']} supports ({flag['score']:.2f})  meta-ends-open-releases  a v2"
+    )
+    assert (evidence, why[:7]) == (f"  {sentence}", "  why: ")
     assert claimwatch(story, "flags", "--json", "--stance", "contradicts").stdout == ""
     assert claimwatch(story, "flags", "--json", "--claim", "whatsapp-long-game").stdout == ""
     assert claimwatch(story, "flags", "--json", "--min-score", "0.99").stdout == ""

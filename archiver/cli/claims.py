@@ -135,19 +135,26 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
     if not found:
         console.print("no evidence yet")
     for f in found:
-        reviewed = ""
-        if f.verdict == "confirmed":
-            reviewed = f"  confirmed as {f.final_stance}"
-        elif f.verdict == "rejected":
-            reviewed = "  rejected by a reviewer"
-        console.print(
-            f"\n{when(f.created_at)}  #{f.id} {f.stance} ({f.score:.2f})  "
-            f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
-        )
-        console.print(
-            f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None
-        )
-        console.print(f"  why: {terminal_safe('; '.join(f.reasons[:4]))}", style="dim")
+        console.print()
+        print_flag(console, f)
+
+
+def print_flag(console: Any, f: StoredFlag, *, claim: bool = False) -> None:
+    """One flag as a short paragraph, the evidence sentence whole on its own lines (in
+    a table's column, 80 columns wrapped it a word a line): when, id, stance and score,
+    the claim (``claim``), the source and version, the evidence, and why."""
+    reviewed = ""
+    if f.verdict == "confirmed":
+        reviewed = f"  confirmed as {f.final_stance}"
+    elif f.verdict == "rejected":
+        reviewed = "  rejected by a reviewer"
+    about = f"  {terminal_safe(f.claim_id)}" if claim else ""
+    console.print(
+        f"{when(f.created_at)}  #{f.id} {f.stance} ({f.score:.2f}){about}  "
+        f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
+    )
+    console.print(f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None)
+    console.print(f"  why: {terminal_safe('; '.join(f.reasons[:4]))}", style="dim")
 
 
 def _story(app: App, claims_file: Path | None) -> Path:
@@ -418,27 +425,12 @@ def flags_cmd(
         emit_json(flag_row(f) for f in found)
         note_limit(len(found), limit)
         return
-    table = Table("id", "when", "claim", "stance", "score", "source", "evidence")
-    for f in found:
-        table.add_row(
-            str(f.id),
-            when(f.created_at),
-            f.claim_id,
-            _stance_shown(f),
-            f"{f.score:.2f}",
-            terminal_safe(f"{f.source_name} v{f.version}"),
-            terminal_safe(f.evidence),
-        )
-    make_console().print(table)
+    console = make_console()
+    for i, f in enumerate(found):
+        if i:
+            console.print()
+        print_flag(console, f, claim=True)
     note_limit(len(found), limit)
-
-
-def _stance_shown(f: StoredFlag) -> str:
-    if f.verdict == "rejected":
-        return f"{f.stance} (rejected)"
-    if f.verdict == "confirmed":
-        return f"{f.final_stance} (confirmed)"
-    return f.stance
 
 
 _STANCE = click.option(
