@@ -217,8 +217,10 @@ def test_changes_log_filters(story: Path, httpserver: HTTPServer) -> None:
     assert claimwatch(story, "changes", "--json", "--min-significance", "1").stdout == ""
     assert claimwatch(story, "changes", "--json", "--since", "2000-01-01").stdout.count("\n") == 1
     assert claimwatch(story, "changes", "--json", "--source", "seed-article").stdout == ""
-    table = claimwatch(story, "changes").stdout
-    assert "1 -> 2" in table
+    # As text, two lines a change: the source and versions, then the summary whole.
+    head, summary = claimwatch(story, "changes").stdout.splitlines()
+    assert head.endswith(f"  a  1 -> 2  significance {rows[0]['significance']:.2f}")
+    assert summary == f"  {rows[0]['summary']} ({rows[0]['reasons'][0]})"
     r = claimwatch(story, "diff", "seed-article")
     assert r.returncode == 2 and "seed-article has 1 version(s); a diff needs two" in r.stderr
 
@@ -250,6 +252,10 @@ def test_a_new_sentence_raises_a_supporting_flag(
     }
     assert listed["meta-ends-open-releases"]["supports"] == 1
     assert len(listed) == 10
+    text = claimwatch(story, "claims", "list").stdout.splitlines()
+    at = text.index(next(t for t in text if t.startswith("meta-ends-open-releases  ")))
+    assert text[at].startswith("meta-ends-open-releases  1 for, 0 against, 0 mentions; latest ")
+    assert text[at + 1] == "  " + listed["meta-ends-open-releases"]["statement"]
     shown = claimwatch(
         story, "claims", "show", "meta-ends-open-releases", "--json"
     ).stdout.splitlines()

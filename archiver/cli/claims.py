@@ -81,17 +81,16 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table("claim", "for", "against", "mentions", "latest", "statement")
+    # A short paragraph each: a claim's id is what 'claims show ID' takes, so it is
+    # never cut short, and its statement is read whole.
+    console = make_console()
     for r in rows:
-        table.add_row(
-            r["id"],
-            str(r["supports"]),
-            str(r["contradicts"]),
-            str(r["mentions"]),
-            when(r["latest"]),
-            terminal_safe(r["statement"]),
+        latest = f"; latest {when(r['latest'])}" if r["latest"] else ""
+        console.print(
+            f"{terminal_safe(r['id'])}  {r['supports']} for, "
+            f"{r['contradicts']} against, {r['mentions']} mentions{latest}"
         )
-    make_console().print(table)
+        console.print(f"  {terminal_safe(r['statement'])}")
 
 
 def flag_row(f: StoredFlag) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from dataclasses import asdict
 from typing import Any
 
 import click
-from rich.table import Table
 
 from archiver.cli.base import (
     JSON_LINES,
@@ -240,15 +239,13 @@ def _print_changes(rows: list[StoredChange], as_json: bool) -> None:
     if as_json:
         emit_json(change_row(c) for c in rows)
         return
-    table = Table("when", "source", "versions", "sig.", "summary")
+    # A short paragraph each, as flags and claims print theirs: in a table's column the
+    # summary wrapped a few words a line, and a source's name or URL was cut short.
+    console = make_console()
     for c in rows:
-        table.add_row(
-            when(c.created_at),
-            terminal_safe(c.source_name),
-            f"{c.from_version} -> {c.to_version}",
-            f"{c.significance:.2f}",
-            terminal_safe(
-                c.summary + (f" ({c.reasons[0]})" if c.reasons and c.kind == "edit" else "")
-            ),
+        console.print(
+            f"{when(c.created_at)}  {terminal_safe(c.source_name)}  "
+            f"{c.from_version} -> {c.to_version}  significance {c.significance:.2f}"
         )
-    make_console().print(table)
+        detail = f" ({c.reasons[0]})" if c.reasons and c.kind == "edit" else ""
+        console.print(f"  {terminal_safe(c.summary + detail)}")
