@@ -422,7 +422,13 @@ def test_feed_sources_from_the_command_line(story: Path, httpserver: HTTPServer)
         "decaying",
     )
     assert f"{base}/t.html" not in rows
-    assert "feed f" in claimwatch(story, "sources", "list").stdout
+    # As text, one line a source in aligned columns, every URL whole (a table at 80
+    # columns cut them to 'http://…').
+    header, *lines = claimwatch(story, "sources", "list").stdout.splitlines()
+    assert header.split() == "id label kind from schedule next check health url".split()
+    assert sorted(line.rsplit("  ", 1)[1] for line in lines) == sorted(rows)
+    [found] = [line for line in lines if line.endswith(f"  {base}/a.html")]
+    assert "  article  feed f  decaying  " in found
     assert claimwatch(story, "sources", "retire", f"{base}/a.html").returncode == 0
     retired = {
         json.loads(x)["url"]: json.loads(x)

@@ -18,12 +18,14 @@ from archiver.cli.base import (
     LIMIT,
     SEMANTIC,
     App,
+    aligned,
     check_options,
     cli,
     emit_json,
     make_console,
     note_limit,
     pages,
+    use_color,
     use_semantic,
     when,
 )
@@ -143,29 +145,32 @@ def sources_list(app: App, limit: int, as_json: bool) -> None:
 
 
 def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table("id", "label", "kind", "from", "schedule", "next check", "health", "url")
-    for s in rows:
+    cells = [("id", "label", "kind", "from", "schedule", "next check", "health", "url")]
+    failing = set()
+    for n, s in enumerate(rows, start=1):
         if s.retired_at is not None:
-            health = Text("retired")
+            health = "retired"
         elif s.consecutive_failures:
             hint = ": needs --browser" if s.warning == BROWSER_HINT else ""
-            health = Text(f"{s.consecutive_failures} failing{hint}", style="red")
+            health = f"{s.consecutive_failures} failing{hint}"
+            failing.add(n)
         else:
-            health = Text("ok")
-        table.add_row(
-            str(s.id),
-            terminal_safe(s.label or "-"),
-            s.kind,
-            terminal_safe(_found_by(s, names)),
-            _schedule(s),
-            when(s.next_check_at),
-            health,
-            terminal_safe(s.url),
+            health = "ok"
+        cells.append(
+            (
+                str(s.id),
+                terminal_safe(s.label or "-"),
+                s.kind,
+                terminal_safe(_found_by(s, names)),
+                _schedule(s),
+                when(s.next_check_at),
+                health,
+                terminal_safe(s.url),
+            )
         )
-    make_console().print(table)
+    color = use_color()
+    for n, line in enumerate(aligned(cells, right={0})):
+        click.echo(click.style(line, fg="red") if color and n in failing else line)
 
 
 def _selector_options(f: Any) -> Any:

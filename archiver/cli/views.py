@@ -15,6 +15,7 @@ from archiver.cli.base import (
     SINCE,
     SOURCE,
     App,
+    aligned,
     cli,
     emit_json,
     make_console,
@@ -72,16 +73,11 @@ def history(app: App, source: str, as_json: bool) -> None:
         )
         for v in rows
     ]
-    widths = [max(len(c[i]) for c in cells) for i in range(4)]
-    room = shutil.get_terminal_size().columns - sum(widths) - 8 if sys.stdout.isatty() else None
-    lines = [terminal_safe(s.name)]
-    for c in cells:
-        title = c[4] if room is None or len(c[4]) <= room else c[4][: max(room - 1, 0)] + "…"
-        lines.append(
-            f"{c[0]:>{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:>{widths[2]}}  "
-            f"{c[3]:>{widths[3]}}  {title}".rstrip()
-        )
-    click.echo("\n".join(lines))
+    lines = aligned(cells, right={0, 2, 3})
+    if sys.stdout.isatty():  # on a terminal, a long title is cut at its edge
+        room = shutil.get_terminal_size().columns
+        lines = [line if len(line) <= room else line[: room - 1] + "…" for line in lines]
+    click.echo("\n".join([terminal_safe(s.name), *lines]))
 
 
 @cli.command()
