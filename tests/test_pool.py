@@ -17,9 +17,10 @@ BODY = b"x" * 2000
 class Counting:
     """Loopback HTTP/1.1 servers with keep-alive that count the connections they accept."""
 
-    def __init__(self, close_after_each: bool = False) -> None:
+    def __init__(self, close_after_each: bool = False, say_close: bool = False) -> None:
         self.accepted = 0
         self.close_after_each = close_after_each  # keep-alive promised, then hung up
+        self.say_close = say_close  # "Connection: close" said, then hung up
         self.servers: list[asyncio.Server] = []
 
     async def start(self, n: int) -> list[int]:
@@ -32,9 +33,12 @@ class Counting:
         try:
             while await reader.readuntil(b"\r\n\r\n"):
                 await asyncio.sleep(0.005)  # long enough for requests to queue
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+                close = b"Connection: close\r\n" if self.say_close else b""
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (close, len(BODY)) + BODY
+                )
                 await writer.drain()
-                if self.close_after_each:
+                if self.close_after_each or self.say_close:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
@@ -91,3 +95,31 @@ def test_the_lean_pool_opens_and_keeps_what_httpcores_pool_does(plan: str) -> No
         assert ours[0] == 2  # one connection reused 20 times, and the last request's
     if plan == "hung up":
         assert ours[0] == theirs[0] == 6  # no request went out on a closed socket
+
+
+def test_a_pool_full_of_closed_connections_gives_their_slots_to_new_requests() -> None:
+    """Closed connections leave the pool at the once-a-second sweep, or at once when a
+    request finds the pool full: a server that says "Connection: close" to every
+    response never leaves a request waiting for a slot."""
+
+    async def run() -> tuple[int, int]:
+        servers = Counting(say_close=True)
+        [port] = await servers.start(1)
+        pool = LeanPool(max_connections=2, max_keepalive_connections=2)
+        try:
+            for _ in range(3):  # well inside one sweep
+                responses = await asyncio.wait_for(
+                    asyncio.gather(
+                        *(pool.request("GET", f"http://127.0.0.1:{port}/") for _ in range(2))
+                    ),
+                    timeout=5,
+                )
+                assert [r.content for r in responses] == [BODY, BODY]
+                await asyncio.sleep(0.02)  # the server's hang-up reaches the client
+            return servers.accepted, len(pool.connections)
+        finally:
+            await pool.aclose()
+            servers.close()
+
+    accepted, _held = asyncio.run(run())
+    assert accepted == 6  # a new connection for every request: none went out on a dead one
