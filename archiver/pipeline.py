@@ -252,20 +252,31 @@ class ExtractionPool:
     ``serve``'s SQLite lock included, and would hold it after this process is
     killed. Each worker watches for this process to go (``watch_parent``): nothing
     else tells a pool that its owner died of SIGKILL. A pool whose worker died is
-    replaced.
+    replaced, and so is one of the wrong size after ``resize``.
     """
 
     def __init__(self, processes: int | None = None):
         self.processes = default_workers() if processes is None else processes
         self._pool: ProcessPoolExecutor | None = None
+        self._size = 0  # the workers of ``_pool``
+
+    def resize(self, processes: int | None) -> bool:
+        """Use this many workers from the next run on (``serve`` reloading
+        ``service.workers``); a run under way keeps the pool it started with. Whether
+        the size changed."""
+        wanted = default_workers() if processes is None else processes
+        changed, self.processes = wanted != self.processes, wanted
+        return changed
 
     def executor(self) -> Executor | None:
         """The pool, or None to extract in this process (``processes=0``)."""
         if self.processes < 1:
             return None
-        if self._pool is None or getattr(self._pool, "_broken", False):
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
+        broken = self._pool is not None and getattr(self._pool, "_broken", False)
+        if self._pool is None or broken or self._size != self.processes:
+            if self._pool is not None:  # its last run has ended: runs take turns
+                self._pool.shutdown(wait=False, cancel_futures=broken)
+            self._size = self.processes
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),

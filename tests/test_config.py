@@ -105,6 +105,25 @@ def test_extraction_workers_are_one_per_core_but_one_unless_configured(tmp_path:
             pool.close()
 
 
+def test_a_resized_pool_starts_the_next_run_with_the_new_size() -> None:
+    """serve reloads service.workers on SIGHUP: the run under way keeps its pool, the
+    next one gets a pool of the new size."""
+    from archiver import pipeline
+
+    pool = pipeline.ExtractionPool(1)
+    try:
+        first = pool.executor()
+        assert first is not None and pool.executor() is first
+        assert not pool.resize(1) and pool.executor() is first
+        assert pool.resize(2) and pool.executor() is not first
+        assert pool.executor()._max_workers == 2  # type: ignore[union-attr]
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            first.submit(time.sleep, 0)  # the old pool takes no more work
+        assert pool.resize(None) == (pipeline.default_workers() != 2)
+    finally:
+        pool.close()
+
+
 def _workers() -> set[int]:
     """This process's spawned pool workers (not multiprocessing's resource tracker)."""
     return {

@@ -287,7 +287,7 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
-    env = {**_config(tmp_path, tick=1, seeds=str(seeds))}
+    env = {**_config(tmp_path, tick=1, seeds=str(seeds), workers=1)}
     proc = _claimwatch(
         sqlite_store.url, "serve", "--worker-id", "hup", env=env, log=tmp_path / "hup.log"
     )
@@ -297,6 +297,7 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
             "sources:\n  - url: http://127.0.0.1:9/added-on-reload\n    label: added\n    every: 1d\n",
             encoding="utf-8",
         )
+        _config(tmp_path, tick=1, seeds=str(seeds), workers=2)  # and the config changes
         proc.send_signal(signal.SIGHUP)
         assert _wait(lambda: any(s.label == "added" for s in sqlite_store.list_sources()), 30), (
             tmp_path / "hup.log"
@@ -305,7 +306,9 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    assert "SIGHUP: reloading" in (tmp_path / "hup.log").read_text()
+    log = (tmp_path / "hup.log").read_text()
+    assert "SIGHUP: reloading" in log
+    assert "SIGHUP: 2 extraction workers from the next dispatch" in log
 
 
 @pytest.mark.e2e

@@ -223,10 +223,14 @@ def serve(
         service = Service(store, options, options_now, cfg.smtp, metrics=metrics)
 
         def reload_config() -> None:
-            """SIGHUP: fetch limits, user agent and SMTP settings from the config again."""
+            """SIGHUP: fetch limits, workers, user agent and SMTP settings, read again."""
             fresh = load_config(cfg.path)
             service.smtp = fresh.smtp
             service.check_options = check_options(fresh, concurrency)
+            if service.pool.resize(service.check_options.processes):
+                logging.getLogger("claimwatch.serve").info(
+                    "SIGHUP: %d extraction workers from the next dispatch", service.pool.processes
+                )
 
         service.reload_hook = reload_config
         if once:
