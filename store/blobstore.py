@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, literal, select
 
 from store import blobs as codec
 from store.errors import IntegrityError
@@ -22,17 +22,15 @@ if TYPE_CHECKING:
 
 def read_blob(conn: Connection, options: StoreOptions, digest: str) -> bytes:
     """Read a blob through its delta chain, verifying every link's digest."""
-    chain: list[Any] = []
-    want: str | None = digest
-    while want is not None:
-        row = conn.execute(select(blobs).where(blobs.c.digest == want)).mappings().first()
-        if row is None:
-            what = "blob" if want == digest else f"base {want} of blob"
-            raise IntegrityError(f"{what} {digest} is missing from the store")
-        chain.append(row)
-        want = row["base_digest"]
-        if len(chain) > options.max_chain_depth + 2:
-            raise IntegrityError(f"blob {digest} has a delta chain that is too long or circular")
+    chain = _chain(conn, digest, options.max_chain_depth + 2)
+    if not chain:
+        raise IntegrityError(f"blob {digest} is missing from the store")
+    if len(chain) > options.max_chain_depth + 2:
+        raise IntegrityError(f"blob {digest} has a delta chain that is too long or circular")
+    if chain[-1]["base_digest"] is not None:
+        raise IntegrityError(
+            f"base {chain[-1]['base_digest']} of blob {digest} is missing from the store"
+        )
     data: bytes | None = None
     for row in reversed(chain):
         try:
@@ -43,6 +41,28 @@ def read_blob(conn: Connection, options: StoreOptions, digest: str) -> bytes:
             raise IntegrityError(f"blob {row['digest']} does not match its digest (corrupted)")
     assert data is not None
     return data
+
+
+def _chain_query() -> Any:
+    """The blob ``:digest`` and its bases, newest first, at most ``:limit`` + 1 rows (a
+    recursive CTE, on both backends). Built once: building it cost more than running it."""
+    first = select(blobs, literal(0).label("step")).where(blobs.c.digest == bindparam("digest"))
+    chain = first.cte("chain", recursive=True)
+    base = blobs.alias("base")
+    chain = chain.union_all(
+        select(base, (chain.c.step + 1).label("step")).where(
+            base.c.digest == chain.c.base_digest, chain.c.step < bindparam("limit")
+        )
+    )
+    return select(chain).order_by(chain.c.step)
+
+
+_CHAIN = _chain_query()
+
+
+def _chain(conn: Connection, digest: str, limit: int) -> list[Any]:
+    """The blob and its bases in one round trip instead of one per link."""
+    return list(conn.execute(_CHAIN, {"digest": digest, "limit": limit}).mappings())
 
 
 def put_blob(

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy import text as sql
 
 from store import repo as repo_module
 from store import writes as writes_module
+from store.db import sqlite_path
 from store.errors import (
     IntegrityError,
     SchemaAhead,
@@ -126,6 +127,43 @@ def test_tampered_blob_is_detected(store: Store) -> None:
         store.read_text(v1)
     with pytest.raises(IntegrityError):  # v2 is a delta on the forged base
         store.read_text(v2)
+
+
+def test_a_long_delta_chain_reads_back_exactly_in_one_query(store: Store) -> None:
+    """Every version of a long history reads back exactly, a chain of up to 50 deltas
+    in one query each; a base that is gone, or a chain that loops, is a clear error."""
+    sid = add_source(store)
+    texts = [f"revision {n}: " + "the same long paragraph " * 40 for n in range(55)]
+    made = []
+    for n, text in enumerate(texts):
+        made.append(store.add_version(NewVersion(text, None), capture(sid, n), schedule(n)))
+    statements: list[str] = []
+
+    def log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", log)
+    assert [store.read_text(v) for v in made] == texts
+    event.remove(store.engine, "before_cursor_execute", log)
+    assert len([q for q in statements if "FROM blobs" in q]) == len(texts)
+    with store.engine.connect() as conn:
+        depths = dict(conn.execute(select(blobs.c.digest, blobs.c.depth)).all())
+    assert max(depths.values()) == 50 and depths[made[51].text_digest] == 0  # a new full copy
+    deepest = made[50]
+    with store.engine.begin() as conn:  # the chain loops back on itself
+        conn.execute(
+            update(blobs)
+            .where(blobs.c.digest == made[0].text_digest)
+            .values(base_digest=made[10].text_digest)
+        )
+    with pytest.raises(IntegrityError, match="too long or circular"):
+        store.read_text(deepest)
+    path = sqlite_path(store.url)
+    if path is not None:  # a base that is gone (SQLite lets a foreign key be broken)
+        with sqlite3.connect(path) as raw:
+            raw.execute("DELETE FROM blobs WHERE digest = ?", (made[52].text_digest,))
+        with pytest.raises(IntegrityError, match=f"base {made[52].text_digest} of blob"):
+            store.read_text(made[53])
 
 
 def test_flipped_byte_is_detected(store: Store) -> None:
