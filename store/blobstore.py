@@ -58,6 +58,7 @@ def _chain_query() -> Any:
 
 
 _CHAIN = _chain_query()
+_DEPTH = select(blobs.c.depth).where(blobs.c.digest == bindparam("digest"))
 
 
 def _chain(conn: Connection, digest: str, limit: int) -> list[Any]:
@@ -71,14 +72,11 @@ def put_blob(
     """Store ``data`` once by its digest: a delta against ``base`` (digest, bytes) while the
     chain is short enough, else a full copy; returns the digest."""
     digest = codec.digest(data)
-    if conn.execute(select(blobs.c.digest).where(blobs.c.digest == digest)).first():
+    if conn.execute(_DEPTH, {"digest": digest}).first():
         return digest  # content-addressed: already stored
     depth = 0
     if base is not None:
-        base_depth = conn.execute(
-            select(blobs.c.depth).where(blobs.c.digest == base[0])
-        ).scalar_one()
-        depth = base_depth + 1
+        depth = conn.execute(_DEPTH, {"digest": base[0]}).scalar_one() + 1
     if base is not None and depth <= options.max_chain_depth:
         payload = codec.compress(data, base[1], options.delta_level)
         stored = {
@@ -90,7 +88,7 @@ def put_blob(
         }
     else:
         stored = full_copy(options, data)
-    conn.execute(insert(blobs).values(digest=digest, size=len(data), **stored))
+    conn.execute(insert(blobs), {"digest": digest, "size": len(data), **stored})
     return digest
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -30,6 +31,15 @@ from store.schema import captures, changes, flags, sources, versions
 if TYPE_CHECKING:
     from store.repo import Store
 
+# The statements every new version runs, built once (see ``_source_update``).
+_LAST_NUMBER = select(func.max(versions.c.number)).where(
+    versions.c.source_id == bindparam("source_id")
+)
+_VERSION = select(versions).where(versions.c.id == bindparam("id"))
+_CURRENT_FOR_UPDATE = (
+    select(sources.c.current_version_id).where(sources.c.id == bindparam("id")).with_for_update()
+)
+
 
 class Batch:
     def __init__(self, store: Store, conn: Connection):
@@ -44,20 +54,14 @@ class Batch:
         self._captures.append({**capture.__dict__, "version_id": None})
         values = _source_values(update_)
         key = tuple(sorted(values))
-        row = {f"b_{k}": v for k, v in values.items()}
-        self._updates.setdefault(key, []).append({**row, "b_id": capture.source_id})
+        self._updates.setdefault(key, []).append(_bound(capture.source_id, values))
 
     def finish(self) -> None:
         """Write what ``record_capture`` buffered (``Store.batch`` calls this)."""
         if self._captures:
             self.conn.execute(insert(captures), self._captures)
         for keys, rows in self._updates.items():
-            stmt = (
-                update(sources)
-                .where(sources.c.id == bindparam("b_id"))
-                .values({k: bindparam(f"b_{k}") for k in keys})
-            )
-            self.conn.execute(stmt, rows)
+            self.conn.execute(_source_update(keys), rows)
         self._captures, self._updates = [], {}
 
     def add_version(
@@ -83,9 +87,7 @@ class Batch:
         source_id = capture.source_id
         if compare:
             _compare_current(conn, source_id, previous[0].id if previous else None)
-        last_number = conn.execute(
-            select(func.max(versions.c.number)).where(versions.c.source_id == source_id)
-        ).scalar()
+        last_number = conn.execute(_LAST_NUMBER, {"source_id": source_id}).scalar()
         if previous is None:
             last = (
                 conn.execute(
@@ -113,23 +115,24 @@ class Batch:
             put_blob(conn, self.store.options, new.raw, base_raw) if new.raw is not None else None
         )
         result = conn.execute(
-            insert(versions).values(
-                source_id=source_id,
-                number=(last_number or 0) + 1,
-                captured_at=capture.started_at,
-                text_digest=text_digest,
-                raw_digest=raw_digest,
-                text_length=len(new.text),
-                raw_length=len(new.raw) if new.raw is not None else None,
-                title=new.title,
-                authors=list(new.authors),
-                published=new.published,
-                updated=new.updated,
-                site_name=new.site_name,
-                language=new.language,
-                final_url=new.final_url,
-                content_type=new.content_type,
-            )
+            insert(versions),
+            {
+                "source_id": source_id,
+                "number": (last_number or 0) + 1,
+                "captured_at": capture.started_at,
+                "text_digest": text_digest,
+                "raw_digest": raw_digest,
+                "text_length": len(new.text),
+                "raw_length": len(new.raw) if new.raw is not None else None,
+                "title": new.title,
+                "authors": list(new.authors),
+                "published": new.published,
+                "updated": new.updated,
+                "site_name": new.site_name,
+                "language": new.language,
+                "final_url": new.final_url,
+                "content_type": new.content_type,
+            },
         )
         version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         change_id = None
@@ -141,23 +144,24 @@ class Batch:
             if (f.claim_id, evidence_digest) in rejected:
                 continue  # the reviewer said this sentence does not bear on the claim
             conn.execute(
-                insert(flags).values(
-                    claim_id=f.claim_id,
-                    source_id=source_id,
-                    version_id=version_id,
-                    change_id=change_id if f.from_change else None,
-                    stance=f.stance,
-                    score=f.score,
-                    evidence=f.evidence,
-                    reasons=f.reasons,
-                    status="new",
-                    created_at=capture.started_at,
-                    evidence_digest=evidence_digest,
-                )
+                insert(flags),
+                {
+                    "claim_id": f.claim_id,
+                    "source_id": source_id,
+                    "version_id": version_id,
+                    "change_id": change_id if f.from_change else None,
+                    "stance": f.stance,
+                    "score": f.score,
+                    "evidence": f.evidence,
+                    "reasons": f.reasons,
+                    "status": "new",
+                    "created_at": capture.started_at,
+                    "evidence_digest": evidence_digest,
+                },
             )
         _insert_capture(conn, capture, version_id)
         _update_source(conn, source_id, update_, version_id)
-        row = conn.execute(select(versions).where(versions.c.id == version_id)).mappings().one()
+        row = conn.execute(_VERSION, {"id": version_id}).mappings().one()
         return version_from_row(row)
 
     def record_revert(
@@ -193,16 +197,13 @@ def _compare_current(conn: Connection, source_id: int, expected: int | None) -> 
     """Compare-and-set: lock the source row (PostgreSQL; SQLite's BEGIN IMMEDIATE already
     holds the write lock) and raise ``Superseded`` unless its current version is the one
     the check compared against."""
-    found = conn.execute(
-        select(sources.c.current_version_id).where(sources.c.id == source_id).with_for_update()
-    ).scalar()
+    found = conn.execute(_CURRENT_FOR_UPDATE, {"id": source_id}).scalar()
     if found != expected:
         raise Superseded(source_id, expected, found)
 
 
 def _insert_capture(conn: Connection, capture: CaptureRecord, version_id: int | None) -> None:
-    values = dict(capture.__dict__)
-    conn.execute(insert(captures).values(version_id=version_id, **values))
+    conn.execute(insert(captures), {**capture.__dict__, "version_id": version_id})
 
 
 def _insert_change(
@@ -214,18 +215,19 @@ def _insert_change(
     change: ChangeRecord,
 ) -> int:
     result = conn.execute(
-        insert(changes).values(
-            source_id=source_id,
-            from_version_id=from_id,
-            to_version_id=to_id,
-            kind=change.kind,
-            created_at=capture.started_at,
-            significance=change.significance,
-            summary=change.summary,
-            reasons=change.reasons,
-            stats=change.stats,
-            units=change.units,
-        )
+        insert(changes),
+        {
+            "source_id": source_id,
+            "from_version_id": from_id,
+            "to_version_id": to_id,
+            "kind": change.kind,
+            "created_at": capture.started_at,
+            "significance": change.significance,
+            "summary": change.summary,
+            "reasons": change.reasons,
+            "stats": change.stats,
+            "units": change.units,
+        },
     )
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
@@ -234,7 +236,24 @@ def _update_source(
     conn: Connection, source_id: int, upd: SourceUpdate, current_version_id: int | None = None
 ) -> None:
     values = _source_values(upd, current_version_id)
-    conn.execute(update(sources).where(sources.c.id == source_id).values(**values))
+    conn.execute(_source_update(tuple(sorted(values))), _bound(source_id, values))
+
+
+@lru_cache(maxsize=64)
+def _source_update(keys: tuple[str, ...]) -> Any:
+    """UPDATE sources SET each of ``keys`` WHERE id = :b_id, built once per set of keys
+    (parameters named b_*: see ``_bound``). Values passed as parameters, not built into
+    the statement, skip SQLAlchemy's per-value coercion: a third of a new version's
+    CPU in this process."""
+    return (
+        update(sources)
+        .where(sources.c.id == bindparam("b_id"))
+        .values({k: bindparam(f"b_{k}") for k in keys})
+    )
+
+
+def _bound(source_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    return {"b_id": source_id, **{f"b_{k}": v for k, v in values.items()}}
 
 
 def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> dict[str, Any]:
