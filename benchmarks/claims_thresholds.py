@@ -2,9 +2,9 @@
 
 Usage: python benchmarks/claims_thresholds.py [--claims seeds/claims.yaml]
 
-Builds the dataset `claimwatch claims train` builds (every training passage
-against every claim, in its four views), takes `training.cross_validate`'s
-out-of-fold probabilities, and for each fold chooses the threshold on the other
+Builds the dataset `claimwatch claims train` trains on (`training.training_set`:
+every passage against every claim, in four views), takes
+`training.cross_validate`'s out-of-fold probabilities, and for each fold chooses the threshold on the other
 four folds' probabilities: one for all passages, one per script (latin, arabic,
 cjk, other), or one for English and one for the rest (a group with under 10
 positive pairs keeps the global threshold). Prints F1 and recall, overall and on
@@ -34,14 +34,12 @@ def main() -> None:
     args = parser.parse_args()
     story = load_story(args.claims)
     rows = [r for path in story.examples for r in training.read_labelled(path, story.claims)]
-    embedder, bank = E5Embedder(), training.bank_of(rows)
-    bare = [training.statements_only(c) for c in story.claims]
-    views = [(story.claims, bank), (story.claims, None), (bare, bank), (bare, None)]
-    data = training.concat([training.build(rows, c, embedder, bank=b) for c, b in views])
-    # Pairs come passage by passage, claim by claim, view after view (training.build).
+    data = training.training_set(rows, story.claims, E5Embedder())
+    # Pairs come passage by passage, claim by claim, view after view (training_set).
     per_view = [(script_of(r.text), r.lang) for r in rows for _ in story.claims]
-    scripts = np.asarray([s for s, _ in per_view] * len(views))
-    english = np.asarray([lang == "en" for _, lang in per_view] * len(views))
+    views = len(data.target) // len(per_view)
+    scripts = np.asarray([s for s, _ in per_view] * views)
+    english = np.asarray([lang == "en" for _, lang in per_view] * views)
     settings = training.Settings()
     probs, _stances = training.cross_validate(data, settings)
     folds = training.folds_of(data.groups, settings.folds, settings.seed)

@@ -366,6 +366,18 @@ def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher
     return report
 
 
+def training_set(rows: Sequence[Labelled], claims: Sequence[Claim], embedder: Embedder) -> Dataset:
+    """Every passage described four times, view after view: against a bank of all the
+    other pages' examples (how the shipped story is matched) and against no bank (a
+    story nobody has reviewed yet), each with the claims as written and with the claims
+    reduced to their statements (no entities, terms or cues: what a new user writes
+    first). So the model has seen every kind of story it will meet."""
+    bank = bank_of(rows)
+    bare = [statements_only(c) for c in claims]
+    views = ((claims, bank), (claims, None), (bare, bank), (bare, None))
+    return concat([build(rows, c, embedder, bank=b) for c, b in views])
+
+
 def train_model(
     rows: Sequence[Labelled],
     claims: Sequence[Claim],
@@ -373,25 +385,12 @@ def train_model(
     sources: Sequence[str] = (),
     embedder: Embedder | None = None,
 ) -> ClaimModel:
-    """Train from labelled passages. Every passage is described four times: against a
-    bank of all the other pages' examples (how the shipped story is matched) and against
-    no bank (a story nobody has reviewed yet), each with the claims as written and with
-    the claims reduced to their statements (no entities, terms or cues: what a new user
-    writes first). So the model has seen every kind of story it will meet."""
+    """Train from labelled passages (``training_set``)."""
     if embedder is None:
         from archiver.claims.semantic import E5Embedder
 
         embedder = E5Embedder()
-    bank = bank_of(rows)
-    bare = [statements_only(c) for c in claims]
-    data = concat(
-        [
-            build(rows, claims, embedder, bank=bank),
-            build(rows, claims, embedder),
-            build(rows, bare, embedder, bank=bank),
-            build(rows, bare, embedder),
-        ]
-    )
+    data = training_set(rows, claims, embedder)
     digest = hashlib.sha256(
         "\n".join(sorted(json.dumps([r.text, r.labels], sort_keys=True) for r in rows)).encode()
     ).hexdigest()[:16]
