@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
+import lxml.etree
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.app.worker import extract_text
+from archiver.text import fingerprint as fingerprint_module
 from archiver.text.extract import ExtractOptions
 from archiver.text.fingerprint import BodyHint, fingerprint, locate, same_article
 from archiver.text.normalize import NormalizeOptions
@@ -69,6 +72,10 @@ class Page:
         if self.comments is not None:
             body += f"<footer class='article-foot'><a href='#c'>{self.comments}</a></footer>"
         nav = " ".join(f"<a href='/{n.lower()}'>{n}</a>" for n in self.nav)
+        # After the article, as on real pages: more than a parse of its prefix reads
+        more = "".join(
+            f"<li><a href='/s/{i}'>{self.teaser}, number {i}</a></li>" for i in range(24)
+        )
         if self.layout == "article":
             main = f"<main><article><h1>Meta and open models</h1>{body}</article></main>"
         elif self.layout == "story-body":
@@ -88,8 +95,8 @@ class Page:
             f"<!doctype html><html><head><meta charset='utf-8'><title>Meta and open models"
             f"</title><script>{self.script}</script></head><body><header><nav>{nav}</nav>"
             f"</header><div class='ad'>Advertisement</div>{main}<aside><h2>Most read</h2><ul>"
-            f"<li>{self.teaser}</li></ul><p>{self.readers} people are reading now</p></aside>"
-            f"<footer>{self.footer}</footer></body></html>"
+            f"<li>{self.teaser}</li>{more}</ul><p>{self.readers} people are reading now</p>"
+            f"</aside><footer>{self.footer}<nav>{nav}</nav></footer></body></html>"
         )
 
 
@@ -110,7 +117,7 @@ def chrome_edit(page: Page, n: int) -> None:
 
 
 def article_edit(page: Page, n: int) -> None:
-    kind = n % 6
+    kind = n % 7
     k = n % len(page.paragraphs)
     if kind == 0:
         page.paragraphs[k] = page.paragraphs[k].replace("said", "says", 1) + f" ({n})"
@@ -122,6 +129,8 @@ def article_edit(page: Page, n: int) -> None:
         page.paragraphs.append(f"Meta declined to comment on the {n} reports.")
     elif kind == 4:
         page.quote = f"Open source is not a charity, {n} investors said."
+    elif kind == 5:  # a long paragraph at the end: past where the article ended before
+        page.paragraphs.append(" ".join(SENTENCES[: 2 + n % 6]))
     else:
         page.paragraphs[k] = page.paragraphs[k].replace("billion", f"{n} billion", 1) + " Now."
 
@@ -172,6 +181,14 @@ def text_of(html: str, ignore: tuple[str, ...] = ()) -> str:
     return extract_text(body, "text/html", "utf-8", "http://t/", ExtractOptions(), ignore)[1]
 
 
+def parsed(body: bytes, hint: BodyHint) -> tuple[Any, Any]:
+    """What the fingerprint parsed of ``body`` (a prefix or the whole page), and the
+    article element in it."""
+    found = fingerprint_module._parse_for(body, hint)
+    assert found is not None
+    return found
+
+
 EDITS = {"chrome": chrome_edit, "article": article_edit, "volatile": volatile_edit}
 edits = st.lists(
     st.tuples(st.sampled_from(sorted(EDITS)), st.integers(0, 10_000)), min_size=1, max_size=6
@@ -207,6 +224,75 @@ def test_same_fingerprint_means_same_text(
             assert new_text == text, f"fingerprint said same, text changed ({layout}, {what} {n})"
         page, html, text = new, new_html, new_text
         hint = locate(html.encode(), text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(LAYOUTS), st.none() | st.integers(0, 10_000), edits)
+def test_a_prefix_parse_gives_the_whole_page_answer(
+    layout: str, volatile: int | None, steps: list[tuple[str, int]]
+) -> None:
+    """The fingerprint from a prefix of the page (the hint's ``end``) is always the one
+    a parse of the whole page gives, and the prefix is used wherever it can be."""
+    page = Page(layout, SENTENCES[:5])
+    if volatile is not None:
+        volatile_parts(page, volatile)
+    html = page.html()
+    hint = locate(html.encode(), text_of(html))
+    if hint is None:
+        return
+    assert hint.end is not None
+    prefix, _ = parsed(html.encode(), hint)
+    assert layout == "bare" or prefix.find(".//footer/nav") is None  # the page's own footer
+    whole = BodyHint(hint.path, hint.digest, hint.skip)
+    for what, n in steps:
+        EDITS[what](page, n)
+        body = page.html().encode()
+        assert fingerprint(body, hint) == fingerprint(body, whole), (layout, what, n)
+
+
+def test_the_prefix_is_parsed_only_when_it_closes_the_article() -> None:
+    page = Page("article", SENTENCES[:4])
+    page.teaser = "A long teaser about chips and power " * 4  # a tail worth skipping
+    html = page.html()
+    hint = locate(html.encode(), text_of(html))
+    assert hint is not None and hint.end is not None
+    body = html.encode()
+    doc, _ = parsed(body, hint)
+    assert len(lxml.etree.tostring(doc)) < len(lxml.etree.tostring(lxml.etree.HTML(body))) - 1000
+    # The article grows past the slack: the prefix ends inside it, so the whole page is
+    # parsed, and the new paragraph is seen.
+    page.paragraphs.append("Meta later said the next model would be open after all. " * 40)
+    grown = page.html().encode()
+    doc, node = parsed(grown, hint)
+    assert node.getnext() is None and b"after all" in lxml.etree.tostring(node)
+    assert doc.find(".//footer") is not None  # the whole page
+    assert not same_article(grown, hint)
+    # A small addition at the article's end lies within the prefix and changes the hash.
+    page.paragraphs[-1] = "Meta declined to comment."
+    assert not same_article(page.html().encode(), hint)
+
+
+def test_a_title_the_prefix_does_not_hold_means_the_whole_page() -> None:
+    """The hash covers the page title. When the first title comes after the article, or
+    not at all, only the whole page can say which it is."""
+    article = "<main><article><p>" + "Meta said its next model would stay closed. " * 5
+    tail = "<aside>" + "<p>Most read: chips and power.</p>" * 40 + "</aside>"
+    late = f"<html><body>{article}</p></article></main>{tail}<title>One</title></body></html>"
+    hint = locate(late.encode(), "Meta said its next model would stay closed. " * 5)
+    assert hint is not None and hint.end is not None
+    assert same_article(late.encode(), hint)
+    assert not same_article(late.replace("One", "Two").encode(), hint)
+
+
+def test_a_hint_without_end_parses_the_whole_page() -> None:
+    page = Page("article", SENTENCES[:4])
+    html = page.html()
+    hint = locate(html.encode(), text_of(html))
+    assert hint is not None
+    old = BodyHint.from_dict({k: v for k, v in hint.to_dict().items() if k != "end"})
+    assert old is not None and old.end is None and same_article(html.encode(), old)
+    for bad in (-1, 0, "12", True, 1.5):
+        assert BodyHint.from_dict({**hint.to_dict(), "end": bad}) == old
 
 
 @settings(max_examples=40, deadline=None)
