@@ -5,6 +5,7 @@ same number idle as httpcore's own pool, against real loopback servers."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpcore
 import pytest
@@ -123,3 +124,44 @@ def test_a_pool_full_of_closed_connections_gives_their_slots_to_new_requests() -
 
     accepted, _held = asyncio.run(run())
     assert accepted == 6  # a new connection for every request: none went out on a dead one
+
+
+class Checked(LeanPool):
+    """A LeanPool that records, after each pass, connections promised to two requests,
+    and counts the passes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.passes = 0
+        self.shared = 0
+
+    def _assign_requests_to_connections(self) -> list[Any]:
+        closing = super()._assign_requests_to_connections()
+        self.passes += 1
+        held = [id(r.connection) for r in self._requests if r.connection is not None]
+        self.shared += len(held) - len(set(held))
+        return closing
+
+
+def test_a_connection_is_promised_to_one_waiting_request_at_a_time() -> None:
+    """A burst larger than the pool: each connection that comes free goes to one queued
+    request, so no request is sent back to the queue (ConnectionNotAvailable) and each
+    takes about two passes of the bookkeeping (its arrival and its response's end)."""
+
+    async def run() -> Checked:
+        servers = Counting()
+        [port] = await servers.start(1)
+        pool = Checked(max_connections=4, max_keepalive_connections=4)
+        try:
+            responses = await asyncio.gather(
+                *(pool.request("GET", f"http://127.0.0.1:{port}/") for _ in range(60))
+            )
+            assert all(r.content == BODY for r in responses)
+            return pool
+        finally:
+            await pool.aclose()
+            servers.close()
+
+    pool = asyncio.run(run())
+    assert pool.shared == 0
+    assert pool.passes <= 2 * 60 + 4
