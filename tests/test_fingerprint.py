@@ -407,3 +407,16 @@ def test_a_hint_this_code_did_not_write_is_no_hint() -> None:
     assert BodyHint.from_dict({"path": "/a", "digest": "d"}) == BodyHint("/a", "d")
     for bad in ("x", [["/html/body/article/div", "other"]], [["/elsewhere/div", "kind"]], [1]):
         assert BodyHint.from_dict({**ok, "skip": bad}) is None
+
+
+def test_text_around_comments_and_instructions_is_laid_out_whole() -> None:
+    """The text after a comment or a processing instruction belongs to the element
+    around it: a line split by one is still found, so the page still gets a hint."""
+    html = (
+        "<html><head><title>T</title></head><body><nav>Home</nav><article><p>Meta said"
+        " <!-- ad slot --> its next model <?php echo 1 ?> would stay closed.</p></article>"
+        "<footer>Footer</footer></body></html>"
+    )
+    hint = locate(html.encode(), "Meta said its next model would stay closed.")
+    assert hint is not None and hint.path == "/html/body/article/p"
+    assert same_article(html.replace("Home", "Start").encode(), hint)

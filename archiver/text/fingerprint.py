@@ -343,43 +343,46 @@ class _Layout:
 
 def _layout(doc: Any) -> _Layout:
     out: list[str] = []
-    layout = _Layout("", [], [], {})
+    starts: list[int] = []
+    owners: list[Any] = []
+    spans: dict[Any, tuple[int, int]] = {}
+    began: dict[Any, int] = {}
     size = 0
     space = True  # no leading space
 
-    def add(piece: str | None, owner: Any) -> None:
+    def add(piece: str, owner: Any) -> None:
         nonlocal size, space
-        if not piece:
-            return
-        folded = " ".join(unicodedata.normalize("NFC", piece).split())
-        if piece[:1].isspace() and not space:
+        if not piece.isascii():
+            piece = unicodedata.normalize("NFC", piece)
+        folded = " ".join(piece.split())
+        if piece[0].isspace() and not space:
             out.append(" ")
             size, space = size + 1, True
         if folded:
-            layout.starts.append(size)
-            layout.owners.append(owner)
+            starts.append(size)
+            owners.append(owner)
             out.append(folded)
             size, space = size + len(folded), False
-            if piece[-1:].isspace():
+            if piece[-1].isspace():
                 out.append(" ")
                 size, space = size + 1, True
 
-    # An explicit stack: pages nest tens of thousands of elements deep.
-    stack: list[tuple[Any, int]] = [(doc, -1)]
-    while stack:
-        element, began = stack.pop()
-        if began >= 0:  # after its children: the span ends, the tail is the parent's
-            layout.spans[element] = (began, size)
-            parent = element.getparent()
-            if element is not doc and parent is not None:
-                add(element.tail, parent)
+    # lxml walks the tree in C (no recursion: pages nest tens of thousands deep)
+    for event, element in lxml.etree.iterwalk(doc, events=("start", "end", "comment", "pi")):
+        if event == "comment" or event == "pi":  # no text of their own; the tail counts
+            began[element] = size
+            event = "end"
+        if event == "start":
+            began[element] = size
+            if isinstance(element.tag, str) and element.text:
+                add(element.text, element)
             continue
-        stack.append((element, size))
-        if isinstance(element.tag, str):
-            add(element.text, element)
-            stack.extend((c, -1) for c in reversed(element))
-    layout.flat = "".join(out)
-    return layout
+        spans[element] = (began.pop(element), size)
+        if element is not doc and element.tail:
+            parent = element.getparent()
+            if parent is not None:
+                add(element.tail, parent)
+    return _Layout("".join(out), starts, owners, spans)
 
 
 def fingerprint(body: bytes, hint: BodyHint, options: NormalizeOptions | None = None) -> str | None:
