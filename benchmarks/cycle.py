@@ -283,6 +283,7 @@ class Measured:
     peak_tree_mb: float
     peak_tree_pss_mb: float
     out: str
+    main_cpu: float = 0.0  # the command's own process, without its workers
 
 
 def measure(cmd: list[str], env: dict[str, str]) -> Measured:
@@ -292,6 +293,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
     peak_main = peak_tree = peak_pss = 0
+    main_cpu = 0.0
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()))  # type: ignore[union-attr]
     reader.start()
@@ -299,8 +301,10 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
         try:
             tree_ps = [ps, *ps.children(recursive=True)]
             full = [p.memory_full_info() for p in tree_ps]
+            times = ps.cpu_times()
         except psutil.Error:
             continue
+        main_cpu = times.user + times.system  # its last reading before it exits
         main, tree = full[0].rss, sum(m.rss for m in full)
         pss = sum(m.pss for m in full)
         peak_main, peak_tree = max(peak_main, main), max(peak_tree, tree)
@@ -319,6 +323,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
         peak_tree / 2**20,
         peak_pss / 2**20,
         b"".join(chunks).decode(),
+        main_cpu,
     )
 
 
@@ -419,7 +424,7 @@ def run(
             expected = pages if cycle == 0 else len(edited)
             print(
                 f"cycle {cycle}: {m.wall:.2f} s wall, {pages / m.wall:.0f} pages/s, "
-                f"cpu {m.cpu:.1f} s, peak RSS {m.peak_main_mb:.0f} MB main / "
+                f"cpu {m.cpu:.1f} s ({m.main_cpu:.1f} s main), peak RSS {m.peak_main_mb:.0f} MB main / "
                 f"{m.peak_tree_mb:.0f} MB with workers (PSS {m.peak_tree_pss_mb:.0f} MB), "
                 f"versions {v1 - v0} "
                 f"(true edits {expected}), store +{(store_bytes(url) - size0) / 1024:.0f} KiB "
