@@ -186,7 +186,7 @@ def parsed(body: bytes, hint: BodyHint) -> tuple[Any, Any]:
     article element in it."""
     found = fingerprint_module._parse_for(body, hint)
     assert found is not None
-    return found
+    return found[0], found[1]
 
 
 EDITS = {"chrome": chrome_edit, "article": article_edit, "volatile": volatile_edit}

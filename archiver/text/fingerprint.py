@@ -127,7 +127,10 @@ def _squash(text: str) -> str:
 
 
 def _title(doc: Any) -> str:
-    found = doc.find(".//title")
+    return _title_text(doc.find(".//title"))
+
+
+def _title_text(found: Any | None) -> str:
     return str(_text(found)) if found is not None else ""
 
 
@@ -160,9 +163,10 @@ def _end_of(body: bytes, path: str, step: int = 512) -> int | None:
     return None
 
 
-def _parse_for(body: bytes, hint: BodyHint) -> tuple[Any, Any] | None:
-    """The page parsed as far as the hint's article element needs, and that element:
-    a prefix when it proves enough (see the module docstring), else the whole page."""
+def _parse_for(body: bytes, hint: BodyHint) -> tuple[Any, Any, str] | None:
+    """The page parsed as far as the hint's article element needs, that element and the
+    page title: a prefix when it proves enough (see the module docstring), else the
+    whole page."""
     if hint.end is not None:
         cut = body.find(b">", hint.end + max(256, hint.end // 8)) + 1
         if 0 < cut < len(body):
@@ -171,12 +175,12 @@ def _parse_for(body: bytes, hint: BodyHint) -> tuple[Any, Any] | None:
                 node = _element_at(doc, hint.path)
                 title = doc.find(".//title")
                 if node is not None and _closed(node) and title is not None and _closed(title):
-                    return doc, node
+                    return doc, node, _title_text(title)
     doc = _parse(body)
     if doc is None:
         return None
     node = _element_at(doc, hint.path)
-    return None if node is None else (doc, node)
+    return None if node is None else (doc, node, _title(doc))
 
 
 def _digest(title: str, node: Any) -> str:
@@ -369,15 +373,13 @@ def _layout(doc: Any) -> _Layout:
 
     # lxml walks the tree in C (no recursion: pages nest tens of thousands deep)
     for event, element in lxml.etree.iterwalk(doc, events=("start", "end", "comment", "pi")):
-        if event == "comment" or event == "pi":  # no text of their own; the tail counts
-            began[element] = size
-            event = "end"
         if event == "start":
             began[element] = size
             if isinstance(element.tag, str) and element.text:
                 add(element.text, element)
             continue
-        spans[element] = (began.pop(element), size)
+        # an end, or a comment or PI: one event, no text of its own; its tail counts
+        spans[element] = (began.pop(element, size), size)
         if element is not doc and element.tail:
             parent = element.getparent()
             if parent is not None:
@@ -391,8 +393,7 @@ def fingerprint(body: bytes, hint: BodyHint, options: NormalizeOptions | None = 
     parsed = _parse_for(body, hint)
     if parsed is None:
         return None
-    doc, node = parsed
-    title = _title(doc)
+    doc, node, title = parsed
     options = options or NormalizeOptions()
     skipped = []
     for path, why in hint.skip:
