@@ -5,6 +5,7 @@ Usage: python benchmarks/stages.py [--pages 200] [--shape chrome|in-article]
 Runs each stage of a first archive over the pages benchmarks/cycle.py serves
 (no network: the fetch is measured by cycle.py against its raw floor) and
 prints the mean milliseconds per page: decoding, trafilatura's parse, htmldate,
+the page's metadata (claimwatch's fields, and trafilatura's whole set),
 trafilatura's extraction, normalization, the fingerprint's locate and re-check,
 the diff against the next revision, and the zstd compression of the raw page at
 several levels (with the compressed size), as the store writes it.
@@ -25,11 +26,12 @@ from typing import Any
 
 import trafilatura
 from htmldate import find_date
+from trafilatura.metadata import extract_metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from archiver.app.worker import extract_text
 from archiver.text.diff import diff
-from archiver.text.extract import _CONFIG, ExtractOptions, decode
+from archiver.text.extract import _CONFIG, ExtractOptions, decode, metadata
 from archiver.text.fingerprint import locate, same_article
 from archiver.text.normalize import normalize
 from benchmarks.cycle import Site
@@ -63,10 +65,17 @@ def main() -> None:
     texts = timed("decode", bodies, lambda b: decode(b, "utf-8")[0], ms)
     trees = timed("trafilatura.load_html", texts, trafilatura.load_html, ms)
     timed("htmldate.find_date", trees, lambda t: find_date(t, extensive_search=False), ms)
+    timed("metadata (title, author, date, site name)", trees, metadata, ms)
     timed(
-        "trafilatura.bare_extraction",
-        [trafilatura.load_html(t) for t in texts],
-        lambda t: trafilatura.bare_extraction(t, with_metadata=True, config=_CONFIG),
+        "trafilatura.extract_metadata (as above, with categories, tags, licence)",
+        trees,
+        extract_metadata,
+        ms,
+    )
+    timed(
+        "trafilatura.bare_extraction (the text)",
+        trees,
+        lambda t: trafilatura.bare_extraction(t, with_metadata=False, config=_CONFIG),
         ms,
     )
     opts = ExtractOptions()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,8 @@ from archiver.text.extract import decode, extract
 from archiver.text.normalize import NormalizeOptions, normalize, text_digest
 from store.errors import EmptyExtraction, UsageError
 from tests.support import article_html
+
+DIFF_PAGES = Path(__file__).parent / "data" / "diff"
 
 
 def test_normalize_folds_whitespace_and_unicode_forms() -> None:
@@ -173,3 +176,72 @@ def test_a_short_article_element_does_not_hide_the_rest_of_the_story() -> None:
     )
     text = extract(html.encode(), "text/html", "utf-8").text
     assert "said in a sworn statement" in text and "A hearing on the case" in text
+
+
+_BYLINE_PAGE = """<html><head><meta charset="utf-8">
+<title>Harbour cranes idle as dock strike enters day four - portwatch.example.net</title>
+<meta name="author" content="desk"></head><body>
+<h1>Harbour cranes idle as dock strike enters day four</h1>
+<p class="byline">By Ingrid Solberg, March 3, 2024</p>
+<div class="story"><p>Container ships queued outside the harbour on Sunday as the strike by crane
+operators entered its fourth day, with no talks scheduled between the union and the port.</p>
+<p>The port authority said forty vessels were waiting at anchor, twice the usual number.</p>
+<p>Union officials said members would return only if the overtime rules were withdrawn.</p></div>
+<footer><a rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/">CC BY-SA</a>
+<a href="/tag/strikes/">strikes</a> <a href="/category/ports/">Ports</a></footer>
+</body></html>"""
+
+_JSON_LD_PAGE = """<html lang="de"><head><meta charset="utf-8"><title>Bahn</title>
+<meta name="twitter:site" content="@schienenblatt">
+<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle",
+"headline": "Nachtzug nach Wien fährt wieder täglich", "datePublished": "2023-12-10T06:00:00+01:00",
+"author": {"@type": "Person", "name": "Lena Brandt"},
+"publisher": {"@type": "Organization", "name": "Schienenblatt"}}</script></head><body>
+<article><p>Der Nachtzug zwischen Berlin und Wien verkehrt ab dem Fahrplanwechsel wieder an allen
+Tagen der Woche, nachdem er zwei Jahre lang nur dreimal wöchentlich unterwegs war.</p>
+<p>Die Betreiber begründen den Schritt mit einer Auslastung von über neunzig Prozent im Sommer.</p>
+<p>Neue Schlafwagen sollen im Laufe des kommenden Jahres auf der Strecke eingesetzt werden.</p>
+</article></body></html>"""
+
+_BARE_PAGE = """<html><head><meta name="twitter:site" content="@tidewatch"></head><body><div>
+<p>Spring tides reached the highest mark recorded at the river gauge since the flood barrier
+opened, the water agency reported on Tuesday evening after the second high tide of the day.</p>
+<p>Roads along the embankment were closed for three hours while crews checked the walls.</p>
+<p>The agency expects lower tides for the rest of the week as the wind turns to the east.</p>
+</div></body></html>"""
+
+
+@pytest.mark.parametrize(
+    "html,url",
+    [
+        (
+            article_html("Meta weighs a closed model", ["Meta is weighing its next model."] * 4),
+            None,
+        ),
+        (_BYLINE_PAGE, "https://portwatch.example.net/2024/03/cranes"),
+        (_JSON_LD_PAGE, "https://schienenblatt.example/nachtzug"),
+        (_BARE_PAGE, "https://www.tides.example.org/gauge"),
+        (_BARE_PAGE.replace("@tidewatch", ""), "https://www.tides.example.org/gauge"),
+        *[(p.read_text(encoding="utf-8"), None) for p in sorted(DIFF_PAGES.glob("*/page.html"))],
+    ],
+)
+def test_metadata_is_what_trafilatura_finds(html: str, url: str | None) -> None:
+    """``extract`` runs trafilatura's metadata steps without categories, tags and licence
+    (a quarter of an extraction's time): every field it keeps must be trafilatura's own."""
+    import trafilatura
+    from trafilatura.settings import Document
+
+    from archiver.text.extract import _CONFIG
+
+    theirs = trafilatura.bare_extraction(
+        trafilatura.load_html(html), url=url, with_metadata=True, config=_CONFIG
+    )
+    ours = extract(html.encode(), "text/html", "utf-8", url)
+    assert isinstance(theirs, Document) and theirs.text == ours.text
+    assert (ours.title, ours.published, ours.site_name) == (
+        theirs.title,
+        theirs.date,
+        theirs.sitename,
+    )
+    names = (theirs.author or "").replace(";", "|").split("|")
+    assert ours.authors == tuple(n.strip() for n in names if n.strip())
