@@ -89,7 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("service", "concurrency", int, 16, "Checks at once.", "CLAIMWATCH_CONCURRENCY",
             low=1, high=512),
     Setting("service", "workers", int, None,
-            "Extraction worker processes (default: one per core but one, at least one).",
+            "Extraction worker processes (default: one per core but one, at least one, "
+            "and one more while a run's first extractions queue up).",
             "CLAIMWATCH_WORKERS", low=1, high=256),
     Setting("service", "per_host", int, 2, "Checks at once against one host.", low=1, high=64),
     Setting("service", "host_delay", float, 1.0, "Seconds between two requests to one host.",

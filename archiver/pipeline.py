@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -253,12 +254,21 @@ class ExtractionPool:
     killed. Each worker watches for this process to go (``watch_parent``): nothing
     else tells a pool that its owner died of SIGKILL. A pool whose worker died is
     replaced, and so is one of the wrong size after ``resize``.
+
+    When the size is the default, a run may also start a ``helper``: one more worker,
+    for first extractions only, while they queue up (a first archive, a large import).
+    Then every page needs a full extraction and the run's own process is mostly idle,
+    so the extra worker has a core; in re-check cycles it would contend with the fetch
+    loop and cost its memory for nothing. ``end_burst`` stops it when the work that
+    started it is done (docs/benchmarks.md). A configured size has no helper.
     """
 
     def __init__(self, processes: int | None = None):
         self.processes = default_workers() if processes is None else processes
+        self.helps = processes is None and (os.cpu_count() or 1) > 1
         self._pool: ProcessPoolExecutor | None = None
         self._size = 0  # the workers of ``_pool``
+        self._helper: ProcessPoolExecutor | None = None
 
     def resize(self, processes: int | None) -> bool:
         """Use this many workers from the next run on (``serve`` reloading
@@ -266,6 +276,7 @@ class ExtractionPool:
         the size changed."""
         wanted = default_workers() if processes is None else processes
         changed, self.processes = wanted != self.processes, wanted
+        self.helps = processes is None and (os.cpu_count() or 1) > 1
         return changed
 
     def executor(self) -> Executor | None:
@@ -277,15 +288,26 @@ class ExtractionPool:
             if self._pool is not None:  # its last run has ended: runs take turns
                 self._pool.shutdown(wait=False, cancel_futures=broken)
             self._size = self.processes
-            self._pool = ProcessPoolExecutor(
-                self.processes,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=watch_parent,
-                initargs=(os.getpid(),),
-            )
+            self._pool = _spawn(self.processes)
         return self._pool
 
+    def helper(self) -> Executor | None:
+        """The one-worker helper for a backlog of first extractions (started now if it
+        is not running), or None when this pool has none (see the class docstring)."""
+        if not self.helps or self.processes < 1:
+            return None
+        if self._helper is None or getattr(self._helper, "_broken", False):
+            self._helper = _spawn(1)
+        return self._helper
+
+    def end_burst(self) -> None:
+        """Stop the helper, if one runs: the backlog that started it is done."""
+        if self._helper is not None:
+            self._helper.shutdown(wait=False, cancel_futures=True)
+            self._helper = None
+
     def close(self) -> None:
+        self.end_burst()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -295,6 +317,15 @@ class ExtractionPool:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _spawn(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=watch_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def check(
@@ -352,7 +383,16 @@ async def check_async(
             browser: Renderer = host if host is not None else own
             writes = _Writes(store)
             checker = _Checker(
-                store, fetcher, pool.executor(), options, clock, writes, matching, browser
+                store,
+                fetcher,
+                pool.executor(),
+                options,
+                clock,
+                writes,
+                matching,
+                browser,
+                helper=pool.helper if pool.helps else None,
+                backlog=2 * pool.processes,
             )
 
             async def one(source: Source) -> CheckResult:
@@ -584,8 +624,13 @@ class _Checker:
         writes: _Writes,
         matching: MatchSpec,
         browser: Renderer,
+        helper: Callable[[], Executor | None] | None = None,
+        backlog: int = 2,
     ):
         self.store, self.fetcher, self.pool = store, fetcher, pool
+        # First extractions beyond ``backlog`` queued for the pool may go to the helper.
+        self.helper, self.backlog = helper, backlog
+        self.queued: Counter[Executor] = Counter()  # jobs sent to each and not yet back
         self.options, self.clock, self.writes = options, clock, writes
         self.matching = matching
         self.browser = browser  # --browser sources render here (the run's, or serve's host)
@@ -868,18 +913,32 @@ class _Checker:
     async def _process(self, job: PageJob) -> PageResult:
         if self.pool is None:
             return process_page(job)
+        executor = self._executor_for(job)
         loop = asyncio.get_running_loop()
         # The worker stops itself after cpu_limit seconds of CPU; on a loaded machine that
         # can take longer in wall time, so the wait is bounded more loosely.
         wall = job.cpu_limit * 3 + 10 if job.cpu_limit > 0 else None
+        self.queued[executor] += 1
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self.pool, process_page, job), wall)
+            return await asyncio.wait_for(loop.run_in_executor(executor, process_page, job), wall)
         except TimeoutError:
             raise TooSlow(f"extracting and comparing the page took over {wall:g}s") from None
         except BrokenProcessPool:
             raise ExtractionError(
                 "the extraction worker died (out of memory?); the pool is restarted"
             ) from None
+        finally:
+            self.queued[executor] -= 1
+
+    def _executor_for(self, job: PageJob) -> Executor:
+        """The pool, or for a first extraction while the pool has a backlog, the helper
+        if it has less queued (see ``ExtractionPool``)."""
+        assert self.pool is not None
+        if job.previous_text is None and self.helper and self.queued[self.pool] > self.backlog:
+            helper = self.helper()
+            if helper is not None and self.queued[helper] < self.queued[self.pool]:
+                return helper
+        return self.pool
 
     async def _reverted(
         self,

@@ -104,41 +104,48 @@ class Service:
         """One tick: lease what is due (a batch at a time) and check it."""
         done: list[pipeline.CheckResult] = []
         with self.busy:
-            while not self.stopping.is_set():
-                now = self.clock()
-                claimed = leases.claim(
-                    self.store, self.options.worker_id, now, self.options.lease, self.options.batch
-                )
-                if not claimed.sources:
-                    break
-                results = pipeline.check(
-                    self.store,
-                    claimed.sources,
-                    self.check_options,
-                    clock=self.clock,
-                    pool=self.pool,
-                    browser=self.browser,
-                )
-                self.checks += len(results)
-                self.failures += sum(r.failed for r in results)
-                if self.metrics is not None:
-                    self.metrics.observe(results, claimed.expired)
-                for r in results:
-                    quiet = r.outcome not in ("new_version", "failed", "reverted")
-                    log.log(
-                        logging.DEBUG if quiet else logging.INFO,
-                        "check %s: %s%s",
-                        r.source.name,
-                        r.outcome,
-                        f" ({r.error_class}: {r.error})" if r.failed else "",
-                        extra={"source": r.source.id, "outcome": r.outcome, "version": r.version},
-                    )
-                done += results
-                if len(claimed.sources) < self.options.batch:
-                    break
+            try:
+                self._check_due(done)
+            finally:
+                self.pool.end_burst()  # a first import's helper worker: its backlog is done
             self.alert()
         self._count_backlog()
         return done
+
+    def _check_due(self, done: list[pipeline.CheckResult]) -> None:
+        """Lease and check due sources, a batch at a time, until none are left."""
+        while not self.stopping.is_set():
+            now = self.clock()
+            claimed = leases.claim(
+                self.store, self.options.worker_id, now, self.options.lease, self.options.batch
+            )
+            if not claimed.sources:
+                break
+            results = pipeline.check(
+                self.store,
+                claimed.sources,
+                self.check_options,
+                clock=self.clock,
+                pool=self.pool,
+                browser=self.browser,
+            )
+            self.checks += len(results)
+            self.failures += sum(r.failed for r in results)
+            if self.metrics is not None:
+                self.metrics.observe(results, claimed.expired)
+            for r in results:
+                quiet = r.outcome not in ("new_version", "failed", "reverted")
+                log.log(
+                    logging.DEBUG if quiet else logging.INFO,
+                    "check %s: %s%s",
+                    r.source.name,
+                    r.outcome,
+                    f" ({r.error_class}: {r.error})" if r.failed else "",
+                    extra={"source": r.source.id, "outcome": r.outcome, "version": r.version},
+                )
+            done += results
+            if len(claimed.sources) < self.options.batch:
+                break
 
     def alert(self) -> None:
         """Announce what passed the alert thresholds since the last pass (each item

@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from archiver.config import SETTINGS, load, reference
 from store.db import check_db_url, mask_url
 from store.errors import ConfigError, UsageError
+from tests.support import pool_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,13 +94,13 @@ def test_extraction_workers_are_one_per_core_but_one_unless_configured(tmp_path:
     assert [pipeline.default_workers(n) for n in (1, 2, 3, 8)] == [1, 1, 2, 7]
     configured = load(write(tmp_path, "[service]\nworkers = 3\n"), env={})
     for cfg, expected in ((load(None, env={}), pipeline.default_workers()), (configured, 3)):
-        before = _workers()
+        before = pool_workers()
         pool = pipeline.ExtractionPool(check_options(cfg).processes)
         try:
             executor = pool.executor()
             assert executor is not None  # never extraction in the fetch loop's process
             list(executor.map(time.sleep, [0.5] * 8))  # busy enough to start every worker
-            assert len(_workers() - before) == expected
+            assert len(pool_workers() - before) == expected
         finally:
             pool.close()
 
@@ -122,15 +122,6 @@ def test_a_resized_pool_starts_the_next_run_with_the_new_size() -> None:
         assert pool.resize(None) == (pipeline.default_workers() != 2)
     finally:
         pool.close()
-
-
-def _workers() -> set[int]:
-    """This process's spawned pool workers (not multiprocessing's resource tracker)."""
-    return {
-        p.pid
-        for p in psutil.Process().children()
-        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
-    }
 
 
 def test_every_setting_is_shown_and_secrets_are_masked(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from datetime import timedelta
 
@@ -11,7 +13,7 @@ from pytest_httpserver import HTTPServer
 from archiver import pipeline
 from store.models import SourceSpec
 from store.repo import Store
-from tests.support import NOW, article_html
+from tests.support import NOW, article_html, pool_workers
 from tests.support.pipeline import OPTIONS, PARAS, Page, run, serve
 
 
@@ -121,6 +123,64 @@ def test_many_sources_through_the_process_pool(store: Store, httpserver: HTTPSer
     for i in range(4):
         [v] = store.versions(store.get_source(f"p{i}").id)
         assert store.read_text(v).startswith(f"Story {i}")
+
+
+@pytest.mark.slow
+def test_a_backlog_of_first_extractions_gets_a_helper_worker_and_rechecks_do_not(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """A first archive queues a full extraction for every page while the fetch loop
+    idles: one more worker takes first extractions while they queue up. A re-check
+    cycle, whose extractions compare against a version, keeps the pool's own size,
+    and the helper is gone once the burst ends."""
+    pool = pipeline.ExtractionPool()  # the default size, as `check --all` and `serve` run
+    if not pool.helps:
+        pytest.skip("one core: a helper worker would have no core of its own")
+    pages = []
+    for i in range(30):
+        pages.append(Page(article_html(f"Story {i}", [f"Part {i}: {p}" for p in PARAS] * 3)))
+        serve(httpserver, f"/s{i}.html", pages[-1])
+        store.add_source(SourceSpec(url=httpserver.url_for(f"/s{i}.html"), label=f"s{i}"), NOW)
+    seen: set[int] = set()
+    options = replace(OPTIONS, processes=None)
+
+    def check(minutes: int) -> list[pipeline.CheckResult]:
+        seen.clear()
+        when = NOW + timedelta(minutes=minutes)
+        return pipeline.check(
+            store,
+            store.list_sources(),
+            options,
+            clock=lambda: when,
+            pool=pool,
+            on_result=lambda _r: seen.update(pool_workers()),
+        )
+
+    try:
+        assert {r.outcome for r in check(0)} == {"new_version"}
+        assert len(seen) == pool.processes + 1  # the pool's workers and the helper
+        pool.end_burst()
+        deadline = time.monotonic() + 10
+        while len(pool_workers()) > pool.processes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pool_workers()) == pool.processes
+        for page in pages:  # every page edited: every re-check extracts again
+            page.html = page.html.replace("Part ", "Part, revised, ")
+        assert {r.outcome for r in check(60)} == {"new_version"}
+        assert len(seen) == pool.processes
+    finally:
+        pool.close()
+
+
+def test_only_a_pool_of_the_default_size_has_a_helper() -> None:
+    """A configured size is the user's word, and a pool of none extracts in process."""
+    assert pipeline.ExtractionPool(2).helper() is None
+    assert pipeline.ExtractionPool(0).helper() is None
+    pool = pipeline.ExtractionPool(2)
+    pool.resize(None)
+    assert pool.helps == ((os.cpu_count() or 1) > 1)
+    pool.resize(3)
+    assert not pool.helps and pool.helper() is None
 
 
 @pytest.mark.parametrize("declared", ["utf-8", "iso-8859-1", "no-such-charset"])

@@ -135,6 +135,17 @@ def cli(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def pool_workers() -> set[int]:
+    """This process's spawned pool workers (not multiprocessing's resource tracker)."""
+    import psutil
+
+    return {
+        p.pid
+        for p in psutil.Process().children()
+        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+    }
+
+
 def free_port() -> int:
     """A loopback TCP port that was free a moment ago."""
     with socket.socket() as s:
