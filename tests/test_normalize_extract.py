@@ -245,3 +245,21 @@ def test_metadata_is_what_trafilatura_finds(html: str, url: str | None) -> None:
     )
     names = (theirs.author or "").replace(";", "|").split("|")
     assert ours.authors == tuple(n.strip() for n in names if n.strip())
+
+
+def test_a_page_whose_metadata_cannot_be_read_keeps_its_article(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trafilatura's metadata steps raise on some malformed pages (inside its own
+    ``bare_extraction`` such a page was dropped whole): the article is kept, without
+    the metadata."""
+    from archiver.text import extract as stage
+
+    def unreadable(_tree: object) -> str:
+        raise ValueError("a date this reader cannot parse")
+
+    monkeypatch.setattr(stage, "extract_title", unreadable)
+    html = _BARE_PAGE.replace("@tidewatch", "")
+    got = extract(html.encode(), "text/html", "utf-8", "https://www.tides.example.org/gauge")
+    assert "highest mark recorded" in got.text
+    assert (got.title, got.site_name, got.authors) == (None, None, ())

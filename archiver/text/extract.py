@@ -186,7 +186,12 @@ def extract(
         updated = find_date(tree, original_date=False, extensive_search=False)
     except Exception:  # htmldate is best effort
         updated = None
-    meta: Any = metadata(tree, url) if _LEAN_METADATA else None
+    meta: Any = None
+    if _LEAN_METADATA:
+        try:
+            meta = metadata(tree, url)
+        except (TypeError, ValueError):  # a page trafilatura's metadata steps cannot read:
+            meta = Document()  # its article without metadata, rather than no article
     doc = trafilatura.bare_extraction(
         tree,
         url=url,
