@@ -265,7 +265,7 @@ class ExtractionPool:
 
     def __init__(self, processes: int | None = None):
         self.processes = default_workers() if processes is None else processes
-        self.helps = processes is None and (os.cpu_count() or 1) > 1
+        self._configured = processes is not None
         self._pool: ProcessPoolExecutor | None = None
         self._size = 0  # the workers of ``_pool``
         self._helper: ProcessPoolExecutor | None = None
@@ -276,8 +276,13 @@ class ExtractionPool:
         the size changed."""
         wanted = default_workers() if processes is None else processes
         changed, self.processes = wanted != self.processes, wanted
-        self.helps = processes is None and (os.cpu_count() or 1) > 1
+        self._configured = processes is not None
         return changed
+
+    @property
+    def helps(self) -> bool:
+        """Whether runs may start a ``helper``: the size is the default, on 2+ cores."""
+        return not self._configured and self.processes > 0 and (os.cpu_count() or 1) > 1
 
     def executor(self) -> Executor | None:
         """The pool, or None to extract in this process (``processes=0``)."""
@@ -294,7 +299,7 @@ class ExtractionPool:
     def helper(self) -> Executor | None:
         """The one-worker helper for a backlog of first extractions (started now if it
         is not running), or None when this pool has none (see the class docstring)."""
-        if not self.helps or self.processes < 1:
+        if not self.helps:
             return None
         if self._helper is None or getattr(self._helper, "_broken", False):
             self._helper = _spawn(1)
