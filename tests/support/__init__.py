@@ -139,11 +139,15 @@ def pool_workers() -> set[int]:
     """This process's spawned pool workers (not multiprocessing's resource tracker)."""
     import psutil
 
-    return {
-        p.pid
-        for p in psutil.Process().children()
-        if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
-    }
+    found = set()
+    for p in psutil.Process().children():
+        try:  # a worker that has just exited (a zombie until reaped) is not a worker
+            line = " ".join(p.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if "spawn_main" in line and "resource_tracker" not in line:
+            found.add(p.pid)
+    return found
 
 
 def free_port() -> int:
