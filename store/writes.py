@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import UTC
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 _LAST_NUMBER = select(func.max(versions.c.number)).where(
     versions.c.source_id == bindparam("source_id")
 )
-_VERSION = select(versions).where(versions.c.id == bindparam("id"))
 _CURRENT_FOR_UPDATE = (
     select(sources.c.current_version_id).where(sources.c.id == bindparam("id")).with_for_update()
 )
@@ -85,10 +85,16 @@ class Batch:
         """
         conn = self.conn
         source_id = capture.source_id
+        # A source without a current version has no versions (every version written
+        # becomes current, and ``gc`` keeps the current one), so after the compare-and-set
+        # found none, a first version needs no look-ups; were that ever untrue, the
+        # unique (source, number) index would refuse the write rather than lose a version.
+        first = False
         if compare:
             _compare_current(conn, source_id, previous[0].id if previous else None)
-        last_number = conn.execute(_LAST_NUMBER, {"source_id": source_id}).scalar()
-        if previous is None:
+            first = previous is None
+        last_number = 0 if first else conn.execute(_LAST_NUMBER, {"source_id": source_id}).scalar()
+        if previous is None and not first:
             last = (
                 conn.execute(
                     select(versions).where(
@@ -114,26 +120,24 @@ class Batch:
         raw_digest = (
             put_blob(conn, self.store.options, new.raw, base_raw) if new.raw is not None else None
         )
-        result = conn.execute(
-            insert(versions),
-            {
-                "source_id": source_id,
-                "number": (last_number or 0) + 1,
-                "captured_at": capture.started_at,
-                "text_digest": text_digest,
-                "raw_digest": raw_digest,
-                "text_length": len(new.text),
-                "raw_length": len(new.raw) if new.raw is not None else None,
-                "title": new.title,
-                "authors": list(new.authors),
-                "published": new.published,
-                "updated": new.updated,
-                "site_name": new.site_name,
-                "language": new.language,
-                "final_url": new.final_url,
-                "content_type": new.content_type,
-            },
-        )
+        row = {
+            "source_id": source_id,
+            "number": (last_number or 0) + 1,
+            "captured_at": capture.started_at,
+            "text_digest": text_digest,
+            "raw_digest": raw_digest,
+            "text_length": len(new.text),
+            "raw_length": len(new.raw) if new.raw is not None else None,
+            "title": new.title,
+            "authors": list(new.authors),
+            "published": new.published,
+            "updated": new.updated,
+            "site_name": new.site_name,
+            "language": new.language,
+            "final_url": new.final_url,
+            "content_type": new.content_type,
+        }
+        result = conn.execute(insert(versions), row)
         version_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         change_id = None
         if change is not None and previous is not None:
@@ -161,8 +165,11 @@ class Batch:
             )
         _insert_capture(conn, capture, version_id)
         _update_source(conn, source_id, update_, version_id)
-        row = conn.execute(_VERSION, {"id": version_id}).mappings().one()
-        return version_from_row(row)
+        # The row as written, as the store would read it back (dates in UTC), without
+        # reading it back.
+        return version_from_row(
+            {**row, "id": version_id, "captured_at": capture.started_at.astimezone(UTC)}
+        )
 
     def record_revert(
         self,

@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, func, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text as sql
 
 from store import repo as repo_module
@@ -90,6 +91,32 @@ def test_round_trip_is_exact_through_chains_longer_than_k(db_url: str) -> None:
         depths = conn.execute(select(blobs.c.depth, blobs.c.codec)).all()
     assert max(d for d, _ in depths) == 4
     assert sum(codec == "zstd" for _, codec in depths) >= 2 * 3  # text and raw restart every 5
+    store.close()
+
+
+def test_a_checks_version_is_the_row_as_stored(db_url: str) -> None:
+    """``add_version`` returns the version without reading it back: it must equal what the
+    store reads, for a first version (written with no look-ups after the compare-and-set)
+    and for later ones; and a first version of a source whose versions lost their current
+    pointer is refused, not written as a second number 1."""
+    store = Store(db_url)
+    store.migrate()
+    sid = add_source(store)
+    written = []
+    previous = None
+    for i, (text, raw) in enumerate(revisions(3)):
+        new = NewVersion(text=text, raw=raw, title=f"t{i}", authors=("A", "B"), language="ar")
+        with store.batch() as b:
+            v = b.add_version(new, capture(sid, i), schedule(i), previous, compare=True)
+        written.append(v)
+        previous = (v, text)
+    assert written == store.versions(sid)
+    assert written[0].number == 1 and written[0].captured_at.tzinfo is not None
+    with store.transaction() as conn:
+        conn.execute(sql("UPDATE sources SET current_version_id = NULL"))
+    with pytest.raises(sa_exc.IntegrityError), store.batch() as b:
+        b.add_version(NewVersion(text="x", raw=None), capture(sid, 9), schedule(9), compare=True)
+    assert [v.number for v in store.versions(sid)] == [1, 2, 3]
     store.close()
 
 
