@@ -699,7 +699,11 @@ class _Checker:
             )  # a parse, a hash
         ):
             return await self._unchanged(attempt, "same_text")  # the article element is as it was
-        current = attempt.current or self.store.current_version(source)
+        # A source with no current version has no versions (store.writes.add_version): a
+        # first check reads nothing, and the compare-and-set catches a version written since.
+        current = attempt.current
+        if current is None and source.current_version_id is not None:
+            current = self.store.current_version(source)
         if has_version and current is not None and attempt.raw_digest == current.raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         if (
