@@ -350,7 +350,7 @@ def _layout(doc: Any) -> _Layout:
     starts: list[int] = []
     owners: list[Any] = []
     spans: dict[Any, tuple[int, int]] = {}
-    began: dict[Any, int] = {}
+    open_: list[tuple[Any, int]] = []  # the elements started and not yet ended, and where
     size = 0
     space = True  # no leading space
 
@@ -371,19 +371,21 @@ def _layout(doc: Any) -> _Layout:
                 out.append(" ")
                 size, space = size + 1, True
 
-    # lxml walks the tree in C (no recursion: pages nest tens of thousands deep)
+    # lxml walks the tree in C (no recursion: pages nest tens of thousands deep); the
+    # stack of open elements gives each tail its parent without asking lxml
     for event, element in lxml.etree.iterwalk(doc, events=("start", "end", "comment", "pi")):
         if event == "start":
-            began[element] = size
-            if isinstance(element.tag, str) and element.text:
-                add(element.text, element)
+            open_.append((element, size))
+            text = element.text
+            if text:
+                add(text, element)
             continue
-        # an end, or a comment or PI: one event, no text of its own; its tail counts
-        spans[element] = (began.pop(element, size), size)
-        if element is not doc and element.tail:
-            parent = element.getparent()
-            if parent is not None:
-                add(element.tail, parent)
+        # an end; or a comment or PI: one event, no text of its own
+        spans[element] = (open_.pop()[1] if event == "end" else size, size)
+        if open_:  # not the root: its tail belongs to the element it is in
+            tail = element.tail
+            if tail:
+                add(tail, open_[-1][0])
     return _Layout("".join(out), starts, owners, spans)
 
 
