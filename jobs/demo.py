@@ -223,7 +223,10 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
             results = service.dispatch()
             new = sum(r.outcome == "new_version" for r in results)
             when = f"{clock['now']:%Y-%m-%d %H:%M} UTC"
-            say(f"step {step} ({when}): {len(results)} checks, {new} new versions")
+            say(
+                f"step {step} ({when}): {len(results)} check{'s' if len(results) != 1 else ''}, "
+                f"{new} new version{'s' if new != 1 else ''}"
+            )
         digest = digest_job.run(
             store,
             SmtpSettings(recipients=("you@example.org",)),

@@ -64,7 +64,8 @@ def test_the_cli_prints_the_summary(tmp_path: Path) -> None:
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert "flip-backs recognised" in r.stdout
+    assert "changes:  13 edits, 1 flip-back recognised" in r.stdout  # counted in words
+    assert "10 checks, 1 new version\n" in r.stdout
     assert (
         "meta-ends-open-releases:" in r.stdout
         and "contradicts" in r.stdout

@@ -405,7 +405,10 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
         f"archived: {sum(result.versions.values())} versions of {len(result.versions)} pages "
         f"({result.sources} sources, found by the feed included)"
     )
-    click.echo(f"changes:  {result.changes} edits, {result.reverts} flip-backs recognised")
+    click.echo(
+        f"changes:  {result.changes} edit{'s' if result.changes != 1 else ''}, "
+        f"{result.reverts} flip-back{'s' if result.reverts != 1 else ''} recognised"
+    )
     click.echo("flags per claim:")
     for claim, stances in sorted(result.flags.items()):
         parts = ", ".join(f"{n} {stance}" for stance, n in sorted(stances.items()))
