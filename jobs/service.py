@@ -38,6 +38,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from archiver import pipeline
 from archiver.app.digest import DigestOptions
+from archiver.app.pool import ExtractionPool
 from archiver.net.browser import BrowserHost
 from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -89,7 +90,7 @@ class Service:
         self.checks = 0
         self.failures = 0
         self.drained = True
-        self.pool = pipeline.ExtractionPool(check.processes)  # kept across dispatches
+        self.pool = ExtractionPool(check.processes)  # kept across dispatches
         self.browser = BrowserHost(check.browser)  # one Chromium across dispatches, if needed
         self._backlog_at: float | None = None  # when the backlog gauge was last counted
 

@@ -88,14 +88,14 @@ def test_documented_keys_are_accepted_and_the_environment_wins(tmp_path: Path) -
 @pytest.mark.slow
 def test_extraction_workers_are_one_per_core_but_one_unless_configured(tmp_path: Path) -> None:
     """The run's own process keeps a core busy fetching; the workers get the others."""
-    from archiver import pipeline
+    from archiver.app import pool as pool_module
     from archiver.cli.base import check_options
 
-    assert [pipeline.default_workers(n) for n in (1, 2, 3, 8)] == [1, 1, 2, 7]
+    assert [pool_module.default_workers(n) for n in (1, 2, 3, 8)] == [1, 1, 2, 7]
     configured = load(write(tmp_path, "[service]\nworkers = 3\n"), env={})
-    for cfg, expected in ((load(None, env={}), pipeline.default_workers()), (configured, 3)):
+    for cfg, expected in ((load(None, env={}), pool_module.default_workers()), (configured, 3)):
         before = pool_workers()
-        pool = pipeline.ExtractionPool(check_options(cfg).processes)
+        pool = pool_module.ExtractionPool(check_options(cfg).processes)
         try:
             executor = pool.executor()
             assert executor is not None  # never extraction in the fetch loop's process
@@ -108,9 +108,9 @@ def test_extraction_workers_are_one_per_core_but_one_unless_configured(tmp_path:
 def test_a_resized_pool_starts_the_next_run_with_the_new_size() -> None:
     """serve reloads service.workers on SIGHUP: the run under way keeps its pool, the
     next one gets a pool of the new size."""
-    from archiver import pipeline
+    from archiver.app import pool as pool_module
 
-    pool = pipeline.ExtractionPool(1)
+    pool = pool_module.ExtractionPool(1)
     try:
         first = pool.executor()
         assert first is not None and pool.executor() is first
@@ -119,7 +119,7 @@ def test_a_resized_pool_starts_the_next_run_with_the_new_size() -> None:
         assert pool.executor()._max_workers == 2  # type: ignore[union-attr]
         with pytest.raises(RuntimeError, match="after shutdown"):
             first.submit(time.sleep, 0)  # the old pool takes no more work
-        assert pool.resize(None) == (pipeline.default_workers() != 2)
+        assert pool.resize(None) == (pool_module.default_workers() != 2)
     finally:
         pool.close()
 

@@ -11,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
+from archiver.app import pool as pool_module
 from store.models import SourceSpec
 from store.repo import Store
 from tests.support import NOW, article_html, pool_workers
@@ -133,7 +134,7 @@ def test_a_backlog_of_first_extractions_gets_a_helper_worker_and_rechecks_do_not
     idles: one more worker takes first extractions while they queue up. A re-check
     cycle, whose extractions compare against a version, keeps the pool's own size,
     and the helper is gone once the burst ends."""
-    pool = pipeline.ExtractionPool()  # the default size, as `check --all` and `serve` run
+    pool = pool_module.ExtractionPool()  # the default size, as `check --all` and `serve` run
     if not pool.helps:
         pytest.skip("one core: a helper worker would have no core of its own")
     pages = []
@@ -174,9 +175,9 @@ def test_a_backlog_of_first_extractions_gets_a_helper_worker_and_rechecks_do_not
 
 def test_only_a_pool_of_the_default_size_has_a_helper() -> None:
     """A configured size is the user's word, and a pool of none extracts in process."""
-    assert pipeline.ExtractionPool(2).helper() is None
-    assert pipeline.ExtractionPool(0).helper() is None
-    pool = pipeline.ExtractionPool(2)
+    assert pool_module.ExtractionPool(2).helper() is None
+    assert pool_module.ExtractionPool(0).helper() is None
+    pool = pool_module.ExtractionPool(2)
     pool.resize(None)
     assert pool.helps == ((os.cpu_count() or 1) > 1)
     pool.resize(3)
