@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from store import versions as versions_
 from store.blobstore import put_blob, read_blob
 from store.errors import Superseded
 from store.models import (
@@ -85,31 +86,22 @@ class Batch:
         """
         conn = self.conn
         source_id = capture.source_id
+        if compare:
+            _compare_current(conn, source_id, previous[0].id if previous else None)
         # A source without a current version has no versions (every version written
         # becomes current, and ``gc`` keeps the current one), so after the compare-and-set
         # found none, a first version needs no look-ups; were that ever untrue, the
         # unique (source, number) index would refuse the write rather than lose a version.
-        first = False
-        if compare:
-            _compare_current(conn, source_id, previous[0].id if previous else None)
-            first = previous is None
-        last_number = 0 if first else conn.execute(_LAST_NUMBER, {"source_id": source_id}).scalar()
-        if previous is None and not first:
-            last = (
-                conn.execute(
-                    select(versions).where(
-                        versions.c.source_id == source_id, versions.c.number == last_number
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if last is not None:
-                base = version_from_row(last)
-                previous = (
-                    base,
-                    read_blob(conn, self.store.options, base.text_digest).decode("utf-8"),
-                )
+        if compare and previous is None:
+            last_number = 0
+        elif previous is None:  # the latest version is the delta base
+            base = versions_.latest(conn, source_id)
+            last_number = base.number if base is not None else 0
+            if base is not None:
+                text = read_blob(conn, self.store.options, base.text_digest).decode("utf-8")
+                previous = (base, text)
+        else:
+            last_number = conn.execute(_LAST_NUMBER, {"source_id": source_id}).scalar() or 0
         base_text = base_raw = None
         if previous is not None:
             prev = previous[0]
@@ -122,7 +114,7 @@ class Batch:
         )
         row = {
             "source_id": source_id,
-            "number": (last_number or 0) + 1,
+            "number": last_number + 1,
             "captured_at": capture.started_at,
             "text_digest": text_digest,
             "raw_digest": raw_digest,
