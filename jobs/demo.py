@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader
 from archiver import pipeline
 from archiver.app.claimsfile import load_story
 from archiver.app.seeds import load_seed_articles
+from archiver.app.words import counted
 from archiver.net.fetch import FetchOptions
 from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -224,8 +225,8 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
             new = sum(r.outcome == "new_version" for r in results)
             when = f"{clock['now']:%Y-%m-%d %H:%M} UTC"
             say(
-                f"step {step} ({when}): {len(results)} check{'s' if len(results) != 1 else ''}, "
-                f"{new} new version{'s' if new != 1 else ''}"
+                f"step {step} ({when}): {counted(len(results), 'check')}, "
+                f"{counted(new, 'new version')}"
             )
         digest = digest_job.run(
             store,

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader
 
+from archiver.app.words import counted
 from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
 from archiver.text.terminal import terminal_safe
@@ -194,13 +195,11 @@ def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOp
         body = "nothing changed"
     else:
         parts = [
-            f"{counts['changes']} change{'s' if counts['changes'] != 1 else ''}",
-            f"{counts['flags']} flag{'s' if counts['flags'] != 1 else ''}",
+            counted(counts["changes"], "change"),
+            counted(counts["flags"], "flag"),
         ]
         if counts["coverage"]:
-            parts.append(
-                f"{counts['coverage']} new article{'s' if counts['coverage'] != 1 else ''}"
-            )
+            parts.append(counted(counts["coverage"], "new article"))
         body = ", ".join(parts)
         if evidence:
             top = evidence[0]

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from archiver.app.schedule import next_cron
 from archiver.app.seeds import default_seeds_dir
+from archiver.app.words import counted
 from archiver.cli.base import (
     SEMANTIC,
     SINCE,
@@ -406,8 +407,8 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
         f"({result.sources} sources, found by the feed included)"
     )
     click.echo(
-        f"changes:  {result.changes} edit{'s' if result.changes != 1 else ''}, "
-        f"{result.reverts} flip-back{'s' if result.reverts != 1 else ''} recognised"
+        f"changes:  {counted(result.changes, 'edit')}, "
+        f"{counted(result.reverts, 'flip-back')} recognised"
     )
     click.echo("flags per claim:")
     for claim, stances in sorted(result.flags.items()):

@@ -13,6 +13,7 @@ import click
 
 from archiver.app.schedule import format_duration
 from archiver.app.seeds import default_seeds_dir
+from archiver.app.words import counted
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
@@ -556,7 +557,7 @@ def check(
     checked, new, failed = counts["checked"], counts["new"], counts["failed"]
     if not as_json:
         click.echo(
-            f"{checked} checked: {new} new version{'s' if new != 1 else ''}, "
+            f"{checked} checked: {counted(new, 'new version')}, "
             f"{checked - new - failed} unchanged, {failed} failed",
             err=True,
         )
