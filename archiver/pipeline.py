@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -28,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from archiver.app import schedule
-from archiver.app.claimsfile import load_story
+from archiver.app.attempt import Attempt
 from archiver.app.pool import ExtractionPool
-from archiver.app.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
+from archiver.app.story import prepare_matching
 from archiver.app.worker import (
     PageJob,
     PageResult,
@@ -41,7 +40,7 @@ from archiver.app.worker import (
     selection_digest,
 )
 from archiver.claims.matcher import MatchSpec
-from archiver.claims.rules import Claim, claim_from_dict, claim_to_dict, match
+from archiver.claims.rules import Claim, claim_from_dict, match
 from archiver.claims.topic import Node, matches, parse, positive_terms
 from archiver.net.browser import BrowserFetcher, BrowserHost, BrowserOptions
 from archiver.net.feeds import Entry, Feed, parse_feed
@@ -59,45 +58,34 @@ from archiver.text.extract import ExtractOptions
 from archiver.text.fingerprint import BodyHint, same_article
 from archiver.text.normalize import NormalizeOptions, text_digest
 from archiver.text.selection import Selector
-from archiver.text.shells import BROWSER_HINT
 from store.blobs import digest as raw_digest_of
 from store.errors import (
     ExtractionError,
     FeedError,
     FetchError,
-    JavaScriptShell,
     RobotsDisallowed,
     StoreError,
     Superseded,
     TooSlow,
-    UsageError,
 )
 from store.kinds import kind_of
 from store.models import (
-    CaptureRecord,
     ChangeRecord,
     EntryDecision,
     NewVersion,
     Outcome,
     Source,
     SourceSpec,
-    SourceUpdate,
     Version,
 )
 from store.repo import Store
 from store.writes import Batch
 
 if TYPE_CHECKING:  # numpy and the matcher's bank load only when a run matches claims
-    from archiver.claims.bank import Bank, Example
-    from archiver.claims.semantic import Embedder
+    pass
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("claimwatch.check")
-
-
-def _one_line(text: str) -> str:
-    """An error message as one line of text: no NUL (PostgreSQL refuses it), no breaks."""
-    return " ".join(text.replace("\x00", " ").split())
 
 
 @dataclass(frozen=True)
@@ -133,98 +121,6 @@ class CheckResult:
     @property
     def failed(self) -> bool:
         return self.outcome == "failed"
-
-
-@dataclass(frozen=True)
-class Seeds:
-    """A story's seeds, validated: seed articles (with their versions) and the watchlist."""
-
-    articles: list[tuple[SeedArticle, NewVersion]]
-    sources: list[SourceSpec]
-    claims: tuple[Claim, ...] = ()
-    examples: tuple[Example, ...] = ()  # the labelled corpus the claims file points to
-
-
-def load_seeds(seeds_dir: Path) -> Seeds:
-    """Read and validate a seeds directory (raises ``ConfigError``); writes nothing."""
-    if not seeds_dir.is_dir():
-        raise UsageError(f"seeds directory {seeds_dir} does not exist")
-    articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
-    claims_path = seeds_dir / "claims.yaml"
-    story = load_story(claims_path) if claims_path.exists() else None
-    return Seeds(
-        articles,
-        load_sources(seeds_dir / "sources.yaml"),
-        story.claims if story else (),
-        story.bank().examples if story else (),
-    )
-
-
-def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, int, bool]]:
-    """Store each seed article as a version of its ``seed`` source (a new one only when
-    its text changed) and add or update the watchlist. Returns (label, version, created)."""
-    report = []
-    for article, new in seeds.articles:
-        source_id = store.add_source(seed_spec(article), now, update_existing=True)
-        latest = store.latest_version(source_id)
-        if latest is not None and latest.text_digest == text_digest(new.text):
-            report.append((article.label, latest.number, False))
-            continue
-        capture = CaptureRecord(
-            source_id=source_id,
-            started_at=now,
-            duration_ms=0,
-            outcome="new_version",
-            bytes=len(new.raw or b""),
-            raw_digest=raw_digest_of(new.raw or b""),
-        )
-        update = SourceUpdate(next_check_at=None, last_checked_at=now, consecutive_failures=0)
-        report.append((article.label, store.add_version(new, capture, update).number, True))
-    for spec in seeds.sources:
-        store.add_source(spec, now, update_existing=True)
-    if seeds.claims:
-        store.load_claims([claim_to_dict(c) for c in seeds.claims], now)
-        store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
-    return report
-
-
-def prepare_matching(
-    store: Store, options: CheckOptions, workdir: Path, now: datetime
-) -> MatchSpec:
-    """The matcher the workers build: with the semantic layer, a bank file holding the
-    story's examples, the vectors of every text the matcher compares with (claims,
-    cues, examples) and the probes fitted from them: computed here once and kept in
-    the store, not in every worker and every run."""
-    if not options.semantic or not options.claims:
-        return MatchSpec(semantic=False)
-    from archiver.claims.bank import Bank, Example, write_bank
-    from archiver.claims.semantic import E5Embedder, digest
-
-    bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
-    texts = [e.text for e in bank.examples]
-    for claim in options.claims:
-        texts += [*claim.texts, *claim.supports, *claim.contradicts]
-    embedder = E5Embedder(cache=store)
-    embedder.embed(list(dict.fromkeys(texts)))  # computes (and keeps) only what is new
-    vectors = store.vectors_for(embedder.name, {digest(t) for t in texts})
-    path = workdir / "bank.npz"
-    key = write_bank(path, bank, vectors, _fitted_probes(store, bank, embedder, now))
-    return MatchSpec(True, options.claims_model, str(path), key)
-
-
-def _fitted_probes(store: Store, bank: Bank, embedder: Embedder, now: datetime) -> bytes | None:
-    """The story's probes, fitted once here and kept in the store until the examples
-    change, so that no worker fits them again in every run (1.3 s of CPU each)."""
-    from archiver.claims.probes import probes_to_bytes
-
-    if not bank.examples:
-        return None
-    key = bank.probes_key(embedder.name)
-    blob = store.cached("probes", key)
-    if blob is None:
-        blob = probes_to_bytes(bank.probes(embedder))
-        store.save_cached("probes", key, blob, now)
-    return blob
 
 
 class Renderer(Protocol):
@@ -282,7 +178,11 @@ async def check_async(
         if pool is None:
             pool = stack.enter_context(ExtractionPool(options.processes if len(head) > 1 else 0))
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="claimwatch-")))
-        matching = prepare_matching(store, options, workdir, clock())
+        matching = (
+            prepare_matching(store, options.claims, options.claims_model, workdir, clock())
+            if options.semantic and options.claims
+            else MatchSpec(semantic=False)
+        )
         async with (
             Fetcher(options.fetch, now=clock) as fetcher,
             BrowserFetcher(options.browser) as own,  # starts Chromium only when needed
@@ -429,97 +329,6 @@ class _Writes:
             done.set_result(value)
 
 
-@dataclass
-class _Attempt:
-    """What one check has learned so far; builds its capture row and schedule update."""
-
-    source: Source
-    started: datetime
-    default_interval: int = schedule.DEFAULT_INTERVAL
-    t0: float = field(default_factory=time.monotonic)
-    fetched: FetchResult | None = None
-    current: Version | None = None  # the source's current version, if the run read it ahead
-    raw_digest: str | None = None
-    encoding: str | None = None
-    body_hint: dict[str, str] | None = None  # where extraction found the article this time
-    extracted: bool = False
-    raw_headers: bool = True  # keep the response headers on the capture
-    notes: list[str] = field(default_factory=list)  # warnings kept on a successful capture
-
-    def capture(self, outcome: Outcome, error: Exception | None = None) -> CaptureRecord:
-        f = self.fetched
-        return CaptureRecord(
-            source_id=self.source.id,
-            started_at=self.started,
-            duration_ms=int((time.monotonic() - self.t0) * 1000),
-            outcome=outcome,
-            http_status=f.status if f else getattr(error, "status", None),
-            final_url=f.final_url if f else None,
-            content_type=f.content_type if f else None,
-            bytes=len(f.body) if f else None,
-            raw_digest=self.raw_digest,
-            encoding=self.encoding,
-            headers=f.headers if f and self.raw_headers else None,
-            attempts=f.attempts if f else getattr(error, "attempts", 1),
-            error_class=type(error).__name__ if error else None,
-            error_message=self._message(error),
-        )
-
-    def _message(self, error: Exception | None) -> str | None:
-        """The error of a failed capture; on a successful one, its warnings, if any."""
-        text = (str(error) or type(error).__name__) if error else "; ".join(self.notes)
-        return _one_line(text)[:2000] or None
-
-    def success(self, changed: bool = False, hint: int | None = None) -> SourceUpdate:
-        """The schedule after a successful check. A change moves coverage's decay one
-        stage back; ``hint`` is how long a feed asked to be left alone."""
-        assert self.fetched is not None
-        s = self.source
-        decay_from = moved = None
-        if s.decay_from is not None:
-            decay_from = s.decay_from
-            if changed:
-                decay_from = moved = schedule.decay_after_change(s.decay_from, self.started)
-        plan = schedule.plan_next(
-            now=self.started,
-            interval=s.interval_seconds or (None if s.decay_from else self.default_interval),
-            cron=s.cron,
-            coverage_from=decay_from,
-            hint=hint,
-        )
-        options = None
-        if s.selector_changed and self.extracted:  # the new selection's text is recorded
-            options = {k: v for k, v in s.options.items() if k != "selector_changed"}
-        return SourceUpdate(
-            next_check_at=plan.next_check_at,
-            last_checked_at=self.started,
-            consecutive_failures=0,
-            etag=self.fetched.etag,
-            last_modified=self.fetched.last_modified,
-            last_raw_digest=self.raw_digest,
-            retire=plan.retire,
-            decay_from=moved,
-            body_hint=self.body_hint,
-            warning=self._message(None),
-            options=options,
-        )
-
-    def failure(self, error: Exception) -> SourceUpdate:
-        failures = self.source.consecutive_failures + 1
-        return SourceUpdate(
-            next_check_at=schedule.next_after_failure(
-                self.started,
-                self.source.interval_seconds,
-                failures,
-                getattr(error, "retry_after", None),
-            ),
-            last_checked_at=self.started,
-            consecutive_failures=failures,
-            # Kept on the source, so status and sources list say what to do about it.
-            warning=BROWSER_HINT if isinstance(error, JavaScriptShell) else None,
-        )
-
-
 class _Checker:
     def __init__(
         self,
@@ -549,7 +358,7 @@ class _Checker:
         failed capture: one source never ends the run. A ``StoreError`` (busy, damaged,
         full) is the store's, not the source's, and raises; so does a store that cannot
         take even the failed capture."""
-        attempt = _Attempt(source, self.clock(), self.options.default_interval)
+        attempt = Attempt(source, self.clock(), self.options.default_interval)
         if source.current_version_id is not None:
             attempt.current = self.known.pop(source.current_version_id, None)
         try:
@@ -561,7 +370,7 @@ class _Checker:
             attempt.raw_headers = False  # the headers may be what the store refused
             return await self._failed(attempt, exc)
 
-    async def _check(self, attempt: _Attempt) -> CheckResult:
+    async def _check(self, attempt: Attempt) -> CheckResult:
         source = attempt.source
         # A feed whose last poll left new entries waiting is read again even if unchanged.
         kind = kind_of(source.kind)
@@ -697,7 +506,7 @@ class _Checker:
             extracted=True,
         )
 
-    async def _feed(self, attempt: _Attempt, current: Version | None) -> CheckResult:
+    async def _feed(self, attempt: Attempt, current: Version | None) -> CheckResult:
         """A feed's entry list is its text; unseen entries are judged and the accepted
         ones become article sources, returned to be checked in the same run."""
         fetched, source = attempt.fetched, attempt.source
@@ -741,7 +550,7 @@ class _Checker:
             discovered=found,
         )
 
-    async def _entries(self, attempt: _Attempt, feed: Feed) -> list[Source]:
+    async def _entries(self, attempt: Attempt, feed: Feed) -> list[Source]:
         """Judge the entries this feed has not seen; at most ``max_new_per_poll`` become
         sources per poll, and the unseen entries after that wait for the next poll."""
         feed_source, now = attempt.source, attempt.started
@@ -853,7 +662,7 @@ class _Checker:
 
     async def _reverted(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         current: Version,
         earlier: Version,
         diffed: ChangeRecord | None = None,
@@ -902,7 +711,7 @@ class _Checker:
         return digest == current.text_digest
 
     async def _unchanged(
-        self, attempt: _Attempt, outcome: Outcome, hint: int | None = None
+        self, attempt: Attempt, outcome: Outcome, hint: int | None = None
     ) -> CheckResult:
         capture = attempt.capture(outcome)
         update = attempt.success(hint=hint)
@@ -917,7 +726,7 @@ class _Checker:
             extracted=attempt.extracted,
         )
 
-    async def _superseded(self, attempt: _Attempt, exc: Superseded) -> CheckResult:
+    async def _superseded(self, attempt: Attempt, exc: Superseded) -> CheckResult:
         """Another check of this source (``check --all`` beside ``serve``, say) wrote
         first. This one writes a capture and nothing else: not a version, not the
         validators or fingerprint of a page state that is no longer the current one."""
@@ -935,7 +744,7 @@ class _Checker:
             extracted=attempt.extracted,
         )
 
-    async def _failed(self, attempt: _Attempt, exc: Exception) -> CheckResult:
+    async def _failed(self, attempt: Attempt, exc: Exception) -> CheckResult:
         capture = attempt.capture("failed", exc)
         update = attempt.failure(exc)
         await self.writes(lambda b: b.record_capture(capture, update))

@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader
 from archiver import pipeline
 from archiver.app.claimsfile import load_story
 from archiver.app.seeds import load_seed_articles
+from archiver.app.story import Seeds, import_seeds
 from archiver.app.words import counted
 from archiver.net.fetch import FetchOptions
 from archiver.net.mailer import SmtpSettings
@@ -182,8 +183,8 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
     try:
         articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
         story = load_story(seeds_dir / "claims.yaml")
-        seeds = pipeline.Seeds(articles, [], story.claims, story.bank().examples)
-        pipeline.import_seeds(store, seeds, clock["now"])
+        seeds = Seeds(articles, [], story.claims, story.bank().examples)
+        import_seeds(store, seeds, clock["now"])
         every = {"6h": 6 * 3600}
         for w in timeline.watch:
             page = timeline.pages[w["page"]]

@@ -39,6 +39,7 @@ from apscheduler.triggers.cron import CronTrigger
 from archiver import pipeline
 from archiver.app.digest import DigestOptions
 from archiver.app.pool import ExtractionPool
+from archiver.app.story import import_seeds, load_seeds
 from archiver.net.browser import BrowserHost
 from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -270,11 +271,11 @@ class Service:
         with what it had."""
         log.info("SIGHUP: reloading")
         try:
-            seeds = pipeline.load_seeds(self.options.seeds) if self.options.seeds else None
+            seeds = load_seeds(self.options.seeds) if self.options.seeds else None
             if self.reload_hook is not None:
                 self.reload_hook()  # validates the config, then swaps it in
             if seeds is not None:
-                pipeline.import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
+                import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
         except ClaimwatchError as exc:
             log.error("SIGHUP: reload failed, keeping the previous settings: %s", exc)
         except Exception as exc:  # a bug must not stop the service either

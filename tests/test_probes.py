@@ -177,13 +177,12 @@ def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # ty
     from datetime import UTC, datetime
 
     import archiver.claims.bank as bank_module
+    from archiver.app.story import prepare_matching
     from archiver.claims.matcher import make_matcher
-    from archiver.pipeline import CheckOptions, prepare_matching
 
     now = datetime(2026, 11, 30, tzinfo=UTC)
     sqlite_store.load_examples(LIBRARY, now)
     claims = (Claim("library-closes", (("en", "The library will close."),)),)
-    options = CheckOptions(claims=claims, semantic=True)
     fitted: list[int] = []
     real_fit = bank_module.fit_probes
 
@@ -192,10 +191,10 @@ def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # ty
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(bank_module, "fit_probes", counting_fit)
-    first = prepare_matching(sqlite_store, options, tmp_path, now)
+    first = prepare_matching(sqlite_store, claims, None, tmp_path, now)
     assert fitted == [1]
     (tmp_path / "again").mkdir()
-    second = prepare_matching(sqlite_store, options, tmp_path / "again", now)
+    second = prepare_matching(sqlite_store, claims, None, tmp_path / "again", now)
     assert fitted == [1]  # the store's copy: not fitted again
     assert second.bank_key == first.bank_key
     matcher = make_matcher(second)
@@ -204,5 +203,5 @@ def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # ty
     assert fitted == [1]  # the worker's bank came with them
     sqlite_store.load_examples([*LIBRARY, (None, None, "Ducks crossed the road.")], now)
     (tmp_path / "changed").mkdir()
-    prepare_matching(sqlite_store, options, tmp_path / "changed", now)
+    prepare_matching(sqlite_store, claims, None, tmp_path / "changed", now)
     assert fitted == [1, 1]  # new examples: new probes

@@ -65,12 +65,12 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
             "no seeds directory here (./seeds); pass --seeds DIR, set service.seeds, "
             "or give --no-seeds for an empty store"
         )
-    from archiver import pipeline
+    from archiver.app.story import import_seeds, load_seeds
 
-    seeds = pipeline.load_seeds(seeds_dir)  # validate everything before writing anything
+    seeds = load_seeds(seeds_dir)  # validate everything before writing anything
     store.migrate()
     click.echo(f"store ready: {mask_url(store.url)}")
-    for label, number, created in pipeline.import_seeds(store, seeds, app.now):
+    for label, number, created in import_seeds(store, seeds, app.now):
         state = f"version {number}" if created else f"unchanged (version {number})"
         click.echo(f"seed {label}: {state}")
     click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
