@@ -26,7 +26,7 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from archiver.app import schedule
+from archiver.app import entries, schedule
 from archiver.app.attempt import Attempt
 from archiver.app.pool import ExtractionPool
 from archiver.app.story import prepare_matching
@@ -40,8 +40,8 @@ from archiver.app.worker import (
     selection_digest,
 )
 from archiver.claims.matcher import MatchSpec
-from archiver.claims.rules import Claim, claim_from_dict, match
-from archiver.claims.topic import Node, matches, parse, positive_terms
+from archiver.claims.rules import Claim, claim_from_dict
+from archiver.claims.topic import Node, parse
 from archiver.net.browser import BrowserFetcher, BrowserHost, BrowserOptions
 from archiver.net.feeds import Entry, Feed, parse_feed
 from archiver.net.fetch import (
@@ -75,7 +75,6 @@ from store.models import (
     NewVersion,
     Outcome,
     Source,
-    SourceSpec,
     Version,
 )
 from store.repo import Store
@@ -551,8 +550,9 @@ class _Checker:
         )
 
     async def _entries(self, attempt: Attempt, feed: Feed) -> list[Source]:
-        """Judge the entries this feed has not seen; at most ``max_new_per_poll`` become
-        sources per poll, and the unseen entries after that wait for the next poll."""
+        """Judge the entries this feed has not seen (``archiver.app.entries``); at most
+        ``max_new_per_poll`` become sources per poll, and the unseen entries after that
+        wait for the next poll."""
         feed_source, now = attempt.source, attempt.started
         known = self.store.known_entries(feed_source.id, [e.url for e in feed.entries])
         topic = parse(feed_source.topic) if feed_source.topic else None
@@ -564,30 +564,13 @@ class _Checker:
             if added >= self.options.max_new_per_poll:
                 waiting += 1
                 continue
-            decision, reason = await self._judge(entry, topic, feed_source)
-            added += decision == "added"
-            if decision == "failed":
-                continue  # not recorded: judged again at the next poll
-            spec = None
-            if decision == "added":
-                spec = SourceSpec(
-                    url=entry.url,
-                    kind="article",
-                    origin="feed",
-                    found_by=feed_source.id,
-                    tags=(*feed_source.tags, "coverage"),
-                    entry={
-                        "title": entry.title,
-                        "published": entry.published,
-                        "summary": entry.summary[:500],
-                        "feed": feed_source.name,
-                    },
-                )
-            decisions.append(
-                EntryDecision(
-                    entry.url, entry.title, entry.published, entry.summary, decision, reason, spec
-                )
-            )
+            verdict = entries.judge(entry, topic, feed_source, self.options.claims or ())
+            if verdict is None:  # half a match and a short summary: the article decides
+                assert topic is not None
+                verdict = await self._judge_article(entry, topic)
+            added += verdict[0] == "added"
+            if verdict[0] != "failed":  # a failed one is judged again at the next poll
+                decisions.append(entries.decision(entry, feed_source, *verdict))
         attempt.body_hint = {"waiting": str(waiting)} if waiting else {}
         if waiting:
             attempt.notes.append(
@@ -596,23 +579,7 @@ class _Checker:
             )
         return self.store.record_entries(feed_source.id, decisions, now) if decisions else []
 
-    async def _judge(
-        self, entry: Entry, topic: Node | None, feed_source: Source
-    ) -> tuple[str, str]:
-        """added / off_topic / failed, and why. Title and summary first; when they half
-        match and the summary is short, the article's own text decides."""
-        text = f"{entry.title}\n{entry.summary}"
-        if topic is None and not feed_source.match_claims:
-            return "added", "the feed has no topic filter"
-        if topic is not None and matches(topic, text):
-            return "added", "topic matched in the title or summary"
-        if feed_source.match_claims and self.options.claims:
-            flags = match(text, self.options.claims)
-            if flags:
-                return "added", f"bears on claim {flags[0].claim}"
-        partial = topic is not None and any(matches(t, text) for t in positive_terms(topic))
-        if not (partial and len(entry.summary) < 200):
-            return "off_topic", "topic not matched in the title or summary"
+    async def _judge_article(self, entry: Entry, topic: Node) -> tuple[str, str]:
         try:
             fetched = await self.fetcher.fetch(FetchRequest(url=entry.url))
             _extracted, body = extract_text(
@@ -625,10 +592,7 @@ class _Checker:
             )
         except Exception as exc:  # this entry's problem, never the feed's
             return "failed", f"could not read the article to decide: {exc}"
-        assert topic is not None
-        if matches(topic, body):
-            return "added", "topic matched in the article text"
-        return "off_topic", "topic not matched in the article text"
+        return entries.judge_text(topic, body)
 
     async def _process(self, job: PageJob) -> PageResult:
         if self.pool is None:

@@ -11,12 +11,14 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
+from archiver.app import entries
 from archiver.app.schedule import DecayPolicy, decay_after_change, decay_interval, plan_next
+from archiver.claims.rules import Claim, Entity
 from archiver.claims.topic import matches, parse
-from archiver.net.feeds import FeedLimits, canonical_url, parse_feed
+from archiver.net.feeds import Entry, FeedLimits, canonical_url, parse_feed
 from archiver.net.fetch import FetchOptions, cache_hint
 from store.errors import FeedError, UsageError
-from store.models import SourceSpec
+from store.models import Source, SourceSpec
 from store.repo import Store
 from tests.support import NOW, article_html
 
@@ -429,3 +431,62 @@ def test_a_poll_creates_at_most_max_new_sources(store: Store, httpserver: HTTPSe
     feed = store.get_source("big")
     pipeline.check(store, [feed], options, clock=lambda: later)
     assert len([s for s in store.list_sources() if s.kind == "article"]) == 10
+
+
+def _feed_source(topic: str | None, match_claims: bool = False) -> Source:
+    options: dict[str, object] = {"match_claims": match_claims}
+    if topic:
+        options["topic"] = topic
+    return Source(
+        1, "https://news.example/feed", "feed", "news", ["press"], "user", None, None, None,
+        options, None, None, None, None, None, 0, NOW, None,
+    )  # fmt: skip
+
+
+LIBRARY_CLAIM = Claim(
+    "library-closes",
+    (("en", "The city library will close in March."),),
+    actors=(Entity("city library", ("library",)),),
+    terms=("close",),
+    supports=("library will close",),
+)
+
+
+@pytest.mark.parametrize(
+    ("topic", "match_claims", "title", "summary", "verdict"),
+    [
+        (None, False, "Anything at all", "", ("added", "the feed has no topic filter")),
+        ("llama AND meta", False, "Meta ships Llama 5", "", ("added", "topic matched in the title or summary")),
+        ("llama AND meta", False, "Weather for Tuesday", "Rain.", ("off_topic", "topic not matched in the title or summary")),
+        # half the topic and a short summary: the article must decide
+        ("llama AND meta", False, "Llama herders meet", "A short note.", None),
+        # half the topic, but a long summary that would have said it
+        ("llama AND meta", False, "Llama herders meet", "x " * 150, ("off_topic", "topic not matched in the title or summary")),
+        ("zebra", True, "The library will close in March", "", ("added", "bears on claim library-closes")),
+        ("zebra", False, "The library will close in March", "", ("off_topic", "topic not matched in the title or summary")),
+    ],
+)  # fmt: skip
+def test_an_entry_is_judged_by_its_title_and_summary_first(
+    topic: str | None,
+    match_claims: bool,
+    title: str,
+    summary: str,
+    verdict: tuple[str, str] | None,
+) -> None:
+    source = _feed_source(topic, match_claims)
+    entry = Entry("https://news.example/a", title, None, summary)
+    node = parse(topic) if topic else None
+    assert entries.judge(entry, node, source, (LIBRARY_CLAIM,)) == verdict
+
+
+def test_an_added_entry_becomes_coverage_and_an_off_topic_one_does_not() -> None:
+    source = _feed_source("llama")
+    entry = Entry("https://news.example/a", "Llama", "2026-11-01T00:00:00Z", "s" * 900)
+    added = entries.decision(entry, source, "added", "topic matched")
+    assert added.spec is not None
+    assert (added.spec.url, added.spec.origin, added.spec.found_by) == (entry.url, "feed", 1)
+    assert added.spec.tags == ("press", "coverage")
+    assert added.spec.entry is not None and len(added.spec.entry["summary"]) == 500
+    assert entries.decision(entry, source, "off_topic", "no").spec is None
+    assert entries.judge_text(parse("llama"), "All about a llama.")[0] == "added"
+    assert entries.judge_text(parse("llama"), "All about alpacas.")[0] == "off_topic"
