@@ -1,4 +1,4 @@
-"""The fetcher's connection pool (archiver.net.fetch.LeanPool) keeps httpcore's policy
+"""The fetcher's connection pool (archiver.net.transport.LeanPool) keeps httpcore's policy
 in linear time: the same workloads open the same number of connections and leave the
 same number idle as httpcore's own pool, against real loopback servers."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import httpcore
 import pytest
 
-from archiver.net.fetch import LeanPool
+from archiver.net.transport import LeanPool
 
 BODY = b"x" * 2000
 

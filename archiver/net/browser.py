@@ -45,7 +45,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.net import guard
-from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult, guarded_transport
+from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult
+from archiver.net.transport import guarded_transport
 from store.errors import (
     BlockedAddress,
     BrowserFailed,
