@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from archiver.claims.bank import Bank, Example
 from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES, describe
@@ -131,6 +132,46 @@ def test_the_probe_features_reach_the_model() -> None:
     _texts, bare = describe("xray news today.", claims, topics, MatchOptions())
     assert all(p.bears[at] == 0.0 for p in bare)  # no examples, no probe
     assert not any("learned from" in r for p in bare for r in p.reasons)
+
+
+def test_the_model_reads_how_many_examples_a_claim_has() -> None:
+    topics = _Topics()
+    claims = [Claim("x", (("en", "xray statement."),)), Claim("y", (("en", "yacht statement."),))]
+    at = BEARS_FEATURES.index("ex_count")
+    few = _bank([f"x{n}" for n in range(2)])
+    many = _bank([f"x{n}" for n in range(12)])
+    counts = {}
+    for name, bank in (("few", few), ("many", many)):
+        _texts, pairs = describe("xray news today.", claims, topics, MatchOptions(), bank)
+        counts[name] = {p.claim.id: p.bears[at] for p in pairs}
+    assert counts["few"]["x"] == pytest.approx(np.log1p(2))
+    assert counts["many"]["x"] == pytest.approx(np.log1p(12))
+    assert counts["few"]["y"] == counts["many"]["y"] == pytest.approx(np.log1p(12))
+    _texts, bare = describe("xray news today.", claims, topics, MatchOptions())
+    assert all(p.bears[at] == 0.0 for p in bare)
+
+
+def test_sparse_banks_hold_a_few_examples_a_claim_from_other_folds() -> None:
+    from archiver.claims.training import SPARSE_MAX, sparse_banks
+
+    pages = [f"https://example.org/{n}" for n in range(300)]
+    examples = [Example("x", "supports", f"x {n}.", p) for n, p in enumerate(pages[:100])]
+    examples += [Example("y", "mentions", f"y {n}.", p) for n, p in enumerate(pages[100:200])]
+    examples += [Example(None, None, f"z {n}.", p) for n, p in enumerate(pages[200:])]
+    bank = Bank(tuple(examples))
+    banks = sparse_banks(bank, seed=7)
+    assert len(banks) == FOLDS
+    assert [b.examples for b in banks] == [b.examples for b in sparse_banks(bank, seed=7)]
+    assert [b.examples for b in banks] != [b.examples for b in sparse_banks(bank, seed=8)]
+    sizes = set()
+    for fold, sparse in enumerate(banks):
+        assert all(fold_of(e.group) != fold for e in sparse.examples)  # never its own fold
+        per_claim = {c: sum(e.claim == c for e in sparse.examples) for c in ("x", "y")}
+        assert all(1 <= n <= SPARSE_MAX for n in per_claim.values())
+        misses = sum(e.claim is None for e in sparse.examples)
+        assert misses <= sum(per_claim.values())
+        sizes |= set(per_claim.values())
+    assert len(sizes) > 3  # claims get different numbers of examples across folds
 
 
 def test_probes_survive_their_bytes_exactly() -> None:

@@ -4,14 +4,16 @@
 verdicts) with their vectors and probes (``archiver.claims.probes``), computed
 once per process. ``bank_view`` and ``example_features`` turn one passage's
 similarity to them into features: how close the nearest examples of each claim
-come, against other claims' and near misses'. ``write_bank`` and ``read_bank``
-carry a bank to the extraction workers as one file.
+come, against other claims' and near misses', and how many examples it has.
+``write_bank`` and ``read_bank`` carry a bank to the extraction workers as one
+file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -156,7 +158,7 @@ def example_features(
     none = view.claims == ""
     other = ~mine & ~none
     if not mine.any():
-        return [0.0] * 9, [0.0] * (1 + len(STANCES))
+        return [0.0] * 10, [0.0] * (1 + len(STANCES))
     own = sims[mine]
     top = np.sort(own)[::-1]
     ex_other = float(sims[other].max()) if other.any() else 0.0
@@ -173,6 +175,7 @@ def example_features(
         votes.get(claim_id, 0.0),
         float(top[0]) - median,
         float(float(top[0]) >= values[-1]),
+        math.log1p(int(mine.sum())),  # a few examples say less than a hundred
     ]
     return bears, [1.0, *shares]
 

@@ -152,6 +152,7 @@ BEARS_FEATURES = (
     "knn_share",
     "ex_rel",
     "ex_is_top",
+    "ex_count",
     "probe",
     "probe_rel",
     "probe_is_top",

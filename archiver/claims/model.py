@@ -21,7 +21,7 @@ from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES
 from archiver.claims.rules import STANCES
 from store.errors import ConfigError
 
-FORMAT = 3  # of the model file (see DEFAULT_MODEL)
+FORMAT = 4  # of the model file (see DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class ClaimModel:
 
 
 DEFAULT_MODEL = "claims-model.json"
+# Format 4 adds ex_count (how many examples the claim has) and was trained on sparse banks
+# too (training.sparse_banks), so a story with a reviewer's first verdicts is scored well.
 # Format 3 adds the probe features (archiver.claims.probes).
 # Format 2: the stance model reads STANCE_FEATURES only. Format 1 also read the product of
 # the passage and statement vectors, which cross-validation showed hurt stance (0.65 vs

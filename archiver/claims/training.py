@@ -26,7 +26,7 @@ from archiver.claims.bank import Bank, Example
 from archiver.claims.features import describe
 from archiver.claims.matcher import BATCH, Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, Linear
-from archiver.claims.probes import fit_logistic
+from archiver.claims.probes import FOLDS, fit_logistic, fold_of
 from archiver.claims.rules import STANCES, Claim, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
@@ -173,6 +173,7 @@ class Settings:
     l2_stance: float = 30.0
     folds: int = 5
     seed: int = 7
+    sparse: bool = True  # train on sparse banks too (training_set)
 
 
 def fit(data: Dataset, settings: Settings, threshold: float = 0.5) -> ClaimModel:
@@ -376,16 +377,58 @@ def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher
     return report
 
 
-def training_set(rows: Sequence[Labelled], claims: Sequence[Claim], embedder: Embedder) -> Dataset:
-    """Every passage described four times, view after view: against a bank of all the
-    other pages' examples (how the shipped story is matched) and against no bank (a
-    story nobody has reviewed yet), each with the claims as written and with the claims
-    reduced to their statements (no entities, terms or cues: what a new user writes
-    first). So the model has seen every kind of story it will meet."""
+def training_set(
+    rows: Sequence[Labelled],
+    claims: Sequence[Claim],
+    embedder: Embedder,
+    sparse: bool = True,
+    seed: int = 7,
+) -> Dataset:
+    """Every passage described in several views: against a bank of all the other
+    pages' examples (how the shipped story is matched), against no bank (a story
+    nobody has reviewed yet) and, with ``sparse``, against a bank of a few examples a
+    claim (``sparse_banks``: a story a reviewer has just begun), each with the claims
+    as written and with the claims reduced to their statements (no entities, terms or
+    cues: what a new user writes first). So the model has seen every kind of story it
+    will meet."""
     bank = bank_of(rows)
     bare = [statements_only(c) for c in claims]
     views = ((claims, bank), (claims, None), (bare, bank), (bare, None))
-    return concat([build(rows, c, embedder, bank=b) for c, b in views])
+    parts = [build(rows, c, embedder, bank=b) for c, b in views]
+    if sparse:
+        banks = sparse_banks(bank, seed)
+        by_fold: dict[int, list[Labelled]] = defaultdict(list)
+        for row in rows:
+            by_fold[fold_of(row.group)].append(row)
+        for c in (claims, bare):
+            parts += [build(by_fold[f], c, embedder, bank=banks[f]) for f in sorted(by_fold)]
+    return concat(parts)
+
+
+SPARSE_MAX = 12  # examples of a claim, at most, in a sparse bank
+
+
+def sparse_banks(bank: Bank, seed: int) -> list[Bank]:
+    """For each training fold of pages (``probes.fold_of``), a bank like the one a new
+    reviewer builds, drawn from the other folds' examples: for each claim between 1 and
+    ``SPARSE_MAX`` of its examples, and as many near misses as the claims have examples
+    together, up to the same number. The passages of a fold are described with its
+    bank, so none sees an example from its own page."""
+    rng = random.Random(seed)
+    out = []
+    for fold in range(FOLDS):
+        by_claim: dict[str, list[Example]] = defaultdict(list)
+        for e in bank.examples:
+            if fold_of(e.group) != fold:
+                by_claim[e.claim or ""].append(e)
+        chosen: list[Example] = []
+        for claim in sorted(c for c in by_claim if c):
+            pool = by_claim[claim]
+            chosen += rng.sample(pool, min(rng.randint(1, SPARSE_MAX), len(pool)))
+        misses = by_claim.get("", [])
+        chosen += rng.sample(misses, min(rng.randint(0, len(chosen)), len(misses)))
+        out.append(Bank(tuple(chosen)))
+    return out
 
 
 def train_model(
@@ -400,7 +443,7 @@ def train_model(
         from archiver.claims.semantic import E5Embedder
 
         embedder = E5Embedder()
-    data = training_set(rows, claims, embedder)
+    data = training_set(rows, claims, embedder, settings.sparse, settings.seed)
     digest = hashlib.sha256(
         "\n".join(sorted(json.dumps([r.text, r.labels], sort_keys=True) for r in rows)).encode()
     ).hexdigest()[:16]
