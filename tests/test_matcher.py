@@ -324,3 +324,33 @@ def test_check_uses_the_learned_matcher_by_default_and_embeds_only_new_text(
     )
     run("check", "c")
     assert 0 < vectors() - before <= 2  # the new sentence (with its context), nothing else
+
+
+@pytest.mark.slow
+def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) -> None:
+    """The one command that retrains: on the second story's labelled passages, with no
+    store (so no verdicts), it reports its cross-validation by kind of bank and writes
+    a model file that loads and scores."""
+    out = tmp_path / "door-plug-model.json"
+    data = DATA / "stories" / "door-plug" / "eval.jsonl"
+    trained = claimwatch(
+        tmp_path, "claims", "train", "--claims", str(DOOR_PLUG), "--corpus", str(data),
+        "--no-verdicts", "--out", str(out),
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    line = trained.stdout.strip()
+    assert line.startswith("trained on 207 passages; cross-validated F1 "), line
+    assert "with every example" in line and "with a few a claim" in line, line
+    assert line.endswith(f"wrote {out}"), line
+    model = load_model(str(out))
+    assert set(model.info["cv"]["by_view"]) == {"full bank", "sparse bank", "no bank"}
+    assert model.info["passages"] == 207 and model.info["settings"]["sparse"] is True
+    scored = claimwatch(
+        tmp_path, "claims", "eval", str(data), "--claims", str(DOOR_PLUG), "--model", str(out),
+        "--json", "--semantic",
+    )  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    report = json.loads(scored.stdout)
+    report = report[0] if isinstance(report, list) else report
+    assert report["passages"] == 207
+    assert report["overall"]["tp"] > 0  # trained on this very file: it must find something

@@ -88,6 +88,7 @@ class Dataset:
     stance_target: np.ndarray  # (pairs,) index into STANCES, -1 without a label
     groups: list[str]
     weight: np.ndarray  # (pairs,) sample weights (reviewer verdicts can weigh more)
+    views: list[str] = field(default_factory=list)  # the bank each pair was described with
 
 
 def build(
@@ -97,9 +98,11 @@ def build(
     options: MatchOptions | None = None,
     weight: float = 1.0,
     bank: Bank | None = None,
+    view: str = "",
 ) -> Dataset:
     """Features of every (passage, claim) pair. With a bank, a passage never sees the
-    examples from its own page, as a passage from a new page would not."""
+    examples from its own page, as a passage from a new page would not. ``view`` names
+    the kind of bank, for the cross-validation report."""
     options = options or MatchOptions()
     bears, target, stance, stance_target, groups = [], [], [], [], []
     for row in _embedded_ahead(rows, embedder):
@@ -118,6 +121,7 @@ def build(
         np.asarray(stance_target),
         groups,
         np.full(len(target), weight),
+        [view] * len(target),
     )
 
 
@@ -154,6 +158,7 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
         np.concatenate([p.stance_target for p in parts]),
         [g for p in parts for g in p.groups],
         np.concatenate([p.weight for p in parts]),
+        [v for p in parts for v in p.views],
     )
 
 
@@ -223,7 +228,14 @@ def _subset(data: Dataset, mask: np.ndarray) -> Dataset:
         data.stance_target[mask],
         [g for g, m in zip(data.groups, mask, strict=True) if m],
         data.weight[mask],
+        [v for v, m in zip(data.views, mask, strict=True) if m] if data.views else [],
     )
+
+
+def _f1(pred: np.ndarray, target: np.ndarray) -> float:
+    tp = float((pred & (target == 1)).sum())
+    wrong = float((pred & (target == 0)).sum() + (~pred & (target == 1)).sum())
+    return 2 * tp / (2 * tp + wrong) if tp else 0.0
 
 
 def best_threshold(probs: np.ndarray, target: np.ndarray, window: int = 2) -> tuple[float, float]:
@@ -238,11 +250,7 @@ def best_threshold(probs: np.ndarray, target: np.ndarray, window: int = 2) -> tu
     grid = np.round(np.arange(0.10, 0.91, 0.02), 2)
     scores = np.zeros(len(grid))
     for i, t in enumerate(grid):
-        pred = probs >= t
-        tp = float((pred & (target == 1)).sum())
-        fp = float((pred & (target == 0)).sum())
-        fn = float((~pred & (target == 1)).sum())
-        scores[i] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        scores[i] = _f1(probs >= t, target)
     if not scores.any():
         return 0.5, 0.0
     smooth = [scores[max(0, i - window) : i + window + 1].mean() for i in range(len(grid))]
@@ -266,6 +274,13 @@ def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel
             "f1": round(f1, 4),
             "stance_accuracy": round(float(right.mean()), 4) if caught.any() else 0.0,
         }
+    if data.views:  # F1 by kind of bank, each pair at its own kind of claim's threshold
+        cut = np.where(with_examples, thresholds[0], thresholds[1])
+        for view in sorted(set(data.views)):
+            mask = np.asarray([v == view for v in data.views])
+            cv.setdefault("by_view", {})[view] = round(
+                _f1(probs[mask] >= cut[mask], data.target[mask]), 4
+            )
     model = fit(data, settings)
     details = {
         **info,
@@ -393,16 +408,21 @@ def training_set(
     will meet."""
     bank = bank_of(rows)
     bare = [statements_only(c) for c in claims]
-    views = ((claims, bank), (claims, None), (bare, bank), (bare, None))
-    parts = [build(rows, c, embedder, bank=b) for c, b in views]
+    views = ((claims, bank, FULL), (claims, None, NONE), (bare, bank, FULL), (bare, None, NONE))
+    parts = [build(rows, c, embedder, bank=b, view=v) for c, b, v in views]
     if sparse:
         banks = sparse_banks(bank, seed)
         by_fold: dict[int, list[Labelled]] = defaultdict(list)
         for row in rows:
             by_fold[fold_of(row.group)].append(row)
         for c in (claims, bare):
-            parts += [build(by_fold[f], c, embedder, bank=banks[f]) for f in sorted(by_fold)]
+            parts += [
+                build(by_fold[f], c, embedder, bank=banks[f], view=SPARSE) for f in sorted(by_fold)
+            ]
     return concat(parts)
+
+
+FULL, SPARSE, NONE = "full bank", "sparse bank", "no bank"  # training_set's views
 
 
 SPARSE_MAX = 12  # examples of a claim, at most, in a sparse bank

@@ -375,9 +375,11 @@ def claims_train(
     model = train_model(rows, story.claims, Settings(seed=seed), [str(p) for p in paths])
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
     cv = model.info["cv"]
+    by_view = cv.get("by_view", {})
     click.echo(
         f"trained on {len(rows)} passages; cross-validated F1 "
-        f"{cv['with_examples']['f1']:.2f} with the examples, "
+        f"{by_view.get('full bank', cv['with_examples']['f1']):.2f} with every example, "
+        f"{by_view.get('sparse bank', 0.0):.2f} with a few a claim, "
         f"{cv['statements_only']['f1']:.2f} from the statements alone; stance accuracy "
         f"{cv['with_examples']['stance_accuracy']:.2f}; wrote {out}"
     )
