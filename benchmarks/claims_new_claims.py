@@ -4,12 +4,12 @@ Usage: python benchmarks/claims_new_claims.py [--claims seeds/claims.yaml]
 
 A new user's story is claims the model was not trained on, written as plain
 statements, with no labelled examples yet. This builds the dataset `claimwatch
-claims train` trains on (`training.training_set`, four views of every passage),
-and for every claim and every fold of pages fits the bears-on model on the
-other claims' pairs from the other folds, then scores the left-out claim's pairs
-in the statements-only view without a bank. The threshold is chosen on the
-pooled out-of-fold probabilities, so F1 is an upper bound; AUC is per claim,
-then averaged. The held-out split is not read.
+claims train` trains on (`training.training_set`, every passage in several
+views), and for every claim and every fold of pages fits the bears-on model on
+the other claims' pairs from the other folds, then scores the left-out claim's
+pairs in the view with the claims as statements and no bank (``Dataset.views``).
+The threshold is chosen on the pooled out-of-fold probabilities, so F1 is an
+upper bound; AUC is per claim, then averaged. The held-out split is not read.
 """
 
 from __future__ import annotations
@@ -33,19 +33,16 @@ def main() -> None:
     story = load_story(args.claims)
     rows = [r for path in story.examples for r in training.read_labelled(path, story.claims)]
     data = training.training_set(rows, story.claims, E5Embedder())
-    # Pairs come passage by passage, claim by claim, view after view (training_set);
-    # the last view is statements only, without a bank.
-    ids = [c.id for _r in rows for c in story.claims]
-    views = len(data.target) // len(ids)
-    claim = np.asarray(ids * views, dtype=object)
-    view = np.repeat(np.arange(views), len(ids))
+    claim = np.asarray(data.claims, dtype=object)
+    # scored: the claims reduced to statements, with no bank (a new user's first story)
+    test_view = np.asarray([v == training.NONE + training.STATEMENTS for v in data.views])
     settings = training.Settings()
     folds = training.folds_of(data.groups, settings.folds, settings.seed)
     probs = np.full(len(data.target), np.nan)
     for c in story.claims:
         for held in folds:
             model = training.fit(training._subset(data, (claim != c.id) & ~held), settings)
-            test = (claim == c.id) & held & (view == views - 1)
+            test = (claim == c.id) & held & test_view
             probs[test] = model.bears_probability(data.bears[test])
     scored = ~np.isnan(probs)
     threshold, f1 = training.best_threshold(probs[scored], data.target[scored])

@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/claims_thresholds.py [--claims seeds/claims.yaml]
 
-Builds the dataset `claimwatch claims train` trains on (`training.training_set`:
-every passage against every claim, in four views), takes
+Builds the dataset `claimwatch claims train` trained on before the sparse banks
+(`training.training_set` with ``sparse=False``: every passage against every
+claim, in four views), takes
 `training.cross_validate`'s out-of-fold probabilities, and for each fold chooses the threshold on the other
 four folds' probabilities: one for all passages, one per script (latin, arabic,
 cjk, other), or one for English and one for the rest (a group with under 10
@@ -34,8 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     story = load_story(args.claims)
     rows = [r for path in story.examples for r in training.read_labelled(path, story.claims)]
-    data = training.training_set(rows, story.claims, E5Embedder())
-    # Pairs come passage by passage, claim by claim, view after view (training_set).
+    # The four views with a full bank or none (not the sparse banks, whose passages
+    # come fold by fold): pairs come passage by passage, claim by claim, view by view.
+    data = training.training_set(rows, story.claims, E5Embedder(), sparse=False)
     per_view = [(script_of(r.text), r.lang) for r in rows for _ in story.claims]
     views = len(data.target) // len(per_view)
     scripts = np.asarray([s for s, _ in per_view] * views)

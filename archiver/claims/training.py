@@ -88,7 +88,8 @@ class Dataset:
     stance_target: np.ndarray  # (pairs,) index into STANCES, -1 without a label
     groups: list[str]
     weight: np.ndarray  # (pairs,) sample weights (reviewer verdicts can weigh more)
-    views: list[str] = field(default_factory=list)  # the bank each pair was described with
+    views: list[str] = field(default_factory=list)  # the kind of bank each pair saw
+    claims: list[str] = field(default_factory=list)  # the claim of each pair
 
 
 def build(
@@ -104,7 +105,7 @@ def build(
     examples from its own page, as a passage from a new page would not. ``view`` names
     the kind of bank, for the cross-validation report."""
     options = options or MatchOptions()
-    bears, target, stance, stance_target, groups = [], [], [], [], []
+    bears, target, stance, stance_target, groups, ids = [], [], [], [], [], []
     for row in _embedded_ahead(rows, embedder):
         _texts, pairs = describe(row.text, claims, embedder, options, bank, row.group)
         for pair in pairs:
@@ -114,6 +115,7 @@ def build(
             stance.append(pair.stance)
             stance_target.append(STANCES.index(label) if label else -1)
             groups.append(row.group)
+            ids.append(pair.claim.id)
     return Dataset(
         np.vstack(bears),
         np.asarray(target),
@@ -122,6 +124,7 @@ def build(
         groups,
         np.full(len(target), weight),
         [view] * len(target),
+        ids,
     )
 
 
@@ -159,6 +162,7 @@ def concat(parts: Sequence[Dataset]) -> Dataset:
         [g for p in parts for g in p.groups],
         np.concatenate([p.weight for p in parts]),
         [v for p in parts for v in p.views],
+        [c for p in parts for c in p.claims],
     )
 
 
@@ -229,6 +233,7 @@ def _subset(data: Dataset, mask: np.ndarray) -> Dataset:
         [g for g, m in zip(data.groups, mask, strict=True) if m],
         data.weight[mask],
         [v for v, m in zip(data.views, mask, strict=True) if m] if data.views else [],
+        [c for c, m in zip(data.claims, mask, strict=True) if m] if data.claims else [],
     )
 
 
@@ -408,21 +413,27 @@ def training_set(
     will meet."""
     bank = bank_of(rows)
     bare = [statements_only(c) for c in claims]
-    views = ((claims, bank, FULL), (claims, None, NONE), (bare, bank, FULL), (bare, None, NONE))
+    views = (
+        (claims, bank, FULL),
+        (claims, None, NONE),
+        (bare, bank, FULL + STATEMENTS),
+        (bare, None, NONE + STATEMENTS),
+    )
     parts = [build(rows, c, embedder, bank=b, view=v) for c, b, v in views]
     if sparse:
         banks = sparse_banks(bank, seed)
         by_fold: dict[int, list[Labelled]] = defaultdict(list)
         for row in rows:
             by_fold[fold_of(row.group)].append(row)
-        for c in (claims, bare):
+        for c, view in ((claims, SPARSE), (bare, SPARSE + STATEMENTS)):
             parts += [
-                build(by_fold[f], c, embedder, bank=banks[f], view=SPARSE) for f in sorted(by_fold)
+                build(by_fold[f], c, embedder, bank=banks[f], view=view) for f in sorted(by_fold)
             ]
     return concat(parts)
 
 
-FULL, SPARSE, NONE = "full bank", "sparse bank", "no bank"  # training_set's views
+# training_set's views, by kind of bank; STATEMENTS marks the claims reduced to statements
+FULL, SPARSE, NONE, STATEMENTS = "full bank", "sparse bank", "no bank", ", statements only"
 
 
 SPARSE_MAX = 12  # examples of a claim, at most, in a sparse bank
