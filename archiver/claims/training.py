@@ -442,9 +442,9 @@ SPARSE_MAX = 12  # examples of a claim, at most, in a sparse bank
 def sparse_banks(bank: Bank, seed: int) -> list[Bank]:
     """For each training fold of pages (``probes.fold_of``), a bank like the one a new
     reviewer builds, drawn from the other folds' examples: for each claim between 1 and
-    ``SPARSE_MAX`` of its examples, and as many near misses as the claims have examples
-    together, up to the same number. The passages of a fold are described with its
-    bank, so none sees an example from its own page."""
+    ``SPARSE_MAX`` of its examples, and between none and as many near misses as the
+    claims have examples together. The passages of a fold are described with its bank,
+    so none sees an example from its own page."""
     rng = random.Random(seed)
     out = []
     for fold in range(FOLDS):
