@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from archiver.app import entries, schedule
 from archiver.app.attempt import Attempt
@@ -79,9 +79,6 @@ from store.models import (
 )
 from store.repo import Store
 from store.writes import Batch
-
-if TYPE_CHECKING:  # numpy and the matcher's bank load only when a run matches claims
-    pass
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("claimwatch.check")

@@ -19,7 +19,7 @@ from store.errors import JavaScriptShell
 from store.models import CaptureRecord, Outcome, Source, SourceUpdate, Version
 
 
-def one_line(text: str) -> str:
+def _one_line(text: str) -> str:
     """An error message as one line of text: no NUL (PostgreSQL refuses it), no breaks."""
     return " ".join(text.replace("\x00", " ").split())
 
@@ -63,7 +63,7 @@ class Attempt:
     def _message(self, error: Exception | None) -> str | None:
         """The error of a failed capture; on a successful one, its warnings, if any."""
         text = (str(error) or type(error).__name__) if error else "; ".join(self.notes)
-        return one_line(text)[:2000] or None
+        return _one_line(text)[:2000] or None
 
     def success(self, changed: bool = False, hint: int | None = None) -> SourceUpdate:
         """The schedule after a successful check. A change moves coverage's decay one

@@ -351,7 +351,14 @@ def claims_train(
     """Train the claims model on labelled passages (and the reviewer's verdicts), with
     a fixed seed: the same inputs give the same model."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.training import Labelled, Settings, read_labelled, train_model
+    from archiver.claims.training import (
+        FULL,
+        SPARSE,
+        Labelled,
+        Settings,
+        read_labelled,
+        train_model,
+    )
 
     story = load_story(_story(app, claims_file))
     paths = corpora or story.examples
@@ -378,8 +385,8 @@ def claims_train(
     by_view = cv.get("by_view", {})
     click.echo(
         f"trained on {len(rows)} passages; cross-validated F1 "
-        f"{by_view.get('full bank', cv['with_examples']['f1']):.2f} with every example, "
-        f"{by_view.get('sparse bank', 0.0):.2f} with a few a claim, "
+        f"{by_view.get(FULL, cv['with_examples']['f1']):.2f} with every example, "
+        f"{by_view.get(SPARSE, 0.0):.2f} with a few a claim, "
         f"{cv['statements_only']['f1']:.2f} from the statements alone; stance accuracy "
         f"{cv['with_examples']['stance_accuracy']:.2f}; wrote {out}"
     )
