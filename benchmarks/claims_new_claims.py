@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--claims", type=Path, default=ROOT / "seeds" / "claims.yaml")
     args = parser.parse_args()
     story = load_story(args.claims)
-    rows = [r for path in story.examples for r in training.read_labelled(path, story.claims)]
+    rows = story.labelled()
     data = training.training_set(rows, story.claims, E5Embedder())
     claim = np.asarray(data.claims, dtype=object)
     # scored: the claims reduced to statements, with no bank (a new user's first story)

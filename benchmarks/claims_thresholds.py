@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--claims", type=Path, default=ROOT / "seeds" / "claims.yaml")
     args = parser.parse_args()
     story = load_story(args.claims)
-    rows = [r for path in story.examples for r in training.read_labelled(path, story.claims)]
+    rows = story.labelled()
     # The four views with a full bank or none (not the sparse banks, whose passages
     # come fold by fold): pairs come passage by passage, claim by claim, view by view.
     data = training.training_set(rows, story.claims, E5Embedder(), sparse=False)

@@ -245,7 +245,7 @@ def test_retraining_reproduces_the_shipped_models_heldout_figures(
 ) -> None:
     story = load_story(SEEDS / "claims.yaml")
     shipped = load_model()
-    rows = [row for path in story.examples for row in read_labelled(path, story.claims)]
+    rows = story.labelled()
     seed = int(shipped.info["settings"]["seed"])
     retrained = train_model(rows, story.claims, Settings(seed=seed), embedder=embedder)
     assert retrained.info["corpus_digest"] == shipped.info["corpus_digest"]

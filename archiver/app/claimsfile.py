@@ -20,6 +20,7 @@ from store.errors import ConfigError
 
 if TYPE_CHECKING:  # numpy loads only when the examples are read
     from archiver.claims.bank import Bank
+    from archiver.claims.training import Labelled
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CLAIM_FIELDS = {
@@ -192,12 +193,18 @@ class Story:
     examples: tuple[Path, ...] = ()
     summary: str = ""
 
-    def bank(self) -> Bank:
-        """The examples as the matcher's bank (each file checked as it is read)."""
-        from archiver.claims.training import bank_of, read_labelled
+    def labelled(self) -> list[Labelled]:
+        """The labelled passages of every examples file, in order (each file checked
+        against the claims as it is read)."""
+        from archiver.claims.training import read_labelled
 
-        rows = [row for path in self.examples for row in read_labelled(path, self.claims)]
-        return bank_of(rows)
+        return [row for path in self.examples for row in read_labelled(path, self.claims)]
+
+    def bank(self) -> Bank:
+        """The examples as the matcher's bank."""
+        from archiver.claims.training import bank_of
+
+        return bank_of(self.labelled())
 
 
 def load_story(path: Path) -> Story:
