@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
@@ -46,18 +47,18 @@ def review(
 ) -> tuple[Example, ...]:
     """The verdicts a reviewer gives on the flags raised in ``rows``, in order."""
     examples: list[Example] = []
-    bank = Bank(())
+    current = replace(matcher, bank=Bank(()))
     for row in rows:
-        current = Matcher(matcher.options, matcher.embedder, matcher.model, bank)
         for flag in match(row.text, claims, current):
             if budget and len(examples) >= budget:
                 return tuple(examples)
             stance = row.labels.get(flag.claim)
-            if stance is not None:
-                examples.append(Example(flag.claim, stance, flag.evidence, row.group))
-            else:
-                examples.append(Example(None, None, flag.evidence, row.group))
-        bank = Bank(tuple(examples))
+            examples.append(
+                Example(flag.claim if stance else None, stance, flag.evidence, row.group)
+            )
+        if current.bank is None or len(examples) > len(current.bank.examples):
+            # a new bank only when verdicts were added: its probes are fitted again
+            current = replace(matcher, bank=Bank(tuple(examples)))
     return tuple(examples)
 
 
@@ -85,7 +86,7 @@ def main() -> None:
     _line(measured, claims, base, ())
     for budget in args.budgets:
         examples = review(reviewed, claims, base, budget)
-        taught = Matcher(base.options, base.embedder, base.model, Bank(examples))
+        taught = replace(base, bank=Bank(examples))
         _line(measured, claims, taught, examples)
 
 
