@@ -446,11 +446,12 @@ def sparse_banks(bank: Bank, seed: int) -> list[Bank]:
     claims have examples together. The passages of a fold are described with its bank,
     so none sees an example from its own page."""
     rng = random.Random(seed)
+    folds = [fold_of(e.group) for e in bank.examples]
     out = []
     for fold in range(FOLDS):
         by_claim: dict[str, list[Example]] = defaultdict(list)
-        for e in bank.examples:
-            if fold_of(e.group) != fold:
+        for e, f in zip(bank.examples, folds, strict=True):
+            if f != fold:
                 by_claim[e.claim or ""].append(e)
         chosen: list[Example] = []
         for claim in sorted(c for c in by_claim if c):
