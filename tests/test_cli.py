@@ -683,3 +683,18 @@ def test_sources_add_imports_only_what_it_needs(story: Path) -> None:
     for heavy in ("httpx", "yaml", "rich", "apscheduler", "sqlalchemy.dialects.postgresql",
                   "archiver.text.render", "archiver.cli.views", "archiver.cli.service"):  # fmt: skip
         assert heavy not in imported, heavy
+
+
+@pytest.mark.e2e
+def test_the_command_leaves_its_objects_out_of_the_exit_collection(story: Path) -> None:
+    """Python's last collection walks every object the imports made, about 30 ms of
+    ``sources add``'s 0.2 s: the entry point freezes them first, whether the command
+    succeeds or fails, and what it printed still arrives."""
+    assert claimwatch(story, "init", "--no-seeds").returncode == 0
+    probe = "import atexit, gc\natexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+    for args, code in ((("sources", "add", "http://example.org/a"), 0), (("show", "nope"), 2)):
+        out, _ = run_listing_modules(probe + cli_script(*args), story)
+        assert f"exit {code}" in out, out
+        frozen = int(out.split("frozen ")[1].split()[0])
+        assert frozen > 10_000, out
+    assert "http://example.org/a" in claimwatch(story, "sources", "list").stdout

@@ -8,6 +8,7 @@ Python itself takes to start. ``main`` maps errors to exit codes in one place
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -52,7 +53,24 @@ def main(argv: list[str] | None = None) -> None:
     from archiver.cli import base
 
     _register(command_of(args))
-    base.main(argv)
+    try:
+        base.main(argv)
+    finally:
+        _skip_exit_collection()
+
+
+def _skip_exit_collection() -> None:
+    """Move every live object out of the collector's reach before the process exits.
+
+    Python's last garbage collection walks every object the imports made (SQLAlchemy
+    alone makes over 100,000), about 30 ms, a sixth of ``sources add``, to free
+    memory the process is handing back anyway. Frozen objects are still released by
+    reference counting, and ``atexit`` handlers and the flush of stdout and stderr
+    run as before; only reference cycles still alive at exit go without their
+    finalizers, and no command leaves work to one (each commits and closes in its
+    own ``with`` blocks).
+    """
+    gc.freeze()
 
 
 def command_of(args: list[str]) -> str | None:
