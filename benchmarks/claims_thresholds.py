@@ -43,7 +43,7 @@ def main() -> None:
     scripts = np.asarray([s for s, _ in per_view] * views)
     english = np.asarray([lang == "en" for _, lang in per_view] * views)
     settings = training.Settings()
-    probs, _stances = training.cross_validate(data, settings)
+    probs, _stance_scores = training.cross_validate(data, settings)
     folds = training.folds_of(data.groups, settings.folds, settings.seed)
     groupings = {
         "one threshold": np.zeros(len(probs), int),
