@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,15 +62,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def golden(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    """``golden(path, actual)``: compare with the file, or rewrite it under --update-golden."""
+    """``golden(path, actual)``: compare with the file, or rewrite it under --update-golden.
+    ``differences(expected, actual)``, when given, replaces exact equality: it returns
+    what differs beyond the tolerance it allows (nothing: the test passes)."""
     update = request.config.getoption("--update-golden")
 
-    def check(path: Path, actual: str) -> None:
+    def check(
+        path: Path, actual: str, differences: Callable[[str, str], list[str]] | None = None
+    ) -> None:
         if update:
             path.write_text(actual, encoding="utf-8")
             return
         assert path.exists(), f"{path} is missing; run pytest --update-golden and review it"
-        assert actual == path.read_text(encoding="utf-8"), f"{path} differs (see --update-golden)"
+        expected = path.read_text(encoding="utf-8")
+        if differences is None:
+            assert actual == expected, f"{path} differs (see --update-golden)"
+            return
+        found = differences(expected, actual)
+        assert not found, f"{path} differs (see --update-golden):\n" + "\n".join(found)
 
     return check
 
