@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/claims_learning_curve.py [--fractions 0.25 0.5 0.75 1]
 
-The training split's pages are cut into 5 folds (``training.folds_of``, seed 7).
+The training split's pages are cut into 5 folds (``training.page_folds``, seed 7).
 For each fold, a model is trained (``training.training_set`` and ``training.train``,
 as ``claims train`` does) on a fraction of the other folds' pages, the same pages
 first at every fraction, and the fold's passages are then scored as the matcher
@@ -21,7 +21,6 @@ what a story's own examples add, apart from what training adds.
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -44,9 +43,8 @@ def main() -> None:
     rows = story.labelled()
     embedder = E5Embedder()
     settings = training.Settings()
-    pages = sorted({r.group for r in rows})
-    random.Random(settings.seed).shuffle(pages)
-    fold = {g: n % settings.folds for n, g in enumerate(pages)}
+    fold = training.page_folds([r.group for r in rows], settings.folds, settings.seed)
+    pages = list(fold)  # shuffled: a fraction keeps the same pages first
     bare = [training.statements_only(c) for c in story.claims]
     models: dict[int, training.ClaimModel] = {}
     print("| pages used | passages | F1, full bank | stance | F1, statements, no bank |")

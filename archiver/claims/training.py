@@ -203,11 +203,16 @@ def fit(data: Dataset, settings: Settings, threshold: float = 0.5) -> ClaimModel
     return ClaimModel(bears, stance, threshold, MODEL_NAME)
 
 
-def folds_of(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
-    """Fold number of every pair, whole pages at a time, shuffled with ``seed``."""
+def page_folds(groups: Sequence[str], k: int, seed: int) -> dict[str, int]:
+    """The fold of every page, in the order ``seed`` shuffled the pages into."""
     pages = sorted(set(groups))
     random.Random(seed).shuffle(pages)
-    fold = {g: n % k for n, g in enumerate(pages)}
+    return {g: n % k for n, g in enumerate(pages)}
+
+
+def folds_of(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    """Fold number of every pair, whole pages at a time (``page_folds``)."""
+    fold = page_folds(groups, k, seed)
     assign = np.asarray([fold[g] for g in groups])
     return [assign == n for n in range(k)]
 
