@@ -85,9 +85,10 @@ def _predictions(
 
 
 def _scores(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """F1 and recall, every pair not labelled 1 counting as a negative."""
     p, y = pred[mask], target[mask] == 1
-    tp, fp, fn = (p & y).sum(), (p & ~y).sum(), (~p & y).sum()
-    return (2 * tp / (2 * tp + fp + fn) if tp else 0.0), (tp / (tp + fn) if tp + fn else 0.0)
+    found, wanted = int((p & y).sum()), int(y.sum())
+    return training._f1(p, y), (found / wanted if wanted else 0.0)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_heldout_split_is_frozen() -> None:
     assert digest == HELDOUT_SHA256
 
 
-@pytest.mark.parametrize("name", ["heldout.jsonl", "train.jsonl"])
+@pytest.mark.parametrize("name", ["heldout.jsonl", "train.jsonl", "extra.jsonl"])
 def test_every_passage_has_its_page_language_date_and_valid_labels(name: str) -> None:
     claims = {c.id for c in load_story(SEEDS / "claims.yaml").claims}
     seen = set()
@@ -46,10 +46,12 @@ def test_every_passage_has_its_page_language_date_and_valid_labels(name: str) ->
     assert len(read_labelled(CORPUS / name)) == len(seen)
 
 
-def test_no_page_is_in_both_splits() -> None:
-    train = {r["url"].rstrip("/") for r in rows("train.jsonl")}
-    held = {r["url"].rstrip("/") for r in rows("heldout.jsonl")}
-    assert not train & held
+def test_no_page_is_in_two_files() -> None:
+    train, extra, held = (
+        {r["url"].rstrip("/") for r in rows(name)}
+        for name in ("train.jsonl", "extra.jsonl", "heldout.jsonl")
+    )
+    assert not train & held and not extra & held and not extra & train
 
 
 def test_corpus_size_languages_and_distractors() -> None:
