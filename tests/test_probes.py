@@ -246,3 +246,26 @@ def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # ty
     (tmp_path / "changed").mkdir()
     prepare_matching(sqlite_store, claims, None, tmp_path / "changed", now)
     assert fitted == [1, 1]  # new examples: new probes
+
+
+@pytest.mark.parametrize(
+    "passage",
+    [
+        "xray spending reached 65 billion.",
+        "xray spending reached ٦٥ billion.",
+        "xray ６５ billion.",
+    ],
+)
+def test_a_number_is_shared_in_any_digits(passage: str) -> None:
+    """Arabic-Indic, Persian or full-width digits name the same number as ASCII ones."""
+    topics = _Topics()
+    claims = [
+        Claim("x", (("en", "xray spending of 65 billion."), ("ar", "xray إنفاق 65 مليار."))),
+        Claim("y", (("en", "yacht budget of 12 million."),)),
+    ]
+    at = BEARS_FEATURES.index("shared_numbers")
+    _texts, pairs = describe(passage, claims, topics, MatchOptions())
+    by = {p.claim.id: p.bears[at] for p in pairs}
+    assert by == {"x": 1.0, "y": 0.0}
+    _texts, pairs = describe("xray spending reached ٦٦ billion.", claims, topics, MatchOptions())
+    assert all(p.bears[at] == 0.0 for p in pairs)

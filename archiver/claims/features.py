@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,7 +59,7 @@ _CHANGE = frozenset(
 )
 _CJK_NEGATION = ("不", "没", "未", "非", "否", "ない", "ず")
 _CJK_CHANGE = ("放弃", "转向", "停止", "告别", "關上", "关上", "放棄", "転換", "放棄し")
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_NUMBER = re.compile(r"\d+(?:[.,٫٬]\d+)?")
 _ENGLISH = frozenset("the and of to is was that with for by on from its has are this".split())
 
 
@@ -128,7 +129,12 @@ def _overlaps(claims: Sequence[Claim], passage: str) -> list[float]:
 
 
 def _numbers(text: str) -> set[str]:
-    return {n.replace(",", ".") for n in _NUMBER.findall(text)}
+    """The numbers in a text, in ASCII digits with "." between groups: "٦٥" in an Arabic
+    sentence and "65" in its claim are one number, as are "1,5" and "1.5"."""
+    return {
+        "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else "." for ch in n)
+        for n in _NUMBER.findall(text)
+    }
 
 
 @lru_cache(maxsize=8192)
