@@ -373,10 +373,33 @@ def test_claims_eval_reports_figures_with_their_intervals(story_with_claims: Pat
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"{len(labelled.read_text().splitlines())} passages: precision")
     assert lines[1].startswith("95% intervals: precision ") and "bootstrap over" in lines[1]
+    assert any(line.split()[:2] == ["┃", "flags"] for line in lines)  # the score cut-offs
     r = claimwatch(story_with_claims, "claims", "eval", str(labelled), "--json")
     report = json.loads(r.stdout)
     low, high = report["intervals"]["f1"]
     assert low <= report["overall"]["f1"] <= high
+    # What `flags --min-score S` would keep: the flags `claims match` scores at S or more.
+    r = claimwatch(story_with_claims, "claims", "match", str(labelled))
+    scores = {
+        (row["id"], f["claim"]): f["score"]
+        for row in map(json.loads, r.stdout.splitlines())
+        for f in row["flags"]
+    }
+    labels = {
+        (row["id"], claim)
+        for row in map(json.loads, labelled.read_text(encoding="utf-8").splitlines())
+        for claim in row["labels"]
+    }
+    cuts = report["by_min_score"]
+    assert list(cuts) == ["0.5", "0.6", "0.7", "0.8", "0.9"]
+    for cut, counts in cuts.items():
+        kept = {pair for pair, score in scores.items() if score >= float(cut)}
+        assert (counts["tp"], counts["fp"], counts["fn"]) == (
+            len(kept & labels),
+            len(kept - labels),
+            len(labels - kept),
+        )
+    assert cuts["0.5"]["tp"] + cuts["0.5"]["fp"] > cuts["0.9"]["tp"] + cuts["0.9"]["fp"] > 0
 
 
 @pytest.mark.e2e

@@ -333,6 +333,9 @@ class Counts:
 
 
 RESAMPLES = 1000  # bootstrap resamples for the confidence intervals
+# Score cut-offs ``evaluate`` also counts at: what ``flags --min-score`` and
+# ``[alerts] min_score`` would keep of the flags.
+MIN_SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @dataclass
@@ -344,6 +347,8 @@ class Report:
     confusion: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, found)
     by_page: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
     right_by_page: Counter[str] = field(default_factory=Counter)  # stances found right
+    # only the flags scored at least this (``MIN_SCORES``)
+    by_min_score: dict[float, Counts] = field(default_factory=lambda: defaultdict(Counts))
 
     def stance_accuracy(self) -> float:
         total = sum(self.confusion.values())
@@ -390,6 +395,10 @@ class Report:
             "stance_confusion": {
                 want: {got: self.confusion[(want, got)] for got in STANCES} for want in STANCES
             },
+            "by_min_score": {
+                f"{s:.1f}": {**c.scores(), **c.__dict__}
+                for s, c in sorted(self.by_min_score.items())
+            },
         }
 
 
@@ -412,6 +421,11 @@ def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher
             if want and got:
                 report.confusion[(want, got.stance)] += 1
                 report.right_by_page[row.group] += got.stance == want
+            for cut in MIN_SCORES:
+                kept, counts = got is not None and got.score >= cut, report.by_min_score[cut]
+                counts.tp += bool(want) and kept
+                counts.fp += not want and kept
+                counts.fn += bool(want) and not kept
     return report
 
 

@@ -260,8 +260,9 @@ def claims_eval(
     as_json: bool,
 ) -> None:
     """Measure the matcher on labelled passages (docs/claims.md gives the format):
-    precision, recall and F1 per claim and per language, the stance confusion, and 95%
-    intervals of the overall figures (a bootstrap over the passages' pages)."""
+    precision, recall and F1 per claim and per language, the stance confusion, 95%
+    intervals of the overall figures (a bootstrap over the passages' pages), and what
+    'flags --min-score' (or [alerts] min_score) at 0.5 to 0.9 would keep."""
     from archiver.app.claimsfile import load_story
     from archiver.claims.training import evaluate, read_labelled
 
@@ -310,6 +311,16 @@ def claims_eval(
     table = Table("label \\ found", *STANCE_NAMES)
     for want, row in report["stance_confusion"].items():
         table.add_row(want, *(str(row[g]) for g in STANCE_NAMES))
+    console.print(table)
+    table = Table("flags --min-score", "flags", "precision", "recall", "F1")
+    for cut, r in report["by_min_score"].items():
+        table.add_row(
+            cut,
+            str(r["tp"] + r["fp"]),
+            f"{r['precision']:.2f}",
+            f"{r['recall']:.2f}",
+            f"{r['f1']:.2f}",
+        )
     console.print(table)
 
 
