@@ -35,8 +35,13 @@ def test_a_probe_tells_a_claims_texts_from_the_rest() -> None:
     probes = fit_probes(vectors, labels)
     assert set(probes.bears) == {"a", "b"}
     fresh_a, fresh_miss = _cloud(rng, a, 20), _cloud(rng, miss, 20)
-    assert probes.bears["a"].logits(fresh_a).min() > probes.bears["a"].logits(fresh_miss).max()
-    assert probes.bears["b"].logits(fresh_a).max() < 0 < probes.bears["a"].logits(fresh_a).min()
+    a_probe, b_probe = probes.bears["a"], probes.bears["b"]
+    assert a_probe.scores(fresh_a).min() > a_probe.scores(fresh_miss).max()
+    # A score is about the share of nearby examples with the claim: above the claim's
+    # share of all the examples (0.3) near its own, below it near another claim's.
+    assert a_probe.bias == b_probe.bias == pytest.approx(0.3)
+    assert b_probe.scores(fresh_a).max() < 0.3 < a_probe.scores(fresh_a).min()
+    assert (probes.bear_scores(fresh_a)["a"] == a_probe.scores(fresh_a)).all()
 
 
 def test_few_examples_get_no_probe_and_a_stance_needs_both_sides() -> None:
@@ -120,7 +125,7 @@ def test_the_probe_features_reach_the_model() -> None:
     at = BEARS_FEATURES.index("probe")
     lead = BEARS_FEATURES.index("probe_lead")
     by = {p.claim.id: p for p in pairs}
-    assert by["x"].bears[at] > 0 > by["y"].bears[at]
+    assert by["x"].bears[at] > 0.9 and by["y"].bears[at] < 0.1
     assert by["x"].bears[lead] > 0
     assert any(r.startswith("learned from the claim's examples") for r in by["x"].reasons)
     assert next(r for r in by["x"].reasons if r.startswith("learned")).endswith(", the top claim")
@@ -184,10 +189,11 @@ def test_probes_survive_their_bytes_exactly() -> None:
     probes = fit_probes(vectors, labels)
     back = probes_from_bytes(probes_to_bytes(probes))
     assert set(back.bears) == {"a"} and set(back.stance) == set(probes.stance)
-    pairs = [(back.bears[k], p) for k, p in probes.bears.items()]
-    pairs += [(back.stance[k], p) for k, p in probes.stance.items()]
-    for again, probe in pairs:
-        assert np.array_equal(again.logits(vectors), probe.logits(vectors))
+    for k, p in probes.bears.items():
+        assert np.array_equal(back.bears[k].scores(vectors), p.scores(vectors))
+    assert back.bear_scores(vectors).keys() == probes.bear_scores(vectors).keys()
+    for side, q in probes.stance.items():
+        assert np.array_equal(back.stance[side].logits(vectors), q.logits(vectors))
     empty = probes_from_bytes(probes_to_bytes(fit_probes(vectors[:3], labels[:3])))
     assert empty.bears == {} and empty.stance == {}
 
@@ -269,3 +275,31 @@ def test_a_number_is_shared_in_any_digits(passage: str) -> None:
     assert by == {"x": 1.0, "y": 0.0}
     _texts, pairs = describe("xray spending reached ٦٦ billion.", claims, topics, MatchOptions())
     assert all(p.bears[at] == 0.0 for p in pairs)
+
+
+def test_a_large_bank_fits_its_claim_probes_on_a_bounded_support(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kernel's memory grows with the square of the examples: past MAX_SUPPORT, every
+    claim's examples are kept and near misses fill the rest, the same ones every time."""
+    from archiver.claims import probes as probes_
+
+    monkeypatch.setattr(probes_, "MAX_SUPPORT", 50)
+    rng = np.random.default_rng(6)
+    a, b, miss = _direction(60), _direction(61), _direction(62)
+    vectors = np.vstack([_cloud(rng, a, 20), _cloud(rng, b, 10), _cloud(rng, miss, 70)])
+    labels = [{"a": "supports"}] * 20 + [{"b": "mentions"}] * 10 + [{}] * 70
+    probes = fit_probes(vectors, labels)
+    support = probes.bears["a"].support
+    assert support.shape == (50, DIM) and probes.bears["b"].support is support
+    kept = {tuple(np.round(v, 6)) for v in support}
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert all(tuple(np.round(v, 6)) in kept for v in unit[:30])  # every claim's example
+    again = fit_probes(vectors, labels)
+    assert np.array_equal(again.bears["a"].support, support)
+    fresh = _cloud(rng, b, 5)
+    a_probe, b_probe = probes.bears["a"], probes.bears["b"]
+    assert (b_probe.scores(fresh) > b_probe.bias).all()  # over b's share, near b's examples
+    assert (a_probe.scores(fresh) < a_probe.bias).all()
+    monkeypatch.setattr(probes_, "MAX_SUPPORT", 10)  # fewer than the claims' examples
+    assert fit_probes(vectors, labels).bears["a"].support.shape == (10, DIM)

@@ -83,7 +83,15 @@ class Bank:
     def probes_key(self, embedder: str) -> str:
         """A digest of everything the run-time probes are computed from: the examples,
         the embedder (so the vectors) and the probes' settings. Their cache key."""
-        settings = [embedder, probes_.L2, probes_.L2_STANCE, probes_.MIN_POSITIVES]
+        settings = [
+            embedder,
+            "kernel",
+            probes_.GAMMA,
+            probes_.LAMBDA,
+            probes_.MAX_SUPPORT,
+            probes_.L2_STANCE,
+            probes_.MIN_POSITIVES,
+        ]
         blob = json.dumps(settings).encode("utf-8") + b"\0" + _examples_json(self)
         return hashlib.sha256(blob).hexdigest()
 

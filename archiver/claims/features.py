@@ -352,9 +352,9 @@ def describe(
                 f"{example.text[:120]}"
             )
         if c.id in probed:
-            log_odds, _rel, probe_top, probe_lead = probed[c.id]
-            rank = "the top claim" if probe_top else f"{-probe_lead:.1f} behind the top claim"
-            reasons.append(f"learned from the claim's examples: log-odds {log_odds:+.1f}, {rank}")
+            score, _rel, probe_top, probe_lead = probed[c.id]
+            rank = "the top claim" if probe_top else f"{-probe_lead:.2f} behind the top claim"
+            reasons.append(f"learned from the claim's examples: score {score:.2f}, {rank}")
         pairs.append(
             Pair(
                 claim=c,
@@ -372,12 +372,12 @@ def describe(
 def _probe_scores(
     probes: Probes | None, vectors: np.ndarray, claims: Sequence[Claim]
 ) -> dict[str, tuple[float, float, float, float]]:
-    """For each claim with a probe: its best log-odds over the candidate sentences, that
+    """For each claim with a probe: its best score over the candidate sentences, that
     less the median claim's, whether it is the top claim, and its lead over the next."""
     if probes is None:
         return {}
-    found = [c.id for c in claims if c.id in probes.bears]
-    scores = {claim: float(probes.bears[claim].logits(vectors).max()) for claim in found}
+    every = probes.bear_scores(vectors)
+    scores = {c.id: float(every[c.id].max()) for c in claims if c.id in every}
     if not scores:
         return {}
     values = sorted(scores.values())

@@ -21,7 +21,7 @@ from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES
 from archiver.claims.rules import STANCES
 from store.errors import ConfigError
 
-FORMAT = 4  # of the model file (see DEFAULT_MODEL)
+FORMAT = 5  # of the model file (see DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,8 @@ class ClaimModel:
 
 
 DEFAULT_MODEL = "claims-model.json"
+# Format 5: the claim probes are kernel ridge regression (archiver.claims.probes), so the
+# probe features are scores of about 0 to 1, no longer log-odds; the features are the same.
 # Format 4 adds ex_count (how many examples the claim has) and was trained on sparse banks
 # too (training.sparse_banks), so a story with a reviewer's first verdicts is scored well.
 # Format 3 adds the probe features (archiver.claims.probes).
