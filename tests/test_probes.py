@@ -198,13 +198,23 @@ def test_probes_survive_their_bytes_exactly() -> None:
     assert empty.bears == {} and empty.stance == {}
 
 
-def test_the_probes_key_follows_everything_they_are_fitted_from() -> None:
+def test_the_probes_key_follows_everything_they_are_fitted_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from archiver.claims import probes as probes_
+
     bank = Bank((Example("a", "supports", "One."), Example(None, None, "Two.")))
     key = bank.probes_key("e5")
     assert key == Bank(bank.examples).probes_key("e5")  # the same inputs: the same key
     assert key != bank.probes_key("another-embedder")
     assert key != Bank((*bank.examples, Example("a", "mentions", "Three."))).probes_key("e5")
     assert key != Bank((Example("a", "contradicts", "One."), bank.examples[1])).probes_key("e5")
+    # Probes cached with other settings (an older claimwatch's) are fitted again.
+    for name, value in (("GAMMA", 5.0), ("LAMBDA", 1.0), ("MAX_SUPPORT", 100), ("L2_STANCE", 3.0)):
+        with monkeypatch.context() as m:
+            m.setattr(probes_, name, value)
+            assert bank.probes_key("e5") != key, name
+    assert bank.probes_key("e5") == key
 
 
 LIBRARY = [
