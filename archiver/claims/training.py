@@ -333,8 +333,8 @@ class Counts:
 
 
 RESAMPLES = 1000  # bootstrap resamples for the confidence intervals
-# Score cut-offs ``evaluate`` also counts at: what ``flags --min-score`` and
-# ``[alerts] min_score`` would keep of the flags.
+# Score cut-offs ``evaluate`` also counts at: what ``flags --min-score`` would keep of
+# the flags (``[alerts] min_score`` cuts the same way, leaving out "mentions").
 MIN_SCORES = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 

@@ -262,7 +262,8 @@ def claims_eval(
     """Measure the matcher on labelled passages (docs/claims.md gives the format):
     precision, recall and F1 per claim and per language, the stance confusion, 95%
     intervals of the overall figures (a bootstrap over the passages' pages), and what
-    'flags --min-score' (or [alerts] min_score) at 0.5 to 0.9 would keep."""
+    'flags --min-score' at 0.5 to 0.9 would keep ([alerts] min_score cuts the same way,
+    on supporting and contradicting flags)."""
     from archiver.app.claimsfile import load_story
     from archiver.claims.training import evaluate, read_labelled
 
