@@ -294,9 +294,14 @@ def test_a_model_file_from_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"format": 1, "bears": {}}), encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_model(str(bad))
-    assert str(bad) in str(err.value) and "retrain" in str(err.value)
+    assert str(bad) in str(err.value) and "claimwatch claims train" in str(err.value)
     shipped = load_model()
     assert ClaimModel.from_dict(shipped.to_dict()).to_dict() == shipped.to_dict()
+    # A model trained by an earlier claimwatch (format 4: logistic probes) is refused too.
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps({**shipped.to_dict(), "format": 4}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="made for another version"):
+        load_model(str(older))
 
 
 @pytest.mark.slow

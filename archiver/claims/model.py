@@ -110,7 +110,9 @@ class ClaimModel:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
-                where, f"is not a claims model this claimwatch can use ({exc}); retrain it"
+                where,
+                f"is not a claims model this claimwatch can use ({exc}); retrain it with "
+                "'claimwatch claims train', or unset matching.model to use the shipped one",
             ) from None
 
 
