@@ -88,8 +88,12 @@ class Probe:
 
 
 def kernel(vectors: np.ndarray, support: np.ndarray) -> np.ndarray:
-    """The probes' RBF kernel between unit vectors: exp(GAMMA * (cosine - 1))."""
-    return np.exp(GAMMA * (np.asarray(vectors, np.float64) @ support.T - 1.0))
+    """The probes' RBF kernel between unit vectors: exp(GAMMA * (cosine - 1)), computed
+    in place (at MAX_SUPPORT examples the matrix alone is 50 MB)."""
+    k = np.asarray(vectors, np.float64) @ support.T
+    k -= 1.0
+    k *= GAMMA
+    return np.exp(k, out=k)
 
 
 @dataclass(frozen=True)
