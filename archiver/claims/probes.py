@@ -16,7 +16,8 @@ misses), fitted from the story's own examples when the matcher starts:
 Nothing is shipped or named per claim, so any story with examples gets its own
 probes; a claim with fewer than ``MIN_POSITIVES`` examples gets none (its
 features stay 0). A story with more than ``MAX_SUPPORT`` distinct examples fits
-its claims' probes on that many of them, chosen by a digest of their text.
+its claims' probes on that many of them: every claim's examples first, near misses
+to fill, spread evenly through the bank (``_support``).
 
 In training, a passage must not be judged by a probe that learned from it: the
 bank's pages are dealt into ``FOLDS`` folds by a hash of the page, and a passage
@@ -193,10 +194,11 @@ def fit_probes(
     if fitted:
         rows = _support(y)
         unit = x[rows] / np.maximum(np.linalg.norm(x[rows], axis=1, keepdims=True), 1e-12)
-        share = y[rows][:, fitted].mean(axis=0)
+        target = y[rows][:, fitted]
+        share = target.mean(axis=0)
         gram = kernel(unit, unit)
         gram[np.diag_indices_from(gram)] += LAMBDA
-        alpha = np.linalg.solve(gram, y[rows][:, fitted] - share)
+        alpha = np.linalg.solve(gram, target - share)
         for j, k in enumerate(fitted):
             bears[claims[k]] = KernelProbe(unit, alpha[:, j].copy(), float(share[j]))
     mean = x.mean(axis=0)
