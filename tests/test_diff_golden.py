@@ -68,3 +68,12 @@ def test_html_escapes_page_text() -> None:
         change, "Meta said <script>alert(1)</script> yes.", Header("s", "a", "b"), RenderOptions()
     )
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+@pytest.mark.parametrize("digits", ["٦٥", "۶۵", "６５"])  # Arabic-Indic, Persian, full-width
+def test_a_number_written_in_other_digits_is_the_same_number(digits: str) -> None:
+    old = f"Meta will spend {digits} billion dollars on data centres this year."
+    same = diff(old, "Meta will spend 65 billion dollars on data centres this year.")
+    assert not [r for r in same.reasons if r.startswith("number changed")], same.reasons
+    other = diff(old, "Meta will spend 72 billion dollars on data centres this year.")
+    assert "number changed: 65 billion -> 72 billion" in other.reasons

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +29,7 @@ from archiver.claims.probes import Probes
 from archiver.claims.rules import STANCES, Claim, MatchOptions
 from archiver.claims.semantic import Embedder
 from archiver.claims.textkeys import fold
+from archiver.text.normalize import ascii_digits
 
 SCRIPTS = ("latin", "arabic", "cjk", "other")
 
@@ -132,7 +132,7 @@ def _numbers(text: str) -> set[str]:
     """The numbers in a text, in ASCII digits with "." between groups: "٦٥" in an Arabic
     sentence and "65" in its claim are one number, as are "1,5" and "1.5"."""
     return {
-        "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else "." for ch in n)
+        "".join(ch if ch.isdecimal() else "." for ch in ascii_digits(n))
         for n in _NUMBER.findall(text)
     }
 

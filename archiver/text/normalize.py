@@ -82,5 +82,13 @@ def normalize(text: str, options: NormalizeOptions | None = None) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def ascii_digits(text: str) -> str:
+    """``text`` with every Unicode decimal digit as its ASCII digit: Arabic-Indic "٦٥",
+    Persian "۶۵" and full-width "６５" are all "65". Other characters are kept."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+
+
 def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from archiver.text.normalize import ascii_digits
 from archiver.text.segment import words
 
 if TYPE_CHECKING:
     from archiver.text.diff import Unit
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹٫٬", "01234567890123456789.,")
+_SEPARATORS = str.maketrans("٫٬", ".,")
 _NUMBER = re.compile(
     r"[$€£]?\s?\d+(?:[.,٫٬]\d+)*(?:\s?(?:%|percent|per cent|trillion|billion|million|thousand|bn|"
     r"مليار|مليارات|مليون|ملايين|ألف|آلاف|بالمئة|في المئة|٪))?",
@@ -34,7 +35,8 @@ _ENTITY = re.compile(r"\b[A-Z][\w&.-]*(?:\s+[A-Z][\w&.-]*)*")
 
 def numbers(text: str) -> Counter[str]:
     return Counter(
-        " ".join(m.group().translate(_DIGITS).lower().split()) for m in _NUMBER.finditer(text)
+        " ".join(ascii_digits(m.group()).translate(_SEPARATORS).lower().split())
+        for m in _NUMBER.finditer(text)
     )
 
 
