@@ -209,6 +209,18 @@ def test_vectors_are_cached_in_the_store_by_text(sqlite_store) -> None:  # type:
     assert abs(float(vectors[0] @ first.embed(["Shares fell 11 percent."])[0]) - 1.0) < 1e-5
 
 
+def test_a_statement_in_e5s_passage_form_is_cached_apart(sqlite_store) -> None:  # type: ignore[no-untyped-def]
+    text = "Meta will stop releasing its most capable models openly."
+    first = E5Embedder(cache=sqlite_store)
+    query, passage = first.embed([text])[0], first.embed([text], passage=True)[0]
+    assert first.computed == 2
+    assert 0.5 < float(query @ passage) < 0.999  # one meaning, two forms: close, not equal
+    again = E5Embedder(cache=sqlite_store)
+    assert abs(float(again.embed([text], passage=True)[0] @ passage) - 1.0) < 1e-5
+    assert abs(float(again.embed([text])[0] @ query) - 1.0) < 1e-5
+    assert again.computed == 0  # both came from the store, each under its own key
+
+
 class CountingModel:
     """The real e5 model, recording how many texts each call to it carried."""
 
@@ -221,6 +233,10 @@ class CountingModel:
     def query(self, texts: list[str]) -> object:
         self.calls.append(len(texts))
         return self.model.query(texts)
+
+    def passage(self, texts: list[str]) -> object:
+        self.calls.append(len(texts))
+        return self.model.passage(texts)
 
 
 def test_prefetch_embeds_many_passages_in_one_call_and_match_agrees() -> None:
@@ -297,9 +313,10 @@ def test_a_model_file_from_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
     assert str(bad) in str(err.value) and "claimwatch claims train" in str(err.value)
     shipped = load_model()
     assert ClaimModel.from_dict(shipped.to_dict()).to_dict() == shipped.to_dict()
-    # A model trained by an earlier claimwatch (format 4: logistic probes) is refused too.
+    # A model trained by an earlier claimwatch (format 5: statements in one e5 form,
+    # the same features) is refused too.
     older = tmp_path / "older.json"
-    older.write_text(json.dumps({**shipped.to_dict(), "format": 4}), encoding="utf-8")
+    older.write_text(json.dumps({**shipped.to_dict(), "format": 5}), encoding="utf-8")
     with pytest.raises(ConfigError, match="made for another version"):
         load_model(str(older))
 

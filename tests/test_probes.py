@@ -11,8 +11,10 @@ import pytest
 
 from archiver.claims.bank import Bank, Example
 from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES, describe
+from archiver.claims.matcher import match
 from archiver.claims.probes import FOLDS, MIN_POSITIVES, fit_probes, fold_of
 from archiver.claims.rules import Claim, MatchOptions
+from archiver.claims.semantic import E5Embedder
 
 DIM = 384
 
@@ -88,7 +90,7 @@ class _Topics:
 
     name = "topics"
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], passage: bool = False) -> np.ndarray:
         out = []
         for t in texts:
             seed = int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "big")
@@ -258,6 +260,11 @@ def test_a_run_fits_the_probes_once_and_later_runs_and_workers_reuse_them(  # ty
     assert matcher.bank is not None and matcher.embedder is not None
     assert set(matcher.bank.probes(matcher.embedder).bears) == {"library-closes"}
     assert fitted == [1]  # the worker's bank came with them
+    assert isinstance(matcher.embedder, E5Embedder)
+    match("The Elm Street library shuts its doors in May.", claims, matcher)
+    # Only the new sentence is embedded: the claim's statement, in both of e5's forms,
+    # came with the bank file.
+    assert matcher.embedder.computed == 1
     sqlite_store.load_examples([*LIBRARY, (None, None, "Ducks crossed the road.")], now)
     (tmp_path / "changed").mkdir()
     prepare_matching(sqlite_store, claims, None, tmp_path / "changed", now)

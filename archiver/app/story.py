@@ -91,15 +91,18 @@ def prepare_matching(
     the probes fitted from them, computed here once and kept in the store, not in
     every worker and every run."""
     from archiver.claims.bank import Bank, Example, write_bank
-    from archiver.claims.semantic import E5Embedder, digest
+    from archiver.claims.semantic import E5Embedder, digest, passage_digest
 
     bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
     texts = [e.text for e in bank.examples]
+    statements = list(dict.fromkeys(t for claim in claims for t in claim.texts))
     for claim in claims:
         texts += [*claim.texts, *claim.supports, *claim.contradicts]
     embedder = E5Embedder(cache=store)
     embedder.embed(list(dict.fromkeys(texts)))  # computes (and keeps) only what is new
-    vectors = store.vectors_for(embedder.name, {digest(t) for t in texts})
+    embedder.embed(statements, passage=True)  # statements are read in both forms
+    keys = {digest(t) for t in texts} | {passage_digest(t) for t in statements}
+    vectors = store.vectors_for(embedder.name, keys)
     path = workdir / "bank.npz"
     key = write_bank(path, bank, vectors, _fitted_probes(store, bank, embedder, now))
     return MatchSpec(True, model, str(path), key)

@@ -5,6 +5,11 @@
 nothing is downloaded at run time). Vectors are cached by text digest, in
 memory and, when given one, in a ``VectorCache`` such as the store: a
 re-check embeds only the sentences it has never seen. Calls are batched.
+
+e5 reads a text as a "query" or a "passage". Sentences, examples and cues are
+embedded as queries (e5's form for symmetric similarity); a claim's statements are
+embedded in both forms (``passage=True``), whose vectors are cached under
+``passage_digest``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ def available() -> bool:
     return True
 
 
+def passage_digest(text: str) -> str:
+    """The cache key of ``text``'s passage-form vector (no sentence holds a NUL, so it
+    never meets a query-form key)."""
+    return digest("\x00passage\x00" + text)
+
+
 def digest(text: str) -> str:
     """The cache key of a text's vector: SHA-256 of its UTF-8 bytes (what is embedded)."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -45,7 +56,7 @@ class Embedder(Protocol):
 
     name: str
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], passage: bool = False) -> np.ndarray: ...
 
     def __hash__(self) -> int: ...  # by identity: fixed texts' vectors are cached per embedder
 
@@ -108,9 +119,10 @@ class E5Embedder:
         self.computed = 0  # texts actually run through the model (for tests and stats)
         self.fresh: dict[str, bytes] = {}  # computed since the last drain (to persist)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors for ``texts`` (n x 384, float32), from the caches where possible."""
-        keys = [digest(t) for t in texts]
+    def embed(self, texts: Sequence[str], passage: bool = False) -> np.ndarray:
+        """Unit vectors for ``texts`` (n x 384, float32), from the caches where possible;
+        ``passage``: in e5's passage form rather than its query form."""
+        keys = [passage_digest(t) if passage else digest(t) for t in texts]
         missing = [k for k in dict.fromkeys(keys) if k not in self._lru]
         if missing and self._cache is not None:
             for k, blob in self._cache.vectors_for(self.name, missing).items():
@@ -118,11 +130,11 @@ class E5Embedder:
             missing = [k for k in missing if k not in self._lru]
         if missing:
             by_key = {k: t for k, t in zip(keys, texts, strict=True)}
-            # "query: " on every text is e5's recipe for symmetric similarity.
             todo = [by_key[k] for k in missing]
+            run = self._model.passage if passage else self._model.query
             vectors = np.vstack(
                 [
-                    np.asarray(self._model.query(todo[i : i + CHUNK]), np.float32).reshape(-1, DIM)
+                    np.asarray(run(todo[i : i + CHUNK]), np.float32).reshape(-1, DIM)
                     for i in range(0, len(todo), CHUNK)
                 ]
             )
