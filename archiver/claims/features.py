@@ -3,7 +3,8 @@
 No feature names a claim, so one trained model serves any story:
 
 * similarity of each sentence to the claim's statements, in every language the
-  claims file gives, and how far that claim leads the story's other claims
+  claims file gives (each statement read in both of e5's forms:
+  ``statement_vectors``), and how far that claim leads the story's other claims
   (absolute similarities shift by language; the lead does not);
 * with the story's labelled examples (``archiver.claims.bank``): how close the
   nearest ones come, and the claim's probes, small models of all its examples
@@ -419,7 +420,7 @@ def statement_vectors(embedder: Embedder, texts: tuple[str, ...]) -> np.ndarray:
 
 @lru_cache(maxsize=4096)
 def _fixed_vectors(embedder: Embedder, texts: tuple[str, ...]) -> np.ndarray:
-    """Vectors of a claim's statements or cues: the same for every passage, so looked up
+    """Vectors of a claim's cues (query form): the same for every passage, so looked up
     once per process, not hashed and copied again for each passage (read-only)."""
     vectors = embedder.embed(list(texts))
     vectors.flags.writeable = False
