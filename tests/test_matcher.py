@@ -156,6 +156,77 @@ def test_an_arabic_claim_finds_english_chinese_and_german_evidence(
         assert f.score < scores["zh"] - 0.3, f
 
 
+ONE_CLAIM = Claim(
+    id="library-closes",
+    statements=(("en", "The council will close the Elm Street library next spring."),),
+)
+# A story of one claim, written as a new user would (and never trained on): evidence in
+# English and German, and unrelated council business in English and Arabic. (Arabic
+# and Chinese evidence of a one-claim story is still mostly missed: docs/claims.md.)
+ONE_CLAIM_PASSAGES = {
+    "The council voted on Tuesday to shut the Elm Street branch library in the spring.": True,
+    "Der Stadtrat hat beschlossen, die Bibliothek in der Elm Street im Frühjahr zu "
+    "schließen.": True,
+    "Storm drains on the riverside road are to be cleaned before the winter.": False,
+    "المجلس البلدي يناقش ميزانية الحدائق العامة.": False,
+}
+
+
+def test_a_story_of_one_claim_finds_its_evidence_and_not_the_rest(
+    embedder: E5Embedder,
+) -> None:
+    """A one-claim story has no other claim to be compared with, which the model's
+    lead features lean on; the small-story features must carry it on their own."""
+    matcher = Matcher(embedder=embedder, model=load_model())
+    scores = {}
+    for text, bears in ONE_CLAIM_PASSAGES.items():
+        found = match(text, [ONE_CLAIM], matcher)
+        assert bool(found) is bears, (text, found)
+        if found:
+            scores[text] = found[0].score
+    assert min(scores.values()) > load_model().threshold_no_examples + 0.1, scores
+
+
+@pytest.mark.parametrize(("size", "small"), [(1, True), (3, True), (4, False)])
+def test_a_small_storys_features_are_given_twice(
+    embedder: E5Embedder, size: int, small: bool
+) -> None:
+    """Every bears-on feature has a ``_small`` twin: equal to it in a story of
+    SMALL_STORY claims or fewer, 0 in a larger one (the model weighs the two apart)."""
+    from archiver.claims.features import BEARS_FEATURES, SMALL_STORY, describe
+    from archiver.claims.rules import MatchOptions
+
+    half = len(BEARS_FEATURES) // 2
+    assert BEARS_FEATURES[half:] == tuple(f"{name}_small" for name in BEARS_FEATURES[:half])
+    assert (size <= SMALL_STORY) is small
+    claims = bare(load_story(SEEDS / "claims.yaml").claims, "en")[:size]
+    _texts, pairs = describe(
+        "Meta raised its capital spending forecast to as much as 72 billion dollars.",
+        claims,
+        embedder,
+        MatchOptions(),
+    )
+    assert len(pairs) == size
+    for pair in pairs:
+        assert len(pair.bears) == len(BEARS_FEATURES)
+        twin = pair.bears[half:]
+        assert (twin == pair.bears[:half]).all() if small else not twin.any()
+        assert pair.bears[BEARS_FEATURES.index("inv_claims")] == pytest.approx(1 / size)
+
+
+def test_small_stories_put_every_claim_alone_then_in_small_groups() -> None:
+    from archiver.claims.training import small_stories
+
+    claims = bare(load_story(SEEDS / "claims.yaml").claims, "en")
+    stories = small_stories(claims, seed=7)
+    assert [len(s) for s in stories] == [1] * 10 + [2, 3, 5]
+    assert [s[0] for s in stories[:10]] == list(claims)
+    grouped = [c.id for s in stories[10:] for c in s]
+    assert sorted(grouped) == sorted(c.id for c in claims)  # each claim once more
+    assert small_stories(claims, seed=7) == stories  # the seed decides
+    assert [len(s) for s in small_stories(claims[:3], seed=7)] == [1, 1, 1, 2, 1]
+
+
 def test_examples_in_the_claims_file_are_used_and_shown(
     embedder: E5Embedder, tmp_path: Path
 ) -> None:
@@ -426,7 +497,11 @@ def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) ->
     assert line.endswith(f"wrote {out}"), line
     model = load_model(str(out))
     kinds = {"full bank", "sparse bank", "no bank"}
-    assert set(model.info["cv"]["by_view"]) == kinds | {f"{k}, statements only" for k in kinds}
+    # and the nine claims dealt into small stories: alone, then of 2, 3 and the last 4
+    small = {f"{n} of the claims, no bank, statements only" for n in (1, 2, 3, 4)}
+    assert set(model.info["cv"]["by_view"]) == (
+        kinds | {f"{k}, statements only" for k in kinds} | small
+    )
     assert model.info["passages"] == 207 and model.info["settings"]["sparse"] is True
     scored = claimwatch(
         tmp_path, "claims", "eval", str(data), "--claims", str(DOOR_PLUG), "--model", str(out),

@@ -11,7 +11,13 @@ No feature names a claim, so one trained model serves any story:
   fitted at start-up (``archiver.claims.probes``);
 * similarity to the claim's cue phrases, when the claims file has them;
 * lexical hits: entities named, topic terms, cues (a negation flips a cue);
-* negation and "change of course" words, shared numbers, the passage's script.
+* negation and "change of course" words, shared numbers, the passage's script;
+* how many claims the story has. The comparisons across claims (the lead over the
+  median claim, over the next one) say little in a story of one or two, and a new
+  user's first story may be that small: so in a story of ``SMALL_STORY`` claims or
+  fewer every feature appears a second time (``_small``, 0 in larger stories), and
+  the model learns a small story's weights beside a large one's (trained on the
+  training story's claims dealt into small stories: ``training.small_stories``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from archiver.claims.textkeys import fold
 from archiver.text.normalize import ascii_digits
 
 SCRIPTS = ("latin", "arabic", "cjk", "other")
+SMALL_STORY = 3  # claims, at most, in a story whose features are also given as ``_small``
 
 # Generic words, not claim-specific: negation, and change of course ("abandon",
 # "shift away"). They tell the stance model that a sentence reverses something.
@@ -149,7 +156,7 @@ def _marks(text: str) -> tuple[int, int]:
     return neg, change
 
 
-BEARS_FEATURES = (
+_BEARS = (
     "has_examples",
     "ex_sim",
     "ex_top3",
@@ -191,7 +198,11 @@ BEARS_FEATURES = (
     "english",
     *(f"rel_median_x_{s}" for s in SCRIPTS),
     *(f"sim_max_x_{s}" for s in SCRIPTS),
+    "inv_claims",
+    "sim_max_x_inv_claims",
+    "word_overlap_x_inv_claims",
 )
+BEARS_FEATURES = (*_BEARS, *(f"{name}_small" for name in _BEARS))
 STANCE_FEATURES = (
     "cue_support_lex",
     "cue_contra_lex",
@@ -262,6 +273,7 @@ def describe(
     overlaps = _overlaps(claims, passage)
     overlap_median = float(np.median(overlaps))
     scripts = [float(script == s) for s in SCRIPTS]
+    small = float(len(claims) <= SMALL_STORY)
     view = bank_view(bank, vectors, embedder, exclude)
     ex_sims, examples = view.sims, view.examples
     votes = neighbours(ex_sims, examples)
@@ -322,6 +334,9 @@ def describe(
             english,
             *(lead * s for s in scripts),
             *(sim * s for s in scripts),
+            1 / len(claims),
+            sim / len(claims),
+            overlaps[k] / len(claims),
         ]
         stance = [
             math.log1p(ev.side_weight["supports"]),
@@ -359,7 +374,7 @@ def describe(
         pairs.append(
             Pair(
                 claim=c,
-                bears=np.asarray(bears, np.float64),
+                bears=np.concatenate([bears, np.multiply(bears, small)]),
                 stance=np.asarray(stance, np.float64),
                 best=best,
                 sim=sim,

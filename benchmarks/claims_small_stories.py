@@ -1,0 +1,75 @@
+"""A new user's first story may have one claim, or two: how the matcher does then.
+
+Usage: python benchmarks/claims_small_stories.py [--claims FILE] [--data FILE.jsonl]
+           [--model PATH] [--seed 7]
+
+The claims of a story (default: the door plug story, which the model was never
+trained or tuned on), reduced to their statements, are dealt into small stories:
+every claim alone, then shuffled (``--seed``) into stories of two and of three
+claims. Each small story is matched, with no examples, against every labelled
+passage, as `claims eval` would with a claims file holding only those claims: a
+passage labelled only with claims outside the story should raise no flag. F1 is
+pooled over the stories of each size (micro-averaged over passage x claim pairs),
+next to the whole story's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+from archiver.app.claimsfile import load_story
+from archiver.claims.matcher import Matcher
+from archiver.claims.model import load_model
+from archiver.claims.rules import Claim
+from archiver.claims.semantic import E5Embedder
+from archiver.claims.training import Counts, evaluate, read_labelled, statements_only
+
+ROOT = Path(__file__).resolve().parent.parent
+DOOR_PLUG = ROOT / "tests" / "data" / "stories" / "door-plug"
+
+
+def deal(claims: list[Claim], size: int, seed: int) -> list[list[Claim]]:
+    """The claims shuffled into stories of ``size`` (the last one may be smaller)."""
+    order = list(claims)
+    random.Random(seed).shuffle(order)
+    return [order[n : n + size] for n in range(0, len(order), size)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=Path, default=DOOR_PLUG / "claims.yaml")
+    parser.add_argument("--data", type=Path, default=DOOR_PLUG / "eval.jsonl")
+    parser.add_argument("--model", type=str, default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    story = load_story(args.claims)
+    claims = [statements_only(c) for c in story.claims]
+    rows = read_labelled(args.data, story.claims)
+    matcher = Matcher(embedder=E5Embedder(), model=load_model(args.model))
+    stories = {
+        "1 claim": [[c] for c in claims],
+        "2 claims": deal(claims, 2, args.seed),
+        "3 claims": deal(claims, 3, args.seed),
+        f"all {len(claims)}": [claims],
+    }
+    print(
+        f"{args.data.name}: {len(rows)} passages, {len(claims)} claims as statements, no examples"
+    )
+    print(f"{'stories of':12} {'stories':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
+    for name, groups in stories.items():
+        pooled = Counts()
+        for group in groups:
+            counts = evaluate(rows, group, matcher).overall
+            pooled.tp, pooled.fp, pooled.fn = (
+                pooled.tp + counts.tp,
+                pooled.fp + counts.fp,
+                pooled.fn + counts.fn,
+            )
+        s = pooled.scores()
+        print(f"{name:12} {len(groups):7} {s['precision']:9.3f} {s['recall']:7.3f} {s['f1']:6.3f}")
+
+
+if __name__ == "__main__":
+    main()
