@@ -1,7 +1,7 @@
 """A new user's first story may have one claim, or two: how the matcher does then.
 
 Usage: python benchmarks/claims_small_stories.py [--claims FILE] [--data FILE.jsonl]
-           [--model PATH] [--seed 7]
+           [--model PATH] [--seed 7] [--lang LANG]
 
 The claims of a story (default: the door plug story, which the model was never
 trained or tuned on), reduced to their statements, are dealt into small stories:
@@ -10,7 +10,8 @@ claims. Each small story is matched, with no examples, against every labelled
 passage, as `claims eval` would with a claims file holding only those claims: a
 passage labelled only with claims outside the story should raise no flag. F1 is
 pooled over the stories of each size (micro-averaged over passage x claim pairs),
-next to the whole story's.
+next to the whole story's. With ``--lang``, each claim keeps only its statement in
+that language, as a user who writes in one language would give it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from archiver.claims.matcher import Matcher
 from archiver.claims.model import load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
-from archiver.claims.training import Counts, evaluate, read_labelled, statements_only
+from archiver.claims.training import (
+    Counts,
+    evaluate,
+    in_language,
+    read_labelled,
+    statements_only,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOOR_PLUG = ROOT / "tests" / "data" / "stories" / "door-plug"
@@ -43,9 +50,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DOOR_PLUG / "eval.jsonl")
     parser.add_argument("--model", type=str, default=None)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lang", default=None, help="Keep only the statements in LANG.")
     args = parser.parse_args()
     story = load_story(args.claims)
     claims = [statements_only(c) for c in story.claims]
+    if args.lang:
+        claims = [in_language(c, args.lang) for c in claims]
+        if missing := [c.id for c in claims if not c.statements]:
+            raise SystemExit(f"no statement in {args.lang!r}: {', '.join(missing)}")
     rows = read_labelled(args.data, story.claims)
     matcher = Matcher(embedder=E5Embedder(), model=load_model(args.model))
     stories = {
@@ -54,8 +66,10 @@ def main() -> None:
         "3 claims": deal(claims, 3, args.seed),
         f"all {len(claims)}": [claims],
     }
+    language = f" in {args.lang} only" if args.lang else ""
     print(
-        f"{args.data.name}: {len(rows)} passages, {len(claims)} claims as statements, no examples"
+        f"{args.data.name}: {len(rows)} passages, {len(claims)} claims as statements"
+        f"{language}, no examples"
     )
     print(f"{'stories of':12} {'stories':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
     for name, groups in stories.items():

@@ -214,6 +214,20 @@ def test_a_small_storys_features_are_given_twice(
         assert pair.bears[BEARS_FEATURES.index("inv_claims")] == pytest.approx(1 / size)
 
 
+def test_claims_in_one_language_are_the_languages_every_claim_has() -> None:
+    from archiver.claims.training import in_language, shared_languages
+
+    claims = [
+        Claim("a", (("en", "A rose."), ("de", "A stieg."), ("ar", "ارتفع أ."))),
+        Claim("b", (("de", "B fiel."), ("en", "B fell."))),
+    ]
+    assert shared_languages(claims) == ["de", "en"]
+    assert in_language(claims[0], "de").statements == (("de", "A stieg."),)
+    assert in_language(claims[1], "ar").statements == ()
+    assert shared_languages(claims[:1]) == ["ar", "de", "en"]
+    assert shared_languages([]) == []
+
+
 def test_small_stories_put_every_claim_alone_then_in_small_groups() -> None:
     from archiver.claims.training import small_stories
 
@@ -497,10 +511,16 @@ def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) ->
     assert line.endswith(f"wrote {out}"), line
     model = load_model(str(out))
     kinds = {"full bank", "sparse bank", "no bank"}
+    # the claims in each of their two languages alone, with the bank and without
+    one = {
+        f"{k}, statements in {lang} only"
+        for k in ("full bank", "no bank")
+        for lang in "de en".split()
+    }
     # and the nine claims dealt into small stories: alone, then of 2, 3 and the last 4
     small = {f"{n} of the claims, no bank, statements only" for n in (1, 2, 3, 4)}
     assert set(model.info["cv"]["by_view"]) == (
-        kinds | {f"{k}, statements only" for k in kinds} | small
+        kinds | {f"{k}, statements only" for k in kinds} | one | small
     )
     assert model.info["passages"] == 207 and model.info["settings"]["sparse"] is True
     scored = claimwatch(

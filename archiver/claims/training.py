@@ -142,6 +142,19 @@ def statements_only(claim: Claim) -> Claim:
     return Claim(claim.id, claim.statements)
 
 
+def in_language(claim: Claim, lang: str) -> Claim:
+    """The claim as statements in ``lang`` only (none, if it has no such statement)."""
+    return Claim(claim.id, tuple((lg, text) for lg, text in claim.statements if lg == lang))
+
+
+def shared_languages(claims: Sequence[Claim]) -> list[str]:
+    """The languages every claim has a statement in."""
+    if not claims:
+        return []
+    common = set.intersection(*({lg for lg, _ in c.statements} for c in claims))
+    return sorted(common)
+
+
 def bank_of(rows: Sequence[Labelled]) -> Bank:
     """Every labelled passage as an example: one per claim it bears on, or a near miss."""
     out = []
@@ -441,18 +454,27 @@ def training_set(
     nobody has reviewed yet) and, with ``sparse``, against a bank of a few examples a
     claim (``sparse_banks``: a story a reviewer has just begun), each with the claims
     as written and with the claims reduced to their statements (no entities, terms or
-    cues: what a new user writes first), and, against no bank, with the claims as
-    statements dealt into stories of one, two, three or five claims (``small_stories``:
-    a new user's first story may be that small). So the model has seen every kind of
-    story it will meet."""
+    cues: what a new user writes first); with the claims as statements in one of their
+    languages only, against the full bank and against none (most users write their
+    claims in one language); and, against no bank, with the claims as statements dealt
+    into stories of one, two, three or five claims (``small_stories``: a new user's
+    first story may be that small). So the model has seen every kind of story it will
+    meet."""
     bank = bank_of(rows)
     bare = [statements_only(c) for c in claims]
-    views = (
+    views: list[tuple[Sequence[Claim], Bank | None, str]] = [
         (claims, bank, FULL),
         (claims, None, NONE),
         (bare, bank, FULL + STATEMENTS),
         (bare, None, NONE + STATEMENTS),
-    )
+    ]
+    languages = shared_languages(bare)
+    if len(languages) > 1:
+        views += [
+            ([in_language(c, lang) for c in bare], b, kind + ONE_LANGUAGE.format(lang))
+            for lang in languages
+            for b, kind in ((bank, FULL), (None, NONE))
+        ]
     parts = [build(rows, c, embedder, bank=b, view=v) for c, b, v in views]
     parts += [
         build(rows, story, embedder, view=SMALL.format(len(story)) + NONE + STATEMENTS)
@@ -475,6 +497,7 @@ FULL, SPARSE, NONE, STATEMENTS = "full bank", "sparse bank", "no bank", ", state
 
 
 SMALL = "{} of the claims, "  # training_set's small stories, by size
+ONE_LANGUAGE = ", statements in {} only"  # training_set's claims in one language
 
 
 def small_stories(claims: Sequence[Claim], seed: int) -> list[list[Claim]]:
