@@ -1,7 +1,7 @@
 """A new user's first story may have one claim, or two: how the matcher does then.
 
 Usage: python benchmarks/claims_small_stories.py [--claims FILE] [--data FILE.jsonl]
-           [--model PATH] [--seed 7] [--lang LANG]
+           [--model PATH] [--seed 7] [--lang LANG] [--bank]
 
 The claims of a story (default: the door plug story, which the model was never
 trained or tuned on), reduced to their statements, are dealt into small stories:
@@ -11,13 +11,16 @@ passage, as `claims eval` would with a claims file holding only those claims: a
 passage labelled only with claims outside the story should raise no flag. F1 is
 pooled over the stories of each size (micro-averaged over passage x claim pairs),
 next to the whole story's. With ``--lang``, each claim keeps only its statement in
-that language, as a user who writes in one language would give it.
+that language, as a user who writes in one language would give it. With
+``--bank``, each story has examples: the claims file's labelled passages, with
+their evidence of claims outside the story as near misses (``labelled_for``).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
@@ -27,8 +30,10 @@ from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
 from archiver.claims.training import (
     Counts,
+    bank_of,
     evaluate,
     in_language,
+    labelled_for,
     read_labelled,
     statements_only,
 )
@@ -51,6 +56,7 @@ def main() -> None:
     parser.add_argument("--model", type=str, default=None)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--lang", default=None, help="Keep only the statements in LANG.")
+    parser.add_argument("--bank", action="store_true", help="Give each story its examples.")
     args = parser.parse_args()
     story = load_story(args.claims)
     claims = [statements_only(c) for c in story.claims]
@@ -67,14 +73,18 @@ def main() -> None:
         f"all {len(claims)}": [claims],
     }
     language = f" in {args.lang} only" if args.lang else ""
+    if args.bank and not story.examples:
+        raise SystemExit(f"{args.claims} has no examples for --bank")
     print(
         f"{args.data.name}: {len(rows)} passages, {len(claims)} claims as statements"
-        f"{language}, no examples"
+        f"{language}, {'with their examples' if args.bank else 'no examples'}"
     )
     print(f"{'stories of':12} {'stories':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
     for name, groups in stories.items():
         pooled = Counts()
         for group in groups:
+            if args.bank:
+                matcher = replace(matcher, bank=bank_of(labelled_for(story.labelled(), group)))
             counts = evaluate(rows, group, matcher).overall
             pooled.tp, pooled.fp, pooled.fn = (
                 pooled.tp + counts.tp,

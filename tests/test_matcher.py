@@ -187,6 +187,68 @@ def test_a_story_of_one_claim_finds_its_evidence_and_not_the_rest(
     assert min(scores.values()) > load_model().threshold_no_examples + 0.1, scores
 
 
+ONE_CLAIM_EXAMPLES = [
+    ("The council confirmed that the Elm Street library shuts its doors in April.", True),
+    ("Elm Street's branch library will close next spring, councillors decided.", True),
+    ("Residents protested the decision to close the Elm Street library.", True),
+    ("Die Bücherei in der Elm Street macht im Frühjahr endgültig zu.", True),
+    ("The library on Elm Street is closing; its books go to the central branch.", True),
+    ("The Elm Street library added a reading hour for toddlers on Fridays.", False),
+    ("The council approved new bus shelters for Elm Street.", False),
+    ("A jazz trio plays in the park on Sunday afternoon.", False),
+    ("Die Stadtbücherei verlängert ihre Öffnungszeiten am Samstag.", False),
+    ("The swimming pool on Mill Road reopens after repairs.", False),
+]
+
+
+def test_a_story_of_one_claim_with_examples_finds_its_evidence(
+    embedder: E5Embedder, tmp_path: Path
+) -> None:
+    """One claim and a handful of labelled examples, as a reviewer's first verdicts would
+    give it: its probe is fitted, and evidence in new words is flagged with it. Far from
+    every example the probe answers the claim's share of them, a half here, and an
+    unrelated sentence must not pass on that alone (it did, at 0.40, before the probe's
+    lift was a feature). Before the model was trained on small stories with examples it
+    found 5% of their evidence on the held-out split (docs/benchmarks.md)."""
+    (tmp_path / "examples.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"x{n}",
+                    "text": text,
+                    "labels": {"library-closes": "supports"} if bears else {},
+                }
+            )
+            + "\n"
+            for n, (text, bears) in enumerate(ONE_CLAIM_EXAMPLES)
+        ),
+        encoding="utf-8",
+    )
+    (tmp_path / "claims.yaml").write_text(
+        "version: 2\nexamples: [examples.jsonl]\nclaims:\n  - id: library-closes\n"
+        f"    statement: {ONE_CLAIM.text}\n",
+        encoding="utf-8",
+    )
+    story = load_story(tmp_path / "claims.yaml")
+    matcher = Matcher(embedder=embedder, model=load_model(), bank=story.bank())
+    [flag] = match(
+        "Councillors voted on Tuesday to shut the Elm Street branch library in the spring.",
+        story.claims,
+        matcher,
+    )
+    assert flag.claim == "library-closes" and flag.stance == "supports"
+    assert any(r.startswith("learned from the claim's examples") for r in flag.reasons)
+    unrelated = "Storm drains on the riverside road are to be cleaned."
+    assert match(unrelated, story.claims, matcher) == []
+    from archiver.claims.features import BEARS_FEATURES, describe
+    from archiver.claims.rules import MatchOptions
+
+    _texts, [pair] = describe(unrelated, story.claims, embedder, MatchOptions(), story.bank())
+    probe, lift = (pair.bears[BEARS_FEATURES.index(f)] for f in ("probe", "probe_lift"))
+    assert lift == pytest.approx(probe - 0.5)  # 5 of the 10 examples carry the claim
+    assert abs(lift) < 0.2  # far from every example: about the base rate
+
+
 @pytest.mark.parametrize(("size", "small"), [(1, True), (3, True), (4, False)])
 def test_a_small_storys_features_are_given_twice(
     embedder: E5Embedder, size: int, small: bool
@@ -226,6 +288,25 @@ def test_claims_in_one_language_are_the_languages_every_claim_has() -> None:
     assert in_language(claims[1], "ar").statements == ()
     assert shared_languages(claims[:1]) == ["ar", "de", "en"]
     assert shared_languages([]) == []
+
+
+def test_a_small_storys_examples_of_other_claims_are_near_misses() -> None:
+    from archiver.claims.training import Labelled, bank_of, labelled_for
+
+    rows = [
+        Labelled("1", "A rose.", {"a": "supports", "b": "mentions"}),
+        Labelled("2", "B fell.", {"b": "contradicts"}),
+        Labelled("3", "Rain.", {}),
+    ]
+    own = labelled_for(rows, [Claim("a", (("en", "A rises."),))])
+    assert [r.labels for r in own] == [{"a": "supports"}, {}, {}]
+    assert [r.text for r in own] == [r.text for r in rows]
+    assert rows[0].labels == {"a": "supports", "b": "mentions"}  # not changed in place
+    assert [(e.claim, e.text) for e in bank_of(own).examples] == [
+        ("a", "A rose."),
+        (None, "B fell."),
+        (None, "Rain."),
+    ]
 
 
 def test_small_stories_put_every_claim_alone_then_in_small_groups() -> None:
@@ -517,8 +598,13 @@ def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) ->
         for k in ("full bank", "no bank")
         for lang in "de en".split()
     }
-    # and the nine claims dealt into small stories: alone, then of 2, 3 and the last 4
-    small = {f"{n} of the claims, no bank, statements only" for n in (1, 2, 3, 4)}
+    # and the nine claims dealt into small stories (alone, then of 2, 3 and the last 4),
+    # each without examples and with its own
+    small = {
+        f"{n} of the claims, {kind}, statements only"
+        for n in (1, 2, 3, 4)
+        for kind in ("no bank", "full bank")
+    }
     assert set(model.info["cv"]["by_view"]) == (
         kinds | {f"{k}, statements only" for k in kinds} | one | small
     )

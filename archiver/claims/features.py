@@ -8,7 +8,8 @@ No feature names a claim, so one trained model serves any story:
   (absolute similarities shift by language; the lead does not);
 * with the story's labelled examples (``archiver.claims.bank``): how close the
   nearest ones come, and the claim's probes, small models of all its examples
-  fitted at start-up (``archiver.claims.probes``);
+  fitted at start-up (``archiver.claims.probes``), with their lift over the claim's
+  share of the examples (what a probe answers far from every example);
 * similarity to the claim's cue phrases, when the claims file has them;
 * lexical hits: entities named, topic terms, cues (a negation flips a cue);
 * negation and "change of course" words, shared numbers, the passage's script;
@@ -171,6 +172,7 @@ _BEARS = (
     "probe_rel",
     "probe_is_top",
     "probe_lead",
+    "probe_lift",
     "sim_max",
     "sim_top2",
     "sim_mean",
@@ -306,7 +308,7 @@ def describe(
         ex_bears, ex_stance = example_features(c.id, view, votes, best_by_claim)
         bears = [
             *ex_bears,
-            *probed.get(c.id, (0.0, 0.0, 0.0, 0.0)),
+            *probed.get(c.id, (0.0, 0.0, 0.0, 0.0, 0.0)),
             sim,
             float(ordered[:2].mean()),
             float(best_per_sentence.mean()),
@@ -368,7 +370,7 @@ def describe(
                 f"{example.text[:120]}"
             )
         if c.id in probed:
-            score, _rel, probe_top, probe_lead = probed[c.id]
+            score, _rel, probe_top, probe_lead, _lift = probed[c.id]
             rank = "the top claim" if probe_top else f"{-probe_lead:.2f} behind the top claim"
             reasons.append(f"learned from the claim's examples: score {score:.2f}, {rank}")
         pairs.append(
@@ -387,9 +389,12 @@ def describe(
 
 def _probe_scores(
     probes: Probes | None, vectors: np.ndarray, claims: Sequence[Claim]
-) -> dict[str, tuple[float, float, float, float]]:
+) -> dict[str, tuple[float, float, float, float, float]]:
     """For each claim with a probe: its best score over the candidate sentences, that
-    less the median claim's, whether it is the top claim, and its lead over the next."""
+    less the median claim's, whether it is the top claim, its lead over the next, and
+    its lift: the score less the claim's share of the examples, which is what the probe
+    answers for a sentence far from every example (half, in a bank of five examples and
+    five near misses; a few percent, in a story of many claims)."""
     if probes is None:
         return {}
     every = probes.bear_scores(vectors)
@@ -402,7 +407,8 @@ def _probe_scores(
     for claim, score in scores.items():
         others = [v for k, v in scores.items() if k != claim]
         lead = score - max(others) if others else 0.0
-        out[claim] = (score, score - median, float(score >= values[-1]), lead)
+        lift = score - probes.bears[claim].bias
+        out[claim] = (score, score - median, float(score >= values[-1]), lead, lift)
     return out
 
 

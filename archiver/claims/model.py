@@ -21,7 +21,7 @@ from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES
 from archiver.claims.rules import STANCES
 from store.errors import ConfigError
 
-FORMAT = 7  # of the model file (see DEFAULT_MODEL); 7: features repeated for small stories
+FORMAT = 8  # of the model file (see DEFAULT_MODEL); 8: the probes' lift over their base rate
 
 
 @dataclass(frozen=True)
