@@ -47,15 +47,16 @@ def main() -> None:
     scored = ~np.isnan(probs)
     threshold, f1 = training.best_threshold(probs[scored], data.target[scored])
     aucs = [
-        _auc(probs[scored & (claim == c.id)], data.target[scored & (claim == c.id)])
+        auc(probs[scored & (claim == c.id)], data.target[scored & (claim == c.id)])
         for c in story.claims
     ]
-    for c, auc in zip(story.claims, aucs, strict=True):
-        print(f"  {c.id:40} AUC {auc:.3f}")
+    for c, value in zip(story.claims, aucs, strict=True):
+        print(f"  {c.id:40} AUC {value:.3f}")
     print(f"mean AUC {np.mean(aucs):.4f}; pooled F1 {f1:.4f} at threshold {threshold:.2f}")
 
 
-def _auc(scores: np.ndarray, target: np.ndarray) -> float:
+def auc(scores: np.ndarray, target: np.ndarray) -> float:
+    """The rank AUC of ``scores`` against 0/1 ``target`` (nan without both classes)."""
     order = np.argsort(scores, kind="stable")
     ranks = np.empty(len(scores))
     ranks[order] = np.arange(1, len(scores) + 1)

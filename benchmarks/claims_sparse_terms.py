@@ -21,6 +21,7 @@ each raw, and as a lead over the median claim (what the model mostly reads).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,12 @@ import numpy as np
 
 from archiver.app.claimsfile import load_story
 from archiver.claims import rules
-from archiver.claims.semantic import load_e5
+from archiver.claims.semantic import E5Embedder, load_e5
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.claims_new_claims import auc  # noqa: E402
+
 TOP_K = 256
 
 
@@ -41,6 +45,7 @@ def main() -> None:
     story = load_story(args.claims)
     rows = story.labelled()
     model = load_e5()
+    embedder = E5Embedder(model)  # the matcher's own chunked calls to the engine
     sentences: list[str] = []
     owner: list[int] = []
     for n, row in enumerate(rows):
@@ -48,7 +53,7 @@ def main() -> None:
         sentences += parsed
         owner += [n] * len(parsed)
     started = time.perf_counter()
-    dense = _dense(model, sentences)
+    dense = embedder.embed(sentences)
     dense_s = time.perf_counter() - started
     started = time.perf_counter()
     sparse = _sparse(model, sentences)
@@ -62,8 +67,7 @@ def main() -> None:
     owners = np.asarray(owner)
     statements = {
         "dense": [
-            (_dense(model, list(c.texts)) + _dense(model, list(c.texts), passage=True)) / 2
-            for c in claims
+            (embedder.embed(c.texts) + embedder.embed(c.texts, passage=True)) / 2 for c in claims
         ],
         "sparse": [_sparse(model, list(c.texts)) for c in claims],
     }
@@ -88,13 +92,6 @@ def main() -> None:
             print(
                 f"{source:12} {kind:16} {_mean_auc(s, target):8.3f} {_mean_auc(lead, target):9.3f}"
             )
-
-
-def _dense(model: object, texts: list[str], passage: bool = False) -> np.ndarray:
-    run = model.passage if passage else model.query  # type: ignore[attr-defined]
-    return np.vstack(
-        [np.asarray(run(texts[i : i + 32])).reshape(-1, 384) for i in range(0, len(texts), 32)]
-    )
 
 
 def _sparse(model: object, texts: list[str]) -> np.ndarray:
@@ -127,16 +124,8 @@ def _zscore(s: np.ndarray) -> np.ndarray:
 
 
 def _mean_auc(scores: np.ndarray, target: np.ndarray) -> float:
-    aucs = []
-    for j in range(target.shape[1]):
-        order = np.argsort(scores[:, j], kind="stable")
-        ranks = np.empty(len(order))
-        ranks[order] = np.arange(1, len(order) + 1)
-        pos = target[:, j] == 1
-        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-        if n_pos and n_neg:
-            aucs.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-    return float(np.mean(aucs))
+    """Mean over the claims (columns) of each one's AUC."""
+    return float(np.nanmean([auc(scores[:, j], target[:, j]) for j in range(target.shape[1])]))
 
 
 if __name__ == "__main__":
