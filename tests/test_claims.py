@@ -143,6 +143,34 @@ def test_every_flag_explains_itself() -> None:
     assert 0 < flag.score <= 1
 
 
+def test_a_phrase_is_looked_for_only_where_its_words_are() -> None:
+    # The vocabulary shortcuts (a claim's phrases indexed by their first word, a
+    # sentence's set of keys) must find exactly what scanning every sentence finds:
+    # every alias, term and cue of the seed story, in real passages of six languages.
+    from archiver.claims.rules import _find, compile_claims, parse
+
+    rows = [json.loads(line) for line in (ROOT / "seeds/corpus/train.jsonl").open()][::6]
+    assert len({r["lang"] for r in rows}) >= 6
+    compiled = compile_claims(tuple(CLAIMS))
+    found = 0
+    for row in rows:
+        sents = parse(row["text"])
+        vocab = frozenset().union(*(s.vocab for s in sents))
+        for c in compiled:
+            present = c.present(vocab)
+            groups = [(ps, exact) for _n, ps, exact in (*c.actors, *c.objects)]
+            groups += [((p,), False) for _t, p, _x in (*c.terms, *c.cues)]
+            for phrases, exact in groups:
+                for p in phrases:
+                    for s in sents:
+                        scanned = _find(p, s.exact if exact else s.keyed, 3)
+                        assert s.spans(p, exact, 3) == scanned, (p, s.text)
+                        if scanned:
+                            assert p in present, (p, s.text)
+                            found += 1
+    assert found > 200  # the comparison saw many real hits, not only misses
+
+
 def test_golden_flags(golden) -> None:  # type: ignore[no-untyped-def]
     out = []
     for line in (DATA / "golden" / "passages.jsonl").read_text(encoding="utf-8").splitlines():

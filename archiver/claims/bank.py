@@ -108,6 +108,14 @@ class Bank:
         stances = np.asarray([e.stance or "" for e in self.examples], dtype=object)
         return claims, stances
 
+    @cached_property
+    def codes(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Every example's claim as a number, and the claims those numbers stand for
+        ("" for a near miss): a view finds each claim's examples from these."""
+        names = tuple(sorted({e.claim or "" for e in self.examples}))
+        number = {name: n for n, name in enumerate(names)}
+        return np.asarray([number[e.claim or ""] for e in self.examples], np.intp), names
+
 
 @dataclass(frozen=True)
 class View:
@@ -118,9 +126,20 @@ class View:
     examples: list[Example]
     claims: np.ndarray
     stances: np.ndarray
+    codes: np.ndarray  # each example's claim as a number: ``names[code]``
+    names: tuple[str, ...]
+
+    @cached_property
+    def rows(self) -> dict[str, np.ndarray]:
+        """The positions of each claim's examples ("" for the near misses), found once
+        for the passage rather than by comparing every label again for each claim."""
+        found = {name: np.flatnonzero(self.codes == n) for n, name in enumerate(self.names)}
+        return {name: at for name, at in found.items() if len(at)}
 
 
-EMPTY = View(np.zeros(0), [], np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+EMPTY = View(
+    np.zeros(0), [], np.zeros(0, dtype=object), np.zeros(0, dtype=object), np.zeros(0, np.intp), ()
+)
 
 
 def bank_view(
@@ -132,14 +151,15 @@ def bank_view(
         return EMPTY
     matrix = bank.vectors(embedder)
     claims, stances = bank.labels
+    codes, names = bank.codes
     examples = list(bank.examples)
     if exclude is not None:
         keep = np.asarray([e.group != exclude for e in bank.examples], bool)
         if not keep.any():
             return EMPTY
-        matrix, claims, stances = matrix[keep], claims[keep], stances[keep]
+        matrix, claims, stances, codes = matrix[keep], claims[keep], stances[keep], codes[keep]
         examples = [e for e, k in zip(examples, keep, strict=True) if k]
-    return View((vectors @ matrix.T).max(axis=0), examples, claims, stances)
+    return View((vectors @ matrix.T).max(axis=0), examples, claims, stances, codes, names)
 
 
 def neighbours(sims: np.ndarray, examples: list[Example], k: int = 10) -> dict[str | None, float]:
@@ -162,15 +182,14 @@ def example_features(
     best_by_claim: dict[str, float],
 ) -> tuple[list[float], list[float]]:
     sims = view.sims
-    mine = view.claims == claim_id
-    none = view.claims == ""
-    other = ~mine & ~none
-    if not mine.any():
+    mine = view.rows.get(claim_id)
+    if mine is None:
         return [0.0] * 10, [0.0] * (1 + len(STANCES))
+    none = view.rows.get("")
     own = sims[mine]
     top = np.sort(own)[::-1]
-    ex_other = float(sims[other].max()) if other.any() else 0.0
-    ex_none = float(sims[none].max()) if none.any() else 0.0
+    ex_other = max((v for k, v in best_by_claim.items() if k != claim_id), default=0.0)
+    ex_none = float(sims[none].max()) if none is not None else 0.0
     order = np.argsort(own)[::-1][:5]
     weights = np.exp(20 * (own[order] - own[order[0]]))
     stances = view.stances[mine][order]
@@ -183,7 +202,7 @@ def example_features(
         votes.get(claim_id, 0.0),
         float(top[0]) - median,
         float(float(top[0]) >= values[-1]),
-        math.log1p(int(mine.sum())),  # a few examples say less than a hundred
+        math.log1p(len(mine)),  # a few examples say less than a hundred
     ]
     return bears, [1.0, *shares]
 

@@ -122,19 +122,28 @@ def _content_keys(text: str) -> frozenset[str]:
 def _overlaps(claims: Sequence[Claim], passage: str) -> list[float]:
     """For each claim: the share of its statements' content words the passage uses,
     each word weighted by how rare it is among the story's claims."""
+    have = _content_keys(passage)
+    return [
+        sum(w for k, w in weights.items() if k in have) / total
+        for weights, total in _claim_word_weights(tuple(claims))
+    ]
+
+
+@lru_cache(maxsize=256)
+def _claim_word_weights(claims: tuple[Claim, ...]) -> tuple[tuple[dict[str, float], float], ...]:
+    """For each claim: its content words, each weighted by how rare it is among the
+    story's claims, and their total (the same for every passage of a story)."""
     claim_keys = [frozenset().union(*(_content_keys(t) for t in c.texts)) for c in claims]
     df: dict[str, int] = {}
     for ks in claim_keys:
         for k in ks:
             df[k] = df.get(k, 0) + 1
     n = len(claims)
-    have = _content_keys(passage)
     out = []
     for ks in claim_keys:
         weights = {k: math.log(1 + n / df[k]) for k in ks}
-        total = sum(weights.values()) or 1.0
-        out.append(sum(w for k, w in weights.items() if k in have) / total)
-    return out
+        out.append((weights, sum(weights.values()) or 1.0))
+    return tuple(out)
 
 
 def _numbers(text: str) -> set[str]:
@@ -279,10 +288,7 @@ def describe(
     view = bank_view(bank, vectors, embedder, exclude)
     ex_sims, examples = view.sims, view.examples
     votes = neighbours(ex_sims, examples)
-    best_by_claim = {
-        claim: float(ex_sims[view.claims == claim].max())
-        for claim in set(view.claims.tolist()) - {""}
-    }
+    best_by_claim = {claim: float(ex_sims[at].max()) for claim, at in view.rows.items() if claim}
     probes = bank.probes(embedder, exclude) if bank is not None and bank.examples else None
     probed = _probe_scores(probes, vectors, claims)
     pairs = []
@@ -361,7 +367,7 @@ def describe(
             f"semantic: similarity {sim:.2f} to the claim, {lead:+.2f} over the median claim",
             *ev.head(),
         ]
-        own = np.flatnonzero(view.claims == c.id)
+        own = view.rows.get(c.id, np.zeros(0, np.intp))
         if len(own):
             near = int(own[ex_sims[own].argmax()])
             example = examples[near]

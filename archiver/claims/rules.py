@@ -25,7 +25,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -115,6 +115,23 @@ class _Compiled:
     objects: tuple[tuple[str, tuple[Phrase, ...], bool], ...]
     terms: tuple[tuple[str, Phrase, float], ...]
     cues: tuple[tuple[str, Phrase, str], ...]  # (text, phrase, side)
+    # Every phrase above by each key of its first word: a passage is scanned only for
+    # the phrases whose words it has (most of a story's phrases are in no sentence).
+    first: dict[str, frozenset[Phrase]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        phrases = [p for _n, ps, _e in (*self.actors, *self.objects) for p in ps]
+        phrases += [p for _t, p, _x in (*self.terms, *self.cues)]
+        index: dict[str, set[Phrase]] = {}
+        for phrase in phrases:
+            for key in phrase[0] if phrase else ():
+                index.setdefault(key, set()).add(phrase)
+        self.first.update({k: frozenset(v) for k, v in index.items()})
+
+    def present(self, vocab: frozenset[str]) -> set[Phrase]:
+        """The phrases each of whose words is in ``vocab`` (they may occur)."""
+        maybe = {p for k in vocab & self.first.keys() for p in self.first[k]}
+        return {p for p in maybe if not any(vocab.isdisjoint(part) for part in p[1:])}
 
 
 def _phrase(text: str) -> Phrase:
@@ -172,6 +189,15 @@ class _Sentence:
     keyed: list[frozenset[str]]
     clause: list[int]  # clause number of each word (commas, semicolons and colons split)
     exact: list[frozenset[str]]  # each word as written, for case-sensitive names
+    vocab: frozenset[str]  # every key of every word, and every word as written
+
+    def spans(self, phrase: Phrase, exact: bool = False, slop: int = 0) -> list[tuple[int, int]]:
+        """Where ``phrase`` occurs (``_find``). A phrase with a word the sentence lacks
+        is answered from the sentence's vocabulary, without a scan: most of a story's
+        names, terms and cues are absent from most sentences."""
+        if any(self.vocab.isdisjoint(part) for part in phrase):
+            return []
+        return _find(phrase, self.exact if exact else self.keyed, slop)
 
 
 _CLAUSE = re.compile(r"[,،;؛:]")
@@ -185,7 +211,9 @@ def _sentence(text: str) -> _Sentence:
         clause += [n] * len(words_here)
     folded = [fold(w) for w in raw]
     keyed = [keys(w) for w in folded]
-    return _Sentence(text.strip(), folded, raw, keyed, clause, [frozenset({w}) for w in raw])
+    exact = [frozenset({w}) for w in raw]
+    vocab = frozenset(raw).union(*keyed)
+    return _Sentence(text.strip(), folded, raw, keyed, clause, exact, vocab)
 
 
 def _find(phrase: Phrase, toks: list[frozenset[str]], slop: int = 0) -> list[tuple[int, int]]:
@@ -315,13 +343,14 @@ def evidence(c: _Compiled, sents: list[_Sentence], options: MatchOptions) -> Evi
     """Entity, topic-term and cue hits of one claim in the passage's sentences."""
     reasons: list[str] = []
     per_sentence = [0.0] * len(sents)
+    present = c.present(frozenset().union(*(s.vocab for s in sents)))
 
     def entity_hits(group: tuple[tuple[str, tuple[Phrase, ...], bool], ...]) -> list[str]:
         hit = []
-        for name, phrases, exact in group:
+        for name, every, exact in group:
+            phrases = [p for p in every if p in present]
             for n, s in enumerate(sents):
-                toks = s.exact if exact else s.keyed
-                if any(_find(p, toks) for p in phrases):
+                if phrases and any(s.spans(p, exact) for p in phrases):
                     hit.append(name)
                     per_sentence[n] += 1.0
                     break
@@ -331,7 +360,9 @@ def evidence(c: _Compiled, sents: list[_Sentence], options: MatchOptions) -> Evi
     term_weight, term_names = 0.0, []
     term_positions: set[tuple[int, int]] = set()  # (sentence, word): "recruit"/"recruiting" once
     for text, phrase, idf in c.terms:
-        spans = [(n, span) for n, s in enumerate(sents) for span in _find(phrase, s.keyed)]
+        if phrase not in present:
+            continue
+        spans = [(n, span) for n, s in enumerate(sents) for span in s.spans(phrase)]
         if spans:
             term_weight += idf * _saturate(len(spans))
             term_names.append(text)
@@ -341,8 +372,10 @@ def evidence(c: _Compiled, sents: list[_Sentence], options: MatchOptions) -> Evi
     side_weight = {"supports": 0.0, "contradicts": 0.0}
     cue_sentence: dict[str, int] = {}
     for text, phrase, side in c.cues:
+        if phrase not in present:
+            continue
         for n, s in enumerate(sents):
-            for start, _end in _find(phrase, s.keyed, options.slop):
+            for start, _end in s.spans(phrase, slop=options.slop):
                 negation = _negated(s, start, options.negation_window)
                 if negation:
                     side = "contradicts" if side == "supports" else "supports"
