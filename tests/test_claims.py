@@ -121,6 +121,21 @@ def test_negation_flips_the_stance() -> None:
     )
 
 
+def test_a_negated_cue_flips_only_itself() -> None:
+    # The same cue twice, negated once: one occurrence on each side, not two against.
+    from archiver.claims.rules import compile_claims, evidence, parse
+
+    [claim] = [c for c in compile_claims(tuple(CLAIMS)) if c.claim.id == E]
+    text = (
+        "Meta said it will not keep its most powerful model closed. "
+        "A year later Meta said it will keep its most powerful model closed."
+    )
+    ev = evidence(claim, parse(text), MatchOptions())
+    assert ev.side_weight["supports"] == pytest.approx(ev.side_weight["contradicts"])
+    assert ev.side_weight["supports"] > 0
+    assert ev.cue_sentence == {"contradicts": 0, "supports": 1}
+
+
 def test_names_are_not_animals_or_tools() -> None:
     assert _flags("Llamas are stubborn animals that will not stop spitting.") == {}
     assert _flags("Run open models locally with llama.cpp; Meta is not involved.") == {}

@@ -377,15 +377,17 @@ def evidence(c: _Compiled, sents: list[_Sentence], options: MatchOptions) -> Evi
         for n, s in enumerate(sents):
             for start, _end in s.spans(phrase, slop=options.slop):
                 negation = _negated(s, start, options.negation_window)
+                # Each occurrence on its own: a negated one flips only itself.
+                found = side
                 if negation:
-                    side = "contradicts" if side == "supports" else "supports"
-                    reasons.append(f"{side} (negated cue '{text}' after '{negation}')")
+                    found = "contradicts" if side == "supports" else "supports"
+                    reasons.append(f"{found} (negated cue '{text}' after '{negation}')")
                 else:
-                    reasons.append(f"{side} cue '{text}'")
+                    reasons.append(f"{found} cue '{text}'")
                 weight = 1.5 + 0.1 * len(phrase)
-                side_weight[side] += weight
+                side_weight[found] += weight
                 per_sentence[n] += 2 * weight
-                cue_sentence.setdefault(side, n)  # the first sentence with evidence for the side
+                cue_sentence.setdefault(found, n)  # the first sentence with evidence for it
     return Evidence(
         actors,
         objects,
