@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -572,6 +573,119 @@ def test_check_uses_the_learned_matcher_by_default_and_embeds_only_new_text(
     )
     run("check", "c")
     assert 0 < vectors() - before <= 2  # the new sentence (with its context), nothing else
+
+
+def test_a_stream_of_passages_is_answered_in_order_up_to_a_bad_one() -> None:
+    """``match_stream`` in this process and in two workers (the lexical matcher, so no
+    model loads): the same flags in the input's order, and a source that fails part
+    way still gets every passage before the failure answered, then the failure."""
+    from archiver.app.matching import Parallel, batches, match_stream
+    from archiver.claims.matcher import MatchSpec
+
+    claims = load_story(SEEDS / "claims.yaml").claims
+    texts = [
+        "Meta said it will keep its most powerful model closed.",
+        "The llama ate the hay.",
+        "Meta will not keep its next model closed, it said.",
+    ]
+    items = [(n, texts[n % 3]) for n in range(70)]
+
+    def failing() -> Iterator[tuple[int, str]]:
+        yield from items[:40]
+        raise ValueError("line 41 is bad")
+
+    assert [len(b) for b in batches(iter(items), 32)] == [32, 32, 6]
+    lexical = Matcher()
+    expected = [(n, match(t, claims, lexical)) for n, t in items]
+    assert {f.claim for f in expected[0][1]} and expected[1][1] == []
+    for parallel in (None, Parallel(MatchSpec(semantic=False), 2)):
+        assert list(match_stream(items, claims, lexical, parallel)) == expected
+        answered = []
+        with pytest.raises(ValueError, match="line 41"):
+            for answer in match_stream(failing(), claims, lexical, parallel):
+                answered.append(answer)
+        assert answered == expected[:40]
+
+
+TOWN_EXAMPLES = [
+    ("The council voted to close the Elm Street branch library next spring.", "library-closes"),
+    ("Elm Street library will shut its doors in March, the mayor's office said.", "library-closes"),
+    ("Die Stadt schließt die Bücherei in der Elm Street im kommenden Jahr.", "library-closes"),
+    ("Budget cuts mean the Elm Street reading room closes for good.", "library-closes"),
+    ("Library staff at Elm Street were told the branch will not reopen.", "library-closes"),
+    ("Work on the riverside park began this week with new paths and trees.", "new-park"),
+    ("The town is turning the old quay into a park along the river.", "new-park"),
+    ("Am Fluss entsteht ein neuer Stadtpark mit Spielplatz.", "new-park"),
+    ("Diggers arrived at the river bank where the new park will open in June.", "new-park"),
+    ("Councillors approved the design of the riverside park on Monday.", "new-park"),
+    ("The Elm Street bakery has new opening hours.", None),
+    ("Parking fees in the town centre rise in April.", None),
+    ("The river flooded two fields after the storm.", None),
+]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -> None:
+    """`claims match` and `claims eval` match in one process per core; their flags must
+    be the ones this process finds, in the input's order, and a bad line must still
+    stop the run after every passage before it is answered."""
+    seeds = story_dir(tmp_path) / "seeds"
+    (seeds / "claims.yaml").write_text(LIBRARY_CLAIMS, encoding="utf-8")
+    (seeds / "examples.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"e{n}", "text": t, "labels": {c: "supports"} if c else {}}) + "\n"
+            for n, (t, c) in enumerate(TOWN_EXAMPLES)
+        ),
+        encoding="utf-8",
+    )
+    texts = [
+        "Councillors agreed to shut the Elm Street branch library.",
+        "A new park is planned on the river bank, the town said.",
+        "It rained all weekend.",
+        "Die Bibliothek bleibt offen, sagte der Bürgermeister.",
+        "The library on Elm Street gets a new roof.",
+    ]
+    lines = [json.dumps({"id": n, "text": texts[n % len(texts)]}) for n in range(70)]
+    passages = tmp_path / "p.jsonl"
+    passages.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return claimwatch(tmp_path, *args, env={"CLAIMWATCH_SEMANTIC": None})
+
+    alone = run("claims", "match", str(passages), "--workers", "0")
+    pooled = run("claims", "match", str(passages), "--workers", "2")
+    assert alone.returncode == 0 and pooled.returncode == 0, alone.stderr + pooled.stderr
+    assert pooled.stdout == alone.stdout
+    rows = [json.loads(line) for line in pooled.stdout.splitlines()]
+    assert [r["id"] for r in rows] == list(range(70))  # three batches, in order
+    assert {f["claim"] for f in rows[0]["flags"]} == {"library-closes"}
+    assert {f["claim"] for f in rows[1]["flags"]} == {"new-park"}
+    assert rows[2]["flags"] == []
+    # A bad line in the third batch: the 66 passages before it are answered.
+    passages.write_text("\n".join([*lines[:66], "{}", *lines[66:]]) + "\n", encoding="utf-8")
+    for workers in ("0", "2"):
+        r = run("claims", "match", str(passages), "--workers", workers)
+        assert r.returncode == 2 and f"{passages}:67: expected a JSON object" in r.stderr
+        assert [json.loads(x)["id"] for x in r.stdout.splitlines()] == list(range(66))
+    # claims eval counts the same flags either way.
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(
+        "".join(
+            json.dumps({"id": str(n), "text": t, "labels": labels}) + "\n"
+            for n, (t, labels) in enumerate(
+                [(texts[0], {"library-closes": "supports"}), (texts[1], {"new-park": "supports"})]
+                + [(texts[2], {})] * 40
+            )
+        ),
+        encoding="utf-8",
+    )
+    reports = [
+        json.loads(run("claims", "eval", str(labelled), "--json", "--workers", w).stdout)
+        for w in ("0", "2")
+    ]
+    assert reports[0] == reports[1]
+    assert reports[0]["overall"]["tp"] == 2 and reports[0]["passages"] == 42
 
 
 @pytest.mark.slow

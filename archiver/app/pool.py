@@ -70,7 +70,7 @@ class ExtractionPool:
             if self._pool is not None:  # its last run has ended: runs take turns
                 self._pool.shutdown(wait=False, cancel_futures=broken)
             self._size = self.processes
-            self._pool = _spawn(self.processes)
+            self._pool = spawn(self.processes)
         return self._pool
 
     def helper(self) -> Executor | None:
@@ -79,7 +79,7 @@ class ExtractionPool:
         if not self.helps:
             return None
         if self._helper is None or getattr(self._helper, "_broken", False):
-            self._helper = _spawn(1)
+            self._helper = spawn(1)
         return self._helper
 
     def end_burst(self) -> None:
@@ -101,7 +101,8 @@ class ExtractionPool:
         self.close()
 
 
-def _spawn(workers: int) -> ProcessPoolExecutor:
+def spawn(workers: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes that stop when this one goes (``watch_parent``)."""
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),

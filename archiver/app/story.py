@@ -90,22 +90,14 @@ def prepare_matching(
     the vectors of every text the matcher compares with (claims, cues, examples) and
     the probes fitted from them, computed here once and kept in the store, not in
     every worker and every run."""
-    from archiver.claims.bank import Bank, Example, write_bank
-    from archiver.claims.semantic import E5Embedder, digest, passage_digest
+    from archiver.claims.bank import Bank, Example
+    from archiver.claims.matcher import write_spec
+    from archiver.claims.semantic import E5Embedder
 
     bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
-    texts = [e.text for e in bank.examples]
-    statements = list(dict.fromkeys(t for claim in claims for t in claim.texts))
-    for claim in claims:
-        texts += [*claim.texts, *claim.supports, *claim.contradicts]
-    embedder = E5Embedder(cache=store)
-    embedder.embed(list(dict.fromkeys(texts)))  # computes (and keeps) only what is new
-    embedder.embed(statements, passage=True)  # statements are read in both forms
-    keys = {digest(t) for t in texts} | {passage_digest(t) for t in statements}
-    vectors = store.vectors_for(embedder.name, keys)
-    path = workdir / "bank.npz"
-    key = write_bank(path, bank, vectors, _fitted_probes(store, bank, embedder, now))
-    return MatchSpec(True, model, str(path), key)
+    embedder = E5Embedder(cache=store)  # computes (and keeps) only what is new
+    probes = _fitted_probes(store, bank, embedder, now)
+    return write_spec(bank, claims, embedder, workdir / "bank.npz", model, probes)
 
 
 def _fitted_probes(store: Store, bank: Bank, embedder: Embedder, now: datetime) -> bytes | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archiver.claims import rules as lexical
@@ -110,6 +111,36 @@ class MatchSpec:
     model: str | None = None  # path of a trained model; None: the shipped one
     bank_file: str | None = None  # written by ``write_bank``
     bank_key: str = ""  # digest of the bank file's content
+
+
+def write_spec(
+    bank: Bank,
+    claims: Sequence[Claim],
+    embedder: Embedder,
+    path: Path,
+    model: str | None = None,
+    probes: bytes | None = None,
+) -> MatchSpec:
+    """The spec of a matcher for ``claims`` with ``bank``, for other processes: the bank
+    file at ``path`` holds the examples, the vectors of every text the matcher compares
+    with (the examples, the claims' statements in both of e5's forms, their cues) and
+    the probes (``probes``: fitted elsewhere, as ``probes_to_bytes``; else fitted here),
+    so that no worker computes them again. ``embedder`` computes what it lacks."""
+    from archiver.claims.bank import write_bank
+    from archiver.claims.probes import probes_to_bytes
+    from archiver.claims.semantic import digest, passage_digest
+
+    texts = [e.text for e in bank.examples]
+    for claim in claims:
+        texts += [*claim.texts, *claim.supports, *claim.contradicts]
+    texts = list(dict.fromkeys(texts))
+    statements = list(dict.fromkeys(t for claim in claims for t in claim.texts))
+    vectors = {digest(t): v.tobytes() for t, v in zip(texts, embedder.embed(texts), strict=True)}
+    forms = zip(statements, embedder.embed(statements, passage=True), strict=True)
+    vectors.update({passage_digest(t): v.tobytes() for t, v in forms})
+    if probes is None and bank.examples:
+        probes = probes_to_bytes(bank.probes(embedder))
+    return MatchSpec(True, model, str(path), write_bank(path, bank, vectors, probes))
 
 
 def make_matcher(

@@ -15,7 +15,7 @@ import hashlib
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from archiver.claims.features import describe
 from archiver.claims.matcher import BATCH, Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import FOLDS, fit_logistic, fold_of
-from archiver.claims.rules import STANCES, Claim, MatchOptions
+from archiver.claims.rules import STANCES, Claim, Flag, MatchOptions
 from archiver.claims.semantic import MODEL_NAME, Embedder
 from store.errors import ConfigError
 
@@ -424,10 +424,19 @@ class Report:
 
 def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher) -> Report:
     """Run the matcher on every passage and count against the labels."""
+    flags = (match(row.text, claims, matcher) for row in _embedded_ahead(rows, matcher.embedder))
+    return tally(rows, claims, flags)
+
+
+def tally(
+    rows: Sequence[Labelled], claims: Sequence[Claim], flags: Iterable[Sequence[Flag]]
+) -> Report:
+    """Count the flags found for each passage (``flags``, in the order of ``rows``)
+    against its labels."""
     report = Report()
-    for row in _embedded_ahead(rows, matcher.embedder):
+    for row, flagged in zip(rows, flags, strict=True):
         report.passages += 1
-        found = {f.claim: f for f in match(row.text, claims, matcher)}
+        found = {f.claim: f for f in flagged}
         page = report.by_page[row.group]
         for c in claims:
             want, got = row.labels.get(c.id), found.get(c.id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,8 +175,47 @@ def _matcher(app: App, story: Any, model: Path | None) -> Any:
 
     if not app.config.semantic:
         return Matcher()
-    path = str(model) if model else app.config.claims_model
-    return Matcher(embedder=E5Embedder(), model=load_model(path), bank=story.bank())
+    return Matcher(
+        embedder=E5Embedder(), model=load_model(_model_path(app, model)), bank=story.bank()
+    )
+
+
+def _model_path(app: App, model: Path | None) -> str | None:
+    return str(model) if model else app.config.claims_model
+
+
+def _matched(
+    app: App,
+    story: Any,
+    model: Path | None,
+    items: Iterable[tuple[Any, str]],
+    workers: int | None,
+    batch: int,
+) -> Iterator[tuple[Any, list[Any]]]:
+    """(id, flags) for each (id, passage) of ``items``, in order: in worker processes
+    when the semantic layer is on and passages come in batches (``archiver.app.matching``)."""
+    from archiver.app.matching import Parallel, default_workers, match_stream
+    from archiver.claims.matcher import write_spec
+
+    matcher = _matcher(app, story, model)
+    workers = default_workers() if workers is None else workers
+    if matcher.embedder is None or workers < 1 or batch < 2:
+        yield from match_stream(items, story.claims, matcher, None, batch)
+        return
+    with tempfile.TemporaryDirectory(prefix="claimwatch-match-") as tmp:
+        path = Path(tmp) / "bank.npz"
+        spec = write_spec(
+            story.bank(), story.claims, matcher.embedder, path, _model_path(app, model)
+        )
+        yield from match_stream(items, story.claims, matcher, Parallel(spec, workers), batch)
+
+
+_WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes to match in [default: one per core on 2 or more cores; 0: this one].",
+)
 
 
 _MODEL = click.option(
@@ -190,48 +231,45 @@ _MODEL = click.option(
 @_CLAIMS_FILE
 @_MODEL
 @SEMANTIC
+@_WORKERS
 @click.pass_obj
 def claims_match(
-    app: App, passages: Any, claims_file: Path | None, model: Path | None, semantic: bool | None
+    app: App,
+    passages: Any,
+    claims_file: Path | None,
+    model: Path | None,
+    semantic: bool | None,
+    workers: int | None,
 ) -> None:
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.matcher import BATCH, match, prefetch
+    from archiver.claims.matcher import BATCH
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
-    matcher = _matcher(app, story, model)
     name = getattr(passages, "name", "input")
-    # From a pipe, passages are embedded BATCH at a time (faster); typed at a terminal,
-    # each is answered at once.
+
+    def items() -> Iterator[tuple[Any, str]]:
+        for n, line in enumerate(passages, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                text = item["text"]
+                if not isinstance(text, str):
+                    raise TypeError("text is not a string")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise UsageError(
+                    f"{name}:{n}: expected a JSON object with 'id' and 'text' ({exc})"
+                ) from None
+            yield item.get("id"), text
+
+    # From a pipe, passages are matched BATCH at a time (faster), and every good line
+    # before a bad one is answered; typed at a terminal, each is answered at once.
     batch = 1 if getattr(passages, "isatty", lambda: False)() else BATCH
-    pending: list[tuple[Any, str]] = []
-
-    def flush() -> None:
-        prefetch([text for _id, text in pending], matcher.embedder)
-        for item_id, text in pending:
-            found = match(text, story.claims, matcher)
-            emit_json([{"id": item_id, "flags": [_flag_json(f) for f in found]}])
-        pending.clear()
-
-    for n, line in enumerate(passages, start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            text = item["text"]
-            if not isinstance(text, str):
-                raise TypeError("text is not a string")
-        except (ValueError, KeyError, TypeError) as exc:
-            flush()  # every good line before the bad one is answered
-            raise UsageError(
-                f"{name}:{n}: expected a JSON object with 'id' and 'text' ({exc})"
-            ) from None
-        pending.append((item.get("id"), text))
-        if len(pending) >= batch:
-            flush()
-    flush()
+    for item_id, found in _matched(app, story, model, items(), workers, batch):
+        emit_json([{"id": item_id, "flags": [_flag_json(f) for f in found]}])
 
 
 def _flag_json(f: Any) -> dict[str, Any]:
@@ -249,6 +287,7 @@ def _flag_json(f: Any) -> dict[str, Any]:
 @_CLAIMS_FILE
 @_MODEL
 @SEMANTIC
+@_WORKERS
 @JSON_LINES
 @click.pass_obj
 def claims_eval(
@@ -257,6 +296,7 @@ def claims_eval(
     claims_file: Path | None,
     model: Path | None,
     semantic: bool | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Measure the matcher on labelled passages (docs/claims.md gives the format):
@@ -265,12 +305,14 @@ def claims_eval(
     'flags --min-score' at 0.5 to 0.9 would keep ([alerts] min_score cuts the same way,
     on supporting and contradicting flags)."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.training import evaluate, read_labelled
+    from archiver.claims.matcher import BATCH
+    from archiver.claims.training import read_labelled, tally
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
     rows = read_labelled(labelled, story.claims)
-    report = evaluate(rows, story.claims, _matcher(app, story, model)).to_dict()
+    found = _matched(app, story, model, ((r.id, r.text) for r in rows), workers, BATCH)
+    report = tally(rows, story.claims, (flags for _id, flags in found)).to_dict()
     if as_json:
         emit_json([report])
         return
