@@ -38,6 +38,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         compileall.compile_dir(root / package, quiet=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test reads or writes the user's cache (``claims match`` keeps bank files there)."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

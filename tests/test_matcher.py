@@ -7,6 +7,7 @@ Rewrite the golden file after an intended change with ``pytest --update-golden``
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -624,6 +625,62 @@ TOWN_EXAMPLES = [
 ]
 
 
+def test_a_storys_bank_file_is_kept_between_runs_and_written_again_only_when_it_changes(
+    tmp_path: Path, embedder: E5Embedder
+) -> None:
+    """``kept_spec`` (claims match, claims eval): the first run embeds and writes the bank
+    file to the cache directory, the next reads it (no model needed) and matches the
+    same; another claim text is another file; a damaged file is written again; without
+    a usable cache directory a temporary file serves the run and is removed."""
+    from archiver.app.matching import _prune, kept_spec
+    from archiver.claims.bank import Bank, Example
+    from archiver.claims.matcher import make_matcher
+
+    claims = load_story(SEEDS / "claims.yaml").claims[:2]
+    bank = Bank(
+        tuple(
+            Example(claims[n % 2].id if c else None, "supports" if c else None, t, f"p{n}")
+            for n, (t, c) in enumerate(TOWN_EXAMPLES)
+        )
+    )
+    loads: list[int] = []
+
+    def load() -> E5Embedder:
+        loads.append(1)
+        return embedder
+
+    cache = tmp_path / "cache"
+    text = "Meta said it will keep its most powerful model closed, and spend more on AI."
+    with kept_spec(bank, claims, None, cache, load) as first:
+        assert first.bank_file and Path(first.bank_file).parent == cache
+        fresh = match(text, claims, make_matcher(first, embedder=E5Embedder()))
+    assert loads == [1] and [p.name for p in cache.iterdir()] == [Path(first.bank_file).name]
+    with kept_spec(bank, claims, None, cache, load) as again:
+        assert again == first and loads == [1]  # read, not embedded again
+        assert match(text, claims, make_matcher(again, embedder=E5Embedder())) == fresh
+    assert fresh == match(text, claims, Matcher(embedder=embedder, bank=bank))
+    reworded = (replace(claims[0], supports=(*claims[0].supports, "keeps it closed")), claims[1])
+    with kept_spec(bank, reworded, None, cache, load) as other:
+        assert other.bank_file != first.bank_file and loads == [1, 1]
+    assert len(list(cache.glob("*.npz"))) == 2
+    Path(first.bank_file).write_bytes(b"PK\x03\x04 cut short")  # a damaged file
+    with kept_spec(bank, claims, None, cache, load) as mended:
+        assert mended == first and loads == [1, 1, 1]
+        assert match(text, claims, make_matcher(mended, embedder=E5Embedder())) == fresh
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache directory would be", encoding="utf-8")
+    with kept_spec(bank, claims, None, blocked / "banks", load) as temporary:
+        assert temporary.bank_file and Path(temporary.bank_file).exists()
+        assert not Path(temporary.bank_file).is_relative_to(blocked)
+    assert not Path(temporary.bank_file).exists() and loads == [1, 1, 1, 1]
+    # The most recently used files are the ones kept.
+    for age, f in enumerate(sorted(cache.glob("*.npz"))):
+        os.utime(f, (1000 + age, 1000 + age))
+    newest = max(cache.glob("*.npz"), key=lambda f: f.stat().st_mtime)
+    _prune(cache, 1)
+    assert list(cache.glob("*.npz")) == [newest]
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -> None:
@@ -656,7 +713,8 @@ def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -
     alone = run("claims", "match", str(passages), "--workers", "0")
     pooled = run("claims", "match", str(passages), "--workers", "2")
     assert alone.returncode == 0 and pooled.returncode == 0, alone.stderr + pooled.stderr
-    assert pooled.stdout == alone.stdout
+    assert pooled.stdout == alone.stdout  # the second run read the first's bank file
+    assert len(list((tmp_path / "cache" / "claimwatch" / "banks").glob("*.npz"))) == 1
     rows = [json.loads(line) for line in pooled.stdout.splitlines()]
     assert [r["id"] for r in rows] == list(range(70))  # three batches, in order
     assert {f["claim"] for f in rows[0]["flags"]} == {"library-closes"}

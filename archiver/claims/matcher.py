@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # numpy, the model and the bank load on first use (below): a 
     # without claims imports this module for MatchSpec and never pays for them.
     from archiver.claims.bank import Bank
     from archiver.claims.model import ClaimModel
-    from archiver.claims.semantic import Embedder
+    from archiver.claims.semantic import E5Embedder, Embedder
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,13 @@ def write_spec(
 
 
 def make_matcher(
-    spec: MatchSpec, options: MatchOptions | None = None, cache: Any = None
+    spec: MatchSpec,
+    options: MatchOptions | None = None,
+    cache: Any = None,
+    embedder: E5Embedder | None = None,
 ) -> Matcher:
-    """The matcher a spec describes (the embedding model loads here, once)."""
+    """The matcher a spec describes. The embedding model loads here, once, to run on one
+    thread (one worker per core), unless ``embedder`` is given."""
     options = options or MatchOptions()
     if not spec.semantic:
         return Matcher(options)
@@ -154,7 +158,8 @@ def make_matcher(
     from archiver.claims.model import load_model
     from archiver.claims.semantic import E5Embedder
 
-    embedder = E5Embedder(cache=cache, threads=1)  # one worker per core: one thread each
+    if embedder is None:
+        embedder = E5Embedder(cache=cache, threads=1)
     bank = None
     if spec.bank_file:
         bank, vectors = read_bank(spec.bank_file, embedder.name)

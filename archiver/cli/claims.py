@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,18 +167,6 @@ def _story(app: App, claims_file: Path | None) -> Path:
     return seeds_dir / "claims.yaml"
 
 
-def _matcher(app: App, story: Any, model: Path | None) -> Any:
-    from archiver.claims.matcher import Matcher
-    from archiver.claims.model import load_model
-    from archiver.claims.semantic import E5Embedder
-
-    if not app.config.semantic:
-        return Matcher()
-    return Matcher(
-        embedder=E5Embedder(), model=load_model(_model_path(app, model)), bank=story.bank()
-    )
-
-
 def _model_path(app: App, model: Path | None) -> str | None:
     return str(model) if model else app.config.claims_model
 
@@ -193,21 +180,35 @@ def _matched(
     batch: int,
 ) -> Iterator[tuple[Any, list[Any]]]:
     """(id, flags) for each (id, passage) of ``items``, in order: in worker processes
-    when the semantic layer is on and passages come in batches (``archiver.app.matching``)."""
-    from archiver.app.matching import Parallel, default_workers, match_stream
-    from archiver.claims.matcher import write_spec
+    when the semantic layer is on and passages come in batches, with the story's bank
+    file kept in the user's cache directory between runs (``archiver.app.matching``)."""
+    from functools import cache
 
-    matcher = _matcher(app, story, model)
-    workers = default_workers() if workers is None else workers
-    if matcher.embedder is None or workers < 1 or batch < 2:
-        yield from match_stream(items, story.claims, matcher, None, batch)
+    from archiver.app.matching import Parallel, default_workers, kept_spec, match_stream
+    from archiver.claims.matcher import Matcher, make_matcher
+    from archiver.claims.semantic import E5Embedder
+
+    if not app.config.semantic:
+        yield from match_stream(items, story.claims, Matcher(), None, batch)
         return
-    with tempfile.TemporaryDirectory(prefix="claimwatch-match-") as tmp:
-        path = Path(tmp) / "bank.npz"
-        spec = write_spec(
-            story.bank(), story.claims, matcher.embedder, path, _model_path(app, model)
-        )
-        yield from match_stream(items, story.claims, matcher, Parallel(spec, workers), batch)
+    workers = default_workers() if workers is None else workers
+    embedder = cache(E5Embedder)  # loaded here only to write a bank file, or to match here
+    bank, path = story.bank(), _model_path(app, model)
+    with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
+        if workers < 1 or batch < 2:
+            matcher = make_matcher(spec, embedder=embedder())
+            yield from match_stream(items, story.claims, matcher, None, batch)
+        else:
+            parallel = Parallel(spec, workers)
+            yield from match_stream(items, story.claims, Matcher(), parallel, batch)
+
+
+def bank_cache_dir() -> Path:
+    """Where ``claims match`` and ``claims eval`` keep a story's bank file between runs
+    (``$XDG_CACHE_HOME/claimwatch/banks`` on Linux)."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("claimwatch") / "banks"
 
 
 _WORKERS = click.option(

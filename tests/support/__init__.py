@@ -49,6 +49,7 @@ def claimwatch(
         **os.environ,
         "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"),
         "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "1",  # the test servers are on 127.0.0.1
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # claims match's bank files
     }
     full_env.pop("CLAIMWATCH_DB", None)
     for name, value in (env or {}).items():
