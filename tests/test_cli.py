@@ -363,6 +363,16 @@ def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> N
     r = claimwatch(story, "claims", "match", str(passages))
     assert r.returncode == 2 and f"{passages}:4: expected a JSON object" in r.stderr
     assert [json.loads(x)["id"] for x in r.stdout.splitlines()] == [0, 1, 2]
+    # A line that is not UTF-8 is named as such, after the lines before it; a BOM is fine.
+    latin = '{"id": 3, "text": "caf\u00e9"}'.encode("latin-1")
+    passages.write_bytes(b"\xef\xbb\xbf" + "\n".join(good).encode() + b"\n" + latin + b"\n")
+    r = claimwatch(story, "claims", "match", str(passages))
+    assert r.returncode == 2 and [json.loads(x)["id"] for x in r.stdout.splitlines()] == [0, 1, 2]
+    column = latin.index("\u00e9".encode("latin-1")) + 1
+    assert r.stderr.splitlines() == [
+        f"claimwatch: error: {passages}:4: not UTF-8 text (invalid continuation byte at "
+        f"byte {column} of the line); save the file as UTF-8"
+    ]
 
 
 @pytest.mark.e2e
@@ -400,6 +410,27 @@ def test_claims_eval_reports_figures_with_their_intervals(story_with_claims: Pat
             len(labels - kept),
         )
     assert cuts["0.5"]["tp"] + cuts["0.5"]["fp"] > cuts["0.9"]["tp"] + cuts["0.9"]["fp"] > 0
+    # A label for a claim the claims file lacks: one line naming the file, the line, and
+    # the claims it does have.
+    wrong = story_with_claims / "wrong.jsonl"
+    wrong.write_text('{"id": 1, "text": "x", "labels": {"acme-closes": "supports"}}\n')
+    r = claimwatch(story_with_claims, "claims", "eval", str(wrong))
+    assert r.returncode == 2 and r.stdout == ""
+    [line] = r.stderr.splitlines()
+    assert f"{wrong}:1: labels unknown claim 'acme-closes'" in line
+    assert "capex-65b-wall-street" in line and "--claims" in line
+    # Not UTF-8: the line is named; a BOM is fine; no stance figure without a pair.
+    good = json.dumps({"id": 0, "text": "The llama ate the hay.", "labels": {}})
+    wrong.write_bytes(b"\xef\xbb\xbf" + good.encode() + b"\n")
+    r = claimwatch(story_with_claims, "claims", "eval", str(wrong))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(
+        "1 passages: precision 0.00, recall 0.00, F1 0.00; stance accuracy n/a"
+    )
+    wrong.write_bytes(good.encode() + b"\n" + good.encode() + b"\n\xff\n")
+    r = claimwatch(story_with_claims, "claims", "eval", str(wrong))
+    assert r.returncode == 2
+    assert f"{wrong}:3: not UTF-8 text (invalid start byte)" in r.stderr
 
 
 @pytest.mark.e2e

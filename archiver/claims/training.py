@@ -46,9 +46,16 @@ def read_labelled(path: Path, claims: Sequence[Claim] | None = None) -> list[Lab
     known = {c.id for c in claims} if claims is not None else None
     out = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), f"cannot be read ({exc})") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()  # a BOM is fine
+    except UnicodeDecodeError as exc:
+        bad = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{bad}", f"not UTF-8 text ({exc.reason}); save the file as UTF-8"
+        ) from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -64,7 +71,12 @@ def read_labelled(path: Path, claims: Sequence[Claim] | None = None) -> list[Lab
             if stance not in STANCES:
                 raise ConfigError(where, f"stance {stance!r} is not one of {', '.join(STANCES)}")
             if known is not None and cid not in known:
-                raise ConfigError(where, f"labels unknown claim {cid!r}")
+                some = ", ".join(sorted(known)[:12]) + (", ..." if len(known) > 12 else "")
+                raise ConfigError(
+                    where,
+                    f"labels unknown claim {cid!r}; the claims file has {some} "
+                    "(--claims names another claims file)",
+                )
         out.append(
             Labelled(
                 str(row.get("id", n)),
@@ -407,6 +419,7 @@ class Report:
             "passages": self.passages,
             "overall": {**self.overall.scores(), **self.overall.__dict__},
             "stance_accuracy": self.stance_accuracy(),
+            "stance_pairs": sum(self.confusion.values()),  # labelled and flagged (0: no figure)
             "intervals": self.intervals(),
             "by_claim": {k: {**v.scores(), **v.__dict__} for k, v in sorted(self.by_claim.items())},
             "by_language": {

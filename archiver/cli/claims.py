@@ -228,7 +228,7 @@ _MODEL = click.option(
 
 
 @claims_group.command("match")
-@click.argument("passages", type=click.File("r", encoding="utf-8"), metavar="FILE.jsonl")
+@click.argument("passages", type=click.File("rb"), metavar="FILE.jsonl")
 @_CLAIMS_FILE
 @_MODEL
 @SEMANTIC
@@ -252,7 +252,14 @@ def claims_match(
     name = getattr(passages, "name", "input")
 
     def items() -> Iterator[tuple[Any, str]]:
-        for n, line in enumerate(passages, start=1):
+        for n, raw in enumerate(passages, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")  # a BOM is fine
+            except UnicodeDecodeError as exc:  # read as bytes, so the line is known
+                raise UsageError(
+                    f"{name}:{n}: not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the "
+                    "line); save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -319,9 +326,14 @@ def claims_eval(
         return
     console = make_console()
     o = report["overall"]
+    stance = (
+        f"stance accuracy {report['stance_accuracy']:.2f}"
+        if report["stance_pairs"]
+        else "stance accuracy n/a (no labelled pair was flagged)"
+    )
     console.print(
         f"{report['passages']} passages: precision {o['precision']:.2f}, recall "
-        f"{o['recall']:.2f}, F1 {o['f1']:.2f}; stance accuracy {report['stance_accuracy']:.2f}"
+        f"{o['recall']:.2f}, F1 {o['f1']:.2f}; {stance}"
     )
     ci = report["intervals"]
     if ci:
