@@ -746,6 +746,36 @@ def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -
     assert reports[0]["overall"]["tp"] == 2 and reports[0]["passages"] == 42
 
 
+def test_claims_train_refuses_too_few_passages_and_writes_nothing(tmp_path: Path) -> None:
+    """A model trained on a handful of passages would be noise with a file name: the
+    command says how many it takes and what to do meanwhile, and writes no file."""
+    from archiver.claims.training import MIN_LABELLED, MIN_UNLABELLED, Labelled, too_few
+
+    def rows(labelled: int, unlabelled: int, pages: int) -> list[Labelled]:
+        labels = [{"bolts-missing": "supports"}] * labelled + [{}] * unlabelled
+        return [Labelled(str(n), "x", lab, group=f"p{n % pages}") for n, lab in enumerate(labels)]
+
+    assert too_few(rows(MIN_LABELLED, MIN_UNLABELLED, 5), 5) is None
+    for short in (
+        rows(MIN_LABELLED - 1, MIN_UNLABELLED, 5),
+        rows(MIN_LABELLED, MIN_UNLABELLED - 1, 5),
+        rows(MIN_LABELLED, MIN_UNLABELLED, 4),
+    ):
+        assert "too few to train on" in (too_few(short, 5) or "")
+    corpus = tmp_path / "few.jsonl"
+    first = (DATA / "stories" / "door-plug" / "eval.jsonl").read_text("utf-8").splitlines()[0]
+    corpus.write_text(first + "\n", encoding="utf-8")  # one labelled passage
+    out = tmp_path / "m.json"
+    r = claimwatch(
+        tmp_path, "claims", "train", "--claims", str(DOOR_PLUG), "--corpus", str(corpus),
+        "--no-verdicts", "--out", str(out),
+    )  # fmt: skip
+    assert r.returncode == 2 and not out.exists()
+    [line] = r.stderr.splitlines()
+    assert f"{corpus}: 1 passages (1 with a label, 0 without, from 1 pages)" in line
+    assert "claims file's examples" in line
+
+
 @pytest.mark.slow
 def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) -> None:
     """The one command that retrains: on the second story's labelled passages, with no

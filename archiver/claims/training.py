@@ -580,6 +580,26 @@ def sparse_banks(bank: Bank, seed: int) -> list[Bank]:
     return out
 
 
+MIN_LABELLED = 30  # passages with a label that training needs, at the least
+MIN_UNLABELLED = 10  # and passages without one (the near misses)
+
+
+def too_few(rows: Sequence[Labelled], folds: int) -> str | None:
+    """Why ``rows`` are too few to train a model on, or None. Cross-validation by page
+    needs a page for every fold, and the model both kinds of passage."""
+    labelled = sum(1 for r in rows if r.labels)
+    pages = len({r.group for r in rows})
+    if labelled >= MIN_LABELLED and len(rows) - labelled >= MIN_UNLABELLED and pages >= folds:
+        return None
+    return (
+        f"{len(rows)} passages ({labelled} with a label, {len(rows) - labelled} without, "
+        f"from {pages} pages) are too few to train on: it takes at least {MIN_LABELLED} "
+        f"with a label and {MIN_UNLABELLED} without, from {folds} pages or more. Until "
+        "then, list them as the claims file's examples: the shipped model reads them "
+        "without retraining"
+    )
+
+
 def train_model(
     rows: Sequence[Labelled],
     claims: Sequence[Claim],

@@ -424,6 +424,7 @@ def claims_train(
         Labelled,
         Settings,
         read_labelled,
+        too_few,
         train_model,
     )
 
@@ -446,7 +447,11 @@ def claims_train(
                         group=f"v{n}",
                     )
                 )
-    model = train_model(rows, story.claims, Settings(seed=seed), [str(p) for p in paths])
+    settings = Settings(seed=seed)
+    reason = too_few(rows, settings.folds)
+    if reason:
+        raise UsageError(f"{', '.join(map(str, paths))}: {reason}")
+    model = train_model(rows, story.claims, settings, [str(p) for p in paths])
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
     cv = model.info["cv"]
     by_view = cv.get("by_view", {})
