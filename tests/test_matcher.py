@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -709,12 +710,8 @@ def test_a_storys_bank_file_is_kept_between_runs_and_written_again_only_when_it_
     assert list(cache.glob("*.npz")) == [newest]
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -> None:
-    """`claims match` and `claims eval` match in one process per core; their flags must
-    be the ones this process finds, in the input's order, and a bad line must still
-    stop the run after every passage before it is answered."""
+def town_story(tmp_path: Path) -> Path:
+    """A story of two claims about a town, with TOWN_EXAMPLES: its seeds directory."""
     seeds = story_dir(tmp_path) / "seeds"
     (seeds / "claims.yaml").write_text(LIBRARY_CLAIMS, encoding="utf-8")
     (seeds / "examples.jsonl").write_text(
@@ -724,6 +721,50 @@ def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -
         ),
         encoding="utf-8",
     )
+    return seeds
+
+
+@pytest.mark.e2e
+def test_claims_match_on_a_full_disk_is_one_clear_line_and_leaves_no_part_file(
+    tmp_path: Path,
+) -> None:
+    """Nowhere to write the bank file (a file size limit stands in for a full disk):
+    one error line, exit 1, and nothing half-written in the cache directory."""
+    import resource
+    import signal
+
+    seeds = town_story(tmp_path)
+    passages = tmp_path / "p.jsonl"
+    passages.write_text(json.dumps({"id": 1, "text": "The library closes."}) + "\n")
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+
+    env = {**os.environ, "CLAIMWATCH_SEEDS": str(seeds), "XDG_CACHE_HOME": str(tmp_path / "c")}
+    env.pop("CLAIMWATCH_SEMANTIC")
+    r = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "claims", "match", str(passages)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, preexec_fn=small_files,
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    [line] = r.stderr.splitlines()
+    assert line.startswith("claimwatch: error: cannot write the matcher's bank file in ")
+    assert "File too large" in line and "TMPDIR" in line
+    assert list((tmp_path / "c").rglob("*")) == [
+        tmp_path / "c" / "claimwatch",
+        tmp_path / "c" / "claimwatch" / "banks",
+    ]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -> None:
+    """`claims match` and `claims eval` match in one process per core; their flags must
+    be the ones this process finds, in the input's order, and a bad line must still
+    stop the run after every passage before it is answered."""
+    town_story(tmp_path)
     texts = [
         "Councillors agreed to shut the Elm Street branch library.",
         "A new park is planned on the river bank, the town said.",

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from archiver.claims.matcher import BATCH, Matcher, MatchSpec, match, prefetch, write_spec
 from archiver.claims.rules import Claim, Flag
+from store.errors import ClaimwatchError
 
 if TYPE_CHECKING:
     from archiver.claims.bank import Bank
@@ -79,7 +80,14 @@ def kept_spec(
         yield spec
         return
     with tempfile.TemporaryDirectory(prefix="claimwatch-match-") as tmp:
-        yield write_spec(bank, claims, embedder(), Path(tmp) / "bank.npz", model)
+        try:
+            spec = write_spec(bank, claims, embedder(), Path(tmp) / "bank.npz", model)
+        except OSError as exc:  # a full disk: nowhere to put the file
+            raise ClaimwatchError(
+                f"cannot write the matcher's bank file in {tmp} ({exc.strerror or exc}); "
+                "free some space there, or point TMPDIR elsewhere"
+            ) from None
+        yield spec
 
 
 def bank_file_key(bank: Bank, claims: Sequence[Claim]) -> str:
@@ -102,7 +110,8 @@ def _kept(
 ) -> MatchSpec:
     key = path.stem[:16]
     if _readable(path):
-        os.utime(path)  # recently used: kept when older files are pruned
+        with contextlib.suppress(OSError):  # a read-only cache is still read
+            os.utime(path)  # recently used: kept when older files are pruned
         return MatchSpec(True, model, str(path), key)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, part = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
