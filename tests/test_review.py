@@ -132,7 +132,7 @@ def test_review_walks_unreviewed_flags_interactively(
     page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, OPEN])
     claimwatch(story, "check", "a")
     assert len(flags(story)) == 2
-    # Reject the first; confirm the second, keeping its stance (the prompt's default).
+    # Reject the first ("n", as "r"); confirm the second, keeping its stance (the default).
     r = subprocess.run(
         [
             sys.executable,
@@ -143,7 +143,7 @@ def test_review_walks_unreviewed_flags_interactively(
             "flags",
             "review",
         ],
-        input="r\nc\n\n",
+        input="n\nc\n\n",
         capture_output=True,
         text=True,
         cwd=story,

@@ -541,7 +541,7 @@ def flags_reject(app: App, flag_id: int) -> None:
     click.echo(terminal_safe(f"flag {f.id} rejected: {f.claim_id}"))
 
 
-_ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit"}
+_ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit", "y": "confirm", "n": "reject"}
 
 
 @flags_cmd.command("review")
@@ -567,15 +567,16 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
         console.print(terminal_safe(f"{f.source_name} v{f.version}"), markup=False)
         console.print(terminal_safe(f"  {f.evidence}"), markup=False)
         answer = click.prompt(
-            "[c]onfirm, [r]eject, [s]kip, [q]uit",
-            type=click.Choice(list(_ANSWERS)),
+            "[c]onfirm (y), [r]eject (n), [s]kip, [q]uit",
+            type=click.Choice(list(_ANSWERS), case_sensitive=False),
             show_choices=False,
         )
-        if answer == "q":
+        action = _ANSWERS[answer.lower()]
+        if action == "quit":
             break
-        if answer == "s":
+        if action == "skip":
             continue
-        if answer == "c":
+        if action == "confirm":
             stance = click.prompt(
                 "stance", type=click.Choice(STANCE_NAMES), default=f.stance, show_default=True
             )
