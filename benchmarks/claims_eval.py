@@ -32,9 +32,9 @@ import psutil
 
 from archiver.app.claimsfile import load_story
 from archiver.app.matching import Parallel, default_workers, match_stream
+from archiver.claims.labelled import read_labelled, tally
 from archiver.claims.matcher import Matcher, match, write_spec
 from archiver.claims.model import load_model
-from archiver.claims.training import read_labelled, tally
 from archiver.text.segment import sentences
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
-from archiver.claims import training
+from archiver.claims import labelled, training
 from archiver.claims.matcher import Matcher
 from archiver.claims.model import load_model
 from archiver.claims.semantic import E5Embedder
@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     story = load_story(args.claims)
     rows = story.labelled()
-    heldout = training.read_labelled(args.heldout, story.claims)
+    heldout = labelled.read_labelled(args.heldout, story.claims)
     model, embedder = load_model(args.model), E5Embedder()
     settings = training.Settings()
     pages = list(training.page_folds([r.group for r in rows], settings.folds, settings.seed))
@@ -50,14 +50,14 @@ def main() -> None:
         )
     more = list(rows)
     for path in args.extra:
-        more += training.read_labelled(path, story.claims)
+        more += labelled.read_labelled(path, story.claims)
         banks.append((f"all + {path.name}", list(more)))
     print("| bank | examples | F1 (95% interval) | precision | recall | stance |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, examples in banks:
         start = time.perf_counter()
         matcher = Matcher(embedder=embedder, model=model, bank=training.bank_of(examples))
-        report = training.evaluate(heldout, story.claims, matcher).to_dict()
+        report = labelled.evaluate(heldout, story.claims, matcher).to_dict()
         o, low_high = report["overall"], report["intervals"]["f1"]
         print(
             f"| {name} | {len(examples)} | {o['f1']:.3f} ({low_high[0]:.2f}-{low_high[1]:.2f}) "

@@ -28,11 +28,12 @@ from pathlib import Path
 
 from archiver.app.claimsfile import load_story
 from archiver.claims.bank import Bank, Example
+from archiver.claims.labelled import Labelled, evaluate, read_labelled
 from archiver.claims.matcher import Matcher, match
 from archiver.claims.model import load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
-from archiver.claims.training import Labelled, evaluate, read_labelled, statements_only
+from archiver.claims.training import statements_only
 
 ROOT = Path(__file__).resolve().parent.parent
 STORY = ROOT / "tests" / "data" / "stories" / "door-plug"

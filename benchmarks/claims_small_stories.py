@@ -24,19 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
+from archiver.claims.labelled import Counts, evaluate, read_labelled
 from archiver.claims.matcher import Matcher
 from archiver.claims.model import load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
-from archiver.claims.training import (
-    Counts,
-    bank_of,
-    evaluate,
-    in_language,
-    labelled_for,
-    read_labelled,
-    statements_only,
-)
+from archiver.claims.training import bank_of, in_language, labelled_for, statements_only
 
 ROOT = Path(__file__).resolve().parent.parent
 DOOR_PLUG = ROOT / "tests" / "data" / "stories" / "door-plug"

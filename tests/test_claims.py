@@ -213,16 +213,16 @@ def test_golden_flags(golden) -> None:  # type: ignore[no-untyped-def]
 
 def _evaluate(path: Path, options: MatchOptions) -> tuple[float, float]:
     """Bears-on F1 and stance accuracy of the rule matcher, as ``claims eval`` counts them."""
+    from archiver.claims.labelled import evaluate, read_labelled
     from archiver.claims.matcher import Matcher
-    from archiver.claims.training import evaluate, read_labelled
 
     report = evaluate(read_labelled(path, CLAIMS), CLAIMS, Matcher(options))
     return report.to_dict()["overall"]["f1"], report.stance_accuracy()
 
 
 def test_eval_intervals_draw_whole_pages_and_are_reproducible() -> None:
+    from archiver.claims.labelled import Counts, Report, evaluate, read_labelled
     from archiver.claims.matcher import Matcher
-    from archiver.claims.training import Counts, Report, evaluate, read_labelled
 
     rows = read_labelled(DATA / "dev.jsonl", CLAIMS)
     report = evaluate(rows, CLAIMS, Matcher())  # the rule matcher: no model needed

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from archiver.app.claimsfile import load_story
-from archiver.claims.training import read_labelled
+from archiver.claims.labelled import read_labelled
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 CORPUS = SEEDS / "corpus"

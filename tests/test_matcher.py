@@ -20,11 +20,12 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from archiver.app.claimsfile import load_story
+from archiver.claims.labelled import evaluate, read_labelled
 from archiver.claims.matcher import Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
-from archiver.claims.training import Settings, evaluate, read_labelled, train_model
+from archiver.claims.training import Settings, train_model
 from store.errors import ConfigError
 from tests.support import article_html, claimwatch, story_dir
 
@@ -294,7 +295,8 @@ def test_claims_in_one_language_are_the_languages_every_claim_has() -> None:
 
 
 def test_a_small_storys_examples_of_other_claims_are_near_misses() -> None:
-    from archiver.claims.training import Labelled, bank_of, labelled_for
+    from archiver.claims.labelled import Labelled
+    from archiver.claims.training import bank_of, labelled_for
 
     rows = [
         Labelled("1", "A rose.", {"a": "supports", "b": "mentions"}),
@@ -818,7 +820,8 @@ def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -
 def test_claims_train_refuses_too_few_passages_and_writes_nothing(tmp_path: Path) -> None:
     """A model trained on a handful of passages would be noise with a file name: the
     command says how many it takes and what to do meanwhile, and writes no file."""
-    from archiver.claims.training import MIN_LABELLED, MIN_UNLABELLED, Labelled, too_few
+    from archiver.claims.labelled import Labelled
+    from archiver.claims.training import MIN_LABELLED, MIN_UNLABELLED, too_few
 
     def rows(labelled: int, unlabelled: int, pages: int) -> list[Labelled]:
         labels = [{"bolts-missing": "supports"}] * labelled + [{}] * unlabelled

@@ -20,7 +20,7 @@ from store.errors import ConfigError
 
 if TYPE_CHECKING:  # numpy loads only when the examples are read
     from archiver.claims.bank import Bank
-    from archiver.claims.training import Labelled
+    from archiver.claims.labelled import Labelled
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CLAIM_FIELDS = {
@@ -196,7 +196,7 @@ class Story:
     def labelled(self) -> list[Labelled]:
         """The labelled passages of every examples file, in order (each file checked
         against the claims as it is read)."""
-        from archiver.claims.training import read_labelled
+        from archiver.claims.labelled import read_labelled
 
         return [row for path in self.examples for row in read_labelled(path, self.claims)]
 

@@ -314,8 +314,8 @@ def claims_eval(
     'flags --min-score' at 0.5 to 0.9 would keep ([alerts] min_score cuts the same way,
     on supporting and contradicting flags)."""
     from archiver.app.claimsfile import load_story
+    from archiver.claims.labelled import read_labelled, tally
     from archiver.claims.matcher import BATCH
-    from archiver.claims.training import read_labelled, tally
 
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
@@ -419,15 +419,8 @@ def claims_train(
     """Train the claims model on labelled passages (and the reviewer's verdicts), with
     a fixed seed: the same inputs give the same model."""
     from archiver.app.claimsfile import load_story
-    from archiver.claims.training import (
-        FULL,
-        SPARSE,
-        Labelled,
-        Settings,
-        read_labelled,
-        too_few,
-        train_model,
-    )
+    from archiver.claims.labelled import Labelled, read_labelled
+    from archiver.claims.training import FULL, SPARSE, Settings, too_few, train_model
 
     story = load_story(_story(app, claims_file))
     paths = corpora or story.examples
