@@ -30,7 +30,7 @@ COMMANDS = {
     "diff": "views",
     "changes": "views",
     "claims": "claims",
-    "flags": "claims",
+    "flags": "flags",
     "digest": "service",
     "serve": "service",
     "alerts": "service",

@@ -1,4 +1,4 @@
-"""Commands about the claims: claims list|show|match, flags."""
+"""Commands about the claims: claims list|show|match|eval|train (flags: cli/flags.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,11 @@ from rich.text import Text
 from archiver.app.seeds import default_seeds_dir
 from archiver.cli.base import (
     JSON_LINES,
-    LIMIT,
     SEMANTIC,
-    SINCE,
-    SOURCE,
     App,
     cli,
     emit_json,
     make_console,
-    note_limit,
-    parse_since,
     use_semantic,
     when,
 )
@@ -456,128 +451,6 @@ def claims_train(
         f"{cv['statements_only']['f1']:.2f} from the statements alone; stance accuracy "
         f"{cv['with_examples']['stance_accuracy']:.2f}; wrote {out}"
     )
-
-
-@cli.group("flags", invoke_without_command=True)
-@click.option("--claim", "claim_id", help="Only this claim.")
-@click.option("--stance", type=click.Choice(["supports", "contradicts", "mentions"]))
-@SINCE
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@SOURCE
-@LIMIT
-@JSON_LINES
-@click.pass_context
-def flags_cmd(
-    ctx: click.Context,
-    claim_id: str | None,
-    stance: str | None,
-    since: str | None,
-    min_score: float,
-    source_ref: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """Flags: where new text bears on a claim, with stance, score and evidence.
-
-    Review them with 'flags review' (or 'flags confirm ID' / 'flags reject ID'): a
-    verdict is kept, a rejected sentence is never flagged again for that claim, and
-    'claims train' learns from the verdicts."""
-    if ctx.invoked_subcommand is not None:
-        return
-    app: App = ctx.obj
-    store = app.store()
-    source_id = store.get_source(source_ref).id if source_ref else None
-    found = store.flags(
-        claim_id,
-        stance,
-        parse_since(since, app.now) if since else None,
-        min_score,
-        source_id,
-        limit or None,
-    )
-    if as_json:
-        emit_json(flag_row(f) for f in found)
-        note_limit(len(found), limit)
-        return
-    console = make_console()
-    for i, f in enumerate(found):
-        if i:
-            console.print()
-        print_flag(console, f, claim=True)
-    note_limit(len(found), limit)
-
-
-_STANCE = click.option(
-    "--stance",
-    type=click.Choice(STANCE_NAMES),
-    help="The right stance, when the matcher's was wrong.",
-)
-
-
-@flags_cmd.command("confirm")
-@click.argument("flag_id", type=int, metavar="ID")
-@_STANCE
-@click.pass_obj
-def flags_confirm(app: App, flag_id: int, stance: str | None) -> None:
-    """The flag is right: it bears on its claim (with --stance, the stance it really has)."""
-    f = app.store().review(flag_id, "confirmed", app.now, stance)
-    click.echo(terminal_safe(f"flag {f.id} confirmed: {f.claim_id}, {f.verdict_stance}"))
-
-
-@flags_cmd.command("reject")
-@click.argument("flag_id", type=int, metavar="ID")
-@click.pass_obj
-def flags_reject(app: App, flag_id: int) -> None:
-    """The flag is wrong: its sentence does not bear on its claim (and never will be
-    flagged for it again)."""
-    f = app.store().review(flag_id, "rejected", app.now)
-    click.echo(terminal_safe(f"flag {f.id} rejected: {f.claim_id}"))
-
-
-_ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit", "y": "confirm", "n": "reject"}
-
-
-@flags_cmd.command("review")
-@click.option("--claim", "claim_id", help="Only this claim's flags.")
-@LIMIT
-@click.pass_obj
-def flags_review(app: App, claim_id: str | None, limit: int) -> None:
-    """Walk the flags nobody has reviewed yet, newest first: confirm, reject, skip."""
-    store = app.store()
-    pending = store.flags(claim_id=claim_id, limit=limit or None, unreviewed=True)
-    if not pending:
-        click.echo("nothing to review")
-        return
-    console = make_console()
-    done = 0
-    for f in pending:
-        console.print(
-            Text(
-                terminal_safe(f"\nflag {f.id}  {f.claim_id}  {f.stance} ({f.score:.2f})"),
-                style="bold",
-            )
-        )
-        console.print(terminal_safe(f"{f.source_name} v{f.version}"), markup=False)
-        console.print(terminal_safe(f"  {f.evidence}"), markup=False)
-        answer = click.prompt(
-            "[c]onfirm (y), [r]eject (n), [s]kip, [q]uit",
-            type=click.Choice(list(_ANSWERS), case_sensitive=False),
-            show_choices=False,
-        )
-        action = _ANSWERS[answer.lower()]
-        if action == "quit":
-            break
-        if action == "skip":
-            continue
-        if action == "confirm":
-            stance = click.prompt(
-                "stance", type=click.Choice(STANCE_NAMES), default=f.stance, show_default=True
-            )
-            store.review(f.id, "confirmed", app.now, stance)
-        else:
-            store.review(f.id, "rejected", app.now)
-        done += 1
-    click.echo(f"{done} reviewed")
 
 
 def _has_store(app: App) -> bool:
