@@ -762,6 +762,50 @@ def test_claims_match_on_a_full_disk_is_one_clear_line_and_leaves_no_part_file(
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_ctrl_c_stops_claims_match_in_workers_with_one_line(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group) while workers match: the answers so
+    far are out, one line says it was aborted, exit 130, no worker's traceback."""
+    import signal
+    import time
+
+    town_story(tmp_path)
+    passages = tmp_path / "p.jsonl"
+    passages.write_text(
+        "".join(
+            json.dumps({"id": n, "text": f"The library on Elm Street closes, part {n}."}) + "\n"
+            for n in range(5000)
+        ),
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"),
+        "XDG_CACHE_HOME": str(tmp_path / "c"),
+    }
+    env.pop("CLAIMWATCH_SEMANTIC")
+    args = [sys.executable, "-m", "archiver.cli", "claims", "match", str(passages)]
+    proc = subprocess.Popen(
+        [*args, "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the workers are matching
+    assert json.loads(first)["id"] == 0
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    # (click ends the terminal's "^C" line first: an empty line)
+    assert [line for line in err.decode().splitlines() if line] == ["claimwatch: aborted"]
+    assert len(out.splitlines()) + 1 < 5000
+    time.sleep(1.5)  # the workers watch for their owner, once a second
+    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert left.stdout == ""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -> None:
     """`claims match` and `claims eval` match in one process per core; their flags must
     be the ones this process finds, in the input's order, and a bad line must still

@@ -173,6 +173,24 @@ def test_a_backlog_of_first_extractions_gets_a_helper_worker_and_rechecks_do_not
         pool.close()
 
 
+def test_a_worker_finishes_its_job_through_ctrl_c() -> None:
+    """Ctrl-C reaches every process of the terminal's group. A worker ignores it, so
+    that ``serve`` can finish its running checks and a command stops its own pool;
+    a worker used to die mid-job with a KeyboardInterrupt traceback."""
+    import signal
+
+    executor = pool_module.spawn(1)
+    try:
+        pid = executor.submit(os.getpid).result(timeout=60)
+        job = executor.submit(time.sleep, 1.5)
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGINT)
+        assert job.result(timeout=60) is None  # finished, not broken
+        assert executor.submit(os.getpid).result(timeout=60) == pid  # the same worker
+    finally:
+        executor.shutdown(wait=True)
+
+
 def test_only_a_pool_of_the_default_size_has_a_helper() -> None:
     """A configured size is the user's word, and a pool of none extracts in process."""
     assert pool_module.ExtractionPool(2).helper() is None

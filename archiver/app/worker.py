@@ -79,7 +79,13 @@ def watch_parent(parent: int) -> None:
     otherwise wait on their queue for ever (found by benchmarks/crash.py).
 
     Not PR_SET_PDEATHSIG: it fires when the *thread* that started the worker ends,
-    and the service starts pools from short-lived scheduler threads."""
+    and the service starts pools from short-lived scheduler threads.
+
+    Ctrl-C reaches every process of the terminal's group, so a worker ignores SIGINT
+    and its owner decides: ``serve`` finishes the running checks (the workers died
+    under them, each printing a KeyboardInterrupt traceback), a command stops its
+    pool and exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:  # an orphan is re-parented: notice within a second
