@@ -768,6 +768,8 @@ def test_ctrl_c_stops_claims_match_in_workers_with_one_line(tmp_path: Path) -> N
     import signal
     import time
 
+    import psutil
+
     town_story(tmp_path)
     passages = tmp_path / "p.jsonl"
     passages.write_text(
@@ -800,8 +802,14 @@ def test_ctrl_c_stops_claims_match_in_workers_with_one_line(tmp_path: Path) -> N
     assert [line for line in err.decode().splitlines() if line] == ["claimwatch: aborted"]
     assert len(out.splitlines()) + 1 < 5000
     time.sleep(1.5)  # the workers watch for their owner, once a second
-    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
-    assert left.stdout == ""
+
+    def alive_in_its_session(p: psutil.Process) -> bool:
+        try:  # an exited child left to init to reap (a zombie) runs nothing
+            return os.getsid(p.pid) == proc.pid and p.status() != psutil.STATUS_ZOMBIE
+        except (OSError, psutil.Error):
+            return False
+
+    assert [p.pid for p in psutil.process_iter() if alive_in_its_session(p)] == []
 
 
 @pytest.mark.e2e
