@@ -191,6 +191,31 @@ def test_a_worker_finishes_its_job_through_ctrl_c() -> None:
         executor.shutdown(wait=True)
 
 
+def test_ctrl_c_ends_a_pools_running_jobs_instead_of_waiting_for_them() -> None:
+    """Workers ignore SIGINT, so a command's Ctrl-C must end them itself: leaving the
+    pool by KeyboardInterrupt terminates a job that would run ten minutes."""
+    import threading
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = pool_module.ExtractionPool(1)
+    jobs = []
+
+    def interrupted() -> None:
+        with pytest.raises(KeyboardInterrupt), pool:
+            executor = pool.executor()
+            assert executor is not None
+            jobs.append(executor.submit(time.sleep, 600))
+            while not jobs[0].running():
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+
+    thread = threading.Thread(target=interrupted)
+    thread.start()
+    thread.join(120)  # not ten minutes
+    assert not thread.is_alive()
+    assert isinstance(jobs[0].exception(timeout=0), BrokenProcessPool)
+
+
 def test_only_a_pool_of_the_default_size_has_a_helper() -> None:
     """A configured size is the user's word, and a pool of none extracts in process."""
     assert pool_module.ExtractionPool(2).helper() is None

@@ -198,7 +198,7 @@ def match_stream(
             for item_id, text in batch:
                 yield item_id, match(text, claims, matcher)
         return
-    from archiver.app.pool import spawn  # (imports the page workers' module: 26 MB)
+    from archiver.app.pool import spawn, stop  # (imports the page workers' module: 26 MB)
 
     story = tuple(claims)
     pool = spawn(parallel.workers)
@@ -218,8 +218,11 @@ def match_stream(
             raise
         while pending:
             yield from _answers(pending.popleft())
+    except KeyboardInterrupt:
+        stop(pool, now=True)  # Ctrl-C: no batch is worth waiting for
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        stop(pool)
 
 
 def _answers(

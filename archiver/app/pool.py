@@ -88,17 +88,29 @@ class ExtractionPool:
             self._helper.shutdown(wait=False, cancel_futures=True)
             self._helper = None
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """Stop the workers once their jobs are done, or, ``now``, at once (``stop``)."""
         self.end_burst()
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            stop(self._pool, now)
             self._pool = None
 
     def __enter__(self) -> ExtractionPool:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        self.close(now=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+
+
+def stop(pool: ProcessPoolExecutor, now: bool = False) -> None:
+    """Shut ``pool`` down: queued jobs are dropped, running ones finish; ``now`` (Ctrl-C:
+    workers ignore SIGINT, ``watch_parent``) ends them at once, with SIGTERM, rather
+    than wait for a page that may take a minute of CPU."""
+    if now:
+        processes = getattr(pool, "_processes", None) or {}  # (no public way before 3.14)
+        for process in list(processes.values()):
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def spawn(workers: int) -> ProcessPoolExecutor:
