@@ -7,6 +7,7 @@ size when none is configured. ``archiver.pipeline`` decides what goes to them.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -82,15 +83,19 @@ class ExtractionPool:
             self._helper = spawn(1)
         return self._helper
 
-    def end_burst(self) -> None:
-        """Stop the helper, if one runs: the backlog that started it is done."""
+    def end_burst(self, now: bool = False) -> None:
+        """Stop the helper, if one runs: the backlog that started it is done (``now``:
+        its running job too)."""
         if self._helper is not None:
-            self._helper.shutdown(wait=False, cancel_futures=True)
+            if now:
+                stop(self._helper, now=True)
+            else:
+                self._helper.shutdown(wait=False, cancel_futures=True)
             self._helper = None
 
     def close(self, now: bool = False) -> None:
         """Stop the workers once their jobs are done, or, ``now``, at once (``stop``)."""
-        self.end_burst()
+        self.end_burst(now)
         if self._pool is not None:
             stop(self._pool, now)
             self._pool = None
@@ -99,7 +104,9 @@ class ExtractionPool:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
-        self.close(now=exc_type is not None and issubclass(exc_type, KeyboardInterrupt))
+        # Ctrl-C, or (in ``check``'s event loop, which Ctrl-C cancels) a cancelled run
+        interrupted = (KeyboardInterrupt, asyncio.CancelledError)
+        self.close(now=exc_type is not None and issubclass(exc_type, interrupted))
 
 
 def stop(pool: ProcessPoolExecutor, now: bool = False) -> None:
