@@ -161,7 +161,11 @@ def match_batch(spec: MatchSpec, claims: tuple[Claim, ...], texts: list[str]) ->
     """The flags of each passage (in a worker: the matcher loads once per process)."""
     from archiver.app.worker import matcher_for  # the page workers' cache of matchers
 
-    matcher = matcher_for(spec)
+    return match_all(texts, claims, matcher_for(spec))
+
+
+def match_all(texts: list[str], claims: Sequence[Claim], matcher: Matcher) -> list[list[Flag]]:
+    """The flags of each passage, their sentences embedded in one call first."""
     prefetch(texts, matcher.embedder)
     return [match(t, claims, matcher) for t in texts]
 
@@ -194,16 +198,17 @@ def match_stream(
     """(id, flags) for each (id, passage) of ``items``, in order."""
     if parallel is None or parallel.workers < 1:
         for batch in batches(items, size):
-            prefetch([text for _id, text in batch], matcher.embedder)
-            for item_id, text in batch:
-                yield item_id, match(text, claims, matcher)
+            found = match_all([text for _id, text in batch], claims, matcher)
+            yield from zip([i for i, _t in batch], found, strict=True)
         return
-    from archiver.app.pool import spawn, stop  # (imports the page workers' module: 26 MB)
+    from archiver.app.pool import ExtractionPool  # (imports the page workers' module: 26 MB)
 
     story = tuple(claims)
-    pool = spawn(parallel.workers)
     pending: deque[tuple[list[Any], Future[list[list[Flag]]]]] = deque()
-    try:
+    # Left by Ctrl-C, the pool ends its workers at once; else they finish their batches.
+    with ExtractionPool(parallel.workers) as owned:
+        pool = owned.executor()
+        assert pool is not None  # (workers >= 1)
         try:
             for batch in batches(items, size):
                 texts = [text for _id, text in batch]
@@ -218,11 +223,6 @@ def match_stream(
             raise
         while pending:
             yield from _answers(pending.popleft())
-    except KeyboardInterrupt:
-        stop(pool, now=True)  # Ctrl-C: no batch is worth waiting for
-        raise
-    finally:
-        stop(pool)
 
 
 def _answers(
