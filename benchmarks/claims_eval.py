@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     t1 = time.perf_counter()
     sampler = TreeMemory()
     sampler.start()
-    found = match_stream(((r.id, r.text) for r in rows), story.claims, matcher, parallel)
+    found = match_stream(((r.id, r.text) for r in rows), story.claims, parallel or matcher)
     report = tally(rows, story.claims, (flags for _id, flags in found))
     wall = time.perf_counter() - t1
     sampler.stop()

@@ -611,8 +611,8 @@ def test_a_stream_of_passages_is_answered_in_order_up_to_a_bad_one() -> None:
     """``match_stream`` in this process and in two workers (the lexical matcher, so no
     model loads): the same flags in the input's order, and a source that fails part
     way still gets every passage before the failure answered, then the failure."""
-    from archiver.app.matching import Parallel, batches, match_stream
-    from archiver.claims.matcher import MatchSpec
+    from archiver.app.matching import Parallel, match_stream
+    from archiver.claims.matcher import MatchSpec, batches
 
     claims = load_story(SEEDS / "claims.yaml").claims
     texts = [
@@ -630,11 +630,11 @@ def test_a_stream_of_passages_is_answered_in_order_up_to_a_bad_one() -> None:
     lexical = Matcher()
     expected = [(n, match(t, claims, lexical)) for n, t in items]
     assert {f.claim for f in expected[0][1]} and expected[1][1] == []
-    for parallel in (None, Parallel(MatchSpec(semantic=False), 2)):
-        assert list(match_stream(items, claims, lexical, parallel)) == expected
+    for how in (lexical, Parallel(MatchSpec(semantic=False), 2)):
+        assert list(match_stream(items, claims, how)) == expected
         answered = []
         with pytest.raises(ValueError, match="line 41"):
-            for answer in match_stream(failing(), claims, lexical, parallel):
+            for answer in match_stream(failing(), claims, how):
                 answered.append(answer)
         assert answered == expected[:40]
 

@@ -1,14 +1,14 @@
 """Matching many passages against a story's claims: in batches, and in worker
 processes when there are cores to spare (``claims match``, ``claims eval``).
 
-``match_stream`` answers passages in the order they come. In this process, the
-sentences of each ``BATCH`` of passages are embedded in one call before they are
-matched. With ``Parallel``, batches go to worker processes, each building its
-matcher once from a ``MatchSpec`` (the bank file holds every vector and the fitted
-probes, so no worker computes them again) and embedding with one thread: two
-processes of one thread each match more passages a second on two cores than one
-process whose embedder uses both (docs/benchmarks.md). Either way the flags are
-the same.
+``match_stream`` answers passages in the order they come. In this process it is
+``archiver.claims.matcher.match_each``: the sentences of each ``BATCH`` of passages
+are embedded in one call before they are matched. With ``Parallel``, batches go to
+worker processes, each building its matcher once from a ``MatchSpec`` (the bank file
+holds every vector and the fitted probes, so no worker computes them again) and
+embedding with one thread: two processes of one thread each match more passages a
+second on two cores than one process whose embedder uses both (docs/benchmarks.md).
+Either way the flags are the same.
 
 A passage source may fail part way (a malformed line): every passage read before
 the failure is still answered, then the failure is raised.
@@ -33,17 +33,23 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from archiver.claims.matcher import BATCH, Matcher, MatchSpec, match, prefetch, write_spec
+from archiver.claims.matcher import (
+    BATCH,
+    Matcher,
+    MatchSpec,
+    batches,
+    match_all,
+    match_each,
+    write_spec,
+)
 from archiver.claims.rules import Claim, Flag
 from store.errors import ClaimwatchError
 
 if TYPE_CHECKING:
     from archiver.claims.bank import Bank
     from archiver.claims.semantic import Embedder
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -164,43 +170,18 @@ def match_batch(spec: MatchSpec, claims: tuple[Claim, ...], texts: list[str]) ->
     return match_all(texts, claims, matcher_for(spec))
 
 
-def match_all(texts: list[str], claims: Sequence[Claim], matcher: Matcher) -> list[list[Flag]]:
-    """The flags of each passage, their sentences embedded in one call first."""
-    prefetch(texts, matcher.embedder)
-    return [match(t, claims, matcher) for t in texts]
-
-
-def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """``items`` in lists of ``size``. If ``items`` fails, the items read before the
-    failure come first, as a last short list; the failure is raised after it."""
-    batch: list[T] = []
-    try:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    except Exception:
-        if batch:
-            yield batch
-        raise
-    if batch:
-        yield batch
-
-
 def match_stream(
     items: Iterable[tuple[Any, str]],
     claims: Sequence[Claim],
-    matcher: Matcher,
-    parallel: Parallel | None = None,
+    how: Matcher | Parallel,
     size: int = BATCH,
 ) -> Iterator[tuple[Any, list[Flag]]]:
-    """(id, flags) for each (id, passage) of ``items``, in order."""
-    if parallel is None or parallel.workers < 1:
-        for batch in batches(items, size):
-            found = match_all([text for _id, text in batch], claims, matcher)
-            yield from zip([i for i, _t in batch], found, strict=True)
+    """(id, flags) for each (id, passage) of ``items``, in order: with ``how`` in this
+    process (``match_each``), or in ``how.workers`` worker processes."""
+    if isinstance(how, Matcher):
+        yield from match_each(items, claims, how, size)
         return
+    parallel = how
     from archiver.app.pool import ExtractionPool  # (imports the page workers' module: 26 MB)
 
     story = tuple(claims)

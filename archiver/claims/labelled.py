@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from archiver.claims.matcher import BATCH, Matcher, match, prefetch
+from archiver.claims.matcher import BATCH, Matcher, batches, match_each, prefetch
 from archiver.claims.rules import STANCES, Claim, Flag
 from archiver.claims.semantic import Embedder
 from store.errors import ConfigError
@@ -85,8 +85,7 @@ def read_labelled(path: Path, claims: Sequence[Claim] | None = None) -> list[Lab
 def embedded_ahead(rows: Sequence[Labelled], embedder: Embedder | None) -> Iterator[Labelled]:
     """The rows in order, the sentences of each ``BATCH`` of them embedded in one call
     just before they are used (``prefetch``)."""
-    for n in range(0, len(rows), BATCH):
-        batch = rows[n : n + BATCH]
+    for batch in batches(rows, BATCH):
         prefetch([r.text for r in batch], embedder)
         yield from batch
 
@@ -177,8 +176,8 @@ class Report:
 
 def evaluate(rows: Sequence[Labelled], claims: Sequence[Claim], matcher: Matcher) -> Report:
     """Run the matcher on every passage and count against the labels."""
-    flags = (match(row.text, claims, matcher) for row in embedded_ahead(rows, matcher.embedder))
-    return tally(rows, claims, flags)
+    found = match_each(((row.id, row.text) for row in rows), claims, matcher)
+    return tally(rows, claims, (flags for _id, flags in found))
 
 
 def tally(

@@ -16,10 +16,10 @@ Without an embedder, matching falls back to the lexical rules in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from archiver.claims import rules as lexical
 from archiver.claims.rules import Claim, Flag, MatchOptions
@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # numpy, the model and the bank load on first use (below): a 
     from archiver.claims.bank import Bank
     from archiver.claims.model import ClaimModel
     from archiver.claims.semantic import E5Embedder, Embedder
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,44 @@ def prefetch(passages: Sequence[str], embedder: Embedder | None) -> None:
     texts = [s.text for p in passages for s in lexical.parse(p)]
     if texts:
         embedder.embed(list(dict.fromkeys(texts)))
+
+
+def match_all(texts: Sequence[str], claims: Sequence[Claim], matcher: Matcher) -> list[list[Flag]]:
+    """The flags of each passage, their sentences embedded in one call first."""
+    prefetch(texts, matcher.embedder)
+    return [match(t, claims, matcher) for t in texts]
+
+
+def match_each(
+    items: Iterable[tuple[Any, str]],
+    claims: Sequence[Claim],
+    matcher: Matcher,
+    size: int = BATCH,
+) -> Iterator[tuple[Any, list[Flag]]]:
+    """(id, flags) for each (id, passage) of ``items``, in order, ``size`` passages
+    embedded at a time. If ``items`` fails part way, every passage read before the
+    failure is answered first, then the failure is raised."""
+    for batch in batches(items, size):
+        found = match_all([text for _id, text in batch], claims, matcher)
+        yield from zip([i for i, _t in batch], found, strict=True)
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size``. If ``items`` fails, the items read before the
+    failure come first, as a last short list; the failure is raised after it."""
+    batch: list[T] = []
+    try:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except Exception:
+        if batch:
+            yield batch
+        raise
+    if batch:
+        yield batch
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def _matched(
     from archiver.claims.semantic import E5Embedder
 
     if not app.config.semantic:
-        yield from match_stream(items, story.claims, Matcher(), None, batch)
+        yield from match_stream(items, story.claims, Matcher(), batch)
         return
     workers = default_workers() if workers is None else workers
     embedder = cache(E5Embedder)  # loaded here only to write a bank file, or to match here
@@ -192,10 +192,9 @@ def _matched(
     with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
         if workers < 1 or batch < 2:
             matcher = make_matcher(spec, embedder=embedder())
-            yield from match_stream(items, story.claims, matcher, None, batch)
+            yield from match_stream(items, story.claims, matcher, batch)
         else:
-            parallel = Parallel(spec, workers)
-            yield from match_stream(items, story.claims, Matcher(), parallel, batch)
+            yield from match_stream(items, story.claims, Parallel(spec, workers), batch)
 
 
 def bank_cache_dir() -> Path:
