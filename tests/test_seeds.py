@@ -49,6 +49,12 @@ def test_shipped_seeds_load() -> None:
         ),
         ("sources:\n  - url: http://a.example/\n    colour: red\n", 2, "colour", "unknown field"),
         (
+            "sources:\n  - url: http://10.0.0.1/\n    allow_private: true\n",
+            2,
+            "allow_private",
+            "cannot let a source reach private addresses; add it with .*--allow-private",
+        ),
+        (
             "sources:\n  - url: http://a.example/\n    robots: maybe\n",
             2,
             "robots",

@@ -143,6 +143,15 @@ def spec_from_mapping(
         *("block_third_party", LINE),
     }
     for key in item:
+        if key in ("allow_private", "allow_redirects_anywhere"):  # never from a file
+            raise ConfigError(
+                path,
+                "a watchlist file cannot let a source reach private addresses; add it "
+                "with `claimwatch sources add URL --allow-private`, or set "
+                "CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1 for every source",
+                line,
+                str(key),
+            )
         if key not in known:
             raise ConfigError(
                 path, f"unknown field (known: {', '.join(sorted(known - {LINE}))})", line, str(key)
