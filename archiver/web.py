@@ -50,7 +50,7 @@ from store.models import Source, StoredChange, StoredFlag, Version
 from store.repo import Store
 
 HERE = Path(__file__).resolve().parent
-RTL = {"ar", "fa", "he", "ur", "ps", "yi"}
+RTL = {"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"}
 STANCES = ("supports", "contradicts", "mentions")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -83,8 +83,16 @@ def _env() -> Environment:
     )
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
     env.filters["iso"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
-    env.globals["dir_of"] = lambda lang: "rtl" if (lang or "")[:2].lower() in RTL else "ltr"
+    env.globals["dir_of"] = _dir_of
     return env
+
+
+def _dir_of(lang: str | None) -> str:
+    """The text direction of a language code; the browser decides for an unknown one."""
+    code = (lang or "").split("-")[0].lower()
+    if code in ("", "und"):
+        return "auto"
+    return "rtl" if code in RTL else "ltr"
 
 
 class _Security(BaseHTTPMiddleware):
@@ -95,6 +103,10 @@ class _Security(BaseHTTPMiddleware):
         self.options = options
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        params = request.query_params.multi_items()
+        if "\x00" in request.url.path or any("\x00" in k + v for k, v in params):
+            # No source, claim or filter holds one, and PostgreSQL refuses it in a query.
+            return Response("the address has a NUL character (%00): remove it\n", 400)
         token = self.options.token
         set_token = False
         if token:
@@ -229,17 +241,28 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         except (NotFoundError, ValueError):
             raise HTTPException(404, f"{s.name} has no version {n}") from None
 
+    def since_of(request: Request) -> datetime | None:
+        text = request.query_params.get("since") or ""
+        try:
+            return parse_since(text, datetime.now(UTC)) if text else None
+        except Exception:
+            raise HTTPException(400, "since is 2d, 12h or an ISO date") from None
+
+    def stance_of(request: Request) -> str | None:
+        stance = request.query_params.get("stance") or None
+        if stance and stance not in STANCES:
+            raise HTTPException(400, "stance is supports, contradicts or mentions")
+        return stance
+
+    def source_id_of(request: Request) -> int | None:
+        ref = request.query_params.get("source") or None
+        return source_of(ref).id if ref else None
+
     async def changes_page(request: Request) -> HTMLResponse:
         minimum = _float(request.query_params.get("min"), 0.0)
         ref = request.query_params.get("source") or None
-        source_id = source_of(ref).id if ref else None
+        source_id, since = source_id_of(request), since_of(request)
         since_text = request.query_params.get("since") or ""
-        since = None
-        if since_text:
-            try:
-                since = parse_since(since_text, datetime.now(UTC))
-            except Exception:
-                raise HTTPException(400, "since is 2d, 12h or an ISO date") from None
         rows, more, n = paged(
             request,
             lambda limit: store.changes(
@@ -252,9 +275,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
     async def flags_page(request: Request) -> HTMLResponse:
         claim = request.query_params.get("claim") or None
-        stance = request.query_params.get("stance") or None
-        if stance and stance not in STANCES:
-            raise HTTPException(400, "stance is supports, contradicts or mentions")
+        stance = stance_of(request)
         rows = store.flags(claim_id=claim, stance=stance, limit=500)
         return page(request, "web/flags.html.j2", rows=rows, claim=claim or "", stance=stance or "",
                     claims=store.claims())  # fmt: skip
@@ -379,17 +400,32 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         from archiver.cli.views import change_row
 
         minimum = _float(request.query_params.get("min"), 0.0)
-        return api(change_row(c) for c in store.changes(min_significance=minimum, limit=500))
+        found = store.changes(
+            since=since_of(request),
+            source_id=source_id_of(request),
+            min_significance=minimum,
+            limit=500,
+        )
+        return api(change_row(c) for c in found)
 
     async def api_flags(request: Request) -> Response:
         from archiver.cli.claims import flag_row
 
-        claim = request.query_params.get("claim") or None
-        return api(flag_row(f) for f in store.flags(claim_id=claim, limit=500))
+        found = store.flags(
+            claim_id=request.query_params.get("claim") or None,
+            stance=stance_of(request),
+            since=since_of(request),
+            min_score=_float(request.query_params.get("min"), 0.0),
+            source_id=source_id_of(request),
+            limit=500,
+        )
+        return api(flag_row(f) for f in found)
 
     async def api_claims(request: Request) -> Response:
-        return api({"id": c.id, "statement": c.en or c.ar, "en": c.en, "ar": c.ar}
-                   for c in store.claims())  # fmt: skip
+        return api(
+            {"id": c.id, "statement": c.statements[0][1], "statements": dict(c.statements)}
+            for c in store.claims()
+        )
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)

@@ -287,6 +287,15 @@ class ClaimRow:
     mentions: int = 0
     latest: datetime | None = None
 
+    @property
+    def statements(self) -> list[tuple[str, str]]:
+        """(language, text) of each statement, as the claims file gives them (the ``en``
+        and ``ar`` columns hold only the first two, whatever their languages)."""
+        given = self.data.get("statements") if isinstance(self.data, dict) else None
+        if given:
+            return [(str(lang), str(text)) for lang, text in given]
+        return [(lang, text) for lang, text in (("en", self.en), ("ar", self.ar)) if text]
+
 
 @dataclass(frozen=True)
 class StoreStatus:
