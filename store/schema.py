@@ -52,6 +52,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class SafeText(TypeDecorator[str]):
+    """Text from outside (titles, feed entries, URLs, error messages) may hold a NUL,
+    which PostgreSQL refuses in text: a feed with one such title failed whole. A NUL is
+    stored as U+FFFD, the replacement character, on every backend, so a lookup holding
+    one never matches a stored value without it."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
+
+
 # The newest migration; tests/test_store.py checks it against alembic's head.
 SCHEMA_HEAD = "0011"
 
@@ -61,24 +76,24 @@ sources = Table(
     "sources",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("url", Text, nullable=False, unique=True),
+    Column("url", SafeText, nullable=False, unique=True),
     Column("kind", String(16), nullable=False),  # article | page | feed | seed
-    Column("label", Text, unique=True),
+    Column("label", SafeText, unique=True),
     Column("tags", JSON, nullable=False, default=list),
     Column("origin", String(16), nullable=False, default="user"),  # seed | user | feed
     Column("found_by", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
     Column("interval_seconds", Integer),
-    Column("cron", Text),
+    Column("cron", SafeText),
     Column("options", JSON, nullable=False, default=dict),
-    Column("etag", Text),
-    Column("last_modified", Text),
+    Column("etag", SafeText),
+    Column("last_modified", SafeText),
     Column("last_raw_digest", String(64)),
     Column("next_check_at", UTCDateTime),
     Column("last_checked_at", UTCDateTime),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
     Column("retired_at", UTCDateTime),
-    Column("lease_owner", Text),
+    Column("lease_owner", SafeText),
     Column("lease_until", UTCDateTime),
     # The version the page shows now: the latest, or an earlier one it flipped back to.
     # (No foreign key: sources and versions would reference each other.)
@@ -88,7 +103,7 @@ sources = Table(
     Column("body_hint", JSON),  # {path, digest} of the article element (archiver.text.fingerprint)
     # The last successful check's warning (mostly undecodable text, a feed recovered
     # from malformed XML, ...); None when it had none. ``status`` lists them.
-    Column("warning", Text),
+    Column("warning", SafeText),
     Index("ix_sources_next_check_at", "next_check_at"),
     # and the partial indexes ix_sources_leased and ix_sources_warning (PARTIAL_INDEXES)
 )
@@ -116,14 +131,14 @@ versions = Table(
     Column("raw_digest", String(64), ForeignKey("blobs.digest")),
     Column("text_length", Integer, nullable=False),
     Column("raw_length", Integer),
-    Column("title", Text),
+    Column("title", SafeText),
     Column("authors", JSON, nullable=False, default=list),
-    Column("published", Text),
-    Column("updated", Text),
-    Column("site_name", Text),
-    Column("language", Text),
-    Column("final_url", Text),
-    Column("content_type", Text),
+    Column("published", SafeText),
+    Column("updated", SafeText),
+    Column("site_name", SafeText),
+    Column("language", SafeText),
+    Column("final_url", SafeText),
+    Column("content_type", SafeText),
     UniqueConstraint("source_id", "number", name="uq_versions_source_number"),
 )
 
@@ -137,15 +152,15 @@ captures = Table(
     # new_version | not_modified | same_bytes | same_text | failed
     Column("outcome", String(16), nullable=False),
     Column("http_status", Integer),
-    Column("final_url", Text),
-    Column("content_type", Text),
+    Column("final_url", SafeText),
+    Column("content_type", SafeText),
     Column("bytes", Integer),
     Column("raw_digest", String(64)),
-    Column("encoding", Text),
+    Column("encoding", SafeText),
     Column("headers", JSON),
     Column("attempts", Integer, nullable=False, default=1),
-    Column("error_class", Text),
-    Column("error_message", Text),
+    Column("error_class", SafeText),
+    Column("error_message", SafeText),
     Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
     Index("ix_captures_source_started", "source_id", "started_at"),
     # and the partial index ix_captures_failed (PARTIAL_INDEXES)
@@ -163,7 +178,7 @@ changes = Table(
     Column("kind", String(16), nullable=False),  # edit | revert
     Column("created_at", UTCDateTime, nullable=False),
     Column("significance", Float, nullable=False),
-    Column("summary", Text, nullable=False),
+    Column("summary", SafeText, nullable=False),
     Column("reasons", JSON, nullable=False),
     Column("stats", JSON, nullable=False),
     Column("units", JSON, nullable=False),
@@ -176,8 +191,8 @@ claims = Table(
     "claims",
     metadata,
     Column("id", String(100), primary_key=True),
-    Column("en", Text, nullable=False),
-    Column("ar", Text, nullable=False),
+    Column("en", SafeText, nullable=False),
+    Column("ar", SafeText, nullable=False),
     Column("data", JSON, nullable=False),  # the whole claim: entities, terms, cues
     Column("active", Integer, nullable=False, default=1),  # 0 once gone from the claims file
     Column("loaded_at", UTCDateTime, nullable=False),
@@ -193,7 +208,7 @@ flags = Table(
     Column("change_id", Integer, ForeignKey("changes.id", ondelete="CASCADE")),
     Column("stance", String(16), nullable=False),  # supports | contradicts | mentions
     Column("score", Float, nullable=False),
-    Column("evidence", Text, nullable=False),
+    Column("evidence", SafeText, nullable=False),
     Column("reasons", JSON, nullable=False),
     Column("status", String(16), nullable=False, default="new"),
     Column("created_at", UTCDateTime, nullable=False),
@@ -233,7 +248,7 @@ claim_examples = Table(
     Column("id", Integer, primary_key=True),
     Column("claim_id", String(100)),  # None: a near miss, bearing on no claim
     Column("stance", String(16)),
-    Column("text", Text, nullable=False),
+    Column("text", SafeText, nullable=False),
     Column("origin", String(16), nullable=False),  # corpus | verdict
     Column("flag_id", Integer),  # the reviewed flag (origin verdict)
     Column("created_at", UTCDateTime, nullable=False),
@@ -245,12 +260,12 @@ feed_entries = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("feed_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
-    Column("url", Text, nullable=False),  # canonical
-    Column("title", Text),
-    Column("published", Text),
-    Column("summary", Text),
+    Column("url", SafeText, nullable=False),  # canonical
+    Column("title", SafeText),
+    Column("published", SafeText),
+    Column("summary", SafeText),
     Column("decision", String(16), nullable=False),  # added | known | off_topic | failed
-    Column("reason", Text),
+    Column("reason", SafeText),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL")),
     Column("seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("feed_id", "url", name="uq_feed_entries_feed_url"),
@@ -265,31 +280,31 @@ alerts = Table(
     Column("attempts", Integer, nullable=False),
     Column("first_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
-    Column("error", Text),
+    Column("error", SafeText),
 )
 
 digests = Table(
     "digests",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("message_id", Text, nullable=False, unique=True),
+    Column("message_id", SafeText, nullable=False, unique=True),
     Column("status", String(16), nullable=False),  # sending | sent | failed
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
-    Column("subject", Text, nullable=False),
+    Column("subject", SafeText, nullable=False),
     Column("recipients", JSON, nullable=False),
     Column("change_ids", JSON, nullable=False),
     Column("flag_ids", JSON, nullable=False),
     Column("source_ids", JSON, nullable=False),  # new coverage announced
     Column("message", LargeBinary, nullable=False),  # the exact bytes sent (resent as is)
-    Column("error", Text),
+    Column("error", SafeText),
 )
 
 workers = Table(
     "workers",
     metadata,
     Column("id", String(100), primary_key=True),
-    Column("host", Text, nullable=False),
+    Column("host", SafeText, nullable=False),
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
@@ -302,9 +317,9 @@ workers = Table(
 robots = Table(
     "robots",
     metadata,
-    Column("origin", Text, primary_key=True),  # scheme://host[:port]
+    Column("origin", SafeText, primary_key=True),  # scheme://host[:port]
     Column("status", Integer, nullable=False),  # 200, or what 4xx/5xx said
-    Column("body", Text, nullable=False),  # the rules (at most 500 KiB)
+    Column("body", SafeText, nullable=False),  # the rules (at most 500 KiB)
     Column("fetched_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )

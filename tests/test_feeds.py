@@ -17,7 +17,7 @@ from archiver.claims.rules import Claim, Entity
 from archiver.claims.topic import matches, parse
 from archiver.net.feeds import Entry, FeedLimits, canonical_url, parse_feed
 from archiver.net.fetch import FetchOptions, cache_hint
-from store.errors import FeedError, UsageError
+from store.errors import FeedError, SourceNotFound, UsageError
 from store.models import Source, SourceSpec
 from store.repo import Store
 from tests.support import NOW, article_html
@@ -302,6 +302,35 @@ def test_malformed_feed_fails_alone(store: Store, httpserver: HTTPServer) -> Non
     assert store.get_source("bad").consecutive_failures == 1
     assert results["page"].outcome == "new_version"
     assert [s for s in store.list_sources() if s.kind == "article"] == []
+
+
+def test_a_nul_in_a_feeds_entries_is_stored_as_a_replacement_character(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """PostgreSQL refuses a NUL in text, and one entry title holding one failed the
+    whole feed there. Every text column stores it as U+FFFD, on both backends, and a
+    lookup holding a NUL finds nothing instead of failing."""
+    from sqlalchemy import select
+
+    from store.schema import feed_entries
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    base = httpserver.url_for("").rstrip("/")
+    serve_articles(httpserver, ["nul"])
+    body = rss(("Meta and Llama\x00 news", f"{base}/nul.html", "Llama\x00 summary"))
+    httpserver.expect_request("/nul.xml").respond_with_data(
+        body.replace("<channel>", "<channel><title>Wire\x00</title>", 1),
+        content_type="application/rss+xml",
+    )
+    store.add_source(SourceSpec(url=f"{base}/nul.xml", kind="feed", label="wire"), NOW)
+    results = {r.source.name: r for r in check_all(store)}
+    assert not results["wire"].failed, results["wire"].error
+    assert [s.url for s in store.list_sources() if s.kind == "article"] == [f"{base}/nul.html"]
+    with store.reading() as conn:
+        titles = conn.execute(select(feed_entries.c.title, feed_entries.c.summary)).all()
+    assert [tuple(t) for t in titles] == [("Meta and Llama\ufffd news", "Llama\ufffd summary")]
+    with pytest.raises(SourceNotFound):
+        store.get_source("wire\x00")
 
 
 def test_uncertain_entries_are_decided_on_the_article(store: Store, httpserver: HTTPServer) -> None:
