@@ -45,7 +45,7 @@ from starlette.staticfiles import StaticFiles
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.render import Header, RenderOptions, hunks
-from store.errors import NotFoundError
+from store.errors import NotFoundError, UsageError
 from store.models import Source, StoredChange, StoredFlag, Version
 from store.repo import Store
 
@@ -245,8 +245,8 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         text = request.query_params.get("since") or ""
         try:
             return parse_since(text, datetime.now(UTC)) if text else None
-        except Exception:
-            raise HTTPException(400, "since is 2d, 12h or an ISO date") from None
+        except UsageError:
+            raise HTTPException(400, "since is a time ago such as 2d or 12h, or a date") from None
 
     def stance_of(request: Request) -> str | None:
         stance = request.query_params.get("stance") or None

@@ -102,6 +102,11 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
             "field 'ignore': ignore pattern '(' is not a valid regular expression",
         ),
         (["show", "seed-article", "9"], "seed-article has no version 9"),
+        (
+            ["changes", "--since", "yesterday"],
+            "since 'yesterday' is not understood; give a time ago such as 2d or 36h, or a date",
+        ),
+        (["flags", "--since", "3x"], "duration '3x' is not understood"),
         (["frobnicate"], "No such command"),
     ],
 )

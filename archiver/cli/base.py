@@ -28,6 +28,7 @@ from store.errors import (
     SchemaBehind,
     SourceNotFound,
     StoreMissing,
+    UsageError,
 )
 from store.repo import Store
 
@@ -170,8 +171,15 @@ def parse_since(value: str, now: datetime) -> datetime:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        return now - timedelta(seconds=parse_duration(value))
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        pass
+    else:
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    if not any(ch.isdigit() for ch in value):  # "yesterday": neither form
+        raise UsageError(
+            f"since {value!r} is not understood; give a time ago such as 2d or 36h, "
+            "or a date such as 2025-07-14"
+        )
+    return now - timedelta(seconds=parse_duration(value))
 
 
 def json_default(value: Any) -> Any:
