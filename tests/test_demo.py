@@ -90,3 +90,81 @@ def test_cli_reference_is_current(golden) -> None:  # type: ignore[no-untyped-de
     ):
         assert f"## {command}\n" in text
     golden(ROOT / "docs" / "cli.md", text)
+
+
+RAIL_TIMELINE = """
+start: 2026-03-02T06:00:00Z
+step_hours: 6
+steps: 3
+pages:
+  union:
+    path: /union/strike.html
+    kind: page
+    site: Rail Workers Union
+    states:
+      0:
+        title: Strike notice
+        paragraphs:
+          - The train drivers' union has called a national strike from Monday.
+          - Drivers will stop work for three days unless the operator raises its pay offer.
+      2:
+        title: Strike notice
+        paragraphs:
+          - The train drivers' union has called a national strike from Monday.
+          - Drivers will stop work for three days unless the operator raises its pay offer.
+          - The union said on Friday that the strike is off after the operator offered a seven percent rise.
+  weather:
+    path: /weather.html
+    kind: page
+    site: Weather Desk
+    states:
+      0:
+        title: The week ahead
+        paragraphs:
+          - Rain is expected across the north on Monday, with sunshine later in the week.
+feed:
+  path: /search/rail.rss
+  title: "News search: rail strike"
+  topic: strike
+  entries: []
+watch:
+  - {page: union, label: union-notice, every: 6h}
+  - {page: weather, label: weather, every: 6h}
+"""
+
+RAIL_CLAIMS = """
+version: 2
+claims:
+  - id: national-rail-strike
+    statements:
+      en: Train drivers will strike across the country from Monday.
+  - id: fares-rise
+    statements:
+      en: Rail fares will rise by five percent in May.
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_demo_of_another_story_points_at_its_own_pages_and_claims(tmp_path: Path) -> None:
+    """``demo --seeds`` replays any story: what it prints to explore next names that
+    story's most revised page and most flagged claim, never the seed story's."""
+    seeds = tmp_path / "rail"
+    (seeds / "demo").mkdir(parents=True)
+    (seeds / "demo" / "timeline.yaml").write_text(RAIL_TIMELINE, encoding="utf-8")
+    (seeds / "claims.yaml").write_text(RAIL_CLAIMS, encoding="utf-8")
+    r = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "demo", "--dir", str(tmp_path / "d"),
+         "--seeds", str(seeds), "--semantic"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    explore = r.stdout.split("explore:\n", 1)[1].splitlines()
+    db = f"claimwatch --db sqlite:///{tmp_path / 'd' / 'claimwatch.db'}"
+    assert f"  {db} diff union-notice" in explore
+    flagged = r.stdout.split("flags per claim:\n", 1)[1].split("\n")[0].strip()
+    assert flagged.startswith("national-rail-strike: "), r.stdout  # the strike is off
+    assert f"  {db} claims show national-rail-strike" in explore
+    assert not any("meta" in line for line in explore)

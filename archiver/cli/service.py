@@ -9,7 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -417,15 +417,27 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
     for path in result.digest_files:
         click.echo(f"digest preview: {path}")
     click.echo("\nexplore:")
-    for command in (
-        f"claimwatch --db {db} sources list",
-        f"claimwatch --db {db} changes",
-        f"claimwatch --db {db} diff meta-statement",
-        f"claimwatch --db {db} claims list",
-        f"claimwatch --db {db} claims show meta-ends-open-releases",
-        f"claimwatch --db {db} flags --stance contradicts",
-    ):
-        click.echo(f"  {command}")
+    for command in explore_commands(result):
+        click.echo(f"  claimwatch --db {db} {command}")
+
+
+def explore_commands(result: Any) -> list[str]:
+    """What to try next on the demo's store, named from what this timeline produced
+    (``--seeds`` may hold another story): its most revised watched page, its most
+    flagged claim, and the flags that contradict a claim when there are any."""
+    labelled = {k: n for k, n in result.versions.items() if "://" not in k}  # not the
+    # feed's finds: their URLs name the replay server's port, gone when the demo ends
+    revised = sorted(labelled.items(), key=lambda kv: (-kv[1], kv[0]))
+    flagged = sorted(result.flags.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    against = any(stances.get("contradicts") for stances in result.flags.values())
+    return [
+        "sources list",
+        "changes",
+        *([f"diff {revised[0][0]}"] if revised and revised[0][1] > 1 else []),
+        "claims list",
+        *([f"claims show {flagged[0][0]}"] if flagged else []),
+        "flags --stance contradicts" if against else "flags",
+    ]
 
 
 @cli.command()
