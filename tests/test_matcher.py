@@ -21,7 +21,7 @@ from werkzeug import Response
 
 from archiver.app.claimsfile import load_story
 from archiver.claims.labelled import evaluate, read_labelled
-from archiver.claims.matcher import Matcher, match, prefetch
+from archiver.claims.matcher import UNSURE, Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, load_model
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
@@ -188,6 +188,8 @@ def test_a_story_of_one_claim_finds_its_evidence_and_not_the_rest(
         assert bool(found) is bears, (text, found)
         if found:
             scores[text] = found[0].score
+            # No examples: the flag says its stance is a guess (docs/claims.md).
+            assert found[0].reasons[2] == UNSURE, found[0].reasons
     assert min(scores.values()) > load_model().threshold_no_examples + 0.1, scores
 
 
@@ -242,6 +244,7 @@ def test_a_story_of_one_claim_with_examples_finds_its_evidence(
     )
     assert flag.claim == "library-closes" and flag.stance == "supports"
     assert any(r.startswith("learned from the claim's examples") for r in flag.reasons)
+    assert UNSURE not in flag.reasons
     unrelated = "Storm drains on the riverside road are to be cleaned."
     assert match(unrelated, story.claims, matcher) == []
     from archiver.claims.features import BEARS_FEATURES, describe

@@ -82,11 +82,22 @@ def match(
                 (
                     f"bears on the claim: p={prob:.2f}",
                     f"{stance}: p={confidence:.2f}",
+                    *(() if has_examples else (UNSURE,)),
                     *pair.reasons,
                 ),
             )
         )
     return sorted(flags, key=lambda f: -f.score)
+
+
+# A claim without labelled examples: out of fold on the training split, the model then
+# got 3% of 215 contradicting pairs right (none as bare statements, 14% with cue
+# phrases) and none of 411 "mentions" ones; with the story's examples, 57% and 31%
+# (benchmarks/claims_stance_by_view.py, docs/benchmarks.md).
+UNSURE = (
+    "stance unsure: the claim has no labelled examples, and without them the matcher "
+    "seldom tells supports from contradicts"
+)
 
 
 BATCH = 32  # passages whose sentences ``prefetch`` is given at once by its callers
