@@ -53,7 +53,7 @@ def gather(
     # A window (since) previews; otherwise exactly what no sent digest covered, asked
     # of the store by id so a digest never loads the whole history.
     change_ids, flag_ids, source_ids = (None, None, None) if since else state.uncovered_ids(store)
-    claims = {c.id: c.en for c in store.claims(active_only=False)}
+    claims = {c.id: c.first for c in store.claims(active_only=False)}
     change_items = [
         _change_item(store, c)
         for c in store.changes(since=since, ids=change_ids)

@@ -73,8 +73,8 @@ def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
     return [
         ClaimRow(
             id=r["id"],
-            en=r["en"],
-            ar=r["ar"],
+            first=r["en"],
+            second=r["ar"],
             data=r["data"],
             active=bool(r["active"]),
             supports=stats.get(r["id"], {}).get("supports", 0),

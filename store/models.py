@@ -278,8 +278,8 @@ class StoredFlag:
 @dataclass(frozen=True)
 class ClaimRow:
     id: str
-    en: str
-    ar: str
+    first: str  # the claim's first statement (the table's column "en", named in 0003)
+    second: str  # its second, or "" (column "ar")
     data: dict[str, Any]
     active: bool
     supports: int = 0
@@ -289,12 +289,11 @@ class ClaimRow:
 
     @property
     def statements(self) -> list[tuple[str, str]]:
-        """(language, text) of each statement, as the claims file gives them (the ``en``
-        and ``ar`` columns hold only the first two, whatever their languages)."""
+        """(language, text) of each statement, as the claims file gives them."""
         given = self.data.get("statements") if isinstance(self.data, dict) else None
         if given:
             return [(str(lang), str(text)) for lang, text in given]
-        return [(lang, text) for lang, text in (("en", self.en), ("ar", self.ar)) if text]
+        return [("und", text) for text in (self.first, self.second) if text]
 
 
 @dataclass(frozen=True)
