@@ -44,13 +44,13 @@ from starlette.staticfiles import StaticFiles
 
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
+from archiver.text.direction import direction
 from archiver.text.render import Header, RenderOptions, hunks
 from store.errors import NotFoundError, UsageError
 from store.models import Source, StoredChange, StoredFlag, Version
 from store.repo import Store
 
 HERE = Path(__file__).resolve().parent
-RTL = {"ar", "fa", "he", "ur", "ps", "yi", "ckb", "dv", "sd", "ug"}
 STANCES = ("supports", "contradicts", "mentions")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -83,16 +83,8 @@ def _env() -> Environment:
     )
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
     env.filters["iso"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
-    env.globals["dir_of"] = _dir_of
+    env.globals["dir_of"] = direction
     return env
-
-
-def _dir_of(lang: str | None) -> str:
-    """The text direction of a language code; the browser decides for an unknown one."""
-    code = (lang or "").split("-")[0].lower()
-    if code in ("", "und"):
-        return "auto"
-    return "rtl" if code in RTL else "ltr"
 
 
 class _Security(BaseHTTPMiddleware):

@@ -28,6 +28,7 @@ from archiver.app.story import Seeds, import_seeds
 from archiver.app.words import counted
 from archiver.net.fetch import FetchOptions
 from archiver.net.mailer import SmtpSettings
+from archiver.text.direction import direction
 from jobs import digest as digest_job
 from jobs.service import Service, ServiceOptions
 from store.errors import ConfigError
@@ -118,6 +119,7 @@ class Replay:
                 n = self.step * 7 + len(path)  # the noise: different at every step and page
                 html = _ENV.get_template("demo_page.html.j2").render(
                     lang=page.get("lang", "en"),
+                    direction=direction(page.get("lang", "en")),
                     site=page["site"],
                     path=path,
                     title=state["title"],

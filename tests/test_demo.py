@@ -168,3 +168,26 @@ def test_a_demo_of_another_story_points_at_its_own_pages_and_claims(tmp_path: Pa
     assert flagged.startswith("national-rail-strike: "), r.stdout  # the strike is off
     assert f"  {db} claims show national-rail-strike" in explore
     assert not any("meta" in line for line in explore)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("ar", "rtl"),
+        ("he", "rtl"),
+        ("fa-IR", "rtl"),
+        ("ckb", "rtl"),
+        ("de", "ltr"),
+        ("en_GB", "ltr"),
+        ("arn", "ltr"),  # Mapudungun: a code that starts like Arabic's
+        ("und", "auto"),
+        ("", "auto"),
+        (None, "auto"),
+    ],
+)
+def test_a_languages_direction(lang: str | None, expected: str) -> None:
+    """The ``dir`` of HTML claimwatch writes (the web view, the demo's pages) follows the
+    language, for any story: not only Arabic, and the browser decides when unknown."""
+    from archiver.text.direction import direction
+
+    assert direction(lang) == expected
