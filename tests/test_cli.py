@@ -562,6 +562,35 @@ def test_sources_add_refuses_urls_that_can_never_be_fetched(story: Path, url: st
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_sources_add_refuses_an_address_it_would_never_fetch(story: Path) -> None:
+    """A literal loopback, private or metadata address is refused when it is added,
+    with what to do, instead of becoming a source whose every check fails."""
+    assert claimwatch(story, "init").returncode == 0
+    strict = {"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": None}
+    for url in (
+        "http://127.0.0.1:8765/a",
+        "http://[::1]/b",
+        "http://localhost/c",
+        "http://10.0.0.7/d",
+    ):
+        r = claimwatch(story, "sources", "add", url, env=strict)
+        assert r.returncode == 2, (url, r.stderr)
+        [line] = r.stderr.strip().splitlines()
+        assert "is a loopback or private address" in line and "add --allow-private" in line
+    r = claimwatch(story, "sources", "add", "http://169.254.169.254/latest", "--allow-private")
+    assert r.returncode == 2 and "never fetches, with --allow-private too" in r.stderr
+    listed = claimwatch(story, "sources", "list", "--json").stdout
+    assert "127.0.0.1:8765/a" not in listed and "169.254" not in listed
+    for args, env in (
+        (["http://127.0.0.1:8765/a", "--allow-private"], strict),
+        (["http://127.0.0.1:8765/e"], {}),  # CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1
+        (["http://example.org/f"], strict),  # a name: judged when a check resolves it
+    ):
+        assert claimwatch(story, "sources", "add", *args, env=env).returncode == 0, args
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_sources_remove_asks_first(story: Path) -> None:
     assert claimwatch(story, "init").returncode == 0
     assert (

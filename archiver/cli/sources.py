@@ -289,8 +289,31 @@ def sources_add(
         allow_private=allow_private,
         allow_redirects_anywhere=allow_redirects_anywhere,
     )
+    _reachable(spec.url, allow_private or app.config.allow_private)
     source_id = app.store().add_source(spec, app.now)
     click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
+
+
+def _reachable(url: str, private_allowed: bool) -> None:
+    """Refuse a URL whose host is an address the fetcher will never reach, rather than
+    add a source whose every check fails. Only a literal address (or localhost) is
+    judged here; a name is judged when a check resolves it."""
+    from urllib.parse import urlsplit
+
+    from archiver.net.addresses import literal_host_kind
+
+    host = urlsplit(url).hostname
+    kind = literal_host_kind(host)
+    if kind == "metadata":
+        raise UsageError(
+            f"{host} is a link-local or cloud metadata address, which claimwatch never "
+            "fetches, with --allow-private too"
+        )
+    if kind == "private" and not private_allowed:
+        raise UsageError(
+            f"{host} is a loopback or private address, which claimwatch fetches only when "
+            "asked: add --allow-private (or set CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1)"
+        )
 
 
 @sources.command("edit")

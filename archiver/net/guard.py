@@ -30,19 +30,12 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httpcore
 
+from archiver.net.addresses import IPAddress, classify
 from store.errors import BlockedAddress, ConnectFailed
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-METADATA = tuple(
-    ipaddress.ip_network(n)
-    for n in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32")
-)
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True)
@@ -53,30 +46,6 @@ class AddressPolicy:
 
 STRICT = AddressPolicy()  # frozen: safe as the default
 POLICY: ContextVar[AddressPolicy] = ContextVar("claimwatch_address_policy", default=STRICT)
-
-
-def embedded(address: IPAddress) -> list[IPAddress]:
-    """The address and the IPv4 addresses it carries (mapped, NAT64, 6to4, Teredo)."""
-    found: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            found.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            found.append(address.sixtofour)
-        if address.teredo is not None:
-            found.extend(address.teredo)
-        if address in NAT64:
-            found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return found
-
-
-def classify(address: IPAddress) -> Literal["public", "private", "metadata"]:
-    forms = embedded(address)
-    if any(a.is_link_local or any(a in net for net in METADATA) for a in forms):
-        return "metadata"
-    if any(not a.is_global or a.is_multicast or a.is_unspecified for a in forms):
-        return "private"
-    return "public"
 
 
 def judge(url: str, host: str, addresses: Iterable[IPAddress], policy: AddressPolicy) -> None:
