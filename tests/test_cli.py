@@ -566,7 +566,7 @@ def test_sources_add_refuses_an_address_it_would_never_fetch(story: Path) -> Non
     """A literal loopback, private or metadata address is refused when it is added,
     with what to do, instead of becoming a source whose every check fails."""
     assert claimwatch(story, "init").returncode == 0
-    strict = {"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": None}
+    strict: dict[str, str | None] = {"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": None}
     for url in (
         "http://127.0.0.1:8765/a",
         "http://[::1]/b",
