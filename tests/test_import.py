@@ -106,3 +106,27 @@ def test_export_reads_back_as_the_same_watchlist(tmp_path: Path, db: Path) -> No
 
     assert rows(other) == rows(db)
     assert claimwatch(db, "sources", "export").stdout == out.read_text(encoding="utf-8")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_export_says_which_sources_need_allow_private_again(tmp_path: Path, db: Path) -> None:
+    """--allow-private cannot travel in a file (sources.yaml refuses the field), so an
+    export names the sources that had it, on stderr and in a comment atop the file."""
+    for args in (
+        ["http://127.0.0.1:9/status", "--label", "intranet", "--allow-private"],
+        ["https://example.org/a", "--label", "public"],
+    ):
+        assert claimwatch(db, "sources", "add", *args).returncode == 0
+    out = tmp_path / "export.yaml"
+    r = claimwatch(db, "sources", "export", "--out", str(out))
+    assert r.returncode == 0
+    note = r.stderr.strip().splitlines()[-1]
+    assert note.startswith("note: 1 source added with --allow-private (intranet)"), r.stderr
+    assert "public" not in note
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Note: 1 source added with --allow-private (intranet)")
+    other = tmp_path / "other.db"
+    assert claimwatch(other, "init", "--seeds", str(tmp_path / "seeds")).returncode == 0
+    assert claimwatch(other, "sources", "import", str(out)).returncode == 0
+    assert urls(other) == urls(db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -384,10 +385,12 @@ def sources_export(app: App, out: Path | None) -> None:
     which 'sources import' and init's seeds read back."""
     from archiver.app.seeds import export_sources
 
-    rows = []
+    rows, private = [], []
     for s in app.store().iter_sources():
         if not kind_of(s.kind).user_adds or s.origin == "feed":
             continue
+        if s.allow_private:
+            private.append(s.name)
         row: dict[str, Any] = {"url": s.url, "kind": s.kind}
         if s.label:
             row["label"] = s.label
@@ -411,13 +414,24 @@ def sources_export(app: App, out: Path | None) -> None:
             row["robots"] = False
         rows.append(row)
     text = export_sources(rows)
+    note = None
+    if private:  # a file never opens private addresses (sources.yaml refuses the field)
+        names = ", ".join(private)
+        note = (
+            f"{counted(len(private), 'source')} added with --allow-private ({names}): a "
+            "watchlist file cannot carry that, so after importing, add them again with "
+            "--allow-private, or set CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1"
+        )
+        text = "".join(f"# {line}\n" for line in textwrap.wrap(f"Note: {note}.", 86)) + text
     if out is None:
         click.echo(text, nl=False)
-        return
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    click.echo(f"exported {len(rows)} sources to {terminal_safe(str(out))}", err=True)
+    else:
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        click.echo(f"exported {len(rows)} sources to {terminal_safe(str(out))}", err=True)
+    if note:
+        click.echo(terminal_safe(f"note: {note}"), err=True)
 
 
 @sources.command("retire")
