@@ -156,7 +156,8 @@ SETTINGS: tuple[Setting, ...] = (
             "CLAIMWATCH_CLAIMS_MODEL", attr="claims_model"),
     Setting("alerts", "urls", list, [],
             "Apprise URLs that get an alert per change or flag over the thresholds "
-            "(environment: comma-separated).", "CLAIMWATCH_ALERT_URLS", attr="alert_urls",
+            "(environment: comma-separated). One that Apprise cannot read stops 'alerts' "
+            "and 'serve' at the start.", "CLAIMWATCH_ALERT_URLS", attr="alert_urls",
             secret=True),
     Setting("alerts", "min_significance", float, 0.5, "Changes at least this significant.",
             attr="alert_min_significance", low=0, high=1),

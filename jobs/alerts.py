@@ -10,6 +10,7 @@ retried at the next pass, up to ``max_attempts``. Only items from the last
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,6 +40,29 @@ class AlertReport:
 
 class AlertFailed(Exception):
     pass
+
+
+def unreadable_alert_url(url: str) -> str | None:
+    """Why Apprise cannot send to ``url``, or None. The reason names only the address's
+    scheme: the rest often holds a token."""
+    try:
+        import apprise
+    except ImportError:
+        return "alerts need Apprise: pip install 'claimwatch[alerts]'"
+    quiet = logging.getLogger("apprise")  # which would log the whole address, token and all
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        if apprise.Apprise().add(url):
+            return None
+    finally:
+        quiet.setLevel(level)
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    shown = f"a {scheme}:// address" if scheme.isalnum() else "an address without a scheme"
+    return (
+        f"{shown} that Apprise does not understand; see its list of services "
+        "(docs/config.md, [alerts])"
+    )
 
 
 def apprise_notify(urls: list[str], title: str, body: str) -> None:

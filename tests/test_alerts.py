@@ -87,3 +87,25 @@ def test_alerts_arrive_exactly_once_and_failures_are_retried(
     assert "failing, retried" not in run("status")
     assert "0 sent" in run("alerts")
     assert len(receiver.posts) == 4
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_an_alert_address_apprise_cannot_read_stops_alerts_and_serve_at_the_start(
+    tmp_path: Path,
+) -> None:
+    """It used to be a failed send on every pass of a running service, logged with the
+    whole address. Now alerts and serve refuse to start, in one line that names the
+    setting and the address's scheme, never its token."""
+    story = story_dir(tmp_path, claims=True)
+    assert claimwatch(story, "init").returncode == 0
+    for urls, which, shown in (
+        ("nosuch://s3cr3t-token@host", "address 1 of 1", "a nosuch:// address"),
+        ("json://127.0.0.1:9/hook,s3cr3t-token", "address 2 of 2", "an address without a scheme"),
+    ):
+        for command in (["alerts"], ["serve", "--once"]):
+            r = claimwatch(story, *command, env={"CLAIMWATCH_ALERT_URLS": urls})
+            assert r.returncode == 2, (command, r.stderr)
+            [line] = r.stderr.strip().splitlines()
+            assert line.startswith(f"claimwatch: error: [alerts] urls, {which}: {shown}"), line
+            assert "s3cr3t" not in r.stderr + r.stdout

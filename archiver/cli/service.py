@@ -468,8 +468,14 @@ def web(app: App, host: str, port: int) -> None:
 
 
 def alert_options(cfg: Config) -> AlertOptions:
-    from jobs.alerts import AlertOptions
+    """The [alerts] settings; an address Apprise cannot read is refused here, at the
+    start, rather than failing every alert of a running service."""
+    from jobs.alerts import AlertOptions, unreadable_alert_url
 
+    for n, url in enumerate(cfg.alert_urls, start=1):
+        why = unreadable_alert_url(url)
+        if why:
+            raise UsageError(f"[alerts] urls, address {n} of {len(cfg.alert_urls)}: {why}")
     return AlertOptions(
         urls=tuple(cfg.alert_urls),
         min_significance=cfg.alert_min_significance,
