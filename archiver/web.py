@@ -246,6 +246,11 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(400, "stance is supports, contradicts or mentions")
         return stance
 
+    def known_claim(claim: str | None) -> str | None:
+        if claim and claim not in {c.id for c in store.claims(active_only=False)}:
+            raise HTTPException(404, f"no claim {claim!r}")
+        return claim
+
     def source_id_of(request: Request) -> int | None:
         ref = request.query_params.get("source") or None
         return source_of(ref).id if ref else None
@@ -266,7 +271,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
                     since=since_text, page=n, more=more)  # fmt: skip
 
     async def flags_page(request: Request) -> HTMLResponse:
-        claim = request.query_params.get("claim") or None
+        claim = known_claim(request.query_params.get("claim") or None)
         stance = stance_of(request)
         rows = store.flags(claim_id=claim, stance=stance, limit=500)
         return page(request, "web/flags.html.j2", rows=rows, claim=claim or "", stance=stance or "",
@@ -354,7 +359,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         return atom(request, f"claimwatch: {s.name}", change_entries(rows, request), n, more)
 
     async def feed_claim(request: Request) -> Response:
-        claim = request.path_params["claim"]
+        claim = known_claim(request.path_params["claim"]) or ""
         rows, more, n = paged(request, lambda limit: store.flags(claim_id=claim, limit=limit))
         return atom(request, f"claimwatch: {claim}", flag_entries(rows, request), n, more)
 
@@ -404,7 +409,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         from archiver.cli.claims import flag_row
 
         found = store.flags(
-            claim_id=request.query_params.get("claim") or None,
+            claim_id=known_claim(request.query_params.get("claim") or None),
             stance=stance_of(request),
             since=since_of(request),
             min_score=_float(request.query_params.get("min"), 0.0),

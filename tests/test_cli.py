@@ -107,6 +107,8 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
             "since 'yesterday' is not understood; give a time ago such as 2d or 36h, or a date",
         ),
         (["flags", "--since", "3x"], "duration '3x' is not understood"),
+        (["flags", "--claim", "nope"], "no claim 'nope'; see 'claimwatch claims list'"),
+        (["flags", "review", "--claim", "nope"], "no claim 'nope'"),
         (["frobnicate"], "No such command"),
     ],
 )

@@ -217,6 +217,10 @@ def test_the_api_filters_as_the_cli_does(demo) -> None:  # type: ignore[no-untyp
         r = httpx.get(served.url + path, params=params)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (path, params)
     assert httpx.get(served.url + "/api/v1/changes", params={"source": "nope"}).status_code == 404
+    for path in ("/api/v1/flags?claim=nope", "/flags?claim=nope", "/feeds/claims/nope.atom"):
+        r = httpx.get(served.url + path)
+        assert r.status_code == 404 and "no claim" in r.text and "nope" in r.text, path
+    assert get("/api/v1/flags", claim="meta-ends-open-releases")
 
 
 def test_a_storys_statements_show_in_their_own_languages(store: Store) -> None:

@@ -19,6 +19,8 @@ from archiver.cli.base import (
 )
 from archiver.cli.claims import STANCE_NAMES, flag_row, print_flag
 from archiver.text.terminal import terminal_safe
+from store.errors import UsageError
+from store.repo import Store
 
 
 @cli.group("flags", invoke_without_command=True)
@@ -50,6 +52,7 @@ def flags_cmd(
     app: App = ctx.obj
     store = app.store()
     source_id = store.get_source(source_ref).id if source_ref else None
+    _known_claim(store, claim_id)
     found = store.flags(
         claim_id,
         stance,
@@ -68,6 +71,13 @@ def flags_cmd(
             console.print()
         print_flag(console, f, claim=True)
     note_limit(len(found), limit)
+
+
+def _known_claim(store: Store, claim_id: str | None) -> None:
+    """A misspelt --claim is an error, not an empty list (retired claims still count:
+    their flags are kept)."""
+    if claim_id is not None and claim_id not in {c.id for c in store.claims(active_only=False)}:
+        raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
 
 
 _STANCE = click.option(
@@ -107,6 +117,7 @@ _ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit", "y": "confi
 def flags_review(app: App, claim_id: str | None, limit: int) -> None:
     """Walk the flags nobody has reviewed yet, newest first: confirm, reject, skip."""
     store = app.store()
+    _known_claim(store, claim_id)
     pending = store.flags(claim_id=claim_id, limit=limit or None, unreviewed=True)
     if not pending:
         click.echo("nothing to review")
