@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from store.db import among, insert_ignoring_duplicates, narrow
 from store.errors import NotFoundError
@@ -53,13 +53,20 @@ def load(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> Non
 
 
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
-    """Claims with their flag counts by stance and the time of the latest flag."""
-    counts = select(
-        flags.c.claim_id,
-        flags.c.stance,
-        func.count().label("n"),
-        func.max(flags.c.created_at).label("latest"),
-    ).group_by(flags.c.claim_id, flags.c.stance)
+    """Claims with their flag counts by stance and the time of the latest flag, as the
+    reviewer left them: a rejected flag does not count, a confirmed one counts under
+    the stance the reviewer gave (as on the web view's story page)."""
+    stance = func.coalesce(flags.c.verdict_stance, flags.c.stance).label("stance")
+    counts = (
+        select(
+            flags.c.claim_id,
+            stance,
+            func.count().label("n"),
+            func.max(flags.c.created_at).label("latest"),
+        )
+        .where(or_(flags.c.verdict.is_(None), flags.c.verdict != "rejected"))
+        .group_by(flags.c.claim_id, stance)
+    )
     stats: dict[str, dict[str, Any]] = {}
     for r in conn.execute(counts).mappings():
         entry = stats.setdefault(r["claim_id"], {"latest": None})

@@ -276,3 +276,23 @@ def test_the_change_log_pages_match_the_whole_log(store: Store, httpserver: HTTP
         assert [c.id for c in paged] == [c.id for c in whole]
         assert all(c.units == [] for c in paged)  # a listing does not load the units
     assert [c.id for c in store.iter_changes(limit=1, page=1)] == [whole[0].id]
+
+
+def test_a_claims_counts_follow_the_reviewers_verdicts(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """``claims list`` counts a confirmed flag under the stance the reviewer gave and
+    leaves a rejected one out, on both backends (the count groups by that stance)."""
+    build_history(store, httpserver)
+    [flag] = store.flags()
+    stances = ("supports", "contradicts", "mentions")
+
+    def counts() -> list[int]:
+        [row] = [c for c in store.claims() if c.id == flag.claim_id]
+        return [getattr(row, s) for s in stances]
+
+    assert counts() == [int(flag.stance == s) for s in stances]
+    store.review(flag.id, "confirmed", NOW, "mentions")
+    assert counts() == [0, 0, 1]
+    store.review(flag.id, "rejected", NOW)
+    assert counts() == [0, 0, 0]

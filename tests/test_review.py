@@ -71,6 +71,19 @@ def test_verdicts_are_kept_and_a_rejected_sentence_is_not_flagged_again(
     r = claimwatch(story, "flags", "reject", "999999")
     assert r.returncode == 2 and "999999" in r.stderr
 
+    # The claims' counts are the reviewer's: the rejected flag left out, the confirmed
+    # one under the stance given (as on the web view's story page).
+    listed = {
+        row["id"]: row
+        for row in map(
+            json.loads, claimwatch(story, "claims", "list", "--json").stdout.splitlines()
+        )
+    }
+    stances = ("supports", "contradicts", "mentions")
+    assert [listed[closed["claim"]][s] for s in stances] == [0, 0, 0]
+    assert [listed[opened["claim"]][s] for s in stances] == [0, 1, 0]
+    assert listed[opened["claim"]]["examples"]["contradicts"] >= 1  # the verdict, at once
+
     # Shown where a user looks at a claim's evidence.
     shown = claimwatch(story, "claims", "show", closed["claim"]).stdout
     assert "rejected by a reviewer" in shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,15 @@ def claims_group() -> None:
 @click.pass_obj
 def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     """Each claim with its count of supporting and contradicting flags, and the latest."""
-    counts = {c.id: c for c in app.store().claims(active_only=False)}
+    store = app.store()
+    counts = {c.id: c for c in store.claims(active_only=False)}
+    if claims_file is not None:
+        from archiver.app.claimsfile import load_story
+
+        labelled = [(e.claim, e.stance) for e in load_story(claims_file).bank().examples]
+    else:  # the story's examples and the reviewer's verdicts, as the matcher reads them
+        labelled = [(claim, stance) for claim, stance, _text, _origin in store.examples()]
+    examples = Counter(labelled)
     rows: list[dict[str, Any]] = []
     for claim in _claims(app, claims_file):
         stored = counts.get(claim.id)
@@ -72,6 +81,7 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
                 "contradicts": stored.contradicts if stored else 0,
                 "mentions": stored.mentions if stored else 0,
                 "latest": stored.latest if stored else None,
+                "examples": {s: examples[(claim.id, s)] for s in STANCE_NAMES},
             }
         )
     if as_json:
@@ -87,6 +97,17 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
             f"{r['contradicts']} against, {r['mentions']} mentions{latest}"
         )
         console.print(f"  {terminal_safe(r['statement'])}")
+        ex = r["examples"]
+        if sum(ex.values()):
+            console.print(
+                f"  examples: {ex['supports']} for, {ex['contradicts']} against, "
+                f"{ex['mentions']} mentions",
+                style="dim",
+            )
+        else:  # docs/claims.md, "Stance needs examples"
+            console.print(
+                "  no examples yet: its flags cannot tell support from contradiction", style="dim"
+            )
 
 
 def flag_row(f: StoredFlag) -> dict[str, Any]:
