@@ -422,3 +422,19 @@ def test_an_archived_hostile_page_runs_nothing(
     assert direction == "rtl"
     assert evidence.strip()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_web_view_without_its_extra_says_what_to_install(tmp_path: Path) -> None:
+    """Installed without claimwatch[web], 'claimwatch web' was an internal error
+    (ModuleNotFoundError: starlette). A package that cannot be imported stands in for
+    the missing extra here."""
+    blocked = tmp_path / "blocked"
+    for name in ("uvicorn", "starlette"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(
+            f"raise ModuleNotFoundError('no {name} here', name='{name}')\n", encoding="utf-8"
+        )
+    r = claimwatch(tmp_path, "web", "--port", "0", env={"PYTHONPATH": str(blocked)})
+    assert r.returncode == 2, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line == "claimwatch: error: the web view needs uvicorn: pip install 'claimwatch[web]'"

@@ -448,18 +448,20 @@ def web(app: App, host: str, port: int) -> None:
     """The web view: the story and its claims' timelines, sources, versions side by
     side, changes, flags with review, Atom feeds and /api/v1 (claimwatch[web]).
     Listens on 127.0.0.1; any other address needs [web] token (CLAIMWATCH_WEB_TOKEN)."""
-    from archiver.web import WebOptions, create_app, is_loopback
+    try:
+        import uvicorn
 
+        from archiver.web import WebOptions, create_app, is_loopback
+    except ImportError as exc:  # the extra is not installed (starlette, uvicorn...)
+        raise UsageError(
+            f"the web view needs {exc.name or 'its packages'}: pip install 'claimwatch[web]'"
+        ) from None
     token = app.config.web_token
     if not is_loopback(host) and not token:
         raise UsageError(
             f"--host {host} is reachable from other machines: set CLAIMWATCH_WEB_TOKEN "
             "(or [web] token) first, or listen on 127.0.0.1"
         )
-    try:
-        import uvicorn
-    except ImportError:
-        raise UsageError("the web view needs: pip install 'claimwatch[web]'") from None
     store = app.store()
     click.echo(f"claimwatch web on http://{host}:{port}/", err=True)
     uvicorn.run(
