@@ -128,5 +128,10 @@ def test_export_says_which_sources_need_allow_private_again(tmp_path: Path, db: 
     assert text.startswith("# Note: 1 source added with --allow-private (intranet)")
     other = tmp_path / "other.db"
     assert claimwatch(other, "init", "--seeds", str(tmp_path / "seeds")).returncode == 0
-    assert claimwatch(other, "sources", "import", str(out)).returncode == 0
+    r = claimwatch(other, "sources", "import", str(out))
+    assert r.returncode == 0
     assert urls(other) == urls(db)
+    # ... and the import says which ones checks will not fetch, and what to do.
+    [note] = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert note.startswith("note: 1 source with a loopback, private or metadata address")
+    assert "http://127.0.0.1:9/status" in note and "--allow-private" in note

@@ -375,6 +375,23 @@ def sources_import(app: App, file: Path, fmt: str) -> None:
     click.echo(
         f"imported {added} sources from {terminal_safe(str(file))} ({known} already watched)"
     )
+    if not app.config.allow_private:
+        from urllib.parse import urlsplit
+
+        from archiver.net.addresses import literal_host_kind
+
+        kinds = [(s.url, literal_host_kind(urlsplit(s.url).hostname)) for s in specs]
+        blocked = [url for url, kind in kinds if kind in ("private", "metadata")]
+        if blocked:  # a file cannot allow them (sources add --allow-private can)
+            shown = ", ".join(blocked[:3]) + (", ..." if len(blocked) > 3 else "")
+            click.echo(
+                terminal_safe(
+                    f"note: {counted(len(blocked), 'source')} with a loopback, private or "
+                    f"metadata address ({shown}) will not be fetched: add them with "
+                    "'sources add URL --allow-private', or set CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES=1"
+                ),
+                err=True,
+            )
 
 
 @sources.command("export")
