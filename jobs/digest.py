@@ -23,6 +23,7 @@ from archiver.app.digest import (
     FlagItem,
     compose,
 )
+from archiver.claims.matcher import UNSURE
 from archiver.net.mailer import (
     SendError,
     SmtpSettings,
@@ -73,6 +74,7 @@ def gather(
             version=f.version,
             captured_at=f.created_at,
             verdict=f.verdict,
+            unsure=UNSURE in f.reasons and f.verdict is None,
         )
         for f in store.flags(since=since, ids=flag_ids)
     ]

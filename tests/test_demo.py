@@ -168,6 +168,9 @@ def test_a_demo_of_another_story_points_at_its_own_pages_and_claims(tmp_path: Pa
     assert flagged.startswith("national-rail-strike: "), r.stdout  # the strike is off
     assert f"  {db} claims show national-rail-strike" in explore
     assert not any("meta" in line for line in explore)
+    # Its claims have no examples: the digest says the stance is a guess.
+    [html] = (tmp_path / "d").glob("digest-*.html")
+    assert "stance unsure: the claim has no examples yet" in html.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(

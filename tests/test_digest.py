@@ -317,6 +317,7 @@ def fixed_data() -> DigestData:
                 "ميتا تغلق نموذجها",
                 4,
                 at,
+                unsure=True,  # as for a claim without examples (matcher.UNSURE)
             ),
             FlagItem(
                 3,

@@ -55,6 +55,7 @@ class FlagItem:
     version: int
     captured_at: datetime
     verdict: str | None = None  # the reviewer's: confirmed | rejected (None: not reviewed)
+    unsure: bool = False  # the claim had no examples: the stance is a guess (matcher.UNSURE)
 
 
 @dataclass(frozen=True)
