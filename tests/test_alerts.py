@@ -109,3 +109,46 @@ def test_an_alert_address_apprise_cannot_read_stops_alerts_and_serve_at_the_star
             [line] = r.stderr.strip().splitlines()
             assert line.startswith(f"claimwatch: error: [alerts] urls, {which}: {shown}"), line
             assert "s3cr3t" not in r.stderr + r.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_an_alert_for_a_claim_without_examples_says_its_stance_is_a_guess(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A story written only as statements: its flags' stance is a guess (docs/claims.md,
+    "Stance needs examples"), and the alert's title says so."""
+    story = story_dir(tmp_path)
+    (tmp_path / "seeds" / "claims.yaml").write_text(
+        "version: 2\nclaims:\n"
+        "  - id: rail-strike\n    statement: Train drivers will strike across the country from Monday.\n"
+        "  - id: fares-rise\n    statement: Rail fares will rise by five percent in May.\n",
+        encoding="utf-8",
+    )
+    receiver = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    first = [
+        "The train drivers' union has called a national strike from Monday.",
+        "Drivers will stop work for three days unless the operator raises its pay offer.",
+        "Talks between the union and the operator broke down late on Thursday evening.",
+    ]
+    page = Page(article_html("Strike notice", first))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    env: dict[str, str | None] = {
+        "CLAIMWATCH_ALERT_URLS": f"json://127.0.0.1:{httpserver.port}/hook",
+        "CLAIMWATCH_SEMANTIC": None,  # the learned matcher, which marks the guess
+    }
+    for args in (["init"], ["sources", "add", httpserver.url_for("/a.html"), "--label", "a"]):
+        assert claimwatch(story, *args, env=env).returncode == 0
+    assert claimwatch(story, "check", "a", env=env).returncode == 0
+    page.html = article_html(
+        "Strike notice",
+        [*first, "Train drivers will not strike on Monday after all, the union said."],
+    )
+    r = claimwatch(story, "check", "a", env=env)
+    assert r.returncode == 0, r.stderr
+    r = claimwatch(story, "alerts", env=env)
+    assert r.returncode == 0, r.stderr
+    flagged = [p["title"] for p in receiver.posts if "rail-strike" in p["title"]]
+    assert flagged and all(t.endswith(", stance unsure)") for t in flagged), receiver.posts
