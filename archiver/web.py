@@ -42,6 +42,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
@@ -84,6 +85,7 @@ def _env() -> Environment:
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
     env.filters["iso"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
     env.globals["dir_of"] = direction
+    env.globals["unsure"] = lambda f: stance_unsure(f.reasons, f.verdict)
     return env
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from archiver.claims.matcher import UNSURE
+from archiver.claims.matcher import stance_unsure
 from store import alerts as state
 from store.repo import Store
 
@@ -103,7 +103,7 @@ def send_pending(
         items.append(("change", c.id, title, body))
     for f in store.flags(ids=flag_ids) if flag_ids else []:
         stance = f.final_stance
-        unsure = ", stance unsure" if UNSURE in f.reasons and f.verdict is None else ""
+        unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
         title = f"claimwatch: {f.claim_id} {stance} ({f.score:.2f}{unsure})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
         items.append(("flag", f.id, title, body))

@@ -23,7 +23,7 @@ from archiver.app.digest import (
     FlagItem,
     compose,
 )
-from archiver.claims.matcher import UNSURE
+from archiver.claims.matcher import stance_unsure
 from archiver.net.mailer import (
     SendError,
     SmtpSettings,
@@ -74,7 +74,7 @@ def gather(
             version=f.version,
             captured_at=f.created_at,
             verdict=f.verdict,
-            unsure=UNSURE in f.reasons and f.verdict is None,
+            unsure=stance_unsure(f.reasons, f.verdict),
         )
         for f in store.flags(since=since, ids=flag_ids)
     ]

@@ -171,6 +171,21 @@ def test_a_demo_of_another_story_points_at_its_own_pages_and_claims(tmp_path: Pa
     # Its claims have no examples: the digest says the stance is a guess.
     [html] = (tmp_path / "d").glob("digest-*.html")
     assert "stance unsure: the claim has no examples yet" in html.read_text(encoding="utf-8")
+    # ... and so does the web view's list of flags, until a reviewer settles it.
+    import httpx
+
+    from tests.support.web import Served
+
+    store = Store(f"sqlite:///{tmp_path / 'd' / 'claimwatch.db'}")
+    served = Served(store)
+    try:
+        assert "(unsure)" in httpx.get(served.url + "/flags").text
+        [flag] = store.flags(claim_id="national-rail-strike")
+        store.review(flag.id, "confirmed", flag.created_at, "contradicts")
+        assert "(unsure)" not in httpx.get(served.url + "/flags").text
+    finally:
+        served.stop()
+        store.close()
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +18,14 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-import uvicorn
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.web import WebOptions, create_app
+from archiver.web import WebOptions
 from store.models import SourceSpec
 from store.repo import Store
 from tests.support import claimwatch, needs_browser
+from tests.support.web import Served
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # a real uvicorn over the demo store
 
@@ -37,31 +34,6 @@ HOSTILE = """<html><head><title>Hostile</title><script>fetch("{trap}/script");</
 that runs long enough for extraction to keep it as the article text of this page.</p>
 <img src="x" onerror="fetch('{trap}/onerror')"><a id="js" href="javascript:fetch('{trap}/link')">
 click</a></article></body></html>"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    def __init__(self, store: Store, options: WebOptions | None = None):
-        self.port = _free_port()
-        config = uvicorn.Config(
-            create_app(store, options), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,12 @@ UNSURE = (
 )
 
 
+def stance_unsure(reasons: Sequence[str], verdict: str | None) -> bool:
+    """Whether a stored flag's stance is the matcher's guess (its claim had no examples)
+    and no reviewer has settled it: the digest, the alerts and the web view say so."""
+    return verdict is None and UNSURE in reasons
+
+
 BATCH = 32  # passages whose sentences ``prefetch`` is given at once by its callers
 
 
