@@ -152,3 +152,9 @@ def test_an_alert_for_a_claim_without_examples_says_its_stance_is_a_guess(
     assert r.returncode == 0, r.stderr
     flagged = [p["title"] for p in receiver.posts if "rail-strike" in p["title"]]
     assert flagged and all(t.endswith(", stance unsure)") for t in flagged), receiver.posts
+
+    # The reviewer is told too, and settles it.
+    r = claimwatch(story, "flags", "review", "--claim", "rail-strike", input="c\ncontradicts\n")
+    assert r.returncode == 0, r.stderr
+    assert "stance unsure: the claim has no examples yet" in r.stdout
+    assert "1 reviewed" in r.stdout

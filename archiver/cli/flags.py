@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
+from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
@@ -125,9 +126,14 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
     console = make_console()
     done = 0
     for f in pending:
+        guess = (
+            ", stance unsure: the claim has no examples yet"
+            if stance_unsure(f.reasons, None)
+            else ""
+        )
         console.print(
             Text(
-                terminal_safe(f"\nflag {f.id}  {f.claim_id}  {f.stance} ({f.score:.2f})"),
+                terminal_safe(f"\nflag {f.id}  {f.claim_id}  {f.stance} ({f.score:.2f}{guess})"),
                 style="bold",
             )
         )

@@ -41,10 +41,14 @@ def copy_claims(seeds_dir: Path) -> Path:
 
 
 def claimwatch(
-    tmp_path: Path, *args: str, env: dict[str, str | None] | None = None
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command in ``tmp_path`` on the store ``tmp_path/x.db``, with the seeds
-    directory ``tmp_path/seeds``; ``env`` adds variables (None: unset one)."""
+    directory ``tmp_path/seeds``; ``env`` adds variables (None: unset one), ``input`` is
+    what the command reads on stdin."""
     full_env = {
         **os.environ,
         "CLAIMWATCH_SEEDS": str(tmp_path / "seeds"),
@@ -64,6 +68,7 @@ def claimwatch(
         cwd=tmp_path,
         env=full_env,
         timeout=300,
+        input=input,
     )
 
 
