@@ -78,10 +78,25 @@ def _file(value: Any) -> str:
     return str(value)
 
 
+def _addresses(value: Any) -> Any:
+    """E-mail addresses (one, or a list) as the digest's headers take them: a bare
+    addr-spec, no display name, no line break (which would add a header)."""
+    from email.headerregistry import Address
+
+    for address in value if isinstance(value, list) else [value]:
+        try:
+            Address(addr_spec=str(address))
+        except Exception:  # the email package raises several kinds for a bad address
+            raise UsageError(
+                f"{address!r} is not an e-mail address such as desk@example.org"
+            ) from None
+    return value
+
+
 # Checks that only refuse (they return the value as given). A default is not run
 # through them at each start: the cron check alone imports APScheduler, a tenth of
 # `sources add`'s time. tests/test_config.py checks every default passes its check.
-_REFUSE_ONLY: tuple[Callable[[Any], Any], ...] = (_cron, _timezone, _file)
+_REFUSE_ONLY: tuple[Callable[[Any], Any], ...] = (_cron, _timezone, _file, _addresses)
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database", "url", str, None, "Database URL: sqlite:///FILE or postgresql://…",
@@ -135,10 +150,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp", "password_file", str, None, "A file holding the SMTP password.",
             "CLAIMWATCH_SMTP_PASSWORD_FILE", attr="smtp.password_file"),
     Setting("smtp", "from", str, "claimwatch@localhost", "The digest's sender address.",
-            "CLAIMWATCH_SMTP_FROM", attr="smtp.sender"),
+            "CLAIMWATCH_SMTP_FROM", attr="smtp.sender", check=_addresses),
     Setting("smtp", "to", list, [], "The digest's recipients (environment: comma-separated).",
-            "CLAIMWATCH_SMTP_TO", attr="smtp.recipients"),
-    Setting("smtp", "reply_to", str, None, "A Reply-To address.", attr="smtp.reply_to"),
+            "CLAIMWATCH_SMTP_TO", attr="smtp.recipients", check=_addresses),
+    Setting("smtp", "reply_to", str, None, "A Reply-To address.", attr="smtp.reply_to",
+            check=_addresses),
     Setting("smtp", "subject_prefix", str, "[claimwatch]", "Put before every subject.",
             attr="smtp.subject_prefix"),
     Setting("browser", "executable", str, "/usr/bin/chromium",

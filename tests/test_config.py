@@ -40,6 +40,9 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[schedule]\ndefault_every = "9999999d"\n', "too long"),
         ('[smtp]\npassword = "hunter2"\n', "put the password in a file"),
         ("[nonsense]\nx = 1\n", "unknown section"),
+        ('[smtp]\nfrom = "the desk"\n', "'the desk' is not an e-mail address such as"),
+        ('[smtp]\nto = ["ana@example.org", "bob"]\n', "'bob' is not an e-mail address"),
+        ('[smtp]\nreply_to = "Ana <ana@example.org>"\n', "is not an e-mail address"),
     ],
 )
 def test_bad_file_values_name_the_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -58,6 +61,11 @@ def test_bad_file_values_name_the_file_and_key(tmp_path: Path, toml: str, messag
         ({"CLAIMWATCH_TIMEZONE": "/etc/passwd"}, "CLAIMWATCH_TIMEZONE='/etc/passwd': unknown"),
         ({"CLAIMWATCH_SMTP_PORT": "99999"}, "CLAIMWATCH_SMTP_PORT='99999': must be from 1"),
         ({"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": "maybe"}, "must be true or false"),
+        (  # a line break would add a header to every digest
+            {"CLAIMWATCH_SMTP_FROM": "desk@example.org\nBcc: spy@example.net"},
+            "CLAIMWATCH_SMTP_FROM=.*is not an e-mail address",
+        ),
+        ({"CLAIMWATCH_SMTP_TO": "ana@example.org,not-an-address"}, "'not-an-address' is not"),
     ],
 )
 def test_bad_environment_values_name_the_variable(
