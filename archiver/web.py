@@ -165,12 +165,10 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         for f in store.flags(limit=5000):
             if f.claim_id in evidence and f.verdict != "rejected":
                 evidence[f.claim_id].append(f)
-        counts = {
-            claim: {st: sum(f.final_stance == st for f in shown) for st in STANCES}
-            for claim, shown in evidence.items()
-        }
+        # The counts are the store's (``Store.claims``: rejected flags left out, the
+        # reviewer's stance), over every flag, not only the timeline's newest 5,000.
         charts = {claim: timeline(shown) for claim, shown in evidence.items()}
-        return page(request, "web/story.html.j2", articles=articles, claims=claims, counts=counts,
+        return page(request, "web/story.html.j2", articles=articles, claims=claims,
                     charts=charts)  # fmt: skip
 
     async def sources_page(request: Request) -> HTMLResponse:
@@ -249,7 +247,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         return stance
 
     def known_claim(claim: str | None) -> str | None:
-        if claim and claim not in {c.id for c in store.claims(active_only=False)}:
+        if claim and not store.has_claim(claim):
             raise HTTPException(404, f"no claim {claim!r}")
         return claim
 

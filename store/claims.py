@@ -52,6 +52,10 @@ def load(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> Non
             conn.execute(insert(claims).values(id=row["id"], **values))
 
 
+def exists(conn: Connection, claim_id: str) -> bool:
+    return conn.execute(select(claims.c.id).where(claims.c.id == claim_id)).first() is not None
+
+
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
     """Claims with their flag counts by stance and the time of the latest flag, as the
     reviewer left them: a rejected flag does not count, a confirmed one counts under

@@ -337,6 +337,11 @@ class Store:
         with self.reading() as conn:
             return claims_.listing(conn, active_only)
 
+    def has_claim(self, claim_id: str) -> bool:
+        """Whether the store has this claim (retired ones too: their flags are kept)."""
+        with self.reading() as conn:
+            return claims_.exists(conn, claim_id)
+
     def flags(
         self,
         claim_id: str | None = None,

@@ -77,7 +77,7 @@ def flags_cmd(
 def _known_claim(store: Store, claim_id: str | None) -> None:
     """A misspelt --claim is an error, not an empty list (retired claims still count:
     their flags are kept)."""
-    if claim_id is not None and claim_id not in {c.id for c in store.claims(active_only=False)}:
+    if claim_id is not None and not store.has_claim(claim_id):
         raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
 
 
