@@ -9,13 +9,14 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
     from archiver.config import Config
     from jobs.alerts import AlertOptions
+    from jobs.demo import DemoResult
 from rich.text import Text
 
 from archiver.app.schedule import next_cron
@@ -421,7 +422,7 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
         click.echo(f"  claimwatch --db {db} {command}")
 
 
-def explore_commands(result: Any) -> list[str]:
+def explore_commands(result: DemoResult) -> list[str]:
     """What to try next on the demo's store, named from what this timeline produced
     (``--seeds`` may hold another story): its most revised watched page, its most
     flagged claim, and the flags that contradict a claim when there are any."""

@@ -301,10 +301,9 @@ def _reachable(url: str, private_allowed: bool) -> None:
     judged here; a name is judged when a check resolves it."""
     from urllib.parse import urlsplit
 
-    from archiver.net.addresses import literal_host_kind
+    from archiver.net.addresses import literal_url_kind
 
-    host = urlsplit(url).hostname
-    kind = literal_host_kind(host)
+    host, kind = urlsplit(url).hostname, literal_url_kind(url)
     if kind == "metadata":
         raise UsageError(
             f"{host} is a link-local or cloud metadata address, which claimwatch never "
@@ -376,12 +375,9 @@ def sources_import(app: App, file: Path, fmt: str) -> None:
         f"imported {added} sources from {terminal_safe(str(file))} ({known} already watched)"
     )
     if not app.config.allow_private:
-        from urllib.parse import urlsplit
+        from archiver.net.addresses import literal_url_kind
 
-        from archiver.net.addresses import literal_host_kind
-
-        kinds = [(s.url, literal_host_kind(urlsplit(s.url).hostname)) for s in specs]
-        blocked = [url for url, kind in kinds if kind in ("private", "metadata")]
+        blocked = [s.url for s in specs if literal_url_kind(s.url) in ("private", "metadata")]
         if blocked:  # a file cannot allow them (sources add --allow-private can)
             shown = ", ".join(blocked[:3]) + (", ..." if len(blocked) > 3 else "")
             click.echo(

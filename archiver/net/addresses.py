@@ -53,3 +53,10 @@ def literal_host_kind(host: str | None) -> Literal["public", "private", "metadat
         return classify(ipaddress.ip_address(name))
     except ValueError:
         return None
+
+
+def literal_url_kind(url: str) -> Literal["public", "private", "metadata"] | None:
+    """``literal_host_kind`` of a URL's host."""
+    from urllib.parse import urlsplit
+
+    return literal_host_kind(urlsplit(url).hostname)
