@@ -14,6 +14,7 @@ is not read.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,16 @@ from archiver.claims import rules as lexical
 from archiver.claims.semantic import E5Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.claims_new_claims import auc as rank_auc  # noqa: E402
+
 NEGATED = {"en": "It is not true that {}", "ar": "ليس صحيحا أن {}"}
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
-    """How often a positive pair's score is above a negative one's (ties count half)."""
-    p, n = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
-    return float((p > n).mean() + 0.5 * (p == n).mean())
+    """How often a positive pair's score is above a negative one's."""
+    scores = np.asarray([*positive, *negative])
+    return rank_auc(scores, np.asarray([1] * len(positive) + [0] * len(negative)))
 
 
 def main() -> None:
