@@ -16,7 +16,7 @@ import asyncio
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack
@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 from archiver.app import entries, schedule
 from archiver.app.attempt import Attempt
+from archiver.app.batching import Writes, each, read_ahead
 from archiver.app.pool import ExtractionPool
 from archiver.app.story import prepare_matching
 from archiver.app.worker import (
@@ -49,9 +50,7 @@ from archiver.net.fetch import (
     FetchOptions,
     FetchRequest,
     FetchResult,
-    RobotsEntry,
     cache_hint,
-    robots_origin,
 )
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.extract import ExtractOptions
@@ -78,7 +77,6 @@ from store.models import (
     Version,
 )
 from store.repo import Store
-from store.writes import Batch
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("claimwatch.check")
@@ -184,7 +182,7 @@ async def check_async(
             BrowserFetcher(options.browser) as own,  # starts Chromium only when needed
         ):
             browser: Renderer = host if host is not None else own
-            writes = _Writes(store)
+            writes = Writes(store)
             checker = _Checker(
                 store,
                 fetcher,
@@ -207,9 +205,9 @@ async def check_async(
             # At most this many checks hold a page in memory at once, whatever N is.
             limit = 2 * options.fetch.concurrency
             try:
-                stream = _read_ahead(chain(head, it), store, fetcher, clock, checker.known)
-                results, found = await _each(stream, one, limit, keep)
-                more, _ = await _each(found, one, limit, keep)
+                stream = read_ahead(chain(head, it), store, fetcher, clock, checker.known)
+                results, found = await each(stream, one, limit, keep)
+                more, _ = await each(found, one, limit, keep)
                 results += more
             finally:
                 writes.flush()
@@ -220,111 +218,6 @@ async def check_async(
             return results
 
 
-READ_AHEAD = 500  # sources read ahead, whose robots.txt entries and versions are read together
-
-
-def _read_ahead(
-    sources: Iterable[Source],
-    store: Store,
-    fetcher: Fetcher,
-    clock: Clock,
-    known: dict[int, Version],
-) -> Iterator[Source]:
-    """The sources, a chunk at a time. Before a chunk is checked, one query each reads
-    its robots.txt entries from earlier runs (handed to the fetcher) and the current
-    versions its checks compare against (into ``known``; a version row never changes,
-    so reading it early is exact). Pages whose article fingerprint usually answers
-    without the version are left to ask for it when they do need it."""
-    asked: set[str] = set()
-    it = iter(sources)
-    while part := list(islice(it, READ_AHEAD)):
-        origins = {robots_origin(s.url) for s in part if s.robots} - asked
-        asked |= origins
-        if origins:
-            known_robots = store.robots_for(sorted(origins), clock())
-            fetcher.know_robots({o: RobotsEntry(*e) for o, e in known_robots.items()})
-        wanted = [
-            s.current_version_id
-            for s in part
-            if s.current_version_id is not None and (s.select or not s.body_hint)
-        ]
-        if wanted:
-            known.update(store.versions_by_id(wanted))
-        yield from part
-
-
-async def _each(
-    items: Iterable[Source],
-    fn: Callable[[Source], Awaitable[CheckResult]],
-    limit: int,
-    keep: bool = True,
-) -> tuple[list[CheckResult], list[Source]]:
-    """``fn`` over ``items`` (read as workers free up) with at most ``limit`` running:
-    the results in input order (none unless ``keep``), and the sources they discovered."""
-    results: dict[int, CheckResult] = {}
-    found: dict[int, tuple[Source, ...]] = {}
-    queue = enumerate(items)
-
-    async def worker() -> None:
-        for i, item in queue:
-            result = await fn(item)
-            if keep:
-                results[i] = result
-            if result.discovered:
-                found[i] = result.discovered
-
-    await asyncio.gather(*(worker() for _ in range(limit)))
-    return [results[i] for i in sorted(results)], [s for i in sorted(found) for s in found[i]]
-
-
-T = TypeVar("T")
-
-
-class _Writes:
-    """The checks' writes, committed in batches: one transaction (one fsync on SQLite)
-    for up to ``size`` checks or ``delay`` seconds. A check's result is reported only
-    once its transaction committed. If a batch fails, its writes are retried one by
-    one, so one bad write cannot sink the others."""
-
-    def __init__(self, store: Store, size: int = 64, delay: float = 0.05):
-        self.store, self.size, self.delay = store, size, delay
-        self.pending: list[tuple[Callable[[Batch], Any], asyncio.Future[Any]]] = []
-        self.timer: asyncio.TimerHandle | None = None
-
-    async def __call__(self, op: Callable[[Batch], T]) -> T:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[T] = loop.create_future()
-        self.pending.append((op, done))
-        if len(self.pending) >= self.size:
-            self.flush()
-        elif self.timer is None:
-            self.timer = loop.call_later(self.delay, self.flush)
-        return await done
-
-    def flush(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        ops, self.pending = self.pending, []
-        if not ops:
-            return
-        try:
-            with self.store.batch() as batch:
-                values = [op(batch) for op, _ in ops]
-        except Exception:
-            for op, done in ops:
-                try:
-                    with self.store.batch() as batch:
-                        value = op(batch)
-                except Exception as exc:
-                    done.set_exception(exc)
-                else:
-                    done.set_result(value)
-            return
-        for (_op, done), value in zip(ops, values, strict=True):
-            done.set_result(value)
-
-
 class _Checker:
     def __init__(
         self,
@@ -333,7 +226,7 @@ class _Checker:
         pool: Executor | None,
         options: CheckOptions,
         clock: Clock,
-        writes: _Writes,
+        writes: Writes,
         matching: MatchSpec,
         browser: Renderer,
         helper: Callable[[], Executor | None] | None = None,

@@ -12,6 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from archiver import pipeline
+from archiver.app import batching
 from archiver.app import pool as pool_module
 from store.models import SourceSpec
 from store.repo import Store
@@ -342,9 +343,9 @@ def test_one_failed_write_does_not_sink_the_batch(
     monkeypatch.setattr(Batch, "add_version", broken)
     # The three writes share one batch however slow the machine: it commits when the
     # third arrives (by default, after 50 ms, which a busy machine can outlast).
-    real_init = pipeline._Writes.__init__
+    real_init = batching.Writes.__init__
     monkeypatch.setattr(
-        pipeline._Writes,
+        batching.Writes,
         "__init__",
         lambda self, store: real_init(self, store, size=3, delay=60.0),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import event
 from werkzeug import Request, Response
 
 from archiver import pipeline
+from archiver.app import batching
 from store.models import Source, SourceSpec
 from store.repo import Store
 from tests.support import NOW, article_html
@@ -50,7 +51,7 @@ def test_a_run_reads_its_sources_as_checks_start_and_robots_a_chunk_at_a_time(
         server = httpserver if n < 15 else other_server
         server.expect_request(f"/s{n}.html").respond_with_data(PAGE, content_type="text/html")
         store.add_source(SourceSpec(url=server.url_for(f"/s{n}.html"), label=f"s{n}"), NOW)
-    monkeypatch.setattr(pipeline, "READ_AHEAD", 4)
+    monkeypatch.setattr(batching, "READ_AHEAD", 4)
     options = replace(OPTIONS, fetch=replace(OPTIONS.fetch, concurrency=2))  # 4 in flight
 
     def run() -> tuple[list[int], list[int]]:
@@ -125,7 +126,7 @@ def test_a_run_reads_the_current_versions_it_compares_against_a_chunk_at_a_time(
     for n in range(12):
         httpserver.expect_request(f"/p{n}.html").respond_with_handler(page(n))
         store.add_source(SourceSpec(url=httpserver.url_for(f"/p{n}.html"), select="article"), NOW)
-    monkeypatch.setattr(pipeline, "READ_AHEAD", 4)
+    monkeypatch.setattr(batching, "READ_AHEAD", 4)
     statements: list[str] = []
 
     def log(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
