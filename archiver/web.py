@@ -169,7 +169,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         # reviewer's stance), over every flag, not only the timeline's newest 5,000.
         charts = {claim: timeline(shown) for claim, shown in evidence.items()}
         return page(request, "web/story.html.j2", articles=articles, claims=claims,
-                    charts=charts)  # fmt: skip
+                    charts=charts, summary=store.story_summary())  # fmt: skip
 
     async def sources_page(request: Request) -> HTMLResponse:
         q = request.query_params.get("q") or None

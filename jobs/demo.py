@@ -185,7 +185,7 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
     try:
         articles = [(a, a.version()) for a in load_seed_articles(seeds_dir)]
         story = load_story(seeds_dir / "claims.yaml")
-        seeds = Seeds(articles, [], story.claims, story.bank().examples)
+        seeds = Seeds(articles, [], story.claims, story.bank().examples, story.summary)
         import_seeds(store, seeds, clock["now"])
         every = {"6h": 6 * 3600}
         for w in timeline.watch:

@@ -98,7 +98,9 @@ def gather(
         for s in everything
         if s.consecutive_failures >= failing_after and s.retired_at is None
     ]
-    return DigestData(now, since, change_items, flag_items, coverage, failing)
+    return DigestData(
+        now, since, change_items, flag_items, coverage, failing, store.story_summary()
+    )
 
 
 def _change_item(store: Store, stored: StoredChange) -> ChangeItem:

@@ -25,6 +25,7 @@ from store.schema import (
     schema_time,
     sentence_vectors,
     sources,
+    story,
 )
 from store.schema import versions as versions_t
 from store.writes import evidence_key
@@ -32,12 +33,17 @@ from store.writes import evidence_key
 Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
 
 
-def load(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-    """Make ``rows`` (plain claim dicts) the active claims; others become inactive.
-    Claims are never deleted: their flags keep pointing at them."""
+def load(
+    conn: Connection, rows: Sequence[dict[str, Any]], now: datetime, summary: str = ""
+) -> None:
+    """Make ``rows`` (plain claim dicts, in the claims file's order) the active claims,
+    and ``summary`` the story's; other claims become inactive. Claims are never
+    deleted: their flags keep pointing at them."""
     existing = set(conn.execute(select(claims.c.id)).scalars())
     conn.execute(update(claims).values(active=0))
-    for row in rows:
+    conn.execute(delete(story))
+    conn.execute(insert(story).values(id=1, summary=summary, loaded_at=now))
+    for position, row in enumerate(rows):
         texts = [text for _lang, text in row["statements"]]
         values = {
             "en": texts[0],  # the claim in its first language (column kept from 0003)
@@ -45,11 +51,17 @@ def load(conn: Connection, rows: Sequence[dict[str, Any]], now: datetime) -> Non
             "data": row,
             "active": 1,
             "loaded_at": now,
+            "position": position,
         }
         if row["id"] in existing:
             conn.execute(update(claims).where(claims.c.id == row["id"]).values(**values))
         else:
             conn.execute(insert(claims).values(id=row["id"], **values))
+
+
+def summary(conn: Connection) -> str:
+    """The story's summary as its claims file last gave it ("" when it gives none)."""
+    return conn.execute(select(story.c.summary)).scalar() or ""
 
 
 def exists(conn: Connection, claim_id: str) -> bool:
@@ -78,7 +90,15 @@ def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
         latest = schema_time(r["latest"])
         if latest and (entry["latest"] is None or latest > entry["latest"]):
             entry["latest"] = latest
-    query = select(claims).order_by(claims.c.loaded_at, claims.c.id)
+    # Active claims first, each kind in the claims file's order (claims loaded before
+    # positions were kept come after, by when they were loaded).
+    query = select(claims).order_by(
+        claims.c.active.desc(),
+        claims.c.position.is_(None),
+        claims.c.position,
+        claims.c.loaded_at,
+        claims.c.id,
+    )
     if active_only:
         query = query.where(claims.c.active == 1)
     return [

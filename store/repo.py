@@ -327,10 +327,16 @@ class Store:
 
     # -- claims, flags, verdicts, examples, vectors (store/claims.py) -----------------
 
-    def load_claims(self, rows: Sequence[dict[str, Any]], now: datetime) -> None:
-        """Make ``rows`` the active claims; others become inactive (never deleted)."""
+    def load_claims(self, rows: Sequence[dict[str, Any]], now: datetime, summary: str = "") -> None:
+        """Make ``rows`` the active claims, in this order, and ``summary`` the story's;
+        other claims become inactive (never deleted)."""
         with self.transaction() as conn:
-            claims_.load(conn, rows, now)
+            claims_.load(conn, rows, now, summary)
+
+    def story_summary(self) -> str:
+        """The story's summary from its claims file ("" when it gives none)."""
+        with self.reading() as conn:
+            return claims_.summary(conn)
 
     def claims(self, active_only: bool = True) -> list[ClaimRow]:
         """Claims with their flag counts by stance and the time of the latest flag."""

@@ -68,7 +68,7 @@ class SafeText(TypeDecorator[str]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 metadata = MetaData()
 
@@ -195,6 +195,16 @@ claims = Table(
     Column("ar", SafeText, nullable=False),
     Column("data", JSON, nullable=False),  # the whole claim: entities, terms, cues
     Column("active", Integer, nullable=False, default=1),  # 0 once gone from the claims file
+    Column("loaded_at", UTCDateTime, nullable=False),
+    Column("position", Integer),  # its place in the claims file (None: loaded before 0012)
+)
+
+# The story the claims come from: one row, its summary as the claims file gives it.
+story = Table(
+    "story",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("summary", SafeText, nullable=False),
     Column("loaded_at", UTCDateTime, nullable=False),
 )
 

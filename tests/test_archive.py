@@ -296,3 +296,25 @@ def test_a_claims_counts_follow_the_reviewers_verdicts(
     assert counts() == [0, 0, 1]
     store.review(flag.id, "rejected", NOW)
     assert counts() == [0, 0, 0]
+
+
+def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> None:
+    """Claims are listed as their file orders them (they were listed by id), and the
+    file's summary is the story's; a claim gone from the file comes last, kept."""
+    from archiver.claims.rules import Claim
+
+    def claim(cid: str) -> dict[str, Any]:
+        return claim_to_dict(Claim(cid, (("en", f"Statement {cid}."),)))
+
+    assert store.story_summary() == ""
+    store.load_claims([claim("zeta"), claim("alpha"), claim("mid")], NOW, "The <story> & all")
+    assert [c.id for c in store.claims()] == ["zeta", "alpha", "mid"]
+    assert store.story_summary() == "The <story> & all"
+    store.load_claims([claim("alpha"), claim("zeta")], NOW, "")
+    assert [c.id for c in store.claims()] == ["alpha", "zeta"]
+    assert [(c.id, c.active) for c in store.claims(active_only=False)] == [
+        ("alpha", True),
+        ("zeta", True),
+        ("mid", False),
+    ]
+    assert store.story_summary() == ""

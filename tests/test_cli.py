@@ -258,8 +258,12 @@ def test_a_new_sentence_raises_a_supporting_flag(
         for x in claimwatch(story, "claims", "list", "--json").stdout.splitlines()
     }
     assert listed["meta-ends-open-releases"]["supports"] == 1
-    assert len(listed) == 10
+    from archiver.app.claimsfile import load_story
+
+    written = load_story(story / "seeds" / "claims.yaml")
+    assert list(listed) == [c.id for c in written.claims]  # the file's order, not the ids'
     text = claimwatch(story, "claims", "list").stdout.splitlines()
+    assert " ".join(text[: text.index("")]) == written.summary  # the story first
     at = text.index(next(t for t in text if t.startswith("meta-ends-open-releases  ")))
     assert text[at].startswith("meta-ends-open-releases  1 for, 0 against, 0 mentions; latest ")
     assert text[at + 1] == "  " + listed["meta-ends-open-releases"]["statement"]

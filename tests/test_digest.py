@@ -267,6 +267,7 @@ def fixed_data() -> DigestData:
     return DigestData(
         now=NOW + timedelta(days=1),
         since=None,
+        story="Meta's <i>free</i> Llama & what ends it",  # the claims file's summary: data
         changes=[
             ChangeItem(
                 1,
@@ -357,6 +358,8 @@ def test_golden_digest(golden) -> None:  # type: ignore[no-untyped-def]
         and "<b>closes</b>" not in composed.html
     )
     assert 'dir="rtl"' in composed.html  # the Arabic evidence and the Arabic change
+    assert "The story: Meta's <i>free</i> Llama & what ends it" in composed.text
+    assert "Meta&#39;s &lt;i&gt;free&lt;/i&gt; Llama &amp; what ends it" in composed.html
     assert "mentions" not in composed.text  # only evidence for or against
     golden(DATA / "digest.txt", composed.text)
     golden(DATA / "digest.html", composed.html)

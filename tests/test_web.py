@@ -207,7 +207,8 @@ def test_a_storys_statements_show_in_their_own_languages(store: Store) -> None:
         ("ar", "يضرب سائقو القطارات في أنحاء البلاد ابتداء من يوم الاثنين."),
     )
     claims = [Claim("rail-strike", strike), Claim("plain", (("und", "Fares rise in May."),))]
-    store.load_claims([claim_to_dict(c) for c in claims], datetime(2026, 1, 5, tzinfo=UTC))
+    summary = "Rail <strike> & what follows"
+    store.load_claims([claim_to_dict(c) for c in claims], datetime(2026, 1, 5, tzinfo=UTC), summary)
     served = Served(store)
     try:
         page = httpx.get(served.url + "/").text
@@ -221,13 +222,14 @@ def test_a_storys_statements_show_in_their_own_languages(store: Store) -> None:
         ("und", "auto", "Fares rise in May."),
     ):
         assert f'<div class="statement" lang="{lang}" dir="{direction}">{text}</div>' in page
-    assert api == [  # in the order they were loaded, then by id
+    assert '<p class="summary" dir="auto">Rail &lt;strike&gt; &amp; what follows</p>' in page
+    assert api == [  # in the claims file's order
+        {"id": "rail-strike", "statement": strike[0][1], "statements": dict(strike)},
         {
             "id": "plain",
             "statement": "Fares rise in May.",
             "statements": {"und": "Fares rise in May."},
         },
-        {"id": "rail-strike", "statement": strike[0][1], "statements": dict(strike)},
     ]
 
 

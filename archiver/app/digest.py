@@ -83,6 +83,7 @@ class DigestData:
     flags: list[FlagItem] = field(default_factory=list)
     coverage: list[CoverageItem] = field(default_factory=list)
     failing: list[FailingItem] = field(default_factory=list)
+    story: str = ""  # the story's summary from its claims file, shown under the header
 
 
 @dataclass(frozen=True)

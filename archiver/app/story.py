@@ -37,6 +37,7 @@ class Seeds:
     sources: list[SourceSpec]
     claims: tuple[Claim, ...] = ()
     examples: tuple[Example, ...] = ()  # the labelled corpus the claims file points to
+    summary: str = ""  # the story in a few lines, as the claims file gives it
 
 
 def load_seeds(seeds_dir: Path) -> Seeds:
@@ -51,6 +52,7 @@ def load_seeds(seeds_dir: Path) -> Seeds:
         load_sources(seeds_dir / "sources.yaml"),
         story.claims if story else (),
         story.bank().examples if story else (),
+        story.summary if story else "",
     )
 
 
@@ -77,7 +79,7 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
     for spec in seeds.sources:
         store.add_source(spec, now, update_existing=True)
     if seeds.claims:
-        store.load_claims([claim_to_dict(c) for c in seeds.claims], now)
+        store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
         store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
     return report
 

@@ -62,10 +62,11 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     """Each claim with its count of supporting and contradicting flags, and the latest."""
     store = app.store()
     counts = {c.id: c for c in store.claims(active_only=False)}
-    if claims_file is not None:
-        from archiver.app.claimsfile import load_story
+    from archiver.app.claimsfile import load_story
 
-        labelled = [(e.claim, e.stance) for e in load_story(claims_file).bank().examples]
+    story = load_story(claims_file) if claims_file is not None else None
+    if story is not None:
+        labelled = [(e.claim, e.stance) for e in story.bank().examples]
     else:  # the story's examples and the reviewer's verdicts, as the matcher reads them
         labelled = [(claim, stance) for claim, stance, _text, _origin in store.examples()]
     examples = Counter(labelled)
@@ -90,6 +91,10 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     # A short paragraph each: a claim's id is what 'claims show ID' takes, so it is
     # never cut short, and its statement is read whole.
     console = make_console()
+    summary = story.summary if story is not None else store.story_summary()
+    if summary:
+        console.print(terminal_safe(summary), style="italic")
+        console.print()
     for r in rows:
         latest = f"; latest {when(r['latest'])}" if r["latest"] else ""
         console.print(
