@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ from archiver.app.seeds import (
     url_problem,
 )
 from store.errors import ConfigError
+from tests.support import claimwatch
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+README = SEEDS.parent / "README.md"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -128,3 +132,50 @@ def test_a_url_the_fast_path_accepts_is_one_httpx_fetches_as_written(url: str) -
 def test_url_problem_names_what_is_wrong(url: str, problem: str | None) -> None:
     found = url_problem(url)
     assert found == problem if problem is None else (found and problem in found)
+
+
+def readme_story(into: Path) -> dict[str, str]:
+    """The files of the README's "Your own story", each written where it says."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Your own story") : text.index("## Storage")]
+    files: dict[str, str] = {}
+    start = 0
+    for block in re.finditer(r"```\w+\n(.*?)```", section, re.S):
+        names = re.findall(r"`my-story/([\w.-]+)`", section[start : block.start()])
+        assert names, f"a block with no file named before it: {block.group(1)[:40]!r}"
+        files[names[0]] = block.group(1)
+        start = block.end()
+    into.mkdir()
+    for name, body in files.items():
+        (into / name).write_text(body, encoding="utf-8")
+    return files
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_readmes_own_story_works_as_written(tmp_path: Path) -> None:
+    """A new user's first step is to copy the README's example story: it must load,
+    and claims list must show its summary and its claims in the file's order."""
+    files = readme_story(tmp_path / "my-story")
+    assert sorted(files) == ["article.meta.yaml", "article.txt", "claims.yaml", "sources.yaml"]
+    r = claimwatch(tmp_path, "init", "--seeds", "my-story")
+    assert r.returncode == 0, r.stderr
+    listed = [
+        json.loads(x) for x in claimwatch(tmp_path, "claims", "list", "--json").stdout.splitlines()
+    ]
+    assert [c["id"] for c in listed] == [
+        "strike-this-week",
+        "shorter-week-on-full-pay",
+        "railway-refuses",
+    ]
+    assert set(listed[0]["statements"]) == {"de", "en"}
+    text = claimwatch(tmp_path, "claims", "list").stdout.splitlines()
+    assert " ".join(text[: text.index("")]).startswith("The GDL train drivers' union is striking")
+    sources = [
+        json.loads(x) for x in claimwatch(tmp_path, "sources", "list", "--json").stdout.splitlines()
+    ]
+    assert {(x["label"], x["kind"]) for x in sources} == {
+        ("gdl-column", "seed"),
+        ("gdl-home", "page"),
+        ("search-gdl", "feed"),
+    }
