@@ -78,6 +78,15 @@ def _file(value: Any) -> str:
     return str(value)
 
 
+def _web_url(value: Any) -> str:
+    from archiver.app.links import web_url_problem
+
+    problem = web_url_problem(str(value))
+    if problem:
+        raise UsageError(f"{value!r} {problem}")
+    return str(value)
+
+
 def _addresses(value: Any) -> Any:
     """E-mail addresses (one, or a list) as the digest's headers take them: a bare
     addr-spec, no display name, no line break (which would add a header)."""
@@ -182,6 +191,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("web", "token", str, None,
             "Required by 'claimwatch web' on any address but loopback (?token=, or a Bearer "
             "header).", "CLAIMWATCH_WEB_TOKEN", attr="web_token", secret=True),
+    Setting("web", "url", str, None,
+            "Where readers reach the web view (e.g. https://claimwatch.example.org): the "
+            "digest and the alerts then link each flag to its review page and each change "
+            "to its versions side by side.", "CLAIMWATCH_WEB_URL", attr="web_url",
+            check=_web_url),
     Setting("feeds", "max_new_per_poll", int, 50,
             "Coverage sources one poll of a feed may create; the rest wait.", low=1, high=10000),
 )  # fmt: skip
@@ -212,6 +226,7 @@ class Config:
     semantic: bool = True
     claims_model: str | None = None
     web_token: str | None = None
+    web_url: str | None = None
     alert_urls: list[str] = field(default_factory=list)
     alert_min_significance: float = 0.5
     alert_min_score: float = 0.7

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from archiver.app.links import change_link, flag_link
 from archiver.claims.matcher import stance_unsure
 from store import alerts as state
 from store.repo import Store
@@ -30,6 +31,7 @@ class AlertOptions:
     stances: tuple[str, ...] = ("supports", "contradicts")
     max_attempts: int = 5
     max_age: timedelta = field(default_factory=lambda: timedelta(days=1))
+    web_url: str | None = None  # [web] url: each alert links to its page there
 
 
 @dataclass
@@ -100,12 +102,16 @@ def send_pending(
         body = (
             f"{c.summary}\n{'; '.join(c.reasons[:3])}\nversions {c.from_version} -> {c.to_version}"
         )
+        link = change_link(options.web_url, c.source_id, c.from_version, c.to_version)
+        body += f"\nside by side: {link}" if link else ""
         items.append(("change", c.id, title, body))
     for f in store.flags(ids=flag_ids) if flag_ids else []:
         stance = f.final_stance
         unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
         title = f"claimwatch: {f.claim_id} {stance} ({f.score:.2f}{unsure})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
+        link = flag_link(options.web_url, f.id)
+        body += f"\nreview: {link}" if link else ""
         items.append(("flag", f.id, title, body))
     for kind, item_id, title, body in items:
         try:

@@ -124,6 +124,7 @@ def _change_item(store: Store, stored: StoredChange) -> ChangeItem:
         captured_at=stored.created_at,
         change=change,
         new_text=store.read_text(version),
+        source_id=source.id,
     )
 
 

@@ -65,6 +65,7 @@ class ServiceOptions:
     timezone: str = "UTC"
     seeds: Path | None = None
     send_empty: bool = False  # send a digest even when nothing is new
+    web_url: str | None = None  # [web] url: the digest links flags and changes there
     alerts: AlertOptions = field(default_factory=AlertOptions)  # instant alerts (Apprise)
 
 
@@ -179,7 +180,9 @@ class Service:
             if not mine:
                 return "elsewhere"
             options = DigestOptions(
-                subject_prefix=self.smtp.subject_prefix, send_empty=self.options.send_empty
+                subject_prefix=self.smtp.subject_prefix,
+                send_empty=self.options.send_empty,
+                web_url=self.options.web_url,
             )
             result = digest_job.run(
                 self.store, self.smtp, self.clock(), send_mail=True, options=options

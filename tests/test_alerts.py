@@ -29,17 +29,23 @@ class Receiver:
         return Response("ok")
 
 
+def serving(httpserver: HTTPServer, title: str, paragraphs: list[str]) -> tuple[Receiver, Page]:
+    """The alert receiver at /hook and one watched page at /a.html, on ``httpserver``."""
+    receiver = Receiver()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html(title, paragraphs))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    return receiver, page
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_alerts_arrive_exactly_once_and_failures_are_retried(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     story = story_dir(tmp_path, claims=True)
-    receiver = Receiver()
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    page = Page(article_html("Meta's lab sets release rules", FIRST))
-    httpserver.expect_request("/a.html").respond_with_handler(page)
+    receiver, page = serving(httpserver, "Meta's lab sets release rules", FIRST)
     hook = f"json://127.0.0.1:{httpserver.port}/hook"
     env: dict[str, str | None] = {
         "CLAIMWATCH_ALERT_URLS": hook,
@@ -125,16 +131,12 @@ def test_an_alert_for_a_claim_without_examples_says_its_stance_is_a_guess(
         "  - id: fares-rise\n    statement: Rail fares will rise by five percent in May.\n",
         encoding="utf-8",
     )
-    receiver = Receiver()
-    httpserver.expect_request("/hook", method="POST").respond_with_handler(receiver)
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     first = [
         "The train drivers' union has called a national strike from Monday.",
         "Drivers will stop work for three days unless the operator raises its pay offer.",
         "Talks between the union and the operator broke down late on Thursday evening.",
     ]
-    page = Page(article_html("Strike notice", first))
-    httpserver.expect_request("/a.html").respond_with_handler(page)
+    receiver, page = serving(httpserver, "Strike notice", first)
     env: dict[str, str | None] = {
         "CLAIMWATCH_ALERT_URLS": f"json://127.0.0.1:{httpserver.port}/hook",
         "CLAIMWATCH_SEMANTIC": None,  # the learned matcher, which marks the guess
@@ -158,3 +160,76 @@ def test_an_alert_for_a_claim_without_examples_says_its_stance_is_a_guess(
     assert r.returncode == 0, r.stderr
     assert "stance unsure: the claim has no examples yet" in r.stdout
     assert "1 reviewed" in r.stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_with_the_web_views_address_alerts_and_the_digest_link_to_pages_that_exist(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """With [web] url set, each alert and the digest link a flag to its review page and
+    a change to its two versions side by side; the links are followed here, on the real
+    web view over the same store. Without it they carry no such link."""
+    import httpx
+
+    from store.repo import Store
+    from tests.support.web import Served
+
+    story = story_dir(tmp_path, claims=True)
+    receiver, page = serving(httpserver, "Meta's lab sets release rules", FIRST)
+    store = Store(f"sqlite:///{story / 'x.db'}")
+    store.migrate()
+    served = Served(store)
+    config = story / "claimwatch.toml"
+    env: dict[str, str | None] = {
+        "CLAIMWATCH_ALERT_URLS": f"json://127.0.0.1:{httpserver.port}/hook",
+        "CLAIMWATCH_CONFIG": str(config),
+    }
+    thresholds = "[alerts]\nmin_significance = 0.1\nmin_score = 0.5\n"
+    config.write_text(f'{thresholds}[web]\nurl = "{served.url}/"\n', encoding="utf-8")
+
+    def run(*args: str) -> str:
+        r = claimwatch(story, *args, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    try:
+        run("init")
+        run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+        run("check", "a")
+        page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED])
+        run("check", "a")
+        assert "2 sent" in run("alerts")
+        links = {
+            line.split(": ", 1)[0]: line.split(": ", 1)[1]
+            for p in receiver.posts
+            for line in p["message"].splitlines()
+            if line.startswith(("review: ", "side by side: "))
+        }
+        assert set(links) == {"review", "side by side"}
+        review, compare = links["review"], links["side by side"]
+        assert review.startswith(served.url + "/flags/") and "//flags" not in review
+        assert compare.startswith(served.url + "/sources/") and compare.endswith("?a=1&b=2")
+        flag_page, versions_page = httpx.get(review), httpx.get(compare)
+        assert flag_page.status_code == 200 and CLOSED in flag_page.text
+        assert versions_page.status_code == 200 and CLOSED in versions_page.text
+
+        run("digest", "--dry-run", "--out", str(story / "out"))
+        [text] = [p for p in (story / "out").iterdir() if p.suffix == ".eml"]
+        [html] = [p for p in (story / "out").iterdir() if p.suffix == ".html"]
+        assert review in html.read_text(encoding="utf-8")
+        assert compare.replace("&", "&amp;") in html.read_text(encoding="utf-8")
+        assert "review: " in text.read_text(encoding="utf-8")
+
+        # Without [web] url: nothing links to a web view the reader may not reach.
+        config.write_text(thresholds, encoding="utf-8")
+        page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, ADS])
+        run("check", "a")
+        run("alerts")
+        assert len(receiver.posts) == 4
+        assert not any(
+            served.url in p["message"] or "review: " in p["message"] for p in receiver.posts[2:]
+        )
+    finally:
+        served.stop()
+        store.close()

@@ -43,6 +43,9 @@ def write(tmp_path: Path, text: str) -> Path:
         ('[smtp]\nfrom = "the desk"\n', "'the desk' is not an e-mail address such as"),
         ('[smtp]\nto = ["ana@example.org", "bob"]\n', "'bob' is not an e-mail address"),
         ('[smtp]\nreply_to = "Ana <ana@example.org>"\n', "is not an e-mail address"),
+        ('[web]\nurl = "claimwatch.example.org"\n', "must be an http or https address"),
+        ('[web]\nurl = "javascript:alert(1)"\n', "must be an http or https address"),
+        ('[web]\nurl = "https://cw.example.org/?token=x"\n', "must not have a query"),
     ],
 )
 def test_bad_file_values_name_the_file_and_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -66,6 +69,7 @@ def test_bad_file_values_name_the_file_and_key(tmp_path: Path, toml: str, messag
             "CLAIMWATCH_SMTP_FROM=.*is not an e-mail address",
         ),
         ({"CLAIMWATCH_SMTP_TO": "ana@example.org,not-an-address"}, "'not-an-address' is not"),
+        ({"CLAIMWATCH_WEB_URL": "https://cw.example.org/a b"}, "CLAIMWATCH_WEB_URL=.*spaces"),
     ],
 )
 def test_bad_environment_values_name_the_variable(
@@ -81,10 +85,12 @@ def test_documented_keys_are_accepted_and_the_environment_wins(tmp_path: Path) -
         tmp_path,
         "[service]\nallow_private_addresses = true\nconcurrency = 8\n"
         '[smtp]\nfrom = "desk@example.org"\nto = ["ana@example.org"]\nsubject_prefix = "[story]"\n'
-        "[digest]\nsend_empty = true\n",
+        "[digest]\nsend_empty = true\n"
+        '[web]\nurl = "https://claimwatch.example.org/desk"\n',
     )
     cfg = load(path, env={"CLAIMWATCH_CONCURRENCY": "4"})
     assert cfg.allow_private and cfg.concurrency == 4 and cfg.send_empty
+    assert cfg.web_url == "https://claimwatch.example.org/desk"
     assert cfg.smtp.sender == "desk@example.org" and cfg.smtp.recipients == ("ana@example.org",)
     assert cfg.smtp.subject_prefix == "[story]"
     assert load(path, env={"CLAIMWATCH_SMTP_TO": "a@x.org, b@x.org"}).smtp.recipients == (

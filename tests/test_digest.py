@@ -23,6 +23,7 @@ from archiver.app.digest import (
     ChangeItem,
     CoverageItem,
     DigestData,
+    DigestOptions,
     FailingItem,
     FlagItem,
     compose,
@@ -363,6 +364,27 @@ def test_golden_digest(golden) -> None:  # type: ignore[no-untyped-def]
     assert "mentions" not in composed.text  # only evidence for or against
     golden(DATA / "digest.txt", composed.text)
     golden(DATA / "digest.html", composed.html)
+
+
+def test_with_the_web_views_address_flags_and_changes_link_there() -> None:
+    """[web] url: each flag links to its review page, each change to its versions side
+    by side (a change item without its source's id gets no link); none without it."""
+    data = fixed_data()
+    first = replace(data.changes[0], source_id=7)
+    data = replace(data, changes=[first, *data.changes[1:]])
+    plain = compose(data)
+    linked = compose(data, DigestOptions(web_url="https://cw.example.org/desk/"))
+    shown = [f for f in data.flags if f.stance in ("supports", "contradicts")]
+    assert shown
+    for f in shown:
+        assert f"    review: https://cw.example.org/desk/flags/{f.id}" in linked.text
+        assert f'<a href="https://cw.example.org/desk/flags/{f.id}"' in linked.html
+    a, b = first.from_version, first.to_version
+    assert f"side by side: https://cw.example.org/desk/sources/7?a={a}&b={b}" in linked.text
+    assert f'href="https://cw.example.org/desk/sources/7?a={a}&amp;b={b}"' in linked.html
+    assert linked.text.count("side by side: ") == 1
+    assert "review: " not in plain.text and "cw.example.org" not in plain.html
+    assert "side by side" not in plain.text + plain.html
 
 
 def test_caps_say_what_was_left_out() -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader
 
+from archiver.app.links import change_link, flag_link
 from archiver.app.words import counted
 from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
@@ -39,6 +40,7 @@ class ChangeItem:
     captured_at: datetime
     change: Change
     new_text: str
+    source_id: int | None = None  # for the link to the web view
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class DigestOptions:
     max_hunks: int = 3  # passages shown per changed source
     subject_prefix: str = "[claimwatch]"
     send_empty: bool = False  # send "nothing changed" rather than nothing
+    web_url: str | None = None  # [web] url: link flags and changes to the web view
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,12 @@ def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
         "since": since,
         "is_rtl": is_rtl,
         "safe": terminal_safe,
+        "review_link": lambda f: flag_link(options.web_url, f.id),
+        "compare_link": lambda c: (
+            change_link(options.web_url, c.source_id, c.from_version, c.to_version)
+            if c.source_id is not None
+            else None
+        ),
     }
     empty = not (changes or evidence or data.coverage or data.failing)
     return Composed(

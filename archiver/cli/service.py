@@ -80,7 +80,9 @@ def digest(
     from archiver.app.digest import DigestOptions
 
     options = DigestOptions(
-        subject_prefix=settings.subject_prefix, send_empty=send_empty or app.config.send_empty
+        subject_prefix=settings.subject_prefix,
+        send_empty=send_empty or app.config.send_empty,
+        web_url=app.config.web_url,
     )
     result = digest_job.run(
         app.store(),
@@ -217,6 +219,7 @@ def serve(
         timezone=cfg.timezone,
         seeds=Path(cfg.seeds) if cfg.seeds else None,
         send_empty=cfg.send_empty,
+        web_url=cfg.web_url,
         alerts=alert_options(cfg),
     )
     options_now = check_options(cfg, concurrency)
@@ -483,6 +486,7 @@ def alert_options(cfg: Config) -> AlertOptions:
         urls=tuple(cfg.alert_urls),
         min_significance=cfg.alert_min_significance,
         min_score=cfg.alert_min_score,
+        web_url=cfg.web_url,
     )
 
 
