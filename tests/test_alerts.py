@@ -207,6 +207,8 @@ def test_with_the_web_views_address_alerts_and_the_digest_link_to_pages_that_exi
             if line.startswith(("review: ", "side by side: "))
         }
         assert set(links) == {"review", "side by side"}
+        # Both alerts name the page itself too.
+        assert all(httpserver.url_for("/a.html") in p["message"] for p in receiver.posts)
         review, compare = links["review"], links["side by side"]
         assert review.startswith(served.url + "/flags/") and "//flags" not in review
         assert compare.startswith(served.url + "/sources/") and compare.endswith("?a=1&b=2")
