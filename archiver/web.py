@@ -38,7 +38,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -100,7 +106,7 @@ class _Security(BaseHTTPMiddleware):
         params = request.query_params.multi_items()
         if "\x00" in request.url.path or any("\x00" in k + v for k, v in params):
             # No source, claim or filter holds one, and PostgreSQL refuses it in a query.
-            return Response("the address has a NUL character (%00): remove it\n", 400)
+            return PlainTextResponse("the address has a NUL character (%00): remove it\n", 400)
         token = self.options.token
         set_token = False
         if token:
@@ -110,7 +116,8 @@ class _Security(BaseHTTPMiddleware):
                 or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             )
             if not given or not _same(given, token):
-                return Response("a token is needed: open this address with ?token=…\n", 401)
+                needed = "a token is needed: open this address with ?token=…\n"
+                return PlainTextResponse(needed, 401)
             set_token = "token" in request.query_params
         csrf = request.cookies.get("cw_csrf") or secrets.token_urlsafe(24)
         request.state.csrf = csrf
@@ -123,7 +130,10 @@ class _Security(BaseHTTPMiddleware):
         if "cw_csrf" not in request.cookies:
             response.set_cookie("cw_csrf", csrf, httponly=True, samesite="strict")
         if set_token and token:
-            response.set_cookie("cw_token", token, httponly=True, samesite="strict")
+            # Lax: sent when a link in an e-mail (another site) is followed, so the
+            # digest's and the alerts' links open; never with another site's POST, and
+            # a review also needs the same-site CSRF cookie and its form's token.
+            response.set_cookie("cw_token", token, httponly=True, samesite="lax")
         return response
 
 

@@ -295,12 +295,68 @@ def test_review_needs_the_csrf_token(demo) -> None:  # type: ignore[no-untyped-d
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_a_review_link_followed_from_an_email_opens_the_flag_and_takes_the_verdict(
+    demo: Any,
+) -> None:
+    """The digest and the alerts link a flag to its page ([web] url). Off loopback the
+    web view needs its token, which the browser keeps as a cookie once the reader has
+    opened it with ?token=. A link clicked in a mail client is a navigation from
+    another site, and a SameSite=Strict cookie is not sent with it: the reader got
+    "a token is needed" from every link. The token cookie is Lax now (sent on a
+    top-level GET from another site, never with another site's POST), and the
+    review form, same-site and carrying its CSRF token, still takes the verdict."""
+    needs_browser()
+    where, _served = demo
+    store = Store(f"sqlite:///{where / 'claimwatch-demo' / 'claimwatch.db'}")
+    served = Served(store, WebOptions(token="s3cret"))
+    flag = next(f for f in cli_json(where, "flags") if f["verdict"] is None)
+    link = f"{served.url}/flags/{flag['id']}"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            first = page.goto(f"{served.url}/?token=s3cret")  # once, by hand
+            assert first is not None and first.status == 200
+            # The e-mail: a page of another site holding the link (answered by the
+            # browser's own router, so nothing leaves the machine).
+            mail = f'<p>A new flag. <a id="review" href="{link}">review</a></p>'
+            page.route(
+                "http://mail.example/**",
+                lambda route: route.fulfill(body=mail, content_type="text/html"),
+            )
+            page.goto("http://mail.example/inbox")
+            with page.expect_navigation() as opened:
+                page.click("#review")
+            response = opened.value
+            assert response is not None and response.status == 200, page.content()
+            assert flag["evidence"] in page.locator("#evidence").inner_text()
+            page.locator("form:has(input[value=rejected]) button").click()
+            page.wait_for_url(link)
+            browser.close()
+    finally:
+        served.stop()
+        store.close()
+    [after] = [f for f in cli_json(where, "flags") if f["id"] == flag["id"]]
+    assert after["verdict"] == "rejected"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_token_is_required_when_set_and_off_loopback(demo, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     where, _served = demo
     store = Store(f"sqlite:///{where / 'claimwatch-demo' / 'claimwatch.db'}")
     served = Served(store, WebOptions(token="s3cret"))
     try:
-        assert httpx.get(served.url + "/").status_code == 401
+        refused = httpx.get(served.url + "/")
+        assert refused.status_code == 401
+        # Said in UTF-8, so a browser shows the ellipsis, not "â€¦".
+        assert refused.headers["content-type"] == "text/plain; charset=utf-8"
+        assert refused.text == "a token is needed: open this address with ?token=…\n"
         assert httpx.get(served.url + "/", params={"token": "s3cret"}).status_code == 200
         assert httpx.get(served.url + "/", params={"token": "sécret"}).status_code == 401
         bearer = {"Authorization": "Bearer s3cret"}
