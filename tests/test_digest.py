@@ -383,8 +383,11 @@ def test_with_the_web_views_address_flags_and_changes_link_there() -> None:
     assert f"side by side: https://cw.example.org/desk/sources/7?a={a}&b={b}" in linked.text
     assert f'href="https://cw.example.org/desk/sources/7?a={a}&amp;b={b}"' in linked.html
     assert linked.text.count("side by side: ") == 1
+    assert "In the web view: https://cw.example.org/desk/\n" in linked.text
+    assert '<a href="https://cw.example.org/desk/" style' in linked.html
     assert "review: " not in plain.text and "cw.example.org" not in plain.html
     assert "side by side" not in plain.text + plain.html
+    assert "web view" not in plain.text + plain.html
 
 
 def test_caps_say_what_was_left_out() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from jinja2 import Environment, PackageLoader
 
-from archiver.app.links import change_link, flag_link
+from archiver.app.links import change_link, flag_link, story_link
 from archiver.app.words import counted
 from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
@@ -168,6 +168,7 @@ def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
         "since": since,
         "is_rtl": is_rtl,
         "safe": terminal_safe,
+        "story_link": story_link(options.web_url),
         "review_link": lambda f: flag_link(options.web_url, f.id),
         "compare_link": lambda c: (
             change_link(options.web_url, c.source_id, c.from_version, c.to_version)

@@ -25,6 +25,11 @@ def web_url_problem(value: str) -> str | None:
     return None
 
 
+def story_link(base: str | None) -> str | None:
+    """The story page: the article and its claims' timelines."""
+    return f"{base.rstrip('/')}/" if base else None
+
+
 def flag_link(base: str | None, flag_id: int) -> str | None:
     """The flag's page, where a reviewer confirms or rejects it."""
     return f"{base.rstrip('/')}/flags/{flag_id}" if base else None
