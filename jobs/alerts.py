@@ -102,7 +102,7 @@ def send_pending(
         body = (
             f"{c.summary}\n{'; '.join(c.reasons[:3])}\nversions {c.from_version} -> {c.to_version}"
         )
-        body += f"\n{store.get_source(c.source_id).url}"  # the page, as a flag's alert has
+        body += f"\n{c.source_url}"  # the page, as a flag's alert has
         link = change_link(options.web_url, c.source_id, c.from_version, c.to_version)
         body += f"\nside by side: {link}" if link else ""
         items.append(("change", c.id, title, body))

@@ -122,4 +122,5 @@ def _stored(r: Any, units: list[dict[str, Any]]) -> StoredChange:
         reasons=r["reasons"],
         stats=r["stats"],
         units=units,
+        source_url=r["url"],
     )

@@ -236,6 +236,7 @@ class StoredChange:
     reasons: list[str]
     stats: dict[str, Any]
     units: list[dict[str, Any]]
+    source_url: str = ""
 
 
 @dataclass(frozen=True)

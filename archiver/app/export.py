@@ -113,7 +113,7 @@ class _Notes:
         row = _plain(version, "source_id")
         row["text"] = text if text is not None else self.store.read_text(version)
         change = self.edit_to.get(version.number)
-        row["change"] = _plain(change, "source_id", "source_name") if change else None
+        row["change"] = _plain(change, "source_id", "source_name", "source_url") if change else None
         row["flags"] = self.flags.get(version.number, [])
         return row
 

@@ -71,7 +71,7 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
         labelled = [(claim, stance) for claim, stance, _text, _origin in store.examples()]
     examples = Counter(labelled)
     rows: list[dict[str, Any]] = []
-    for claim in _claims(app, claims_file):
+    for claim in story.claims if story is not None else _claims(app, None):
         stored = counts.get(claim.id)
         rows.append(
             {
