@@ -31,6 +31,8 @@ from store.schema import versions as versions_t
 from store.writes import evidence_key
 
 Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
+# The reason a flag the reviewer added carries (``add``), in place of the matcher's.
+ADDED = "added by the reviewer: the matcher had not flagged this sentence"
 
 
 def load(
@@ -205,6 +207,60 @@ def review(
         )
     )
     return flag_listing(conn, ids=[flag_id])[0]
+
+
+def add(
+    conn: Connection,
+    source_id: int,
+    version_id: int,
+    claim_id: str,
+    stance: str,
+    evidence: str,
+    now: datetime,
+) -> tuple[StoredFlag, int]:
+    """A flag the reviewer adds, for a sentence the matcher missed: ``evidence`` (a
+    sentence of the version) bears on the claim with ``stance``. It is stored confirmed,
+    and its sentence joins the examples as a confirmed flag's does. A flag the matcher
+    already raised for this sentence, claim and version is confirmed instead of a second
+    one. Where the reviewer had rejected the sentence for this claim, those verdicts are
+    replaced by this one, so it is neither kept as a near miss nor kept from being
+    flagged again. Returns the flag and how many earlier rejections were replaced."""
+    digest = evidence_key(evidence)
+    same = conn.execute(
+        select(flags.c.id, flags.c.version_id, flags.c.verdict).where(
+            flags.c.claim_id == claim_id, flags.c.evidence_digest == digest
+        )
+    ).all()
+    here = [r.id for r in same if r.version_id == version_id]
+    if here:
+        flag_id = here[0]
+    else:
+        result = conn.execute(
+            insert(flags),
+            {
+                "claim_id": claim_id,
+                "source_id": source_id,
+                "version_id": version_id,
+                "change_id": None,
+                "stance": stance,
+                "score": 1.0,
+                "evidence": evidence.strip(),
+                "reasons": [ADDED],
+                "status": "new",
+                "created_at": now,
+                "evidence_digest": digest,
+            },
+        )
+        flag_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    replaced = [r.id for r in same if r.verdict == "rejected" and r.id != flag_id]
+    if replaced:  # confirmed now; their near misses go, and one example stands for all
+        conn.execute(
+            update(flags)
+            .where(flags.c.id.in_(replaced))
+            .values(verdict="confirmed", verdict_stance=stance, reviewed_at=now)
+        )
+        conn.execute(delete(claim_examples).where(claim_examples.c.flag_id.in_(replaced)))
+    return review(conn, flag_id, "confirmed", now, stance), len(replaced)
 
 
 def load_examples(

@@ -372,6 +372,14 @@ class Store:
         with self.transaction() as conn:
             return claims_.review(conn, flag_id, verdict, now, stance)
 
+    def add_flag(
+        self, version: Version, claim_id: str, stance: str, evidence: str, now: datetime
+    ) -> tuple[StoredFlag, int]:
+        """A confirmed flag the reviewer adds for a sentence of ``version`` (see
+        ``store.claims.add``): the flag, and how many earlier rejections it replaced."""
+        with self.transaction() as conn:
+            return claims_.add(conn, version.source_id, version.id, claim_id, stance, evidence, now)
+
     def load_examples(
         self, rows: Sequence[tuple[str | None, str | None, str]], now: datetime
     ) -> None:

@@ -14,7 +14,13 @@ import pytest
 from pytest_httpserver import HTTPServer
 from warcio.archiveiterator import ArchiveIterator
 
-from tests.support import FIRST, Page, article_html, claimwatch, story_dir
+from tests.support import (
+    FIRST,
+    Page,
+    article_html,
+    claimwatch,
+    story_dir,
+)
 
 CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
 OPEN = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."
@@ -168,3 +174,84 @@ def test_review_walks_unreviewed_flags_interactively(
     # Nothing is left to review.
     r = claimwatch(story, "flags", "review")
     assert r.returncode == 0 and "nothing to review" in (r.stdout + r.stderr).lower()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
+    story_with_claims: Path, httpserver: HTTPServer
+) -> None:
+    """`flags add` names a sentence by quoting part of it: a new confirmed flag when the
+    matcher had none for it, a confirmation when it had one; an earlier rejection of
+    the same sentence for the claim is replaced, and the sentence counts once as an
+    example. Every mistake is one line, exit 2, and writes nothing."""
+    story = story_with_claims
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    missed = "The company has not said what licence its next model will carry."
+    page = Page(article_html("Meta's lab sets release rules", [*FIRST, missed]))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    assert claimwatch(story, "init").returncode == 0
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    assert claimwatch(story, "check", "a").returncode == 0
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, missed])
+    assert claimwatch(story, "check", "a").returncode == 0
+    closed = the_flag(story, CLOSED)
+    assert missed not in [f["evidence"] for f in flags(story)]
+    claim = closed["claim"]
+
+    def examples() -> dict[str, int]:
+        r = claimwatch(story, "claims", "list", "--json")
+        return {c["id"]: c["examples"] for c in map(json.loads, r.stdout.splitlines())}[claim]
+
+    before = examples()
+    for args, says in [
+        (["--sentence", "model"], "4 sentences of version 2 of a contain 'model'"),
+        (["--sentence", "no such words"], "no sentence of version 2 of a contains"),
+        (["--sentence", f"{CLOSED} {missed}"], "no sentence"),  # two sentences are not one
+        (["--sentence", "licence", "--claim", "no-such-claim"], "no claim 'no-such-claim'"),
+    ]:
+        full = ["flags", "add", "a", "--claim", claim, "--stance", "contradicts", *args]
+        if "--claim" in args:
+            full[3:5] = []
+        r = claimwatch(story, *full)
+        assert r.returncode == 2, r.stderr
+        assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = claimwatch(story, "flags", "add", "a", "7", "--claim", claim, "--stance", "supports",
+                   "--sentence", "licence")  # fmt: skip
+    assert r.returncode == 2 and "a has no version 7" in r.stderr
+    assert len(flags(story)) == 1 and examples() == before
+
+    # A missed sentence, quoted in part, in another case and spacing.
+    r = claimwatch(story, "flags", "add", "a", "--claim", claim, "--stance", "contradicts",
+                   "--sentence", "WHAT  licence")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("flag ") and " added: " in r.stdout
+    added = the_flag(story, missed)
+    assert (added["verdict"], added["verdict_stance"], added["version"]) == (
+        "confirmed",
+        "contradicts",
+        2,
+    )
+    assert any("added by the reviewer" in reason for reason in added["reasons"])
+    assert examples()["contradicts"] == before["contradicts"] + 1
+
+    # The reviewer rejects the matcher's flag, the page changes (the rejected sentence is
+    # not flagged again), then the reviewer changes their mind on the new version.
+    assert claimwatch(story, "flags", "reject", str(closed["id"])).returncode == 0
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, missed, OPEN])
+    assert claimwatch(story, "check", "a").returncode == 0
+    assert [f["evidence"] for f in flags(story)].count(CLOSED) == 1
+    r = claimwatch(story, "flags", "add", "a", "--claim", claim, "--stance", "supports",
+                   "--sentence", "next frontier model closed")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "1 earlier rejection" in r.stdout
+    both = [f for f in flags(story) if f["evidence"] == CLOSED]
+    assert sorted(f["version"] for f in both) == [2, 3]
+    assert {(f["verdict"], f["verdict_stance"]) for f in both} == {("confirmed", "supports")}
+    assert examples()["supports"] == before["supports"] + 1  # one example for the two
+
+    # Adding what the matcher already flagged confirms its flag rather than doubling it.
+    r = claimwatch(story, "flags", "add", "a", "2", "--claim", claim, "--stance", "supports",
+                   "--sentence", "next frontier model closed")  # fmt: skip
+    assert r.returncode == 0 and "(the matcher had flagged it)" in r.stdout, r.stdout
+    assert len([f for f in flags(story) if f["evidence"] == CLOSED]) == 2

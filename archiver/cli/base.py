@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from archiver import pipeline
+    from store.models import Source, Version
 
 
 T = TypeVar("T")
@@ -140,6 +141,18 @@ def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.Check
         default_interval=cfg.default_every,
         max_new_per_poll=cfg.max_new_per_poll,
     )
+
+
+def version_of(store: Store, source: str, number: int | None) -> tuple[Source, Version]:
+    """A source and one of its versions: ``number``, or the current one (the text the
+    page shows now, which after a flip-back is an earlier version)."""
+    s = store.get_source(source)
+    if number is not None:
+        return s, store.get_version(s, number)
+    current = store.current_version(s) or store.latest_version(s.id)
+    if current is None:
+        raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
+    return s, current
 
 
 def emit_json(rows: Iterable[dict[str, Any]]) -> None:

@@ -17,9 +17,12 @@ from archiver.cli.base import (
     make_console,
     note_limit,
     parse_since,
+    version_of,
 )
 from archiver.cli.claims import STANCE_NAMES, flag_row, print_flag
+from archiver.text.segment import sentences_containing
 from archiver.text.terminal import terminal_safe
+from store.claims import ADDED
 from store.errors import UsageError
 from store.repo import Store
 
@@ -106,6 +109,57 @@ def flags_reject(app: App, flag_id: int) -> None:
     flagged for it again)."""
     f = app.store().review(flag_id, "rejected", app.now)
     click.echo(terminal_safe(f"flag {f.id} rejected: {f.claim_id}"))
+
+
+@flags_cmd.command("add")
+@click.argument("source")
+@click.argument("version", type=int, required=False)
+@click.option("--claim", "claim_id", required=True, help="The claim the sentence bears on.")
+@click.option("--stance", type=click.Choice(STANCE_NAMES), required=True)
+@click.option(
+    "--sentence",
+    "fragment",
+    required=True,
+    help="The sentence, or enough of it to tell it from the version's other sentences.",
+)
+@click.pass_obj
+def flags_add(
+    app: App, source: str, version: int | None, claim_id: str, stance: str, fragment: str
+) -> None:
+    """Flag a sentence the matcher missed: it bears on a claim (VERSION: default the
+    current one). The flag is stored confirmed, and the sentence teaches the matcher
+    at once, as a confirmed flag does."""
+    store = app.store()
+    s, v = version_of(store, source, version)
+    active = {c.id for c in store.claims()}
+    if claim_id not in active:
+        _known_claim(store, claim_id)
+        raise UsageError(
+            f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
+        )
+    found = sentences_containing(store.read_text(v), fragment)
+    where = f"version {v.number} of {s.name}"
+    if not found:
+        raise UsageError(
+            f"no sentence of {where} contains {_quoted(fragment)}; quote one sentence as "
+            f"'claimwatch show {s.name} {v.number}' prints it"
+        )
+    if len(found) > 1:
+        raise UsageError(
+            f"{len(found)} sentences of {where} contain {_quoted(fragment)}; quote more of "
+            "the one you mean"
+        )
+    f, replaced = store.add_flag(v, claim_id, stance, found[0], app.now)
+    done = "added" if ADDED in f.reasons else "confirmed (the matcher had flagged it)"
+    click.echo(terminal_safe(f"flag {f.id} {done}: {f.claim_id}, {f.verdict_stance}"))
+    click.echo(terminal_safe(f"  {f.evidence}"))
+    if replaced:
+        click.echo(f"({replaced} earlier rejection(s) of this sentence for the claim replaced)")
+
+
+def _quoted(fragment: str, most: int = 60) -> str:
+    """The reader's quote in an error line: escaped, and cut if long."""
+    return repr(fragment if len(fragment) <= most else fragment[: most - 1] + "…")
 
 
 _ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit", "y": "confirm", "n": "reject"}

@@ -23,6 +23,7 @@ from archiver.cli.base import (
     pages,
     parse_since,
     use_color,
+    version_of,
     when,
 )
 from archiver.text.diff import DiffOptions, change_to_dict, diff
@@ -89,14 +90,7 @@ def show(app: App, source: str, version: int | None, raw: bool) -> None:
     """Print a version's text (default: the current one, the text the page shows now,
     which after a flip-back is an earlier version), or its raw body."""
     store = app.store()
-    s = store.get_source(source)
-    if version is None:
-        current = store.current_version(s) or store.latest_version(s.id)
-        if current is None:
-            raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
-        v = current
-    else:
-        v = store.get_version(s, version)
+    _s, v = version_of(store, source, version)
     # The text is always made terminal-safe; the raw body keeps its bytes in a pipe
     # (to save the page as archived) and is made safe only for a terminal.
     if raw:

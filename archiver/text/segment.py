@@ -9,6 +9,7 @@ script (Arabic question mark, no letter case).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 # A sentence ends at . ! ? ؟ … (possibly repeated), then closing quotes or
@@ -78,3 +79,20 @@ def tokens(sentence: str) -> list[str]:
 def words(text: str) -> list[str]:
     """The words of ``text`` (no spaces or punctuation)."""
     return _WORD.findall(text)
+
+
+def sentences_containing(text: str, fragment: str) -> list[str]:
+    """The distinct sentences of ``text`` (stripped, in order) that contain ``fragment``,
+    whatever its case and spacing: how a reader names a sentence by quoting part of it."""
+    wanted = _loose(fragment)
+    if not wanted:
+        return []
+    found: dict[str, None] = {}
+    for s in sentences(text):
+        if wanted in _loose(s.text):
+            found.setdefault(s.text.strip())
+    return list(found)
+
+
+def _loose(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
