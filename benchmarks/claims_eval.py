@@ -32,6 +32,7 @@ import psutil
 
 from archiver.app.claimsfile import load_story
 from archiver.app.matching import Parallel, default_workers, match_stream
+from archiver.claims.bank import with_background
 from archiver.claims.labelled import read_labelled, tally
 from archiver.claims.matcher import Matcher, match, write_spec
 from archiver.claims.model import load_model
@@ -68,12 +69,16 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         from archiver.claims.semantic import E5Embedder
 
         embedder = E5Embedder()
-        matcher = Matcher(embedder=embedder, model=load_model(args.model), bank=story.bank())
+        matcher = Matcher(
+            embedder=embedder, model=load_model(args.model), bank=with_background(story.bank())
+        )
         # Warm: the claims, their cues and the example bank, as a run does once.
         match("warm-up.", story.claims, matcher)
         workers = default_workers() if args.workers is None else args.workers
         if workers:  # as `claims match` does: the bank file its workers read
-            spec = write_spec(story.bank(), story.claims, embedder, tmp / "bank.npz", args.model)
+            spec = write_spec(
+                with_background(story.bank()), story.claims, embedder, tmp / "bank.npz", args.model
+            )
             parallel = Parallel(spec, workers)
     setup = time.perf_counter() - t0
     t1 = time.perf_counter()

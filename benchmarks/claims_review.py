@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from archiver.app.claimsfile import load_story
-from archiver.claims.bank import Bank, Example
+from archiver.claims.bank import Bank, Example, with_background
 from archiver.claims.labelled import Labelled, evaluate, read_labelled
 from archiver.claims.matcher import Matcher, match
 from archiver.claims.model import load_model
@@ -59,7 +59,7 @@ def review(
             )
         if current.bank is None or len(examples) > len(current.bank.examples):
             # a new bank only when verdicts were added: its probes are fitted again
-            current = replace(matcher, bank=Bank(tuple(examples)))
+            current = replace(matcher, bank=with_background(Bank(tuple(examples))))
     return tuple(examples)
 
 
@@ -87,7 +87,7 @@ def main() -> None:
     _line(measured, claims, base, ())
     for budget in args.budgets:
         examples = review(reviewed, claims, base, budget)
-        taught = replace(base, bank=Bank(examples))
+        taught = replace(base, bank=with_background(Bank(examples)))
         _line(measured, claims, taught, examples)
 
 

@@ -20,6 +20,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from archiver.app.claimsfile import load_story
+from archiver.claims.bank import Bank, Example, with_background
+from archiver.claims.features import SCRIPTS, script_of
 from archiver.claims.labelled import evaluate, read_labelled
 from archiver.claims.matcher import UNSURE, Matcher, match, prefetch
 from archiver.claims.model import ClaimModel, load_model
@@ -27,7 +29,7 @@ from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
 from archiver.claims.training import Settings, train_model
 from store.errors import ConfigError
-from tests.support import article_html, claimwatch, story_dir
+from tests.support import EVERYDAY, RAIL_CLAIMS, WALKOUT, article_html, claimwatch, story_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -254,6 +256,31 @@ def test_a_story_of_one_claim_with_examples_finds_its_evidence(
     probe, lift = (pair.bears[BEARS_FEATURES.index(f)] for f in ("probe", "probe_lift"))
     assert lift == pytest.approx(probe - 0.5)  # 5 of the 10 examples carry the claim
     assert abs(lift) < 0.2  # far from every example: about the base rate
+
+
+def test_examples_with_no_near_miss_are_weighed_against_everyday_news(
+    embedder: E5Embedder, tmp_path: Path
+) -> None:
+    """A new story's first confirmed flag (or a claims file whose examples all carry a
+    label) gives the bank examples and no near miss. Every feature of the examples
+    weighs a claim's nearest example against the nearest near miss, so with none each of
+    these sentences scored 1.00 for the strike claim, the weather included. The shipped
+    background near misses stand in until the story has its own."""
+    (tmp_path / "claims.yaml").write_text(RAIL_CLAIMS, encoding="utf-8")
+    claims = load_story(tmp_path / "claims.yaml").claims
+    first = Bank((Example("strike-this-week", "supports", WALKOUT, "verdict"),))
+    used = with_background(first)
+    assert used.examples[0] == first.examples[0]
+    background = used.examples[1:]
+    assert len(background) >= 20 and all(e.claim is None for e in background)
+    assert len({script_of(e.text) for e in background}) == len(SCRIPTS)  # many languages
+    matcher = Matcher(embedder=embedder, model=load_model(), bank=used)
+    found = {text: [f.claim for f in match(text, claims, matcher)] for text in EVERYDAY}
+    assert not [text for text, ids in found.items() if "strike-this-week" in ids], found
+    # A bank with a near miss of its own, and an empty one, are used as they are.
+    own = Bank((*first.examples, Example(None, None, EVERYDAY[0], "verdict")))
+    assert with_background(own) is own
+    assert with_background(Bank(())).examples == ()
 
 
 @pytest.mark.parametrize(("size", "small"), [(1, True), (3, True), (4, False)])

@@ -15,7 +15,10 @@ from pytest_httpserver import HTTPServer
 from warcio.archiveiterator import ArchiveIterator
 
 from tests.support import (
+    EVERYDAY,
     FIRST,
+    RAIL_CLAIMS,
+    WALKOUT,
     Page,
     article_html,
     claimwatch,
@@ -255,3 +258,52 @@ def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
                    "--sentence", "next frontier model closed")  # fmt: skip
     assert r.returncode == 0 and "(the matcher had flagged it)" in r.stdout, r.stdout
     assert len([f for f in flags(story) if f["evidence"] == CLOSED]) == 2
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_new_storys_first_example_does_not_make_every_sentence_evidence(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A story told as statements only: the reviewer adds the first piece of evidence
+    with `flags add`, and the next check, which compares new text with that example,
+    flags none of the everyday news added to the page. Before the background near
+    misses, every new sentence was flagged for the strike claim at 1.00. `claims match`
+    on a claims file whose examples all carry a label behaves the same."""
+    story = story_dir(tmp_path)
+    (story / "seeds" / "claims.yaml").write_text(RAIL_CLAIMS, encoding="utf-8")
+    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
+    intro = ["The rail dispute enters its third month.", WALKOUT]
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = Page(article_html("Rail strike", intro[:1]))
+    httpserver.expect_request("/a.html").respond_with_handler(page)
+    assert claimwatch(story, "init").returncode == 0
+    claimwatch(story, "sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    assert claimwatch(story, "check", "a", env=semantic).returncode == 0
+    page.html = article_html("Rail strike", intro)
+    assert claimwatch(story, "check", "a", env=semantic).returncode == 0
+    r = claimwatch(story, "flags", "add", "a", "--claim", "strike-this-week",
+                   "--stance", "supports", "--sentence", "walked off the job")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    before = {f["id"] for f in flags(story)}
+
+    page.html = article_html("Rail strike", [*intro, *EVERYDAY])
+    assert claimwatch(story, "check", "a", env=semantic).returncode == 0
+    new = [f for f in flags(story) if f["id"] not in before]
+    assert not [f for f in new if f["claim"] == "strike-this-week"], new
+
+    (story / "seeds" / "examples.jsonl").write_text(
+        json.dumps({"id": "e1", "text": WALKOUT, "labels": {"strike-this-week": "supports"}})
+        + "\n",
+        encoding="utf-8",
+    )
+    (story / "seeds" / "claims.yaml").write_text(
+        "examples: [examples.jsonl]\n" + RAIL_CLAIMS, encoding="utf-8"
+    )
+    passages = "".join(json.dumps({"id": n, "text": t}) + "\n" for n, t in enumerate(EVERYDAY))
+    r = claimwatch(story, "claims", "match", "--claims", "seeds/claims.yaml", "-",
+                   env=semantic, input=passages)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    matched = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(matched) == len(EVERYDAY)
+    assert not [m for m in matched if "strike-this-week" in json.dumps(m)], matched

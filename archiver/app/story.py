@@ -92,11 +92,13 @@ def prepare_matching(
     the vectors of every text the matcher compares with (claims, cues, examples) and
     the probes fitted from them, computed here once and kept in the store, not in
     every worker and every run."""
-    from archiver.claims.bank import Bank, Example
+    from archiver.claims.bank import Bank, Example, with_background
     from archiver.claims.matcher import write_spec
     from archiver.claims.semantic import E5Embedder
 
-    bank = Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
+    bank = with_background(
+        Bank(tuple(Example(c, s, t, origin) for c, s, t, origin in store.examples()))
+    )
     embedder = E5Embedder(cache=store)  # computes (and keeps) only what is new
     probes = _fitted_probes(store, bank, embedder, now)
     return write_spec(bank, claims, embedder, workdir / "bank.npz", model, probes)

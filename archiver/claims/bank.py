@@ -15,7 +15,8 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,27 @@ class Bank:
         names = tuple(sorted({e.claim or "" for e in self.examples}))
         number = {name: n for n, name in enumerate(names)}
         return np.asarray([number[e.claim or ""] for e in self.examples], np.intp), names
+
+
+BACKGROUND = "background"  # the group (and origin) of the built-in near misses
+
+
+def with_background(bank: Bank) -> Bank:
+    """``bank`` as the matcher uses it. Every feature of the examples weighs a claim's
+    nearest example against the nearest near miss, so a bank of examples with no near
+    miss at all (a new story's first confirmed flags, a claims file whose examples all
+    carry a label) made any sentence look like evidence: on the seed story, precision
+    fell from 0.75 to 0.20. Until the story has near misses of its own, everyday news in
+    many languages (``archiver/data/background.txt``) stands in for them."""
+    if not bank.examples or any(e.claim is None for e in bank.examples):
+        return bank
+    return Bank((*bank.examples, *(Example(None, None, t, BACKGROUND) for t in _background())))
+
+
+@cache
+def _background() -> tuple[str, ...]:
+    lines = files("archiver").joinpath("data/background.txt").read_text(encoding="utf-8")
+    return tuple(t for t in map(str.strip, lines.splitlines()) if t and not t.startswith("#"))
 
 
 @dataclass(frozen=True)

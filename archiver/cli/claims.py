@@ -206,6 +206,7 @@ def _matched(
     from functools import cache
 
     from archiver.app.matching import Parallel, default_workers, kept_spec, match_stream
+    from archiver.claims.bank import with_background
     from archiver.claims.matcher import Matcher, make_matcher
     from archiver.claims.semantic import E5Embedder
 
@@ -214,7 +215,7 @@ def _matched(
         return
     workers = default_workers() if workers is None else workers
     embedder = cache(E5Embedder)  # loaded here only to write a bank file, or to match here
-    bank, path = story.bank(), _model_path(app, model)
+    bank, path = with_background(story.bank()), _model_path(app, model)
     with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
         if workers < 1 or batch < 2:
             matcher = make_matcher(spec, embedder=embedder())

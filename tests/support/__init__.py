@@ -32,6 +32,32 @@ FIRST = [
 ]
 
 
+# A rail dispute told as statements only (never trained on), and its first example.
+RAIL_CLAIMS = """version: 2
+claims:
+  - id: strike-this-week
+    statements:
+      en: The GDL union is striking nationwide this week, halting passenger and freight trains.
+      de: Die GDL bestreikt diese Woche bundesweit den Personen- und Güterverkehr der Bahn.
+  - id: shorter-week-on-full-pay
+    statements:
+      en: The GDL demands a 35-hour week for shift workers with no cut in pay.
+  - id: railway-refuses
+    statements:
+      en: Deutsche Bahn refuses a shorter working week, saying it cannot afford it.
+"""
+WALKOUT = (
+    "Train drivers across Germany walked off the job on Wednesday morning, leaving most "
+    "long-distance trains in their depots."
+)
+EVERYDAY = [
+    "Heavy rain is expected across northern Italy this weekend, forecasters said.",
+    "Bayern Munich beat Dortmund 3-1 on Saturday to go top of the Bundesliga.",
+    "Die Inflation in Deutschland ist im Dezember leicht gestiegen.",
+    "Deutsche Bahn reported a loss of 2.4 billion euros for the first half of the year.",
+]
+
+
 def copy_claims(seeds_dir: Path) -> Path:
     """Put the shipped claims file, and the labelled corpus it points to, in ``seeds_dir``."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
