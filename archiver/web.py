@@ -48,6 +48,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from archiver.app.evidence import add_evidence
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
@@ -207,7 +208,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             compared = compare(s, store.get_version(s, a), store.get_version(s, b))
         return page(request, "web/source.html.j2", s=s, versions=versions, changes=changes,
                     sparkline=sparkline([sig.get(v.number, 0.0) for v in versions]),
-                    a=a, b=b, compared=compared)  # fmt: skip
+                    a=a, b=b, compared=compared, claims=store.claims())  # fmt: skip
 
     def compare(s: Source, old: Version, new: Version) -> dict[str, Any]:
         old_text, new_text = store.read_text(old), store.read_text(new)
@@ -293,12 +294,17 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(404, "no such flag")
         return page(request, "web/flag.html.j2", f=rows[0])
 
-    async def review(request: Request) -> Response:
+    async def posted(request: Request) -> dict[str, str]:
+        """A form's fields, once its CSRF token matches the same-site cookie."""
         form = await request.form()
-        sent = str(form.get("csrf", ""))
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
         cookie = request.cookies.get("cw_csrf", "")
-        if not cookie or not _same(sent, cookie):
+        if not cookie or not _same(fields.get("csrf", ""), cookie):
             raise HTTPException(403, "the form is stale or from another site: reload the page")
+        return fields
+
+    async def review(request: Request) -> Response:
+        form = await posted(request)
         verdict = str(form.get("verdict", ""))
         stance = str(form.get("stance", "")) or None
         if verdict not in ("confirmed", "rejected") or (stance and stance not in STANCES):
@@ -309,6 +315,21 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
         return RedirectResponse(f"/flags/{flag_id}", status_code=303)
+
+    async def add_flag(request: Request) -> Response:
+        """Evidence the matcher missed, from the source page's form (``flags add``)."""
+        form = await posted(request)
+        s = source_of(request.path_params["ref"])
+        v = _version(s, form.get("version", ""))
+        stance = form.get("stance", "")
+        if stance not in STANCES:
+            raise HTTPException(400, "stance is supports, contradicts or mentions")
+        claim, quote = form.get("claim", ""), form.get("sentence", "")
+        try:
+            added = add_evidence(store, s, v, claim, stance, quote, datetime.now(UTC))
+        except UsageError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return RedirectResponse(f"/flags/{added.flag.id}", status_code=303)
 
     # -- Atom ------------------------------------------------------------------
 
@@ -451,6 +472,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/flags", flags_page),
         Route("/flags/{id:int}", flag_page),
         Route("/flags/{id:int}/review", review, methods=["POST"]),
+        Route("/sources/{ref}/flags", add_flag, methods=["POST"]),
         Route("/feeds/changes.atom", feed_changes),
         Route("/feeds/sources/{ref}.atom", feed_source),
         Route("/feeds/claims/{claim}.atom", feed_claim),

@@ -295,6 +295,68 @@ def test_review_needs_the_csrf_token(demo) -> None:  # type: ignore[no-untyped-d
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_evidence_the_matcher_missed_is_flagged_from_the_source_page(demo) -> None:  # type: ignore[no-untyped-def]
+    """The source page's form does what `flags add` does: a quoted sentence of the
+    chosen version becomes a confirmed flag for the chosen claim, and the browser lands
+    on its page. A quote that fits no sentence or several, or a forged form, is refused
+    with the reason, and nothing is written."""
+    needs_browser()
+    where, served = demo
+    missed = "We released Llama 4 Scout and Llama 4 Maverick with open weights in April."
+    before = cli_json(where, "flags", "--source", "meta-statement", "--limit", "0")
+    assert missed not in [f["evidence"] for f in before]
+    with httpx.Client(base_url=served.url) as client:
+        html = client.get("/sources/meta-statement").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert csrf is not None and 'id="add-flag"' in html
+        form = {"version": "3", "claim": "meta-ends-open-releases", "stance": "contradicts"}
+        forged = client.post("/sources/meta-statement/flags", data={**form, "csrf": "guess",
+                                                                    "sentence": "Llama 4 Scout"})  # fmt: skip
+        assert forged.status_code == 403
+        for quote, says in [
+            ("open", "4 sentences of version 3 of meta-statement contain &#39;open&#39;"),
+            ("<b>absent</b>", "no sentence of version 3 of meta-statement contains"),
+        ]:
+            refused = client.post(
+                "/sources/meta-statement/flags",
+                data={**form, "csrf": csrf.group(1), "sentence": quote},
+            )
+            assert refused.status_code == 400 and says in refused.text, refused.text
+            assert "<b>absent" not in refused.text  # the quote is text, never markup
+    assert cli_json(where, "flags", "--source", "meta-statement", "--limit", "0") == before
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page()
+        page.goto(f"{served.url}/sources/meta-statement")
+        page.select_option("#add-flag select[name=claim]", "meta-ends-open-releases")
+        page.select_option("#add-flag select[name=stance]", "contradicts")
+        page.fill("#add-flag input[name=sentence]", "llama 4 SCOUT")
+        with page.expect_navigation():
+            page.click("#add-flag button")
+        assert re.search(r"/flags/\d+$", page.url), page.url
+        assert page.locator("#evidence").inner_text() == missed
+        assert "confirmed by a reviewer as contradicts" in page.content()
+        browser.close()
+    [added] = [
+        f
+        for f in cli_json(where, "flags", "--source", "meta-statement", "--limit", "0")
+        if f["evidence"] == missed
+    ]
+    assert (added["claim"], added["verdict"], added["version"]) == (
+        "meta-ends-open-releases",
+        "confirmed",
+        3,
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_review_link_followed_from_an_email_opens_the_flag_and_takes_the_verdict(
     demo: Any,
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.text import Text
 
+from archiver.app.evidence import add_evidence
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import (
     JSON_LINES,
@@ -20,9 +21,7 @@ from archiver.cli.base import (
     version_of,
 )
 from archiver.cli.claims import STANCE_NAMES, flag_row, print_flag
-from archiver.text.segment import sentences_containing
 from archiver.text.terminal import terminal_safe
-from store.claims import ADDED
 from store.errors import UsageError
 from store.repo import Store
 
@@ -131,35 +130,13 @@ def flags_add(
     at once, as a confirmed flag does."""
     store = app.store()
     s, v = version_of(store, source, version)
-    active = {c.id for c in store.claims()}
-    if claim_id not in active:
-        _known_claim(store, claim_id)
-        raise UsageError(
-            f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
-        )
-    found = sentences_containing(store.read_text(v), fragment)
-    where = f"version {v.number} of {s.name}"
-    if not found:
-        raise UsageError(
-            f"no sentence of {where} contains {_quoted(fragment)}; quote one sentence as "
-            f"'claimwatch show {s.name} {v.number}' prints it"
-        )
-    if len(found) > 1:
-        raise UsageError(
-            f"{len(found)} sentences of {where} contain {_quoted(fragment)}; quote more of "
-            "the one you mean"
-        )
-    f, replaced = store.add_flag(v, claim_id, stance, found[0], app.now)
-    done = "added" if ADDED in f.reasons else "confirmed (the matcher had flagged it)"
+    added = add_evidence(store, s, v, claim_id, stance, fragment, app.now)
+    f = added.flag
+    done = "added" if added.new else "confirmed (the matcher had flagged it)"
     click.echo(terminal_safe(f"flag {f.id} {done}: {f.claim_id}, {f.verdict_stance}"))
     click.echo(terminal_safe(f"  {f.evidence}"))
-    if replaced:
-        click.echo(f"({replaced} earlier rejection(s) of this sentence for the claim replaced)")
-
-
-def _quoted(fragment: str, most: int = 60) -> str:
-    """The reader's quote in an error line: escaped, and cut if long."""
-    return repr(fragment if len(fragment) <= most else fragment[: most - 1] + "…")
+    if added.replaced:
+        click.echo(f"({added.replaced} earlier rejection(s) of the sentence for it replaced)")
 
 
 _ANSWERS = {"c": "confirm", "r": "reject", "s": "skip", "q": "quit", "y": "confirm", "n": "reject"}

@@ -1,0 +1,64 @@
+"""Evidence the reviewer adds: a sentence of an archived version that bears on a claim,
+named by quoting part of it (``flags add``, and the web view's source page).
+
+The matcher's misses can only be taught this way: a review of its flags never sees
+them. The flag is stored confirmed (``store.claims.add``), so its sentence joins the
+story's examples at once, as a confirmed flag's does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from archiver.text.segment import sentences_containing
+from store.claims import ADDED
+from store.errors import UsageError
+from store.models import Source, StoredFlag, Version
+from store.repo import Store
+
+
+@dataclass(frozen=True)
+class Added:
+    flag: StoredFlag
+    new: bool  # False: the matcher had flagged the sentence, and its flag is confirmed
+    replaced: int  # earlier rejections of the sentence for the claim, now confirmed
+
+
+def add_evidence(
+    store: Store,
+    source: Source,
+    version: Version,
+    claim_id: str,
+    stance: str,
+    quote: str,
+    now: datetime,
+) -> Added:
+    """Flag the one sentence of ``version`` that contains ``quote`` (case and spacing
+    aside) as evidence for an active claim. A mistake is a ``UsageError`` that names the
+    input and says what to do; nothing is written then."""
+    if claim_id not in {c.id for c in store.claims()}:
+        if store.has_claim(claim_id):
+            raise UsageError(
+                f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
+            )
+        raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
+    found = sentences_containing(store.read_text(version), quote)
+    where = f"version {version.number} of {source.name}"
+    if not found:
+        raise UsageError(
+            f"no sentence of {where} contains {quoted(quote)}; quote one sentence as "
+            f"'claimwatch show {source.name} {version.number}' prints it"
+        )
+    if len(found) > 1:
+        raise UsageError(
+            f"{len(found)} sentences of {where} contain {quoted(quote)}; quote more of "
+            "the one you mean"
+        )
+    flag, replaced = store.add_flag(version, claim_id, stance, found[0], now)
+    return Added(flag, ADDED in flag.reasons, replaced)
+
+
+def quoted(text: str, most: int = 60) -> str:
+    """The reader's quote in an error line: escaped, and cut if long."""
+    return repr(text if len(text) <= most else text[: most - 1] + "…")
