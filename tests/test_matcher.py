@@ -102,6 +102,7 @@ def test_golden_flags_on_a_fixed_corpus(embedder: E5Embedder, golden) -> None:  
             model,
             threshold=model.threshold + d,
             threshold_no_examples=model.threshold_no_examples + d,
+            threshold_few_examples=(model.threshold_few_examples or model.threshold) + d,
         )
         for d in (GOLDEN_MARGIN, -GOLDEN_MARGIN)
     )
@@ -281,6 +282,13 @@ def test_examples_with_no_near_miss_are_weighed_against_everyday_news(
     own = Bank((*first.examples, Example(None, None, EVERYDAY[0], "verdict")))
     assert with_background(own) is own
     assert with_background(Bank(())).examples == ()
+    # The claim has one example: its own threshold decides, not the full banks' one.
+    near = "On Wednesday engine drivers all over the country stopped work again."
+    model = load_model()
+    for few, flagged in ((0.0, True), (1.0, False)):
+        lenient = replace(model, threshold=1.0, threshold_few_examples=few)
+        flags = match(near, claims, Matcher(embedder=embedder, model=lenient, bank=used))
+        assert ("strike-this-week" in [f.claim for f in flags]) is flagged, (few, flags)
 
 
 @pytest.mark.parametrize(("size", "small"), [(1, True), (3, True), (4, False)])
@@ -550,6 +558,26 @@ def test_a_model_file_from_elsewhere_is_one_clear_error(tmp_path: Path) -> None:
         load_model(str(older))
 
 
+def test_a_claim_with_a_few_examples_has_its_own_threshold(tmp_path: Path) -> None:
+    """A claim's bears-on threshold goes by how many examples it has: none (its
+    statements alone), a few (a reviewer's first verdicts: the model reads them
+    cautiously, and the full banks' threshold cost such claims recall), or many. A
+    model file from before the few-examples threshold uses the many-examples one."""
+    shipped = load_model()
+    assert shipped.threshold_few_examples is not None
+    assert shipped.threshold_few_examples < shipped.threshold
+    assert shipped.threshold_for(0) == shipped.threshold_no_examples
+    assert shipped.threshold_for(1) == shipped.threshold_for(shipped.few_examples)
+    assert shipped.threshold_for(1) == shipped.threshold_few_examples
+    assert shipped.threshold_for(shipped.few_examples + 1) == shipped.threshold
+    data = shipped.to_dict()
+    del data["threshold_few_examples"], data["few_examples"]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps(data), encoding="utf-8")
+    model = load_model(str(earlier))
+    assert model.threshold_for(3) == model.threshold == shipped.threshold
+
+
 @pytest.mark.slow
 def test_retraining_reproduces_the_shipped_models_heldout_figures(
     embedder: E5Embedder, tmp_path: Path
@@ -568,6 +596,11 @@ def test_retraining_reproduces_the_shipped_models_heldout_figures(
     a, b = (r.to_dict() for r in reports)
     assert abs(a["overall"]["f1"] - b["overall"]["f1"]) <= 0.01
     assert abs(a["stance_accuracy"] - b["stance_accuracy"]) <= 0.01
+    # The held-out split's claims have many examples; the few-examples threshold is
+    # checked as a number (it moves with the CPU's last bits, as the others do).
+    assert shipped.threshold_few_examples is not None
+    assert retrained.threshold_few_examples is not None
+    assert abs(retrained.threshold_few_examples - shipped.threshold_few_examples) <= 0.05
 
 
 LIBRARY_CLAIMS = """version: 2
@@ -965,6 +998,7 @@ def test_claims_train_writes_a_model_that_claims_eval_can_use(tmp_path: Path) ->
         kinds | {f"{k}, statements only" for k in kinds} | one | small
     )
     assert model.info["passages"] == 207 and model.info["settings"]["sparse"] is True
+    assert model.threshold_few_examples is not None and "few_examples" in model.info["cv"]
     scored = claimwatch(
         tmp_path, "claims", "eval", str(data), "--claims", str(DOOR_PLUG), "--model", str(out),
         "--json", "--semantic",

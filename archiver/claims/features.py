@@ -234,6 +234,11 @@ STANCE_FEATURES = (
 )
 
 
+def example_count(bears: np.ndarray) -> int:
+    """How many examples the pair's claim has in the bank (0 without): ``ex_count``."""
+    return round(math.expm1(float(bears[_BEARS.index("ex_count")])))
+
+
 @dataclass(frozen=True)
 class Pair:
     """Features of one (passage, claim) pair, and what explains them."""

@@ -57,7 +57,7 @@ def match(
         return lexical.match(passage, claims, matcher.options)
     import numpy as np
 
-    from archiver.claims.features import describe
+    from archiver.claims.features import describe, example_count
     from archiver.claims.model import load_model
 
     model = matcher.model or load_model()
@@ -70,7 +70,7 @@ def match(
     flags = []
     for pair, prob in zip(pairs, probs, strict=True):
         has_examples = pair.bears[0] > 0.5
-        if prob < (model.threshold if has_examples else model.threshold_no_examples):
+        if prob < model.threshold_for(example_count(pair.bears)):
             continue
         stance, confidence = model.stance_of(pair.stance)
         flags.append(

@@ -65,6 +65,18 @@ class ClaimModel:
     embedder: str
     info: dict[str, Any] = field(default_factory=dict, compare=False)
     threshold_no_examples: float = 0.5  # ... and when it has only its statements
+    # ... and when it has ``few_examples`` or fewer (a reviewer's first verdicts). A model
+    # file without these (trained before 2026-12-03) uses ``threshold`` for them.
+    threshold_few_examples: float | None = None
+    few_examples: int = 12
+
+    def threshold_for(self, examples: int) -> float:
+        """The bears-on threshold for a claim with this many examples."""
+        if examples <= 0:
+            return self.threshold_no_examples
+        if examples <= self.few_examples and self.threshold_few_examples is not None:
+            return self.threshold_few_examples
+        return self.threshold
 
     def bears_probability(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(1 / (1 + np.exp(-self.bears.scores(x)[:, 0])))
@@ -82,6 +94,14 @@ class ClaimModel:
             "embedder": self.embedder,
             "threshold": round(self.threshold, 6),
             "threshold_no_examples": round(self.threshold_no_examples, 6),
+            **(
+                {
+                    "threshold_few_examples": round(self.threshold_few_examples, 6),
+                    "few_examples": self.few_examples,
+                }
+                if self.threshold_few_examples is not None
+                else {}
+            ),
             "bears": {"features": list(BEARS_FEATURES), **self.bears.to_dict()},
             "stance": {
                 "classes": list(STANCES),
@@ -107,6 +127,8 @@ class ClaimModel:
                 str(d["embedder"]),
                 dict(d.get("info", {})),
                 float(d["threshold_no_examples"]),
+                float(d["threshold_few_examples"]) if "threshold_few_examples" in d else None,
+                int(d.get("few_examples", 12)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
@@ -117,6 +139,8 @@ class ClaimModel:
 
 
 DEFAULT_MODEL = "claims-model.json"
+# Format 8 files from 2026-12-03 on also carry ``threshold_few_examples`` and
+# ``few_examples``; an earlier one reads as having the with-examples threshold for both.
 # Format 5: the claim probes are kernel ridge regression (archiver.claims.probes), so the
 # probe features are scores of about 0 to 1, no longer log-odds; the features are the same.
 # Format 4 adds ex_count (how many examples the claim has) and was trained on sparse banks

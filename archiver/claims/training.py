@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from archiver.claims.bank import Bank, Example
-from archiver.claims.features import describe
+from archiver.claims.features import BEARS_FEATURES, describe
 from archiver.claims.labelled import Labelled, embedded_ahead
 from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import FOLDS, fit_logistic, fold_of
@@ -245,9 +245,15 @@ def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel
     probs, scores = cross_validate(data, settings)
     stances = scores.argmax(axis=1)
     with_examples = data.bears[:, 0] > 0.5  # has_examples: the claim has labelled examples
+    # A claim with a few examples (a reviewer's first verdicts) has its own threshold: the
+    # model reads a few examples cautiously, and the one for full banks cost such claims
+    # recall (docs/benchmarks.md, "A claim with few examples").
+    count = np.rint(np.expm1(data.bears[:, BEARS_FEATURES.index("ex_count")]))
+    few = with_examples & (count <= SPARSE_MAX)
     cv: dict[str, Any] = {}
     thresholds = []
-    for name, mask in (("with_examples", with_examples), ("statements_only", ~with_examples)):
+    groups = (("with_examples", with_examples), ("statements_only", ~with_examples))
+    for name, mask in (*groups, ("few_examples", few)):
         threshold, f1 = best_threshold(probs[mask], data.target[mask]) if mask.any() else (0.5, 0)
         thresholds.append(threshold)
         caught = mask & (data.stance_target >= 0) & (probs >= threshold)
@@ -258,7 +264,7 @@ def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel
             "stance_accuracy": round(float(right.mean()), 4) if caught.any() else 0.0,
         }
     if data.views:  # F1 by kind of bank, each pair at its own kind of claim's threshold
-        cut = np.where(with_examples, thresholds[0], thresholds[1])
+        cut = np.where(few, thresholds[2], np.where(with_examples, thresholds[0], thresholds[1]))
         for view in sorted(set(data.views)):
             mask = np.asarray([v == view for v in data.views])
             cv.setdefault("by_view", {})[view] = round(
@@ -272,7 +278,14 @@ def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel
         "cv": cv,
     }
     return ClaimModel(
-        model.bears, model.stance, thresholds[0], model.embedder, details, thresholds[1]
+        model.bears,
+        model.stance,
+        thresholds[0],
+        model.embedder,
+        details,
+        thresholds[1],
+        thresholds[2] if few.any() else None,
+        SPARSE_MAX,
     )
 
 
