@@ -210,7 +210,7 @@ def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
     for args, says in [
         (["--sentence", "model"], "4 sentences of version 2 of a contain 'model'"),
         (["--sentence", "no such words"], "no sentence of version 2 of a contains"),
-        (["--sentence", f"{CLOSED} {missed}"], "no sentence"),  # two sentences are not one
+        (["--sentence", f"{CLOSED} {missed}"], "runs over more than one sentence"),
         (["--sentence", "licence", "--claim", "no-such-claim"], "no claim 'no-such-claim'"),
     ]:
         full = ["flags", "add", "a", "--claim", claim, "--stance", "contradicts", *args]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from archiver.text.segment import sentences_containing
+from archiver.text.segment import contains_loosely, sentences_containing
 from store.claims import ADDED
 from store.errors import UsageError
 from store.models import Source, StoredFlag, Version
@@ -43,8 +43,14 @@ def add_evidence(
                 f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
             )
         raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
-    found = sentences_containing(store.read_text(version), quote)
+    text = store.read_text(version)
+    found = sentences_containing(text, quote)
     where = f"version {version.number} of {source.name}"
+    if not found and contains_loosely(text, quote):
+        raise UsageError(
+            f"{quoted(quote)} runs over more than one sentence of {where}; a flag's "
+            "evidence is one sentence: quote the one that bears on the claim"
+        )
     if not found:
         raise UsageError(
             f"no sentence of {where} contains {quoted(quote)}; quote one sentence as "

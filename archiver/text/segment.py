@@ -94,5 +94,12 @@ def sentences_containing(text: str, fragment: str) -> list[str]:
     return list(found)
 
 
+def contains_loosely(text: str, fragment: str) -> bool:
+    """Whether ``text`` contains ``fragment`` whatever its case and spacing (across
+    sentences too)."""
+    wanted = _loose(fragment)
+    return bool(wanted) and wanted in _loose(text)
+
+
 def _loose(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
