@@ -19,6 +19,8 @@ from archiver import pipeline
 from archiver.app.claimsfile import load_claims
 from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, source_history
 from archiver.claims.rules import claim_to_dict
+from archiver.text.segment import sentences
+from store.claims import ADDED
 from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs, flags, versions
@@ -296,6 +298,35 @@ def test_a_claims_counts_follow_the_reviewers_verdicts(
     assert counts() == [0, 0, 1]
     store.review(flag.id, "rejected", NOW)
     assert counts() == [0, 0, 0]
+
+
+def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """``flags add`` at the store: a sentence the matcher did not flag becomes a new,
+    confirmed flag; adding it again re-reviews that flag rather than doubling it, and
+    the sentence is one example, with the latest stance."""
+    build_history(store, httpserver)
+    [flag] = store.flags()
+    version = store.get_version(store.get_source(str(flag.source_id)), flag.version)
+    other = next(
+        s.text.strip()
+        for s in sentences(store.read_text(version))
+        if s.text.strip() not in ("", flag.evidence)
+    )
+    added, replaced = store.add_flag(version, flag.claim_id, "contradicts", other, NOW)
+    assert (added.verdict, added.verdict_stance, added.evidence, replaced) == (
+        "confirmed",
+        "contradicts",
+        other,
+        0,
+    )
+    assert ADDED in added.reasons and added.id != flag.id and added.version == flag.version
+    again, _ = store.add_flag(version, flag.claim_id, "mentions", other, NOW)
+    assert again.id == added.id and again.verdict_stance == "mentions"
+    assert len(store.flags()) == 2
+    verdicts = [e for e in store.examples() if e[3] == "verdict"]
+    assert verdicts == [(flag.claim_id, "mentions", other, "verdict")]
 
 
 def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> None:
