@@ -207,6 +207,7 @@ def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
         return {c["id"]: c["examples"] for c in map(json.loads, r.stdout.splitlines())}[claim]
 
     before = examples()
+    assert "near misses (examples of no claim): " in claimwatch(story, "claims", "list").stdout
     for args, says in [
         (["--sentence", "model"], "4 sentences of version 2 of a contain 'model'"),
         (["--sentence", "no such words"], "no sentence of version 2 of a contains"),
@@ -286,6 +287,8 @@ def test_a_new_storys_first_example_does_not_make_every_sentence_evidence(
                    "--stance", "supports", "--sentence", "walked off the job")  # fmt: skip
     assert r.returncode == 0, r.stderr
     before = {f["id"] for f in flags(story)}
+    listed = claimwatch(story, "claims", "list").stdout
+    assert "no near misses yet: everyday news stands in" in listed, listed
 
     page.html = article_html("Rail strike", [*intro, *EVERYDAY])
     assert claimwatch(story, "check", "a", env=semantic).returncode == 0

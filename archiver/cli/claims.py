@@ -113,6 +113,15 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
             console.print(
                 "  no examples yet: its flags cannot tell support from contradiction", style="dim"
             )
+    misses = sum(n for (claim, _stance), n in examples.items() if claim is None)
+    if misses:
+        console.print(f"\nnear misses (examples of no claim): {misses}", style="dim")
+    elif any(claim for claim, _stance in examples):  # docs/claims.md, "Reviewing flags"
+        console.print(
+            "\nno near misses yet: everyday news stands in for them until a flag is "
+            "rejected or a passage without a label is added to the examples",
+            style="dim",
+        )
 
 
 def flag_row(f: StoredFlag) -> dict[str, Any]:
