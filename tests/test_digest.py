@@ -444,3 +444,17 @@ def test_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert shot.exists(), r.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real page, not a blank one
+
+
+def test_a_flag_the_reviewer_added_says_so_instead_of_a_score() -> None:
+    """A flag from `flags add` has no matcher score (it is stored as 1.00): the digest
+    says a reviewer added it, in the subject, the text and the HTML."""
+    data = fixed_data()
+    added = replace(data.flags[0], id=9, score=1.0, verdict="confirmed", added=True)
+    composed = compose(replace(data, flags=[added, *data.flags[1:]]))
+    assert composed.subject.startswith(
+        "[claimwatch] meta-ends-open-releases supports (added by a reviewer): "
+    )
+    assert '  [supports, added by a reviewer] "Meta said it would not' in composed.text
+    assert "supports &middot; added by a reviewer</div>" in composed.html
+    assert "1.00" not in composed.text and "1.00" not in composed.html

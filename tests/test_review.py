@@ -5,6 +5,8 @@ leaves rejected flags out and marks confirmed ones."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import subprocess
 import sys
@@ -238,6 +240,13 @@ def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
     )
     assert any("added by the reviewer" in reason for reason in added["reasons"])
     assert examples()["contradicts"] == before["contradicts"] + 1
+    r = claimwatch(story, "digest", "--dry-run", "--out", str(story / "digest"))
+    assert r.returncode == 0, r.stderr
+    [preview] = list((story / "digest").glob("*.eml"))
+    message = email.message_from_bytes(preview.read_bytes(), policy=email.policy.default)
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert f'[contradicts, added by a reviewer] "{missed}"' in body.get_content()
 
     # The reviewer rejects the matcher's flag, the page changes (the rejected sentence is
     # not flagged again), then the reviewer changes their mind on the new version.

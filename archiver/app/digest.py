@@ -58,6 +58,7 @@ class FlagItem:
     captured_at: datetime
     verdict: str | None = None  # the reviewer's: confirmed | rejected (None: not reviewed)
     unsure: bool = False  # the claim had no examples: the stance is a guess (matcher.UNSURE)
+    added: bool = False  # the reviewer flagged it (flags add): its score is not the matcher's
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,6 @@ def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOp
         body = ", ".join(parts)
         if evidence:
             top = evidence[0]
-            body = (
-                f"{top.claim_id} {top.stance} ({top.score:.2f}): {top.title or top.source} | {body}"
-            )
+            how = "added by a reviewer" if top.added else f"{top.score:.2f}"
+            body = f"{top.claim_id} {top.stance} ({how}): {top.title or top.source} | {body}"
     return header_safe(f"{options.subject_prefix} {body}".strip(), 250)
