@@ -109,7 +109,8 @@ def send_pending(
     for f in store.flags(ids=flag_ids) if flag_ids else []:
         stance = f.final_stance
         unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
-        title = f"claimwatch: {f.claim_id} {stance} ({f.score:.2f}{unsure})"
+        score = "added by a reviewer" if f.added else f"{f.score:.2f}"
+        title = f"claimwatch: {f.claim_id} {stance} ({score}{unsure})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
         link = flag_link(options.web_url, f.id)
         body += f"\nreview: {link}" if link else ""

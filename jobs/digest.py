@@ -34,7 +34,6 @@ from archiver.net.mailer import (
 )
 from archiver.text.diff import change_from_dict
 from store import digests as state
-from store.claims import ADDED
 from store.models import StoredChange
 from store.repo import Store
 
@@ -76,7 +75,7 @@ def gather(
             captured_at=f.created_at,
             verdict=f.verdict,
             unsure=stance_unsure(f.reasons, f.verdict),
-            added=ADDED in f.reasons,
+            added=f.added,
         )
         for f in store.flags(since=since, ids=flag_ids)
     ]

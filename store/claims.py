@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from store.db import among, insert_ignoring_duplicates, narrow
 from store.errors import NotFoundError
-from store.models import ClaimRow, StoredFlag
+from store.models import ADDED, ClaimRow, StoredFlag
 from store.schema import (
     claim_examples,
     claims,
@@ -31,8 +31,6 @@ from store.schema import versions as versions_t
 from store.writes import evidence_key
 
 Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
-# The reason a flag the reviewer added carries (``add``), in place of the matcher's.
-ADDED = "added by the reviewer: the matcher had not flagged this sentence"
 
 
 def load(

@@ -251,6 +251,11 @@ class FlagRecord:
     from_change: bool = True  # raised by a change's units, not by a first version
 
 
+# The reason a flag the reviewer added carries (``store.claims.add``), in place of the
+# matcher's.
+ADDED = "added by the reviewer: the matcher had not flagged this sentence"
+
+
 @dataclass(frozen=True)
 class StoredFlag:
     id: int
@@ -274,6 +279,12 @@ class StoredFlag:
     def final_stance(self) -> str:
         """The reviewer's stance when they gave one, else the matcher's."""
         return self.verdict_stance or self.stance
+
+    @property
+    def added(self) -> bool:
+        """Whether the reviewer flagged the sentence (``flags add``): then its score of
+        1.00 is not the matcher's, and is shown as "added by a reviewer"."""
+        return ADDED in self.reasons
 
 
 @dataclass(frozen=True)

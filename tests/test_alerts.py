@@ -161,6 +161,17 @@ def test_an_alert_for_a_claim_without_examples_says_its_stance_is_a_guess(
     assert "stance unsure: the claim has no examples yet" in r.stdout
     assert "1 reviewed" in r.stdout
 
+    # Evidence the reviewer adds is alerted as theirs, without a score of the matcher's.
+    r = claimwatch(story, "flags", "add", "a", "--claim", "fares-rise", "--stance",
+                   "contradicts", "--sentence", "raises its pay offer", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    listed = claimwatch(story, "flags", "--claim", "fares-rise").stdout
+    assert "contradicts (added by a reviewer)" in listed, listed
+    assert claimwatch(story, "alerts", env=env).returncode == 0
+    assert "claimwatch: fares-rise contradicts (added by a reviewer)" in [
+        p["title"] for p in receiver.posts
+    ], receiver.posts
+
 
 @pytest.mark.e2e
 @pytest.mark.slow

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from archiver.text.segment import contains_loosely, sentences_containing
-from store.claims import ADDED
 from store.errors import UsageError
 from store.models import Source, StoredFlag, Version
 from store.repo import Store
@@ -62,7 +61,7 @@ def add_evidence(
             "the one you mean"
         )
     flag, replaced = store.add_flag(version, claim_id, stance, found[0], now)
-    return Added(flag, ADDED in flag.reasons, replaced)
+    return Added(flag, flag.added, replaced)
 
 
 def quoted(text: str, most: int = 60) -> str:

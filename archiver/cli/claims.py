@@ -179,8 +179,9 @@ def print_flag(console: Any, f: StoredFlag, *, claim: bool = False) -> None:
     elif f.verdict == "rejected":
         reviewed = "  rejected by a reviewer"
     about = f"  {terminal_safe(f.claim_id)}" if claim else ""
+    score = "added by a reviewer" if f.added else f"{f.score:.2f}"
     console.print(
-        f"{when(f.created_at)}  #{f.id} {f.stance} ({f.score:.2f}){about}  "
+        f"{when(f.created_at)}  #{f.id} {f.stance} ({score}){about}  "
         f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
     )
     console.print(f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None)
