@@ -1,4 +1,4 @@
-"""Commands about the flags: flags (the list), flags review|confirm|reject."""
+"""Commands about the flags: flags (the list), flags review|confirm|reject|add."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def flags_cmd(
 
     Review them with 'flags review' (or 'flags confirm ID' / 'flags reject ID'): a
     verdict is kept, a rejected sentence is never flagged again for that claim, and
-    'claims train' learns from the verdicts."""
+    'claims train' learns from the verdicts. 'flags add' flags a sentence the matcher
+    missed."""
     if ctx.invoked_subcommand is not None:
         return
     app: App = ctx.obj
