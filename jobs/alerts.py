@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from archiver.app.links import change_link, flag_link
+from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
 from store import alerts as state
 from store.repo import Store
@@ -109,8 +110,7 @@ def send_pending(
     for f in store.flags(ids=flag_ids) if flag_ids else []:
         stance = f.final_stance
         unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
-        score = "added by a reviewer" if f.added else f"{f.score:.2f}"
-        title = f"claimwatch: {f.claim_id} {stance} ({score}{unsure})"
+        title = f"claimwatch: {f.claim_id} {stance} ({score_words(f.score, f.added)}{unsure})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
         link = flag_link(options.web_url, f.id)
         body += f"\nreview: {link}" if link else ""

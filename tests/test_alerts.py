@@ -5,6 +5,7 @@ each change and flag over the thresholds arrives exactly once, across `alerts` r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,27 @@ def serving(httpserver: HTTPServer, title: str, paragraphs: list[str]) -> tuple[
     return receiver, page
 
 
+def runner(story: Path, env: dict[str, str | None]) -> Callable[..., str]:
+    """``run(*args)``: the real command on ``story`` with ``env``; it must succeed."""
+
+    def run(*args: str) -> str:
+        r = claimwatch(story, *args, env=env)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    return run
+
+
+def check_twice(run: Callable[..., str], httpserver: HTTPServer, page: Page) -> None:
+    """Watch /a.html as "a", check it, add CLOSED to it and check it again: one change
+    and one flag for the alerts."""
+    run("init")
+    run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    run("check", "a")
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED])
+    run("check", "a")
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_alerts_arrive_exactly_once_and_failures_are_retried(
@@ -55,16 +77,8 @@ def test_alerts_arrive_exactly_once_and_failures_are_retried(
         "[alerts]\nmin_significance = 0.1\nmin_score = 0.5\n", encoding="utf-8"
     )
 
-    def run(*args: str) -> str:
-        r = claimwatch(story, *args, env=env)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
-    run("init")
-    run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
-    run("check", "a")
-    page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED])
-    run("check", "a")
+    run = runner(story, env)
+    check_twice(run, httpserver, page)
     assert "2 sent, 0 failed" in run("alerts")
     titles = [p["title"] for p in receiver.posts]
     assert any("changed" in t for t in titles)  # the change
@@ -199,17 +213,9 @@ def test_with_the_web_views_address_alerts_and_the_digest_link_to_pages_that_exi
     thresholds = "[alerts]\nmin_significance = 0.1\nmin_score = 0.5\n"
     config.write_text(f'{thresholds}[web]\nurl = "{served.url}/"\n', encoding="utf-8")
 
-    def run(*args: str) -> str:
-        r = claimwatch(story, *args, env=env)
-        assert r.returncode == 0, r.stderr
-        return r.stdout
-
+    run = runner(story, env)
     try:
-        run("init")
-        run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
-        run("check", "a")
-        page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED])
-        run("check", "a")
+        check_twice(run, httpserver, page)
         assert "2 sent" in run("alerts")
         links = {
             line.split(": ", 1)[0]: line.split(": ", 1)[1]

@@ -17,7 +17,7 @@ from datetime import datetime
 from jinja2 import Environment, PackageLoader
 
 from archiver.app.links import change_link, flag_link, story_link
-from archiver.app.words import counted
+from archiver.app.words import counted, score_words
 from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
 from archiver.text.terminal import terminal_safe
@@ -216,6 +216,6 @@ def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOp
         body = ", ".join(parts)
         if evidence:
             top = evidence[0]
-            how = "added by a reviewer" if top.added else f"{top.score:.2f}"
+            how = score_words(top.score, top.added)
             body = f"{top.claim_id} {top.stance} ({how}): {top.title or top.source} | {body}"
     return header_safe(f"{options.subject_prefix} {body}".strip(), 250)

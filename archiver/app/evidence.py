@@ -19,8 +19,7 @@ from store.repo import Store
 
 @dataclass(frozen=True)
 class Added:
-    flag: StoredFlag
-    new: bool  # False: the matcher had flagged the sentence, and its flag is confirmed
+    flag: StoredFlag  # flag.added False: the matcher had flagged it, and it is confirmed
     replaced: int  # earlier rejections of the sentence for the claim, now confirmed
 
 
@@ -61,7 +60,7 @@ def add_evidence(
             "the one you mean"
         )
     flag, replaced = store.add_flag(version, claim_id, stance, found[0], now)
-    return Added(flag, flag.added, replaced)
+    return Added(flag, replaced)
 
 
 def quoted(text: str, most: int = 60) -> str:

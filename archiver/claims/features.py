@@ -234,9 +234,10 @@ STANCE_FEATURES = (
 )
 
 
-def example_count(bears: np.ndarray) -> int:
-    """How many examples the pair's claim has in the bank (0 without): ``ex_count``."""
-    return round(math.expm1(float(bears[_BEARS.index("ex_count")])))
+def example_count(bears: np.ndarray) -> np.ndarray:
+    """How many examples each pair's claim has in the bank (0 without), from ``ex_count``
+    of its bears-on features (one row, or rows)."""
+    return np.rint(np.expm1(bears[..., _BEARS.index("ex_count")]))
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def match(
     flags = []
     for pair, prob in zip(pairs, probs, strict=True):
         has_examples = pair.bears[0] > 0.5
-        if prob < model.threshold_for(example_count(pair.bears)):
+        if prob < model.threshold_for(int(example_count(pair.bears))):
             continue
         stance, confidence = model.stance_of(pair.stance)
         flags.append(

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from archiver.claims.bank import Bank, Example
-from archiver.claims.features import BEARS_FEATURES, describe
+from archiver.claims.features import describe, example_count
 from archiver.claims.labelled import Labelled, embedded_ahead
 from archiver.claims.model import ClaimModel, Linear
 from archiver.claims.probes import FOLDS, fit_logistic, fold_of
@@ -248,8 +248,7 @@ def train(data: Dataset, settings: Settings, info: dict[str, Any]) -> ClaimModel
     # A claim with a few examples (a reviewer's first verdicts) has its own threshold: the
     # model reads a few examples cautiously, and the one for full banks cost such claims
     # recall (docs/benchmarks.md, "A claim with few examples").
-    count = np.rint(np.expm1(data.bears[:, BEARS_FEATURES.index("ex_count")]))
-    few = with_examples & (count <= SPARSE_MAX)
+    few = with_examples & (example_count(data.bears) <= SPARSE_MAX)
     cv: dict[str, Any] = {}
     thresholds = []
     groups = (("with_examples", with_examples), ("statements_only", ~with_examples))

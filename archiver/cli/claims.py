@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from archiver.app.seeds import default_seeds_dir
+from archiver.app.words import score_words
 from archiver.cli.base import (
     JSON_LINES,
     SEMANTIC,
@@ -179,9 +180,8 @@ def print_flag(console: Any, f: StoredFlag, *, claim: bool = False) -> None:
     elif f.verdict == "rejected":
         reviewed = "  rejected by a reviewer"
     about = f"  {terminal_safe(f.claim_id)}" if claim else ""
-    score = "added by a reviewer" if f.added else f"{f.score:.2f}"
     console.print(
-        f"{when(f.created_at)}  #{f.id} {f.stance} ({score}){about}  "
+        f"{when(f.created_at)}  #{f.id} {f.stance} ({score_words(f.score, f.added)}){about}  "
         f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
     )
     console.print(f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None)

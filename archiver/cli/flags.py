@@ -133,7 +133,7 @@ def flags_add(
     s, v = version_of(store, source, version)
     added = add_evidence(store, s, v, claim_id, stance, fragment, app.now)
     f = added.flag
-    done = "added" if added.new else "confirmed (the matcher had flagged it)"
+    done = "added" if f.added else "confirmed (the matcher had flagged it)"
     click.echo(terminal_safe(f"flag {f.id} {done}: {f.claim_id}, {f.verdict_stance}"))
     click.echo(terminal_safe(f"  {f.evidence}"))
     if added.replaced:
