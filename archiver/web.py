@@ -49,6 +49,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from archiver.app.evidence import add_evidence
+from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
@@ -371,7 +372,8 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         return [
             {
                 "id": f"tag:claimwatch,2025:flag/{f.id}",
-                "title": f"{f.claim_id} {f.final_stance} ({f.score:.2f}): {f.source_name}",
+                "title": f"{f.claim_id} {f.final_stance} ({score_words(f.score, f.added)}): "
+                f"{f.source_name}",
                 "link": f"{root}/flags/{f.id}",
                 "updated": f.created_at,
                 "summary": f.evidence,
@@ -507,7 +509,8 @@ def timeline(shown: list[StoredFlag], width: int = 640, height: int = 90) -> dic
             "r": round(3 + 6 * f.score, 1),
             "stance": f.final_stance,
             "id": f.id,
-            "label": f"{f.created_at:%Y-%m-%d} {f.stance} {f.score:.2f}: {f.evidence[:120]}",
+            "label": f"{f.created_at:%Y-%m-%d} {f.final_stance} "
+            f"({score_words(f.score, f.added)}): {f.evidence[:120]}",
         }
         for f, t in zip(shown, times, strict=True)
     ]

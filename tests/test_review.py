@@ -239,6 +239,7 @@ def test_flags_add_flags_a_sentence_the_matcher_missed_and_replaces_a_rejection(
         2,
     )
     assert any("added by the reviewer" in reason for reason in added["reasons"])
+    assert added["added"] is True and the_flag(story, CLOSED)["added"] is False
     assert examples()["contradicts"] == before["contradicts"] + 1
     r = claimwatch(story, "digest", "--dry-run", "--out", str(story / "digest"))
     assert r.returncode == 0, r.stderr

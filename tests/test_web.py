@@ -355,6 +355,17 @@ def test_evidence_the_matcher_missed_is_flagged_from_the_source_page(demo) -> No
         "confirmed",
         3,
     )
+    # Everywhere a score is shown, the added flag says who flagged it instead of 1.00:
+    # the story page's timeline point and the claim's Atom feed too.
+    story = httpx.get(served.url + "/").text
+    point = re.search(rf'href="/flags/{added["id"]}"><circle[^>]*><title>([^<]*)<', story)
+    assert point is not None, story
+    assert "contradicts (added by a reviewer): We released Llama 4 Scout" in point.group(1)
+    feed = feedparser.parse(
+        httpx.get(served.url + "/feeds/claims/meta-ends-open-releases.atom").content
+    )
+    titles = [e.title for e in feed.entries if e.link.endswith(f"/flags/{added['id']}")]
+    assert titles == ["meta-ends-open-releases contradicts (added by a reviewer): meta-statement"]
 
 
 @pytest.mark.e2e

@@ -141,6 +141,7 @@ def flag_row(f: StoredFlag) -> dict[str, Any]:
         "change_id": f.change_id,
         "verdict": f.verdict,
         "verdict_stance": f.verdict_stance,
+        "added": f.added,  # flagged by the reviewer (flags add), not the matcher
     }
 
 
