@@ -792,3 +792,33 @@ def test_the_command_leaves_its_objects_out_of_the_exit_collection(story: Path) 
         frozen = int(out.split("frozen ")[1].split()[0])
         assert frozen > 10_000, out
     assert "http://example.org/a" in claimwatch(story, "sources", "list").stdout
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_an_empty_listing_says_so_and_what_fills_it(story: Path) -> None:
+    """A listing with nothing in it printed nothing at all, which reads like a command
+    that did nothing. Now one line on stderr says it is empty and what would fill it,
+    or that nothing matched the options given; stdout stays empty, and so does a
+    ``--json`` listing's stderr (a script reads an empty listing as no lines)."""
+    assert claimwatch(story, "init", "--no-seeds").returncode == 0
+    for args, says in [
+        (("sources", "list"), "(no sources yet: add one with 'claimwatch sources add URL'"),
+        (("changes",), "(no changes yet: a change is recorded when"),
+        (("changes", "--since", "2d"), "(no changes match these options)"),
+        (("flags",), "(no flags yet: a flag is raised when new text bears on a claim"),
+        (("flags", "--stance", "contradicts"), "(no flags match these options)"),
+        (("claims", "list"), "(no claims yet: write a claims.yaml"),
+    ]:
+        r = claimwatch(story, *args)
+        assert r.returncode == 0 and r.stdout == "", (args, r.stdout)
+        assert r.stderr.startswith(says) and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+        r = claimwatch(story, *args, "--json")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), args
+    assert (
+        claimwatch(story, "sources", "add", "http://example.org/a", "--label", "a").returncode == 0
+    )
+    r = claimwatch(story, "sources", "list")
+    assert "http://example.org/a" in r.stdout and r.stderr == ""
+    r = claimwatch(story, "history", "a")
+    assert r.returncode == 0 and r.stderr == "(no versions yet; run 'claimwatch check a')\n"

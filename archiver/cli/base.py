@@ -101,10 +101,14 @@ def pages(items: Iterable[T], size: int = 1000) -> Iterator[list[T]]:
         yield page
 
 
-def note_limit(shown: int, limit: int) -> None:
-    """Say on stderr when a listing stopped at its limit."""
+def note_limit(shown: int, limit: int, empty: str | None = None) -> None:
+    """Say on stderr when a listing stopped at its limit, or (``empty``, for the
+    human format) that it found nothing, so an empty listing is not mistaken for a
+    command that did nothing."""
     if limit and shown >= limit:
         click.echo(f"(the first {limit}; --limit 0 lists them all)", err=True)
+    elif not shown and empty:
+        click.echo(f"({empty})", err=True)
 
 
 def check_options(cfg: Config, concurrency: int | None = None) -> pipeline.CheckOptions:

@@ -89,6 +89,13 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
+    if not rows:
+        click.echo(
+            "(no claims yet: write a claims.yaml, as docs/claims.md says, and load it with "
+            "'claimwatch init --seeds DIR')",
+            err=True,
+        )
+        return
     # A short paragraph each: a claim's id is what 'claims show ID' takes, so it is
     # never cut short, and its statement is read whole.
     console = make_console()

@@ -74,7 +74,15 @@ def flags_cmd(
         if i:
             console.print()
         print_flag(console, f, claim=True)
-    note_limit(len(found), limit)
+    filtered = claim_id or stance or since or min_score or source_ref
+    note_limit(
+        len(found),
+        limit,
+        "no flags match these options"
+        if filtered
+        else "no flags yet: a flag is raised when new text bears on a claim; "
+        "'claimwatch claims list' shows the claims",
+    )
 
 
 def _known_claim(store: Store, claim_id: str | None) -> None:

@@ -143,7 +143,9 @@ def sources_list(app: App, limit: int, as_json: bool) -> None:
             emit_json(source_row(s, names) for s in page)
         else:
             _print_sources(page, names)
-    note_limit(shown, limit)
+    empty = "no sources yet: add one with 'claimwatch sources add URL', or a watchlist "
+    empty += "with 'claimwatch sources import FILE' or 'claimwatch init --seeds DIR'"
+    note_limit(shown, limit, None if as_json else empty)
 
 
 def _print_sources(rows: list[Source], names: dict[int, str]) -> None:

@@ -79,6 +79,8 @@ def history(app: App, source: str, as_json: bool) -> None:
         room = shutil.get_terminal_size().columns
         lines = [line if len(line) <= room else line[: room - 1] + "…" for line in lines]
     click.echo("\n".join([terminal_safe(s.name), *lines]))
+    if not rows:
+        click.echo(terminal_safe(f"(no versions yet; run 'claimwatch check {s.name}')"), err=True)
 
 
 @cli.command()
@@ -206,7 +208,13 @@ def changes(
     for page in pages(found, 500):
         shown += len(page)
         _print_changes(page, as_json)
-    note_limit(shown, limit)
+    filtered = since or source_ref or min_significance
+    empty = (
+        "no changes match these options"
+        if filtered
+        else "no changes yet: a change is recorded when a page's text differs from its last version"
+    )
+    note_limit(shown, limit, None if as_json else empty)
 
 
 def change_row(c: StoredChange) -> dict[str, Any]:
