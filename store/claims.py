@@ -64,8 +64,11 @@ def summary(conn: Connection) -> str:
     return conn.execute(select(story.c.summary)).scalar() or ""
 
 
-def exists(conn: Connection, claim_id: str) -> bool:
-    return conn.execute(select(claims.c.id).where(claims.c.id == claim_id)).first() is not None
+def exists(conn: Connection, claim_id: str, active_only: bool = False) -> bool:
+    query = select(claims.c.id).where(claims.c.id == claim_id)
+    if active_only:
+        query = query.where(claims.c.active == 1)
+    return conn.execute(query).first() is not None
 
 
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:

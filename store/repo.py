@@ -343,10 +343,11 @@ class Store:
         with self.reading() as conn:
             return claims_.listing(conn, active_only)
 
-    def has_claim(self, claim_id: str) -> bool:
-        """Whether the store has this claim (retired ones too: their flags are kept)."""
+    def has_claim(self, claim_id: str, active_only: bool = False) -> bool:
+        """Whether the store has this claim (retired ones too, unless ``active_only``:
+        their flags are kept)."""
         with self.reading() as conn:
-            return claims_.exists(conn, claim_id)
+            return claims_.exists(conn, claim_id, active_only)
 
     def flags(
         self,

@@ -17,9 +17,11 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archiver import pipeline
 from archiver.app.claimsfile import load_claims
+from archiver.app.evidence import add_evidence
 from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, source_history
 from archiver.claims.rules import claim_to_dict
 from archiver.text.segment import sentences
+from store.errors import UsageError
 from store.models import SourceSpec
 from store.repo import Store
 from store.schema import blobs, flags, versions
@@ -326,6 +328,13 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
     assert len(store.flags()) == 2
     verdicts = [e for e in store.examples() if e[3] == "verdict"]
     assert verdicts == [(flag.claim_id, "mentions", other, "verdict")]
+    # Once the claim is gone from the claims file, evidence for it is refused.
+    kept = [claim_to_dict(c) for c in load_claims(CLAIMS) if c.id != flag.claim_id]
+    store.load_claims(kept, NOW)
+    with pytest.raises(UsageError, match=f"claim '{flag.claim_id}' is retired"):
+        add_evidence(store, store.get_source(str(flag.source_id)), version, flag.claim_id,
+                     "supports", other, NOW)  # fmt: skip
+    assert len(store.flags()) == 2
 
 
 def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> None:
@@ -348,3 +357,9 @@ def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> Non
         ("mid", False),
     ]
     assert store.story_summary() == ""
+    # A retired claim is still known (its flags are kept), but not active.
+    known = [
+        (c, store.has_claim(c), store.has_claim(c, active_only=True))
+        for c in ("alpha", "mid", "nope")
+    ]
+    assert known == [("alpha", True, True), ("mid", True, False), ("nope", False, False)]

@@ -35,7 +35,7 @@ def add_evidence(
     """Flag the one sentence of ``version`` that contains ``quote`` (case and spacing
     aside) as evidence for an active claim. A mistake is a ``UsageError`` that names the
     input and says what to do; nothing is written then."""
-    if claim_id not in {c.id for c in store.claims()}:
+    if not store.has_claim(claim_id, active_only=True):
         if store.has_claim(claim_id):
             raise UsageError(
                 f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
