@@ -932,6 +932,52 @@ def test_claims_match_in_worker_processes_gives_the_same_flags(tmp_path: Path) -
     assert reports[0]["overall"]["tp"] == 2 and reports[0]["passages"] == 42
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_claims_match_explain_says_how_close_every_claim_came(tmp_path: Path) -> None:
+    """A user whose passage was not flagged needs to see how near each claim came:
+    --explain gives every claim's bears-on probability, the threshold it had to reach
+    and the sentence it was weighed on. The flags are the ones a plain run gives, and
+    exactly the claims over their thresholds."""
+    town_story(tmp_path)
+    texts = [
+        "Councillors agreed to shut the Elm Street branch library.",
+        "A new park is planned on the river bank, the town said.",
+        "It rained all weekend. The market was quiet.",
+    ]
+    passages = tmp_path / "p.jsonl"
+    passages.write_text(
+        "".join(json.dumps({"id": n, "text": t}) + "\n" for n, t in enumerate(texts))
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return claimwatch(tmp_path, "claims", "match", str(passages), *args,
+                          env={"CLAIMWATCH_SEMANTIC": None})  # fmt: skip
+
+    plain, explained = run("--workers", "0"), run("--explain")
+    assert plain.returncode == 0 and explained.returncode == 0, plain.stderr + explained.stderr
+    rows = [json.loads(line) for line in explained.stdout.splitlines()]
+    assert [{"id": r["id"], "flags": r["flags"]} for r in rows] == [
+        json.loads(line) for line in plain.stdout.splitlines()
+    ]
+    for row in rows:
+        weighed = row["claims"]
+        assert {w["claim"] for w in weighed} == {"library-closes", "new-park"}
+        assert [w["probability"] for w in weighed] == sorted(
+            (w["probability"] for w in weighed), reverse=True
+        )
+        over = {w["claim"]: w["probability"] for w in weighed if w["flagged"]}
+        assert all((w["probability"] >= w["threshold"]) == w["flagged"] for w in weighed)
+        assert {f["claim"]: f["score"] for f in row["flags"]} == over
+        assert all(w["evidence"] in texts[row["id"]] for w in weighed)
+    assert rows[0]["claims"][0]["claim"] == "library-closes" and rows[0]["flags"]
+    quiet = rows[2]["claims"]
+    assert not rows[2]["flags"] and all(0 <= w["probability"] < w["threshold"] for w in quiet)
+    r = run("--explain", "--no-semantic")
+    assert r.returncode == 2 and "--explain needs the semantic layer" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""
+
+
 def test_claims_train_refuses_too_few_passages_and_writes_nothing(tmp_path: Path) -> None:
     """A model trained on a handful of passages would be noise with a file name: the
     command says how many it takes and what to do meanwhile, and writes no file."""

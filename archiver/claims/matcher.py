@@ -27,6 +27,7 @@ from archiver.claims.rules import Claim, Flag, MatchOptions
 if TYPE_CHECKING:  # numpy, the model and the bank load on first use (below): a run
     # without claims imports this module for MatchSpec and never pays for them.
     from archiver.claims.bank import Bank
+    from archiver.claims.features import Pair
     from archiver.claims.model import ClaimModel
     from archiver.claims.semantic import E5Embedder, Embedder
 
@@ -55,23 +56,12 @@ def match(
     matcher = matcher or Matcher()
     if matcher.embedder is None:
         return lexical.match(passage, claims, matcher.options)
-    import numpy as np
-
-    from archiver.claims.features import describe, example_count
-    from archiver.claims.model import load_model
-
-    model = matcher.model or load_model()
-    texts, pairs = describe(
-        passage, claims, matcher.embedder, matcher.options, matcher.bank, focus=focus
-    )
-    if not pairs:
-        return []
-    probs = model.bears_probability(np.vstack([p.bears for p in pairs]))
+    model, texts, scored = _scored(passage, claims, matcher, focus)
     flags = []
-    for pair, prob in zip(pairs, probs, strict=True):
-        has_examples = pair.bears[0] > 0.5
-        if prob < model.threshold_for(int(example_count(pair.bears))):
+    for pair, prob, threshold in scored:
+        if prob < threshold:
             continue
+        has_examples = pair.bears[0] > 0.5
         stance, confidence = model.stance_of(pair.stance)
         flags.append(
             Flag(
@@ -88,6 +78,61 @@ def match(
             )
         )
     return sorted(flags, key=lambda f: -f.score)
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """How close one claim came to a flag: its bears-on probability, the threshold that
+    must reach (it depends on how many examples the claim has), and the sentence it
+    was weighed on."""
+
+    claim: str
+    probability: float
+    threshold: float
+    evidence: str
+    flagged: bool  # the probability reached the threshold (before either was rounded)
+
+
+def weigh(
+    passage: str, claims: Sequence[Claim], matcher: Matcher, focus: str | None = None
+) -> list[Weighed]:
+    """Every claim's bears-on probability for the passage against its threshold,
+    strongest first: why a claim was flagged or not (``claims match --explain``). Needs
+    the semantic layer; the lexical rules have no score below their cut."""
+    _model, texts, scored = _scored(passage, claims, matcher, focus)
+    found = [
+        Weighed(pair.claim.id, round(p, 3), round(t, 3), texts[pair.best].strip(), p >= t)
+        for pair, p, t in scored
+    ]
+    return sorted(found, key=lambda w: -w.probability)
+
+
+def _scored(
+    passage: str, claims: Sequence[Claim], matcher: Matcher, focus: str | None
+) -> tuple[ClaimModel, list[str], list[tuple[Pair, float, float]]]:
+    """The model, the passage's sentences, and (pair, bears-on probability, threshold)
+    for each claim the features describe."""
+    import numpy as np
+
+    from archiver.claims.features import describe, example_count
+    from archiver.claims.model import load_model
+
+    embedder = matcher.embedder
+    if embedder is None:
+        raise ValueError("scoring needs the semantic layer")
+    model = matcher.model or load_model()
+    texts, pairs = describe(passage, claims, embedder, matcher.options, matcher.bank, focus=focus)
+    if not pairs:
+        return model, texts, []
+    probs = model.bears_probability(np.vstack([p.bears for p in pairs]))
+    return (
+        model,
+        texts,
+        [
+            (pair, float(prob), model.threshold_for(int(example_count(pair.bears))))
+            for pair, prob in zip(pairs, probs, strict=True)
+        ],
+    )
 
 
 # A claim without labelled examples: out of fold on the training split, the model then

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -221,25 +223,52 @@ def _matched(
     """(id, flags) for each (id, passage) of ``items``, in order: in worker processes
     when the semantic layer is on and passages come in batches, with the story's bank
     file kept in the user's cache directory between runs (``archiver.app.matching``)."""
-    from functools import cache
-
-    from archiver.app.matching import Parallel, default_workers, kept_spec, match_stream
-    from archiver.claims.bank import with_background
+    from archiver.app.matching import Parallel, default_workers, match_stream
     from archiver.claims.matcher import Matcher, make_matcher
-    from archiver.claims.semantic import E5Embedder
 
     if not app.config.semantic:
         yield from match_stream(items, story.claims, Matcher(), batch)
         return
     workers = default_workers() if workers is None else workers
-    embedder = cache(E5Embedder)  # loaded here only to write a bank file, or to match here
-    bank, path = with_background(story.bank()), _model_path(app, model)
-    with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
+    with _spec(app, story, model) as (spec, embedder):
         if workers < 1 or batch < 2:
             matcher = make_matcher(spec, embedder=embedder())
             yield from match_stream(items, story.claims, matcher, batch)
         else:
             yield from match_stream(items, story.claims, Parallel(spec, workers), batch)
+
+
+def _explained(
+    app: App, story: Any, model: Path | None, items: Iterable[tuple[Any, str]], batch: int
+) -> Iterator[tuple[Any, list[Any], list[Any]]]:
+    """(id, flags, every claim's weighing) for each (id, passage), in this process:
+    ``claims match --explain`` is for a few passages at a time."""
+    from archiver.claims.matcher import batches, make_matcher, match, prefetch, weigh
+
+    with _spec(app, story, model) as (spec, embedder):
+        matcher = make_matcher(spec, embedder=embedder())
+        for chunk in batches(items, batch):
+            prefetch([text for _id, text in chunk], matcher.embedder)
+            for item_id, text in chunk:
+                flags = match(text, story.claims, matcher)
+                yield item_id, flags, weigh(text, story.claims, matcher)
+
+
+@contextmanager
+def _spec(app: App, story: Any, model: Path | None) -> Iterator[tuple[Any, Any]]:
+    """The story's matcher spec, its bank file kept in the user's cache directory
+    between runs, and the embedder (loaded on first call: only to write a bank file,
+    or to match in this process)."""
+    from functools import cache
+
+    from archiver.app.matching import kept_spec
+    from archiver.claims.bank import with_background
+    from archiver.claims.semantic import E5Embedder
+
+    embedder = cache(E5Embedder)
+    bank, path = with_background(story.bank()), _model_path(app, model)
+    with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
+        yield spec, embedder
 
 
 def bank_cache_dir() -> Path:
@@ -272,6 +301,12 @@ _MODEL = click.option(
 @_MODEL
 @SEMANTIC
 @_WORKERS
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Also give every claim's bears-on probability, the threshold it had to reach, "
+    "and the sentence it was weighed on: why a claim was flagged, or not.",
+)
 @click.pass_obj
 def claims_match(
     app: App,
@@ -280,6 +315,7 @@ def claims_match(
     model: Path | None,
     semantic: bool | None,
     workers: int | None,
+    explain: bool,
 ) -> None:
     """Match passages ({"id", "text"} per line; - for stdin) against the claims, without
     touching the store. Default claims: the seeds directory's claims.yaml. The vectors
@@ -288,6 +324,11 @@ def claims_match(
     from archiver.claims.matcher import BATCH
 
     use_semantic(app, semantic)
+    if explain and not app.config.semantic:
+        raise UsageError(
+            "--explain needs the semantic layer: the lexical rules give no score to a "
+            "claim they do not flag; drop --no-semantic (or set matching.semantic on)"
+        )
     story = load_story(_story(app, claims_file))
     name = getattr(passages, "name", "input")
 
@@ -316,6 +357,11 @@ def claims_match(
     # From a pipe, passages are matched BATCH at a time (faster), and every good line
     # before a bad one is answered; typed at a terminal, each is answered at once.
     batch = 1 if getattr(passages, "isatty", lambda: False)() else BATCH
+    if explain:
+        for item_id, found, weighed in _explained(app, story, model, items(), batch):
+            flags = [_flag_json(f) for f in found]
+            emit_json([{"id": item_id, "flags": flags, "claims": [asdict(w) for w in weighed]}])
+        return
     for item_id, found in _matched(app, story, model, items(), workers, batch):
         emit_json([{"id": item_id, "flags": [_flag_json(f) for f in found]}])
 
