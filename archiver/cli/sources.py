@@ -201,6 +201,8 @@ def _selector_options(f: Any) -> Any:
     type=click.Choice(USER_KINDS),
     default="page",
     show_default=True,
+    help="page: only its changes are matched against the claims; article: coverage, "
+    "its first version is matched too; feed: its entries become article sources.",
 )
 @click.option("--label", help="A short name to refer to the source by.")
 @click.option("--every", help="Check interval, e.g. 30s, 15m, 2h, 1d.")
