@@ -321,7 +321,10 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         """Evidence the matcher missed, from the source page's form (``flags add``)."""
         form = await posted(request)
         s = source_of(request.path_params["ref"])
-        v = _version(s, form.get("version", ""))
+        try:  # a bad field of the form is the form's mistake (400), not a missing page
+            v = _version(s, form.get("version", ""))
+        except HTTPException as exc:
+            raise HTTPException(400, exc.detail) from None
         stance = form.get("stance", "")
         if stance not in STANCES:
             raise HTTPException(400, "stance is supports, contradicts or mentions")

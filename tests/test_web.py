@@ -313,13 +313,15 @@ def test_evidence_the_matcher_missed_is_flagged_from_the_source_page(demo) -> No
         forged = client.post("/sources/meta-statement/flags", data={**form, "csrf": "guess",
                                                                     "sentence": "Llama 4 Scout"})  # fmt: skip
         assert forged.status_code == 403
-        for quote, says in [
-            ("open", "4 sentences of version 3 of meta-statement contain &#39;open&#39;"),
-            ("<b>absent</b>", "no sentence of version 3 of meta-statement contains"),
+        for quote, says, version in [
+            ("open", "4 sentences of version 3 of meta-statement contain &#39;open&#39;", "3"),
+            ("<b>absent</b>", "no sentence of version 3 of meta-statement contains", "3"),
+            ("Llama 4 Scout", "meta-statement has no version 99", "99"),
+            ("Llama 4 Scout", "meta-statement has no version 3x", "3x"),
         ]:
             refused = client.post(
                 "/sources/meta-statement/flags",
-                data={**form, "csrf": csrf.group(1), "sentence": quote},
+                data={**form, "csrf": csrf.group(1), "sentence": quote, "version": version},
             )
             assert refused.status_code == 400 and says in refused.text, refused.text
             assert "<b>absent" not in refused.text  # the quote is text, never markup
