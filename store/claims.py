@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from store.db import among, insert_ignoring_duplicates, narrow
 from store.errors import NotFoundError
-from store.models import ADDED, ClaimRow, StoredFlag
+from store.models import ADDED, ClaimRow, FlagRecord, StoredFlag
 from store.schema import (
     claim_examples,
     claims,
@@ -28,7 +28,7 @@ from store.schema import (
     story,
 )
 from store.schema import versions as versions_t
-from store.writes import evidence_key
+from store.writes import evidence_key, flag_row
 
 Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
 
@@ -262,6 +262,57 @@ def add(
         )
         conn.execute(delete(claim_examples).where(claim_examples.c.flag_id.in_(replaced)))
     return review(conn, flag_id, "confirmed", now, stance), len(replaced)
+
+
+def add_found(
+    conn: Connection,
+    source_id: int,
+    version_id: int,
+    found: Sequence[FlagRecord],
+    now: datetime,
+) -> list[int]:
+    """Flags a scan of the archive found in a version (``claims scan``), stored new, so
+    that they reach the digest and the review like any flag; only the ``unseen`` ones.
+    Returns the new flags' ids."""
+    ids = []
+    for f in unseen(conn, source_id, version_id, found):
+        result = conn.execute(insert(flags), flag_row(f, source_id, version_id, None, now))
+        ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
+    return ids
+
+
+def unseen(
+    conn: Connection, source_id: int, version_id: int, found: Sequence[FlagRecord]
+) -> list[FlagRecord]:
+    """The flags of ``found`` (at most one per claim) that do not repeat what the store
+    holds: not for a claim the version already has a flag for, not for a sentence the
+    source was already flagged with for the claim (in any version), and not for a
+    sentence the reviewer rejected for the claim."""
+    if not found:
+        return []
+    claim_ids = sorted({f.claim_id for f in found})
+    digests = sorted({evidence_key(f.evidence) for f in found})
+    rejected = conn.execute(
+        select(flags.c.claim_id, flags.c.evidence_digest).where(
+            flags.c.verdict == "rejected",
+            flags.c.claim_id.in_(claim_ids),
+            flags.c.evidence_digest.in_(digests),
+        )
+    ).all()
+    ours = conn.execute(
+        select(flags.c.claim_id, flags.c.version_id, flags.c.evidence_digest).where(
+            flags.c.source_id == source_id, flags.c.claim_id.in_(claim_ids)
+        )
+    ).all()
+    flagged = {r.claim_id for r in ours if r.version_id == version_id}
+    known = {(r.claim_id, r.evidence_digest) for r in [*ours, *rejected]}
+    kept: list[FlagRecord] = []
+    for f in found:
+        if f.claim_id in flagged or (f.claim_id, evidence_key(f.evidence)) in known:
+            continue
+        kept.append(f)
+        flagged.add(f.claim_id)
+    return kept
 
 
 def load_examples(

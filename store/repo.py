@@ -381,6 +381,18 @@ class Store:
         with self.transaction() as conn:
             return claims_.add(conn, version.source_id, version.id, claim_id, stance, evidence, now)
 
+    def add_found(self, version: Version, found: Sequence[FlagRecord], now: datetime) -> list[int]:
+        """Flags a scan of the archive found in ``version``, stored new unless a check
+        already flagged the claim there or the reviewer rejected the sentence for it
+        (``store.claims.add_found``): the new flags' ids."""
+        with self.transaction() as conn:
+            return claims_.add_found(conn, version.source_id, version.id, found, now)
+
+    def unseen(self, version: Version, found: Sequence[FlagRecord]) -> list[FlagRecord]:
+        """The flags of ``found`` that ``add_found`` would store (``claims scan --dry-run``)."""
+        with self.reading() as conn:
+            return claims_.unseen(conn, version.source_id, version.id, found)
+
     def load_examples(
         self, rows: Sequence[tuple[str | None, str | None, str]], now: datetime
     ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -139,21 +139,9 @@ class Batch:
             evidence_digest = evidence_key(f.evidence)
             if (f.claim_id, evidence_digest) in rejected:
                 continue  # the reviewer said this sentence does not bear on the claim
+            linked = change_id if f.from_change else None
             conn.execute(
-                insert(flags),
-                {
-                    "claim_id": f.claim_id,
-                    "source_id": source_id,
-                    "version_id": version_id,
-                    "change_id": change_id if f.from_change else None,
-                    "stance": f.stance,
-                    "score": f.score,
-                    "evidence": f.evidence,
-                    "reasons": f.reasons,
-                    "status": "new",
-                    "created_at": capture.started_at,
-                    "evidence_digest": evidence_digest,
-                },
+                insert(flags), flag_row(f, source_id, version_id, linked, capture.started_at)
             )
         _insert_capture(conn, capture, version_id)
         _update_source(conn, source_id, update_, version_id)
@@ -286,6 +274,25 @@ def _rejected(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[st
         flags.c.verdict == "rejected", flags.c.evidence_digest.in_(digests)
     )
     return {(r.claim_id, r.evidence_digest) for r in conn.execute(query)}
+
+
+def flag_row(
+    f: FlagRecord, source_id: int, version_id: int, change_id: int | None, created: datetime
+) -> dict[str, Any]:
+    """The flags row of a flag the matcher raised (new, not reviewed)."""
+    return {
+        "claim_id": f.claim_id,
+        "source_id": source_id,
+        "version_id": version_id,
+        "change_id": change_id,
+        "stance": f.stance,
+        "score": f.score,
+        "evidence": f.evidence,
+        "reasons": f.reasons,
+        "status": "new",
+        "created_at": created,
+        "evidence_digest": evidence_key(f.evidence),
+    }
 
 
 def evidence_key(text: str) -> str:

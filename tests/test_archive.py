@@ -22,7 +22,7 @@ from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, sour
 from archiver.claims.rules import claim_to_dict
 from archiver.text.segment import sentences
 from store.errors import UsageError
-from store.models import SourceSpec
+from store.models import FlagRecord, SourceSpec
 from store.repo import Store
 from store.schema import blobs, flags, versions
 from store.verify import Report
@@ -335,6 +335,41 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
         add_evidence(store, store.get_source(str(flag.source_id)), version, flag.claim_id,
                      "supports", other, NOW)  # fmt: skip
     assert len(store.flags()) == 2
+
+
+def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """``claims scan`` at the store: a found flag is stored new unless the version already
+    has a flag for its claim, the source was flagged with its sentence for the claim, or
+    the reviewer rejected that sentence for the claim (in any source)."""
+    build_history(store, httpserver)
+    [flag] = store.flags()
+    source = store.get_source(str(flag.source_id))
+    version = store.get_version(source, flag.version)
+    others = [c.id for c in store.claims() if c.id != flag.claim_id]
+    text = [s.text.strip() for s in sentences(store.read_text(version)) if s.text.strip()]
+    fresh, second = [t for t in text if t != flag.evidence][:2]
+
+    def found(claim: str, evidence: str) -> FlagRecord:
+        return FlagRecord(claim, "supports", 0.5, evidence, ["archive scan, paragraph 1"], False)
+
+    store.review(flag.id, "rejected", NOW)  # its sentence is now rejected for its claim
+    candidates = [
+        found(flag.claim_id, flag.evidence),  # rejected for the claim
+        found(others[0], fresh),  # new: stored
+        found(others[0], second),  # a second flag for the same claim and version
+        found(others[1], second),  # new: stored
+    ]
+    assert store.unseen(version, candidates) == [candidates[1], candidates[3]]
+    assert len(store.flags()) == 1  # unseen writes nothing
+    ids = store.add_found(version, candidates, NOW)
+    stored = store.flags(ids=ids)
+    assert sorted((f.claim_id, f.evidence) for f in stored) == sorted(
+        [(others[0], fresh), (others[1], second)]
+    )
+    assert all(f.verdict is None and f.change_id is None for f in stored)
+    assert store.add_found(version, candidates, NOW) == []  # a second scan adds nothing
 
 
 def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> None:

@@ -12,12 +12,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from archiver.claims.matcher import Matcher, MatchSpec, make_matcher, match
-from archiver.claims.rules import Claim
+from archiver.claims.rules import Claim, Flag
 from archiver.text.diff import Change, DiffOptions, change_to_dict, diff
 from archiver.text.extract import Extracted, ExtractOptions, decode, extract, refuse_large_html
 from archiver.text.fingerprint import locate
@@ -265,19 +265,28 @@ def flags_for_coverage(
     text: str, claims: tuple[Claim, ...], matcher: Matcher
 ) -> tuple[FlagRecord, ...]:
     """Flags raised by a new article: each paragraph matched against the claims."""
-    found = []
-    for n, paragraph in enumerate(text.split("\n"), start=1):
-        for flag in match(paragraph, claims, matcher):
-            found.append(
-                FlagRecord(
-                    flag.claim,
-                    flag.stance,
-                    flag.score,
-                    flag.evidence,
-                    [f"new coverage, paragraph {n}", *flag.reasons],
-                    from_change=False,
-                )
-            )
+    found = ((n, match(p, claims, matcher)) for n, p in enumerate(text.split("\n"), start=1))
+    return whole_text_flags(found, "new coverage")
+
+
+def whole_text_flags(
+    paragraphs: Iterable[tuple[int, Sequence[Flag]]], why: str
+) -> tuple[FlagRecord, ...]:
+    """A whole text's flags from its paragraphs' ((number, flags) each): the strongest
+    per claim, each saying which paragraph it came from. A new article's, and what
+    ``claims scan`` finds in an archived text."""
+    found = [
+        FlagRecord(
+            flag.claim,
+            flag.stance,
+            flag.score,
+            flag.evidence,
+            [f"{why}, paragraph {n}", *flag.reasons],
+            from_change=False,
+        )
+        for n, flags in paragraphs
+        for flag in flags
+    ]
     return _strongest(found)
 
 

@@ -1,6 +1,12 @@
-"""Commands about the flags: flags (the list), flags review|confirm|reject|add."""
+"""Commands about the flags: flags (the list), flags review|confirm|reject|add|scan."""
 
 from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.text import Text
@@ -10,6 +16,7 @@ from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
+    SEMANTIC,
     SINCE,
     SOURCE,
     App,
@@ -18,12 +25,19 @@ from archiver.cli.base import (
     make_console,
     note_limit,
     parse_since,
+    use_semantic,
     version_of,
 )
 from archiver.cli.claims import STANCE_NAMES, flag_row, print_flag
 from archiver.text.terminal import terminal_safe
 from store.errors import UsageError
 from store.repo import Store
+
+if TYPE_CHECKING:
+    from archiver.app.matching import Parallel
+    from archiver.app.scan import Found
+    from archiver.claims.matcher import Matcher
+    from archiver.claims.rules import Claim
 
 
 @cli.group("flags", invoke_without_command=True)
@@ -50,7 +64,8 @@ def flags_cmd(
     Review them with 'flags review' (or 'flags confirm ID' / 'flags reject ID'): a
     verdict is kept, a rejected sentence is never flagged again for that claim, and
     'claims train' learns from the verdicts. 'flags add' flags a sentence the matcher
-    missed."""
+    missed; 'flags scan' matches the archive's texts again, for a claim added or
+    improved after they were archived."""
     if ctx.invoked_subcommand is not None:
         return
     app: App = ctx.obj
@@ -198,3 +213,98 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
             store.review(f.id, "rejected", app.now)
         done += 1
     click.echo(f"{done} reviewed")
+
+
+@flags_cmd.command("scan")
+@click.option(
+    "--claim",
+    "claim_ids",
+    multiple=True,
+    help="Keep only this claim's flags (repeatable; every claim is still matched, since "
+    "the model weighs each claim against the others).",
+)
+@SOURCE
+@click.option("--dry-run", is_flag=True, help="Say what would be flagged; store nothing.")
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A model written by 'claims train' [default: the config's matching.model].",
+)
+@SEMANTIC
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes to match in [default: one per core on 2 or more cores; 0: this one].",
+)
+@click.pass_obj
+def flags_scan(
+    app: App,
+    claim_ids: tuple[str, ...],
+    source_ref: str | None,
+    dry_run: bool,
+    model: Path | None,
+    semantic: bool | None,
+    workers: int | None,
+) -> None:
+    """Match the text every watched page shows now against the claims, and flag what
+    bears on them. A check matches only new text, so a claim added to the claims file
+    (or given a statement in another language, examples or verdicts) never meets what
+    was archived before: this does. Feeds and seed articles are not scanned; a flag a
+    check already raised, or a sentence the reviewer rejected, is not flagged again."""
+    from archiver.app.scan import ScanOptions, scan
+    from archiver.claims.rules import claim_from_dict
+
+    use_semantic(app, semantic)
+    store = app.store()
+    claims = tuple(claim_from_dict(c.data) for c in store.claims())
+    if not claims:
+        raise UsageError("no claims to scan for; load a claims file with 'claimwatch init'")
+    active = {c.id for c in claims}
+    for claim_id in claim_ids:
+        if claim_id not in active:
+            _known_claim(store, claim_id)
+            raise UsageError(f"claim {claim_id!r} is retired (not in the claims file)")
+    source_id = store.get_source(source_ref).id if source_ref else None
+    options = ScanOptions(frozenset(claim_ids), source_id, dry_run)
+    console = make_console()
+
+    def show(found: Found) -> None:
+        if found.stored:
+            for f in store.flags(ids=list(found.stored)):
+                print_flag(console, f, claim=True)
+                console.print()
+            return
+        where = f"{found.source.name} v{found.version.number}"
+        for record in found.flags:  # a dry run: the flags as the matcher gave them
+            console.print(
+                terminal_safe(f"{record.claim_id}  {record.stance} ({record.score:.2f})  {where}")
+            )
+            console.print(terminal_safe(f"  {record.evidence}"))
+            console.print()
+
+    with _matching(app, store, claims, model, workers) as how:
+        report = scan(store, claims, how, options, app.now, on_found=show)
+    flagged = sum(len(f.flags) for f in report.found)
+    done = f"would flag {flagged}; dry run, nothing stored" if dry_run else f"{flagged} new flag(s)"
+    click.echo(f"scanned {report.versions} text(s): {done}", err=True)
+
+
+@contextmanager
+def _matching(
+    app: App, store: Store, claims: tuple[Claim, ...], model: Path | None, workers: int | None
+) -> Iterator[Matcher | Parallel]:
+    """How ``flags scan`` matches: as ``check`` does (the story's bank, vectors and probes
+    from the store), in worker processes when there are cores for them."""
+    from archiver.app.matching import Parallel, default_workers
+    from archiver.app.story import prepare_matching
+    from archiver.claims.matcher import Matcher, make_matcher
+
+    if not app.config.semantic:
+        yield Matcher()
+        return
+    workers = default_workers() if workers is None else workers
+    with tempfile.TemporaryDirectory(prefix="claimwatch-") as workdir:
+        chosen = str(model) if model else app.config.claims_model
+        spec = prepare_matching(store, claims, chosen, Path(workdir), app.now)
+        yield Parallel(spec, workers) if workers >= 1 else make_matcher(spec)

@@ -1,0 +1,125 @@
+"""A scan of the archive against the claims (``claims scan``).
+
+A check matches only what is new: a change's sentences, a new article's paragraphs. So
+a claim added to the claims file, or made to find more (a statement in another
+language, examples, verdicts), never meets the text archived before it. A scan
+matches the text each watched page shows now (its current version), paragraph by
+paragraph as a new article is, and stores what it finds as new flags, which then
+reach the review, the digest and the alerts like any other.
+
+Feeds (their text is a list of entries) and seed articles (the story itself) are not
+scanned; retired sources are. A scan never repeats a flag: a version that already has
+a flag for a claim, a sentence the source was already flagged with for the claim, and
+a sentence the reviewer rejected for it are all left out (``store.claims.add_found``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import groupby
+from typing import TYPE_CHECKING
+
+from archiver.app.worker import whole_text_flags
+from archiver.claims.rules import Claim, Flag
+from store.kinds import kind_of
+from store.models import FlagRecord, Source, Version
+from store.repo import Store
+
+if TYPE_CHECKING:
+    from archiver.app.matching import Parallel
+    from archiver.claims.matcher import Matcher
+
+WHY = "archive scan"  # the reason a scan's flag gives first, with the paragraph
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    only_claims: frozenset[str] = frozenset()  # keep these claims' flags (empty: every claim)
+    source_id: int | None = None  # scan this source only
+    dry_run: bool = False  # find, but store nothing
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a scan found in one version: its flags (on a dry run, those it would store),
+    and the ids of those it stored."""
+
+    source: Source
+    version: Version
+    flags: tuple[FlagRecord, ...]
+    stored: tuple[int, ...] = ()
+
+
+@dataclass
+class ScanReport:
+    versions: int = 0  # texts scanned
+    found: list[Found] = field(default_factory=list)  # versions with a flag to store
+
+    @property
+    def stored(self) -> list[int]:
+        return [i for f in self.found for i in f.stored]
+
+
+Key = tuple[Source, Version, int]  # a paragraph: its source, version and number
+
+
+def scan(
+    store: Store,
+    claims: Sequence[Claim],
+    how: Matcher | Parallel,
+    options: ScanOptions,
+    now: datetime,
+    on_found: Callable[[Found], None] | None = None,
+) -> ScanReport:
+    """Match the current text of every scanned source against ``claims`` and store the
+    flags it finds (unless ``options.dry_run``). Every claim is matched, since the model
+    weighs each claim against the story's others; ``options.only_claims`` keeps only
+    those claims' flags. ``on_found`` hears of each version with flags as it is done."""
+    from archiver.app.matching import match_stream
+
+    report = ScanReport()
+    paragraphs = match_stream(_paragraphs(store, options, report), claims, how)
+    for (source, version), matched in groupby(paragraphs, key=lambda kf: kf[0][:2]):
+        flags = whole_text_flags(_numbered(matched), WHY)
+        if options.only_claims:
+            flags = tuple(f for f in flags if f.claim_id in options.only_claims)
+        if not flags:
+            continue
+        if options.dry_run:
+            found = Found(source, version, tuple(store.unseen(version, flags)))
+        else:
+            stored = tuple(store.add_found(version, flags, now))
+            found = Found(source, version, flags, stored)
+        if found.flags and (options.dry_run or found.stored):
+            report.found.append(found)
+            if on_found is not None:
+                on_found(found)
+    return report
+
+
+def _numbered(matched: Iterable[tuple[Key, list[Flag]]]) -> Iterator[tuple[int, list[Flag]]]:
+    for (_source, _version, n), flags in matched:
+        yield n, flags
+
+
+def _paragraphs(
+    store: Store, options: ScanOptions, report: ScanReport
+) -> Iterator[tuple[Key, str]]:
+    """(key, paragraph) for every non-empty paragraph of every scanned source's current
+    text, source by source (read as the matcher asks for them). Retired sources are
+    scanned too: old coverage is what a new claim most needs to meet."""
+    chosen = options.source_id
+    sources = [store.get_source(chosen)] if chosen is not None else store.iter_sources()
+    for source in sources:
+        kind = kind_of(source.kind)
+        if not kind.fetched or kind.entries or source.current_version_id is None:
+            continue
+        version = store.current_version(source)
+        if version is None:
+            continue
+        report.versions += 1
+        for n, paragraph in enumerate(store.read_text(version).split("\n"), start=1):
+            if paragraph.strip():
+                yield (source, version, n), paragraph

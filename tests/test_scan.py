@@ -1,0 +1,118 @@
+"""`flags scan`: a claim added after its sources were archived meets what they say now.
+
+A check matches only new text, so without a scan a new claim (or a claim given a
+statement in another language) never meets the archive. The scan matches every
+watched page's current text, feeds and seed articles aside, and never repeats a flag.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from tests.support import EVERYDAY, WALKOUT, article_html, claimwatch, story_dir
+
+STRIKE = """  - id: strike-this-week
+    statements:
+      en: The GDL union is striking nationwide this week, halting passenger and freight trains.
+      de: Die GDL bestreikt diese Woche bundesweit den Personen- und Güterverkehr der Bahn.
+"""
+REFUSES = """  - id: railway-refuses
+    statements:
+      en: Deutsche Bahn refuses a shorter working week, saying it cannot afford it.
+"""
+REFUSAL_EN = (
+    "Deutsche Bahn again rejected the union's demand for a 35-hour week, saying it could "
+    "not afford to pay drivers the same for fewer hours."
+)
+REFUSAL_DE = (
+    "Die Bahn lehnt die Forderung nach einer kürzeren Arbeitswoche weiter ab; sie sei "
+    "nicht finanzierbar, sagte ein Sprecher."
+)
+FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Rail news</title>
+<item><title>Deutsche Bahn refuses shorter week for train drivers</title>
+<link>{url}</link><description>The railway says it cannot pay.</description></item>
+</channel></rss>"""
+
+
+def flags(story: Path) -> list[dict]:
+    r = claimwatch(story, "flags", "--json", "--limit", "0")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """The story starts with one claim; its pages are archived; a second claim is added
+    to the claims file. A check of unchanged pages flags nothing for it; `flags scan`
+    finds it in an article and in a page (in German, with an English statement), not in
+    the feed whose headline says the same, stores the flags new with their paragraph,
+    and a second scan adds nothing. --dry-run and --claim keep to what they say."""
+    story = story_dir(tmp_path)
+    claims_file = story / "seeds" / "claims.yaml"
+    claims_file.write_text("version: 2\nclaims:\n" + STRIKE, encoding="utf-8")
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    pages = {
+        "/a.html": article_html("Rail strike", [WALKOUT, REFUSAL_EN, EVERYDAY[0]]),
+        "/b.html": article_html("Bahn", [REFUSAL_DE, EVERYDAY[1]]),
+    }
+    for path, html in pages.items():
+        httpserver.expect_request(path).respond_with_data(html, content_type="text/html")
+    feed = FEED.format(url=httpserver.url_for("/x.html"))
+    httpserver.expect_request("/feed.xml").respond_with_data(feed, content_type="application/rss+xml")  # fmt: skip
+    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
+    assert claimwatch(story, "init").returncode == 0
+    for args in (
+        ("/a.html", "--label", "a", "--kind", "article"),
+        ("/b.html", "--label", "b"),
+        ("/feed.xml", "--label", "rail-feed", "--kind", "feed", "--topic", "zeppelin"),
+    ):
+        r = claimwatch(story, "sources", "add", httpserver.url_for(args[0]), *args[1:])
+        assert r.returncode == 0, r.stderr
+    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    before = flags(story)
+    assert not [f for f in before if f["claim"] == "railway-refuses"]
+
+    claims_file.write_text("version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8")
+    assert claimwatch(story, "init").returncode == 0
+    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    assert flags(story) == before  # unchanged pages: nothing new is matched
+
+    dry = claimwatch(story, "flags", "scan", "--dry-run", env=semantic)
+    assert dry.returncode == 0, dry.stderr
+    assert REFUSAL_EN in dry.stdout and REFUSAL_DE in dry.stdout
+    assert "scanned 2 text(s): would flag" in dry.stderr  # a and b; not the feed or seed
+    assert flags(story) == before
+
+    r = claimwatch(story, "flags", "scan", "--claim", "railway-refuses", env=semantic)
+    assert r.returncode == 0, r.stderr
+    new = [f for f in flags(story) if f not in before]
+    assert {(f["source"], f["claim"], f["evidence"]) for f in new} == {
+        ("a", "railway-refuses", REFUSAL_EN),
+        ("b", "railway-refuses", REFUSAL_DE),
+    }
+    for f in new:
+        assert f["verdict"] is None and f["change_id"] is None and f["version"] == 1
+        assert f["reasons"][0].startswith("archive scan, paragraph ")
+    assert f"scanned 2 text(s): {len(new)} new flag(s)" in r.stderr
+    assert REFUSAL_EN in r.stdout  # each new flag is shown as `flags` shows it
+
+    again = claimwatch(story, "flags", "scan", env=semantic)
+    assert again.returncode == 0 and "0 new flag(s)" in again.stderr, again.stderr
+    assert len(flags(story)) == len(before) + len(new)
+    digest = claimwatch(story, "digest", "--dry-run", "--out", str(story / "digest"))
+    assert digest.returncode == 0, digest.stderr
+    assert REFUSAL_DE in next((story / "digest").glob("*.html")).read_text("utf-8")
+
+    for bad, says in [
+        (("--claim", "nope"), "no claim 'nope'"),
+        (("--source", "nowhere"), "nowhere"),
+    ]:
+        r = claimwatch(story, "flags", "scan", *bad)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.splitlines()) == 1
