@@ -50,7 +50,8 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     """The story starts with one claim; its pages are archived; a second claim is added
-    to the claims file. A check of unchanged pages flags nothing for it; `flags scan`
+    to the claims file, and init names it. A check of unchanged pages flags nothing for
+    it; `flags scan`
     finds it in an article and in a page (in German, with an English statement), not in
     the feed whose headline says the same, stores the flags new with their paragraph,
     and a second scan adds nothing. --dry-run and --claim keep to what they say."""
@@ -67,7 +68,8 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     feed = FEED.format(url=httpserver.url_for("/x.html"))
     httpserver.expect_request("/feed.xml").respond_with_data(feed, content_type="application/rss+xml")  # fmt: skip
     semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
-    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "init")
+    assert r.returncode == 0 and "flags scan" not in r.stdout  # a first import: no archive
     for args in (
         ("/a.html", "--label", "a", "--kind", "article"),
         ("/b.html", "--label", "b"),
@@ -80,7 +82,9 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     assert not [f for f in before if f["claim"] == "railway-refuses"]
 
     claims_file.write_text("version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8")
-    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "init")  # init names the new claim and says how to meet the archive
+    assert r.returncode == 0 and "new: railway-refuses: 'claimwatch flags scan'" in r.stdout
+    assert "flags scan" not in claimwatch(story, "init").stdout  # the same claims again
     assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
     assert flags(story) == before  # unchanged pages: nothing new is matched
 

@@ -71,12 +71,31 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
     seeds = load_seeds(seeds_dir)  # validate everything before writing anything
     store.migrate()
     click.echo(f"store ready: {mask_url(store.url)}")
+    before = {c.id: c.data for c in store.claims()}
     for label, number, created in import_seeds(store, seeds, app.now):
         state = f"version {number}" if created else f"unchanged (version {number})"
         click.echo(f"seed {label}: {state}")
     click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
     if seeds.claims:
         click.echo(f"claims: {len(seeds.claims)} from {seeds_dir / 'claims.yaml'}")
+        _claims_changed(before, {c.id: c.data for c in store.claims()})
+
+
+def _claims_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """After a re-import, name the claims that are new or rewritten: a check matches only
+    new text, so the archive meets them only through 'flags scan'."""
+    if not before:
+        return  # a first import: nothing was archived against other claims
+    new = [c for c in after if c not in before]
+    changed = [c for c in after if c in before and after[c] != before[c]]
+    if not new and not changed:
+        return
+    named = "; ".join(
+        f"{what}: {', '.join(ids)}" for what, ids in (("new", new), ("changed", changed)) if ids
+    )
+    click.echo(
+        terminal_safe(f"  {named}: 'claimwatch flags scan' matches the archive against them")
+    )
 
 
 # -- sources ------------------------------------------------------------------
