@@ -88,10 +88,12 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
     assert flags(story) == before  # unchanged pages: nothing new is matched
 
-    dry = claimwatch(story, "flags", "scan", "--dry-run", env=semantic)
+    dry = claimwatch(story, "flags", "scan", "--dry-run", "--json", env=semantic)
     assert dry.returncode == 0, dry.stderr
-    assert REFUSAL_EN in dry.stdout and REFUSAL_DE in dry.stdout
-    assert "scanned 2 text(s): would flag" in dry.stderr  # a and b; not the feed or seed
+    would = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert {("a", REFUSAL_EN), ("b", REFUSAL_DE)} <= {(w["source"], w["evidence"]) for w in would}
+    assert all(w["claim_id"] in ("strike-this-week", "railway-refuses") for w in would)
+    assert f"scanned 2 text(s): would flag {len(would)};" in dry.stderr  # not the feed or seed
     assert flags(story) == before
 
     r = claimwatch(story, "flags", "scan", "--claim", "railway-refuses", env=semantic)
@@ -117,6 +119,7 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     for bad, says in [
         (("--claim", "nope"), "no claim 'nope'"),
         (("--source", "nowhere"), "nowhere"),
+        (("--source", "rail-feed"), "rail-feed is a feed: only pages and articles are scanned"),
     ]:
         r = claimwatch(story, "flags", "scan", *bad)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.splitlines()) == 1

@@ -104,6 +104,13 @@ def _numbered(matched: Iterable[tuple[Key, list[Flag]]]) -> Iterator[tuple[int, 
         yield n, flags
 
 
+def scanned(source: Source) -> bool:
+    """Whether a scan reads this source: a page or an article, not a feed (its text is a
+    list of entries) nor a seed article (the story itself)."""
+    kind = kind_of(source.kind)
+    return kind.fetched and not kind.entries
+
+
 def _paragraphs(
     store: Store, options: ScanOptions, report: ScanReport
 ) -> Iterator[tuple[Key, str]]:
@@ -113,8 +120,7 @@ def _paragraphs(
     chosen = options.source_id
     sources = [store.get_source(chosen)] if chosen is not None else store.iter_sources()
     for source in sources:
-        kind = kind_of(source.kind)
-        if not kind.fetched or kind.entries or source.current_version_id is None:
+        if not scanned(source) or source.current_version_id is None:
             continue
         version = store.current_version(source)
         if version is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -237,6 +238,7 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
     default=None,
     help="Processes to match in [default: one per core on 2 or more cores; 0: this one].",
 )
+@JSON_LINES
 @click.pass_obj
 def flags_scan(
     app: App,
@@ -246,13 +248,14 @@ def flags_scan(
     model: Path | None,
     semantic: bool | None,
     workers: int | None,
+    as_json: bool,
 ) -> None:
     """Match the text every watched page shows now against the claims, and flag what
     bears on them. A check matches only new text, so a claim added to the claims file
     (or given a statement in another language, examples or verdicts) never meets what
     was archived before: this does. Feeds and seed articles are not scanned; a flag a
     check already raised, or a sentence the reviewer rejected, is not flagged again."""
-    from archiver.app.scan import ScanOptions, scan
+    from archiver.app.scan import ScanOptions, scan, scanned
     from archiver.claims.rules import claim_from_dict
 
     use_semantic(app, semantic)
@@ -265,28 +268,41 @@ def flags_scan(
         if claim_id not in active:
             _known_claim(store, claim_id)
             raise UsageError(f"claim {claim_id!r} is retired (not in the claims file)")
-    source_id = store.get_source(source_ref).id if source_ref else None
-    options = ScanOptions(frozenset(claim_ids), source_id, dry_run)
+    source = store.get_source(source_ref) if source_ref else None
+    if source is not None and not scanned(source):
+        raise UsageError(
+            f"{source.name} is a {source.kind}: only pages and articles are scanned "
+            "(a feed's entries are sources of their own)"
+        )
+    options = ScanOptions(frozenset(claim_ids), source.id if source else None, dry_run)
     console = make_console()
 
     def show(found: Found) -> None:
         if found.stored:
             for f in store.flags(ids=list(found.stored)):
-                print_flag(console, f, claim=True)
-                console.print()
+                if as_json:
+                    emit_json([flag_row(f)])
+                else:
+                    print_flag(console, f, claim=True)
+                    console.print()
             return
         where = f"{found.source.name} v{found.version.number}"
-        for record in found.flags:  # a dry run: the flags as the matcher gave them
-            console.print(
-                terminal_safe(f"{record.claim_id}  {record.stance} ({record.score:.2f})  {where}")
-            )
-            console.print(terminal_safe(f"  {record.evidence}"))
+        for r in found.flags:  # a dry run: the flags as the matcher gave them
+            if as_json:
+                emit_json(
+                    [{**asdict(r), "source": found.source.name, "version": found.version.number}]
+                )
+                continue
+            console.print(terminal_safe(f"{r.claim_id}  {r.stance} ({r.score:.2f})  {where}"))
+            console.print(terminal_safe(f"  {r.evidence}"))
             console.print()
 
     with _matching(app, store, claims, model, workers) as how:
         report = scan(store, claims, how, options, app.now, on_found=show)
-    flagged = sum(len(f.flags) for f in report.found)
-    done = f"would flag {flagged}; dry run, nothing stored" if dry_run else f"{flagged} new flag(s)"
+    if dry_run:
+        done = f"would flag {sum(len(f.flags) for f in report.found)}; dry run, nothing stored"
+    else:
+        done = f"{len(report.stored)} new flag(s)"
     click.echo(f"scanned {report.versions} text(s): {done}", err=True)
 
 
