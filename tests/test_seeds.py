@@ -126,6 +126,8 @@ def test_a_url_the_fast_path_accepts_is_one_httpx_fetches_as_written(url: str) -
         ("http://exa mple.org/", "spaces or control characters"),
         ("http://[::1:8765/", "is not a valid URL"),
         ("http://:80/", "has no host"),
+        ("http://0.0.0.00/", "Invalid IPv4 address"),  # found by the property test above
+        ("http://1.2.3.4:8080/a", None),
         ("ftp://example.org/", "is not an http(s) URL"),
     ],
 )

@@ -85,16 +85,19 @@ class SeedArticle:
         )
 
 
-# A plain URL: http(s), an ASCII host name, maybe a port, then only characters RFC 3986
-# allows unescaped. httpx_url_problem accepts every such URL (tests/test_seeds.py checks
-# this property), so ``url_problem`` answers it without importing httpx, a fifth of
-# ``sources add``'s start-up; anything else goes to httpx itself.
+# A plain URL: http(s), an ASCII host name (not four dotted numbers: httpx checks those
+# as an IPv4 address), maybe a port, then only characters RFC 3986 allows unescaped.
+# httpx_url_problem accepts every such URL (tests/test_seeds.py checks this property),
+# so ``url_problem`` answers it without importing httpx, a fifth of ``sources add``'s
+# start-up; anything else goes to httpx itself.
 _LABEL_RE = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _PLAIN_URL = re.compile(
-    rf"https?://(?:{_LABEL_RE}\.)*{_LABEL_RE}(?::(\d{{1,5}}))?"
+    rf"https?://((?:{_LABEL_RE}\.)*{_LABEL_RE})(?::(\d{{1,5}}))?"
     r"(?:[/?#][A-Za-z0-9\-._~!$&'()*+,;=:@/?#]*)?",
     re.IGNORECASE | re.ASCII,
 )
+
+_DOTTED_QUAD = re.compile(r"[0-9]+(?:\.[0-9]+){3}")
 
 
 def url_problem(url: str) -> str | None:
@@ -109,7 +112,9 @@ def is_plain_url(url: str) -> bool:
     plain = _PLAIN_URL.fullmatch(url)
     if plain is None or len(url) > 2048:
         return False
-    return 0 < int(plain.group(1) or 80) < 65536
+    if _DOTTED_QUAD.fullmatch(plain.group(1)):
+        return False  # an IPv4 address, which httpx checks ("1.2.3.04", "256.0.0.1")
+    return 0 < int(plain.group(2) or 80) < 65536
 
 
 def httpx_url_problem(url: str) -> str | None:
