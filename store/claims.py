@@ -1,8 +1,9 @@
 """The claims aggregate: the story's claims, the flags raised against them, the
 reviewer's verdicts, the examples the matcher learns from, and cached sentence vectors.
 
-Functions take an open connection; ``Store`` is the facade. Flags are written with
-their version by ``store.writes.Batch``.
+Functions take an open connection; ``Store`` is the facade. A check's flags are written
+with their version by ``store.writes.Batch``; the reviewer's (``add``) and a scan's
+(``add_found``) here.
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ def add_found(
     found: Sequence[FlagRecord],
     now: datetime,
 ) -> list[int]:
-    """Flags a scan of the archive found in a version (``claims scan``), stored new, so
+    """Flags a scan of the archive found in a version (``flags scan``), stored new, so
     that they reach the digest and the review like any flag; only the ``unseen`` ones.
     Returns the new flags' ids."""
     ids = []

@@ -389,7 +389,7 @@ class Store:
             return claims_.add_found(conn, version.source_id, version.id, found, now)
 
     def unseen(self, version: Version, found: Sequence[FlagRecord]) -> list[FlagRecord]:
-        """The flags of ``found`` that ``add_found`` would store (``claims scan --dry-run``)."""
+        """The flags of ``found`` that ``add_found`` would store (``flags scan --dry-run``)."""
         with self.reading() as conn:
             return claims_.unseen(conn, version.source_id, version.id, found)
 

@@ -340,7 +340,7 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
 def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
     store: Store, httpserver: HTTPServer
 ) -> None:
-    """``claims scan`` at the store: a found flag is stored new unless the version already
+    """``flags scan`` at the store: a found flag is stored new unless the version already
     has a flag for its claim, the source was flagged with its sentence for the claim, or
     the reviewer rejected that sentence for the claim (in any source)."""
     build_history(store, httpserver)

@@ -92,7 +92,7 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     assert dry.returncode == 0, dry.stderr
     would = [json.loads(line) for line in dry.stdout.splitlines()]
     assert {("a", REFUSAL_EN), ("b", REFUSAL_DE)} <= {(w["source"], w["evidence"]) for w in would}
-    assert all(w["claim_id"] in ("strike-this-week", "railway-refuses") for w in would)
+    assert all(w["claim"] in ("strike-this-week", "railway-refuses") for w in would)
     assert f"scanned 2 text(s): would flag {len(would)};" in dry.stderr  # not the feed or seed
     assert flags(story) == before
 

@@ -1,4 +1,4 @@
-"""A scan of the archive against the claims (``claims scan``).
+"""A scan of the archive against the claims (``flags scan``).
 
 A check matches only what is new: a change's sentences, a new article's paragraphs. So
 a claim added to the claims file, or made to find more (a statement in another

@@ -274,7 +274,7 @@ def whole_text_flags(
 ) -> tuple[FlagRecord, ...]:
     """A whole text's flags from its paragraphs' ((number, flags) each): the strongest
     per claim, each saying which paragraph it came from. A new article's, and what
-    ``claims scan`` finds in an archived text."""
+    ``flags scan`` finds in an archived text."""
     found = [
         FlagRecord(
             flag.claim,

@@ -82,9 +82,9 @@ def match(
 
 @dataclass(frozen=True)
 class Weighed:
-    """How close one claim came to a flag: its bears-on probability, the threshold that
-    must reach (it depends on how many examples the claim has), and the sentence it
-    was weighed on."""
+    """How close one claim came to a flag: its bears-on probability, the threshold it
+    had to reach (which depends on how many examples the claim has), and the sentence
+    it was weighed on."""
 
     claim: str
     probability: float

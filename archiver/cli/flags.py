@@ -5,7 +5,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -270,10 +269,7 @@ def flags_scan(
             raise UsageError(f"claim {claim_id!r} is retired (not in the claims file)")
     source = store.get_source(source_ref) if source_ref else None
     if source is not None and not scanned(source):
-        raise UsageError(
-            f"{source.name} is a {source.kind}: only pages and articles are scanned "
-            "(a feed's entries are sources of their own)"
-        )
+        raise UsageError(f"{source.name} is a {source.kind}: only pages and articles are scanned")
     options = ScanOptions(frozenset(claim_ids), source.id if source else None, dry_run)
     console = make_console()
 
@@ -288,10 +284,10 @@ def flags_scan(
             return
         where = f"{found.source.name} v{found.version.number}"
         for r in found.flags:  # a dry run: the flags as the matcher gave them
-            if as_json:
-                emit_json(
-                    [{**asdict(r), "source": found.source.name, "version": found.version.number}]
-                )
+            if as_json:  # the fields of flags --json that a flag not yet stored has
+                row = {"claim": r.claim_id, "stance": r.stance, "score": r.score}
+                row |= {"evidence": r.evidence, "reasons": r.reasons}
+                emit_json([{**row, "source": found.source.name, "version": found.version.number}])
                 continue
             console.print(terminal_safe(f"{r.claim_id}  {r.stance} ({r.score:.2f})  {where}"))
             console.print(terminal_safe(f"  {r.evidence}"))
