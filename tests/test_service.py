@@ -19,7 +19,9 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from archiver import pipeline
+from archiver.app.claimsfile import load_claims
 from archiver.app.schedule import next_cron
+from archiver.claims.rules import claim_to_dict
 from archiver.net.fetch import FetchOptions
 from jobs.service import Service, ServiceOptions
 from store import leases
@@ -287,6 +289,10 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    claims = "version: 2\nclaims:\n  - id: harbour-open\n    statements:\n      en: The harbour is open.\n"
+    (tmp_path / "first.yaml").write_text(claims, encoding="utf-8")
+    loaded = load_claims(tmp_path / "first.yaml")
+    sqlite_store.load_claims([claim_to_dict(c) for c in loaded], NOW)
     env = {**_config(tmp_path, tick=1, seeds=str(seeds), workers=1)}
     proc = _claimwatch(
         sqlite_store.url, "serve", "--worker-id", "hup", env=env, log=tmp_path / "hup.log"
@@ -298,6 +304,8 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
             encoding="utf-8",
         )
         _config(tmp_path, tick=1, seeds=str(seeds), workers=2)  # and the config changes
+        claims += "  - id: ferry-runs\n    statements:\n      en: The ferry runs again.\n"
+        (seeds / "claims.yaml").write_text(claims, encoding="utf-8")  # and a claim is added
         proc.send_signal(signal.SIGHUP)
         assert _wait(lambda: any(s.label == "added" for s in sqlite_store.list_sources()), 30), (
             tmp_path / "hup.log"
@@ -309,6 +317,7 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     log = (tmp_path / "hup.log").read_text()
     assert "SIGHUP: reloading" in log
     assert "SIGHUP: 2 extraction workers from the next dispatch" in log
+    assert "SIGHUP: claims new: ferry-runs: 'claimwatch flags scan' matches the archive" in log
 
 
 @pytest.mark.e2e

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archiver.app.claimsfile import load_story
 from archiver.app.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
@@ -82,6 +82,24 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
         store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
         store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
     return report
+
+
+SCAN_HINT = "'claimwatch flags scan' matches the archive against them"
+
+
+def claims_changed(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """After a re-import of the claims ({id: data} before and after), the claims that are
+    new or rewritten ("new: a, b; changed: c"), or None. A check matches only new text,
+    so the archive meets them only through ``flags scan`` (init and serve's SIGHUP say
+    so). A first import changes nothing that was archived against other claims."""
+    if not before:
+        return None
+    new = [c for c in after if c not in before]
+    changed = [c for c in after if c in before and after[c] != before[c]]
+    named = [
+        f"{what}: {', '.join(ids)}" for what, ids in (("new", new), ("changed", changed)) if ids
+    ]
+    return "; ".join(named) or None
 
 
 def prepare_matching(

@@ -66,7 +66,7 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
             "no seeds directory here (./seeds); pass --seeds DIR, set service.seeds, "
             "or give --no-seeds for an empty store"
         )
-    from archiver.app.story import import_seeds, load_seeds
+    from archiver.app.story import SCAN_HINT, claims_changed, import_seeds, load_seeds
 
     seeds = load_seeds(seeds_dir)  # validate everything before writing anything
     store.migrate()
@@ -78,24 +78,9 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
     click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
     if seeds.claims:
         click.echo(f"claims: {len(seeds.claims)} from {seeds_dir / 'claims.yaml'}")
-        _claims_changed(before, {c.id: c.data for c in store.claims()})
-
-
-def _claims_changed(before: dict[str, Any], after: dict[str, Any]) -> None:
-    """After a re-import, name the claims that are new or rewritten: a check matches only
-    new text, so the archive meets them only through 'flags scan'."""
-    if not before:
-        return  # a first import: nothing was archived against other claims
-    new = [c for c in after if c not in before]
-    changed = [c for c in after if c in before and after[c] != before[c]]
-    if not new and not changed:
-        return
-    named = "; ".join(
-        f"{what}: {', '.join(ids)}" for what, ids in (("new", new), ("changed", changed)) if ids
-    )
-    click.echo(
-        terminal_safe(f"  {named}: 'claimwatch flags scan' matches the archive against them")
-    )
+        changed = claims_changed(before, {c.id: c.data for c in store.claims()})
+        if changed:
+            click.echo(terminal_safe(f"  {changed}: {SCAN_HINT}"))
 
 
 # -- sources ------------------------------------------------------------------
