@@ -455,10 +455,9 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         return api(flag_row(f) for f in found)
 
     async def api_claims(request: Request) -> Response:
-        return api(
-            {"id": c.id, "statement": c.statements[0][1], "statements": dict(c.statements)}
-            for c in store.claims()
-        )
+        from archiver.cli.claims import claim_rows
+
+        return api(claim_rows(store))
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)

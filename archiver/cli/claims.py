@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +32,7 @@ from store.models import StoredFlag
 
 if TYPE_CHECKING:
     from archiver.claims.rules import Claim
+    from store.repo import Store
 
 # -- claims and flags -------------------------------------------------------------
 
@@ -64,7 +65,6 @@ def claims_group() -> None:
 def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
     """Each claim with its count of supporting and contradicting flags, and the latest."""
     store = app.store()
-    counts = {c.id: c for c in store.claims(active_only=False)}
     from archiver.app.claimsfile import load_story
 
     story = load_story(claims_file) if claims_file is not None else None
@@ -72,22 +72,7 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
         labelled = [(e.claim, e.stance) for e in story.bank().examples]
     else:  # the story's examples and the reviewer's verdicts, as the matcher reads them
         labelled = [(claim, stance) for claim, stance, _text, _origin in store.examples()]
-    examples = Counter(labelled)
-    rows: list[dict[str, Any]] = []
-    for claim in story.claims if story is not None else _claims(app, None):
-        stored = counts.get(claim.id)
-        rows.append(
-            {
-                "id": claim.id,
-                "statement": claim.text,
-                "statements": dict(claim.statements),
-                "supports": stored.supports if stored else 0,
-                "contradicts": stored.contradicts if stored else 0,
-                "mentions": stored.mentions if stored else 0,
-                "latest": stored.latest if stored else None,
-                "examples": {s: examples[(claim.id, s)] for s in STANCE_NAMES},
-            }
-        )
+    rows = claim_rows(store, story.claims if story is not None else None, labelled)
     if as_json:
         emit_json(rows)
         return
@@ -123,15 +108,51 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
             console.print(
                 "  no examples yet: its flags cannot tell support from contradiction", style="dim"
             )
-    misses = sum(n for (claim, _stance), n in examples.items() if claim is None)
+    misses = sum(1 for claim, _stance in labelled if claim is None)
     if misses:
         console.print(f"\nnear misses (examples of no claim): {misses}", style="dim")
-    elif any(claim for claim, _stance in examples):  # docs/claims.md, "Reviewing flags"
+    elif any(claim for claim, _stance in labelled):  # docs/claims.md, "Reviewing flags"
         console.print(
             "\nno near misses yet: everyday news stands in for them until a flag is "
             "rejected or a passage without a label is added to the examples",
             style="dim",
         )
+
+
+def claim_rows(
+    store: Store,
+    claims: Sequence[Claim] | None = None,
+    examples: Sequence[tuple[str | None, str | None]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each claim as `claims list --json` (and /api/v1/claims) give it: its statements,
+    its flags' counts by stance as the reviewer left them, the latest flag's time, and
+    its examples by stance. ``claims`` and ``examples`` ((claim, stance) each) default
+    to the store's: the active claims, and the story's examples with the reviewer's
+    verdicts, as the matcher reads them."""
+    from archiver.claims.rules import claim_from_dict  # the stemmers load only when needed
+
+    counts = {c.id: c for c in store.claims(active_only=False)}
+    if claims is None:
+        claims = [claim_from_dict(c.data) for c in counts.values() if c.active]
+    if examples is None:
+        examples = [(claim, stance) for claim, stance, _text, _origin in store.examples()]
+    labelled = Counter(examples)
+    rows: list[dict[str, Any]] = []
+    for claim in claims:
+        stored = counts.get(claim.id)
+        rows.append(
+            {
+                "id": claim.id,
+                "statement": claim.text,
+                "statements": dict(claim.statements),
+                "supports": stored.supports if stored else 0,
+                "contradicts": stored.contradicts if stored else 0,
+                "mentions": stored.mentions if stored else 0,
+                "latest": stored.latest if stored else None,
+                "examples": {s: labelled[(claim.id, s)] for s in STANCE_NAMES},
+            }
+        )
+    return rows
 
 
 def flag_row(f: StoredFlag) -> dict[str, Any]:
