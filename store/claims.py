@@ -29,7 +29,7 @@ from store.schema import (
     story,
 )
 from store.schema import versions as versions_t
-from store.writes import evidence_key, flag_row
+from store.writes import evidence_key, flag_row, rejected_among
 
 Example = tuple[str | None, str | None, str, str]  # claim, stance, text, origin
 
@@ -237,22 +237,8 @@ def add(
     if here:
         flag_id = here[0]
     else:
-        result = conn.execute(
-            insert(flags),
-            {
-                "claim_id": claim_id,
-                "source_id": source_id,
-                "version_id": version_id,
-                "change_id": None,
-                "stance": stance,
-                "score": 1.0,
-                "evidence": evidence.strip(),
-                "reasons": [ADDED],
-                "status": "new",
-                "created_at": now,
-                "evidence_digest": digest,
-            },
-        )
+        added = FlagRecord(claim_id, stance, 1.0, evidence.strip(), [ADDED], from_change=False)
+        result = conn.execute(insert(flags), flag_row(added, source_id, version_id, None, now))
         flag_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     replaced = [r.id for r in same if r.verdict == "rejected" and r.id != flag_id]
     if replaced:  # confirmed now; their near misses go, and one example stands for all
@@ -291,22 +277,14 @@ def unseen(
     sentence the reviewer rejected for the claim."""
     if not found:
         return []
-    claim_ids = sorted({f.claim_id for f in found})
-    digests = sorted({evidence_key(f.evidence) for f in found})
-    rejected = conn.execute(
-        select(flags.c.claim_id, flags.c.evidence_digest).where(
-            flags.c.verdict == "rejected",
-            flags.c.claim_id.in_(claim_ids),
-            flags.c.evidence_digest.in_(digests),
-        )
-    ).all()
     ours = conn.execute(
         select(flags.c.claim_id, flags.c.version_id, flags.c.evidence_digest).where(
-            flags.c.source_id == source_id, flags.c.claim_id.in_(claim_ids)
+            flags.c.source_id == source_id,
+            flags.c.claim_id.in_(sorted({f.claim_id for f in found})),
         )
     ).all()
     flagged = {r.claim_id for r in ours if r.version_id == version_id}
-    known = {(r.claim_id, r.evidence_digest) for r in [*ours, *rejected]}
+    known = {(r.claim_id, r.evidence_digest) for r in ours} | rejected_among(conn, found)
     kept: list[FlagRecord] = []
     for f in found:
         if f.claim_id in flagged or (f.claim_id, evidence_key(f.evidence)) in known:

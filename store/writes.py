@@ -134,7 +134,7 @@ class Batch:
         change_id = None
         if change is not None and previous is not None:
             change_id = _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
-        rejected = _rejected(conn, new_flags)
+        rejected = rejected_among(conn, new_flags)
         for f in new_flags:
             evidence_digest = evidence_key(f.evidence)
             if (f.claim_id, evidence_digest) in rejected:
@@ -265,7 +265,7 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
     return values
 
 
-def _rejected(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[str, str]]:
+def rejected_among(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[str, str]]:
     """(claim, evidence digest) pairs among ``new_flags`` that a reviewer rejected."""
     if not new_flags:
         return set()
