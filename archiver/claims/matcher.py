@@ -56,7 +56,13 @@ def match(
     matcher = matcher or Matcher()
     if matcher.embedder is None:
         return lexical.match(passage, claims, matcher.options)
-    model, texts, scored = _scored(passage, claims, matcher, focus)
+    return _flags(*_scored(passage, claims, matcher, focus))
+
+
+def _flags(
+    model: ClaimModel, texts: list[str], scored: list[tuple[Pair, float, float]]
+) -> list[Flag]:
+    """The flags of the claims whose probability reached their threshold, strongest first."""
     flags = []
     for pair, prob, threshold in scored:
         if prob < threshold:
@@ -93,18 +99,19 @@ class Weighed:
     flagged: bool  # the probability reached the threshold (before either was rounded)
 
 
-def weigh(
-    passage: str, claims: Sequence[Claim], matcher: Matcher, focus: str | None = None
-) -> list[Weighed]:
-    """Every claim's bears-on probability for the passage against its threshold,
-    strongest first: why a claim was flagged or not (``claims match --explain``). Needs
-    the semantic layer; the lexical rules have no score below their cut."""
-    _model, texts, scored = _scored(passage, claims, matcher, focus)
-    found = [
+def explain(
+    passage: str, claims: Sequence[Claim], matcher: Matcher
+) -> tuple[list[Flag], list[Weighed]]:
+    """The passage's flags, as ``match`` gives them, and every claim's bears-on
+    probability against its threshold, strongest first: why a claim was flagged or not
+    (``claims match --explain``). One scoring serves both. Needs the semantic layer; the
+    lexical rules have no score below their cut."""
+    model, texts, scored = _scored(passage, claims, matcher, None)
+    weighed = [
         Weighed(pair.claim.id, round(p, 3), round(t, 3), texts[pair.best].strip(), p >= t)
         for pair, p, t in scored
     ]
-    return sorted(found, key=lambda w: -w.probability)
+    return _flags(model, texts, scored), sorted(weighed, key=lambda w: -w.probability)
 
 
 def _scored(

@@ -264,15 +264,14 @@ def _explained(
 ) -> Iterator[tuple[Any, list[Any], list[Any]]]:
     """(id, flags, every claim's weighing) for each (id, passage), in this process:
     ``claims match --explain`` is for a few passages at a time."""
-    from archiver.claims.matcher import batches, make_matcher, match, prefetch, weigh
+    from archiver.claims.matcher import batches, explain, make_matcher, prefetch
 
     with _spec(app, story, model) as (spec, embedder):
         matcher = make_matcher(spec, embedder=embedder())
         for chunk in batches(items, batch):
             prefetch([text for _id, text in chunk], matcher.embedder)
             for item_id, text in chunk:
-                flags = match(text, story.claims, matcher)
-                yield item_id, flags, weigh(text, story.claims, matcher)
+                yield item_id, *explain(text, story.claims, matcher)
 
 
 @contextmanager
