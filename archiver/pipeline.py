@@ -30,7 +30,7 @@ from archiver.app import entries, schedule
 from archiver.app.attempt import Attempt
 from archiver.app.batching import Writes, each, read_ahead
 from archiver.app.pool import ExtractionPool
-from archiver.app.story import prepare_matching
+from archiver.app.story import prepare_matching, stored_claims
 from archiver.app.worker import (
     PageJob,
     PageResult,
@@ -41,7 +41,7 @@ from archiver.app.worker import (
     selection_digest,
 )
 from archiver.claims.matcher import MatchSpec
-from archiver.claims.rules import Claim, claim_from_dict
+from archiver.claims.rules import Claim
 from archiver.claims.topic import Node, parse
 from archiver.net.browser import BrowserFetcher, BrowserHost, BrowserOptions
 from archiver.net.feeds import Entry, Feed, parse_feed
@@ -163,8 +163,7 @@ async def check_async(
 ) -> list[CheckResult]:
     options = options or CheckOptions()
     if options.claims is None:
-        loaded = tuple(claim_from_dict(c.data) for c in store.claims())
-        options = replace(options, claims=loaded)
+        options = replace(options, claims=stored_claims(store))
     clock = clock or (lambda: datetime.now(UTC))
     it = iter(sources)
     head = list(islice(it, 2))

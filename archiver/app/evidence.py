@@ -35,12 +35,7 @@ def add_evidence(
     """Flag the one sentence of ``version`` that contains ``quote`` (case and spacing
     aside) as evidence for an active claim. A mistake is a ``UsageError`` that names the
     input and says what to do; nothing is written then."""
-    if not store.has_claim(claim_id, active_only=True):
-        if store.has_claim(claim_id):
-            raise UsageError(
-                f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
-            )
-        raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
+    require_active(store, claim_id)
     text = store.read_text(version)
     found = sentences_containing(text, quote)
     where = f"version {version.number} of {source.name}"
@@ -61,6 +56,17 @@ def add_evidence(
         )
     flag, replaced = store.add_flag(version, claim_id, stance, found[0], now)
     return Added(flag, replaced)
+
+
+def require_active(store: Store, claim_id: str) -> None:
+    """A ``UsageError`` unless ``claim_id`` is a claim of the claims file loaded now: a
+    retired claim keeps its flags, but new evidence is for the story as it stands."""
+    if not store.has_claim(claim_id, active_only=True):
+        if store.has_claim(claim_id):
+            raise UsageError(
+                f"claim {claim_id!r} is retired (not in the claims file); flag an active claim"
+            )
+        raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
 
 
 def quoted(text: str, most: int = 60) -> str:

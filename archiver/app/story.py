@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from archiver.app.claimsfile import load_story
 from archiver.app.seeds import SeedArticle, load_seed_articles, load_sources, seed_spec
 from archiver.claims.matcher import MatchSpec
-from archiver.claims.rules import Claim, claim_to_dict
+from archiver.claims.rules import Claim, claim_from_dict, claim_to_dict
 from archiver.text.normalize import text_digest
 from store.blobs import digest as raw_digest_of
 from store.errors import UsageError
@@ -82,6 +82,12 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
         store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
         store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
     return report
+
+
+def stored_claims(store: Store) -> tuple[Claim, ...]:
+    """The active claims as the matcher takes them (the store keeps each as its dict):
+    what a check, ``flags scan`` and the claims commands match against."""
+    return tuple(claim_from_dict(c.data) for c in store.claims())
 
 
 SCAN_HINT = "'claimwatch flags scan' matches the archive against them"

@@ -46,11 +46,11 @@ _CLAIMS_FILE = click.option(
 
 def _claims(app: App, claims_file: Path | None) -> list[Claim]:
     from archiver.app.claimsfile import load_claims
-    from archiver.claims.rules import claim_from_dict  # the stemmers load only when needed
+    from archiver.app.story import stored_claims  # the stemmers load only when needed
 
     if claims_file is not None:
         return list(load_claims(claims_file))
-    return [claim_from_dict(c.data) for c in app.store().claims()]
+    return list(stored_claims(app.store()))
 
 
 @cli.group("claims")
@@ -229,7 +229,7 @@ def _story(app: App, claims_file: Path | None) -> Path:
     return seeds_dir / "claims.yaml"
 
 
-def _model_path(app: App, model: Path | None) -> str | None:
+def model_path(app: App, model: Path | None) -> str | None:
     return str(model) if model else app.config.claims_model
 
 
@@ -286,7 +286,7 @@ def _spec(app: App, story: Any, model: Path | None) -> Iterator[tuple[Any, Any]]
     from archiver.claims.semantic import E5Embedder
 
     embedder = cache(E5Embedder)
-    bank, path = with_background(story.bank()), _model_path(app, model)
+    bank, path = with_background(story.bank()), model_path(app, model)
     with kept_spec(bank, story.claims, path, bank_cache_dir(), embedder) as spec:
         yield spec, embedder
 
@@ -299,7 +299,7 @@ def bank_cache_dir() -> Path:
     return platformdirs.user_cache_path("claimwatch") / "banks"
 
 
-_WORKERS = click.option(
+WORKERS = click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=None,
@@ -307,7 +307,7 @@ _WORKERS = click.option(
 )
 
 
-_MODEL = click.option(
+MODEL = click.option(
     "--model",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="A model written by 'claims train' [default: the config's matching.model, "
@@ -318,9 +318,9 @@ _MODEL = click.option(
 @claims_group.command("match")
 @click.argument("passages", type=click.File("rb"), metavar="FILE.jsonl")
 @_CLAIMS_FILE
-@_MODEL
+@MODEL
 @SEMANTIC
-@_WORKERS
+@WORKERS
 @click.option(
     "--explain",
     is_flag=True,
@@ -399,9 +399,9 @@ def _flag_json(f: Any) -> dict[str, Any]:
 @claims_group.command("eval")
 @click.argument("labelled", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @_CLAIMS_FILE
-@_MODEL
+@MODEL
 @SEMANTIC
-@_WORKERS
+@WORKERS
 @JSON_LINES
 @click.pass_obj
 def claims_eval(

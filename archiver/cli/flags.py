@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.text import Text
 
-from archiver.app.evidence import add_evidence
+from archiver.app.evidence import add_evidence, require_active
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import (
     JSON_LINES,
@@ -28,7 +28,7 @@ from archiver.cli.base import (
     use_semantic,
     version_of,
 )
-from archiver.cli.claims import STANCE_NAMES, flag_row, print_flag
+from archiver.cli.claims import MODEL, STANCE_NAMES, WORKERS, flag_row, model_path, print_flag
 from archiver.text.terminal import terminal_safe
 from store.errors import UsageError
 from store.repo import Store
@@ -225,18 +225,9 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
 )
 @SOURCE
 @click.option("--dry-run", is_flag=True, help="Say what would be flagged; store nothing.")
-@click.option(
-    "--model",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="A model written by 'claims train' [default: the config's matching.model].",
-)
+@MODEL
 @SEMANTIC
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Processes to match in [default: one per core on 2 or more cores; 0: this one].",
-)
+@WORKERS
 @JSON_LINES
 @click.pass_obj
 def flags_scan(
@@ -255,18 +246,15 @@ def flags_scan(
     was archived before: this does. Feeds and seed articles are not scanned; a flag a
     check already raised, or a sentence the reviewer rejected, is not flagged again."""
     from archiver.app.scan import ScanOptions, scan, scanned
-    from archiver.claims.rules import claim_from_dict
+    from archiver.app.story import stored_claims
 
     use_semantic(app, semantic)
     store = app.store()
-    claims = tuple(claim_from_dict(c.data) for c in store.claims())
+    claims = stored_claims(store)
     if not claims:
         raise UsageError("no claims to scan for; load a claims file with 'claimwatch init'")
-    active = {c.id for c in claims}
     for claim_id in claim_ids:
-        if claim_id not in active:
-            _known_claim(store, claim_id)
-            raise UsageError(f"claim {claim_id!r} is retired (not in the claims file)")
+        require_active(store, claim_id)
     source = store.get_source(source_ref) if source_ref else None
     if source is not None and not scanned(source):
         raise UsageError(f"{source.name} is a {source.kind}: only pages and articles are scanned")
@@ -317,6 +305,5 @@ def _matching(
         return
     workers = default_workers() if workers is None else workers
     with tempfile.TemporaryDirectory(prefix="claimwatch-") as workdir:
-        chosen = str(model) if model else app.config.claims_model
-        spec = prepare_matching(store, claims, chosen, Path(workdir), app.now)
+        spec = prepare_matching(store, claims, model_path(app, model), Path(workdir), app.now)
         yield Parallel(spec, workers) if workers >= 1 else make_matcher(spec)
