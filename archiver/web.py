@@ -239,11 +239,12 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             headers={"Content-Security-Policy": RAW_CSP, "X-Frame-Options": "SAMEORIGIN"},
         )
 
-    def _version(s: Source, n: str) -> Version:
+    def _version(s: Source, n: str, status: int = 404) -> Version:
+        """Version ``n`` of ``s``; a missing one is a 404 for a page, a 400 for a form."""
         try:
             return store.get_version(s, int(n))
         except (NotFoundError, ValueError):
-            raise HTTPException(404, f"{s.name} has no version {n}") from None
+            raise HTTPException(status, f"{s.name} has no version {n}") from None
 
     def since_of(request: Request) -> datetime | None:
         text = request.query_params.get("since") or ""
@@ -321,10 +322,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         """Evidence the matcher missed, from the source page's form (``flags add``)."""
         form = await posted(request)
         s = source_of(request.path_params["ref"])
-        try:  # a bad field of the form is the form's mistake (400), not a missing page
-            v = _version(s, form.get("version", ""))
-        except HTTPException as exc:
-            raise HTTPException(400, exc.detail) from None
+        v = _version(s, form.get("version", ""), status=400)  # the form's mistake
         stance = form.get("stance", "")
         if stance not in STANCES:
             raise HTTPException(400, "stance is supports, contradicts or mentions")
