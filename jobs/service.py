@@ -39,7 +39,7 @@ from apscheduler.triggers.cron import CronTrigger
 from archiver import pipeline
 from archiver.app.digest import DigestOptions
 from archiver.app.pool import ExtractionPool
-from archiver.app.story import SCAN_HINT, claims_changed, import_seeds, load_seeds
+from archiver.app.story import SCAN_HINT, import_seeds, load_seeds
 from archiver.net.browser import BrowserHost
 from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -278,11 +278,9 @@ class Service:
             if self.reload_hook is not None:
                 self.reload_hook()  # validates the config, then swaps it in
             if seeds is not None:
-                before = {c.id: c.data for c in self.store.claims()}
-                import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
-                changed = claims_changed(before, {c.id: c.data for c in self.store.claims()})
-                if changed:
-                    log.warning("SIGHUP: claims %s: %s", changed, SCAN_HINT)
+                imported = import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
+                if imported.claims_changed:
+                    log.warning("SIGHUP: claims %s: %s", imported.claims_changed, SCAN_HINT)
         except ClaimwatchError as exc:
             log.error("SIGHUP: reload failed, keeping the previous settings: %s", exc)
         except Exception as exc:  # a bug must not stop the service either

@@ -56,9 +56,18 @@ def load_seeds(seeds_dir: Path) -> Seeds:
     )
 
 
-def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, int, bool]]:
+@dataclass(frozen=True)
+class Imported:
+    """What ``import_seeds`` did: (label, version, created) for each seed article, and
+    the claims that are new or rewritten (``claims_changed``), if any."""
+
+    articles: list[tuple[str, int, bool]]
+    claims_changed: str | None = None
+
+
+def import_seeds(store: Store, seeds: Seeds, now: datetime) -> Imported:
     """Store each seed article as a version of its ``seed`` source (a new one only when
-    its text changed) and add or update the watchlist. Returns (label, version, created)."""
+    its text changed), add or update the watchlist, and load the claims and examples."""
     report = []
     for article, new in seeds.articles:
         source_id = store.add_source(seed_spec(article), now, update_existing=True)
@@ -78,10 +87,12 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> list[tuple[str, i
         report.append((article.label, store.add_version(new, capture, update).number, True))
     for spec in seeds.sources:
         store.add_source(spec, now, update_existing=True)
-    if seeds.claims:
-        store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
-        store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
-    return report
+    if not seeds.claims:
+        return Imported(report)
+    before = {c.id: c.data for c in store.claims()}
+    store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
+    store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
+    return Imported(report, claims_changed(before, {c.id: c.data for c in store.claims()}))
 
 
 def stored_claims(store: Store) -> tuple[Claim, ...]:
@@ -97,7 +108,8 @@ def claims_changed(before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """After a re-import of the claims ({id: data} before and after), the claims that are
     new or rewritten ("new: a, b; changed: c"), or None. A check matches only new text,
     so the archive meets them only through ``flags scan`` (init and serve's SIGHUP say
-    so). A first import changes nothing that was archived against other claims."""
+    so, from ``Imported.claims_changed``). A first import changes nothing that was
+    archived against other claims."""
     if not before:
         return None
     new = [c for c in after if c not in before]

@@ -66,21 +66,20 @@ def init(app: App, seeds_dir: Path | None, no_seeds: bool) -> None:
             "no seeds directory here (./seeds); pass --seeds DIR, set service.seeds, "
             "or give --no-seeds for an empty store"
         )
-    from archiver.app.story import SCAN_HINT, claims_changed, import_seeds, load_seeds
+    from archiver.app.story import SCAN_HINT, import_seeds, load_seeds
 
     seeds = load_seeds(seeds_dir)  # validate everything before writing anything
     store.migrate()
     click.echo(f"store ready: {mask_url(store.url)}")
-    before = {c.id: c.data for c in store.claims()}
-    for label, number, created in import_seeds(store, seeds, app.now):
+    imported = import_seeds(store, seeds, app.now)
+    for label, number, created in imported.articles:
         state = f"version {number}" if created else f"unchanged (version {number})"
         click.echo(f"seed {label}: {state}")
     click.echo(f"watchlist: {len(seeds.sources)} sources from {seeds_dir / 'sources.yaml'}")
     if seeds.claims:
         click.echo(f"claims: {len(seeds.claims)} from {seeds_dir / 'claims.yaml'}")
-        changed = claims_changed(before, {c.id: c.data for c in store.claims()})
-        if changed:
-            click.echo(terminal_safe(f"  {changed}: {SCAN_HINT}"))
+    if imported.claims_changed:
+        click.echo(terminal_safe(f"  {imported.claims_changed}: {SCAN_HINT}"))
 
 
 # -- sources ------------------------------------------------------------------
