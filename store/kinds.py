@@ -69,6 +69,7 @@ SEED = SourceKind("seed", fetched=False, user_adds=False, fingerprint=False, ren
 KINDS: dict[str, SourceKind] = {k.name: k for k in (ARTICLE, PAGE, FEED, SEED)}
 USER_KINDS: tuple[str, ...] = tuple(k.name for k in KINDS.values() if k.user_adds)
 NOT_FETCHED: tuple[str, ...] = tuple(k.name for k in KINDS.values() if not k.fetched)
+SCANNED: tuple[str, ...] = tuple(k.name for k in KINDS.values() if k.fetched and not k.entries)
 
 
 def kind_of(name: str) -> SourceKind:

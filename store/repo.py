@@ -176,6 +176,11 @@ class Store:
         with self.reading() as conn:
             return sources_.count_checkable(conn)
 
+    def count_scanned(self) -> int:
+        """How many sources ``flags scan`` reads."""
+        with self.reading() as conn:
+            return sources_.count_scanned(conn)
+
     def source_page(
         self,
         search: str | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
 from store.errors import SourceNotFound, UsageError
-from store.kinds import NOT_FETCHED, SEED, kind_of
+from store.kinds import NOT_FETCHED, SCANNED, SEED, kind_of
 from store.models import EntryDecision, Source, SourceSpec, source_from_row
 from store.schema import captures, feed_entries, robots, sources, versions
 
@@ -149,6 +149,13 @@ def iterate(
 
 def count_checkable(conn: Connection) -> int:
     query = select(func.count()).select_from(sources).where(*_checkable())
+    return int(conn.execute(query).scalar_one())
+
+
+def count_scanned(conn: Connection) -> int:
+    """How many sources ``flags scan`` reads: archived pages and articles, retired or not."""
+    query = select(func.count()).select_from(sources)
+    query = query.where(sources.c.kind.in_(SCANNED), sources.c.current_version_id.is_not(None))
     return int(conn.execute(query).scalar_one())
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
 from tests.support import EVERYDAY, WALKOUT, article_html, claimwatch, story_dir
 
@@ -31,6 +32,10 @@ REFUSAL_EN = (
 REFUSAL_DE = (
     "Die Bahn lehnt die Forderung nach einer kürzeren Arbeitswoche weiter ab; sie sei "
     "nicht finanzierbar, sagte ein Sprecher."
+)
+STRIKING_DE = (
+    "Die Lokführergewerkschaft GDL streikt seit Mittwoch bundesweit, Personen- und "
+    "Güterzüge stehen still."
 )
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Rail news</title>
 <item><title>Deutsche Bahn refuses shorter week for train drivers</title>
@@ -123,3 +128,59 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
     ]:
         r = claimwatch(story, "flags", "scan", *bad)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_history_scan_finds_what_a_page_said_before_it_dropped_it(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A page said the railway refused, then an edit dropped the sentence: a check
+    matches neither the page's first version nor what an edit removes, and a plain scan
+    reads only the current text. `--history` finds the sentence on version 1 and says it
+    is gone; a sentence both versions have is flagged once, on the first; nothing is
+    repeated by a second scan of either kind."""
+    story = story_dir(tmp_path)
+    (story / "seeds" / "claims.yaml").write_text(
+        "version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8"
+    )
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    body = {"html": article_html("Rail", [STRIKING_DE, REFUSAL_EN, EVERYDAY[0]])}
+    httpserver.expect_request("/p.html").respond_with_handler(
+        lambda _request: Response(body["html"], content_type="text/html")
+    )
+    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
+    assert claimwatch(story, "init").returncode == 0
+    r = claimwatch(story, "sources", "add", httpserver.url_for("/p.html"), "--label", "p")
+    assert r.returncode == 0, r.stderr
+    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    body["html"] = article_html("Rail", [STRIKING_DE, EVERYDAY[0], EVERYDAY[1]])
+    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    assert [f for f in flags(story) if f["claim"] == "railway-refuses"] == []
+
+    plain = claimwatch(story, "flags", "scan", "--dry-run", "--json", env=semantic)
+    assert plain.returncode == 0, plain.stderr
+    assert REFUSAL_EN not in plain.stdout and "scanned 1 text(s)" in plain.stderr
+
+    dry = claimwatch(story, "flags", "scan", "--history", "--dry-run", "--json", env=semantic)
+    assert dry.returncode == 0, dry.stderr
+    would = [json.loads(line) for line in dry.stdout.splitlines()]
+    assert "scanned 2 text(s)" in dry.stderr
+    refusal = [w for w in would if w["evidence"] == REFUSAL_EN]
+    assert [(w["claim"], w["version"]) for w in refusal] == [("railway-refuses", 1)]
+    assert refusal[0]["reasons"][1] == "gone from the current text (version 2)"
+    striking = [w for w in would if w["evidence"] == STRIKING_DE]
+    assert [(w["claim"], w["version"]) for w in striking] == [("strike-this-week", 1)]
+    assert not any("gone" in reason for reason in striking[0]["reasons"])
+    assert [f for f in flags(story) if f["claim"] == "railway-refuses"] == []  # dry: none
+
+    r = claimwatch(story, "flags", "scan", "--history", env=semantic)
+    assert r.returncode == 0, r.stderr
+    stored = {(f["claim"], f["version"], f["evidence"]) for f in flags(story)}
+    assert ("railway-refuses", 1, REFUSAL_EN) in stored
+    assert "gone from the current text (version 2)" in r.stdout
+    count = len(flags(story))
+    for args in (("--history",), ()):
+        again = claimwatch(story, "flags", "scan", *args, env=semantic)
+        assert again.returncode == 0 and "0 new flag(s)" in again.stderr, again.stderr
+    assert len(flags(story)) == count

@@ -7,6 +7,10 @@ matches the text each watched page shows now (its current version), paragraph by
 paragraph as a new article is, and stores what it finds as new flags, which then
 reach the review, the digest and the alerts like any other.
 
+With ``history`` it reads every version instead: each paragraph once per source, in the
+first version that has it, so text a page has since dropped meets the claims too, and
+its flag says it is gone from the current text.
+
 Feeds (their text is a list of entries) and seed articles (the story itself) are not
 scanned; retired sources are. A scan never repeats a flag: a version that already has
 a flag for a claim, a sentence the source was already flagged with for the claim, and
@@ -16,14 +20,14 @@ a sentence the reviewer rejected for it are all left out (``store.claims.add_fou
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import groupby
 from typing import TYPE_CHECKING
 
 from archiver.app.worker import whole_text_flags
 from archiver.claims.rules import Claim, Flag
-from store.kinds import kind_of
+from store.kinds import SCANNED
 from store.models import FlagRecord, Source, Version
 from store.repo import Store
 
@@ -39,6 +43,7 @@ class ScanOptions:
     only_claims: frozenset[str] = frozenset()  # keep these claims' flags (empty: every claim)
     source_id: int | None = None  # scan this source only
     dry_run: bool = False  # find, but store nothing
+    history: bool = False  # every version, each paragraph once per source (else: current)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Found:
 @dataclass
 class ScanReport:
     versions: int = 0  # texts scanned
+    sources: int = 0  # sources read so far
     found: list[Found] = field(default_factory=list)  # versions with a flag to store
 
     @property
@@ -72,21 +78,26 @@ def scan(
     options: ScanOptions,
     now: datetime,
     on_found: Callable[[Found], None] | None = None,
+    on_source: Callable[[Source], None] | None = None,
 ) -> ScanReport:
-    """Match the current text of every scanned source against ``claims`` and store the
-    flags it finds (unless ``options.dry_run``). Every claim is matched, since the model
-    weighs each claim against the story's others; ``options.only_claims`` keeps only
-    those claims' flags. ``on_found`` hears of each version with flags as it is done."""
+    """Match the current text of every scanned source (every version's, with
+    ``options.history``) against ``claims`` and store the flags it finds (unless
+    ``options.dry_run``). Every claim is matched, since the model weighs each claim
+    against the story's others; ``options.only_claims`` keeps only those claims' flags.
+    ``on_found`` hears of each version with flags as it is done, ``on_source`` of each
+    source as its text is read (for a progress bar)."""
     from archiver.app.matching import match_stream
 
     report = ScanReport()
-    paragraphs = match_stream(_paragraphs(store, options, report), claims, how)
+    paragraphs = match_stream(_paragraphs(store, options, report, on_source), claims, how)
     for (source, version), matched in groupby(paragraphs, key=lambda kf: kf[0][:2]):
         flags = whole_text_flags(_numbered(matched), WHY)
         if options.only_claims:
             flags = tuple(f for f in flags if f.claim_id in options.only_claims)
         if not flags:
             continue
+        if version.id != source.current_version_id:
+            flags = _gone(store, source, flags)
         if options.dry_run:
             found = Found(source, version, tuple(store.unseen(version, flags)))
         else:
@@ -107,25 +118,52 @@ def _numbered(matched: Iterable[tuple[Key, list[Flag]]]) -> Iterator[tuple[int, 
 def scanned(source: Source) -> bool:
     """Whether a scan reads this source: a page or an article, not a feed (its text is a
     list of entries) nor a seed article (the story itself)."""
-    kind = kind_of(source.kind)
-    return kind.fetched and not kind.entries
+    return source.kind in SCANNED
+
+
+def _gone(store: Store, source: Source, flags: tuple[FlagRecord, ...]) -> tuple[FlagRecord, ...]:
+    """An older version's flags, each saying whether its sentence is gone from the
+    source's current text (a page that dropped it is news too)."""
+    current = store.current_version(source)
+    text = store.read_text(current) if current is not None else ""
+    now_at = f"version {current.number}" if current is not None else "the current version"
+    return tuple(
+        f
+        if f.evidence in text
+        else replace(
+            f, reasons=[f.reasons[0], f"gone from the current text ({now_at})", *f.reasons[1:]]
+        )
+        for f in flags
+    )
 
 
 def _paragraphs(
-    store: Store, options: ScanOptions, report: ScanReport
+    store: Store,
+    options: ScanOptions,
+    report: ScanReport,
+    on_source: Callable[[Source], None] | None,
 ) -> Iterator[tuple[Key, str]]:
     """(key, paragraph) for every non-empty paragraph of every scanned source's current
-    text, source by source (read as the matcher asks for them). Retired sources are
-    scanned too: old coverage is what a new claim most needs to meet."""
+    text (with ``options.history``, of every version, each paragraph at its first), source
+    by source, read as the matcher asks for them. Retired sources are scanned too: old
+    coverage is what a new claim most needs to meet."""
     chosen = options.source_id
     sources = [store.get_source(chosen)] if chosen is not None else store.iter_sources()
     for source in sources:
         if not scanned(source) or source.current_version_id is None:
             continue
-        version = store.current_version(source)
-        if version is None:
-            continue
-        report.versions += 1
-        for n, paragraph in enumerate(store.read_text(version).split("\n"), start=1):
-            if paragraph.strip():
-                yield (source, version, n), paragraph
+        report.sources += 1
+        if on_source is not None:
+            on_source(source)
+        if options.history:
+            versions = store.versions(source.id)
+        else:
+            current = store.current_version(source)
+            versions = [current] if current is not None else []
+        seen: set[str] = set()
+        for version in versions:
+            report.versions += 1
+            for n, paragraph in enumerate(store.read_text(version).split("\n"), start=1):
+                if paragraph.strip() and paragraph not in seen:
+                    seen.add(paragraph)
+                    yield (source, version, n), paragraph

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,10 +34,13 @@ from store.errors import UsageError
 from store.repo import Store
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from archiver.app.matching import Parallel
     from archiver.app.scan import Found
     from archiver.claims.matcher import Matcher
     from archiver.claims.rules import Claim
+    from store.models import Source
 
 
 @cli.group("flags", invoke_without_command=True)
@@ -224,6 +227,12 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
     "the model weighs each claim against the others).",
 )
 @SOURCE
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Read every version, not only the current one: each paragraph once per source, "
+    "in the first version that has it (a flag on text since dropped says so).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be flagged; store nothing.")
 @MODEL
 @SEMANTIC
@@ -234,17 +243,19 @@ def flags_scan(
     app: App,
     claim_ids: tuple[str, ...],
     source_ref: str | None,
+    history: bool,
     dry_run: bool,
     model: Path | None,
     semantic: bool | None,
     workers: int | None,
     as_json: bool,
 ) -> None:
-    """Match the text every watched page shows now against the claims, and flag what
-    bears on them. A check matches only new text, so a claim added to the claims file
-    (or given a statement in another language, examples or verdicts) never meets what
-    was archived before: this does. Feeds and seed articles are not scanned; a flag a
-    check already raised, or a sentence the reviewer rejected, is not flagged again."""
+    """Match the text every watched page shows now (with --history, every version's)
+    against the claims, and flag what bears on them. A check matches only new text, so a
+    claim added to the claims file (or given a statement in another language, examples
+    or verdicts) never meets what was archived before: this does. Feeds and seed
+    articles are not scanned; a flag a check already raised, or a sentence the reviewer
+    rejected, is not flagged again."""
     from archiver.app.scan import ScanOptions, scan, scanned
     from archiver.app.story import stored_claims
 
@@ -258,7 +269,7 @@ def flags_scan(
     source = store.get_source(source_ref) if source_ref else None
     if source is not None and not scanned(source):
         raise UsageError(f"{source.name} is a {source.kind}: only pages and articles are scanned")
-    options = ScanOptions(frozenset(claim_ids), source.id if source else None, dry_run)
+    options = ScanOptions(frozenset(claim_ids), source.id if source else None, dry_run, history)
     console = make_console()
 
     def show(found: Found) -> None:
@@ -279,15 +290,37 @@ def flags_scan(
                 continue
             console.print(terminal_safe(f"{r.claim_id}  {r.stance} ({r.score:.2f})  {where}"))
             console.print(terminal_safe(f"  {r.evidence}"))
+            console.print(f"  why: {terminal_safe('; '.join(r.reasons[:4]))}", style="dim")
             console.print()
 
-    with _matching(app, store, claims, model, workers) as how:
-        report = scan(store, claims, how, options, app.now, on_found=show)
+    with (
+        _matching(app, store, claims, model, workers) as how,
+        _progress(console, store, source) as tick,
+    ):
+        report = scan(store, claims, how, options, app.now, on_found=show, on_source=tick)
     if dry_run:
         done = f"would flag {sum(len(f.flags) for f in report.found)}; dry run, nothing stored"
     else:
         done = f"{len(report.stored)} new flag(s)"
     click.echo(f"scanned {report.versions} text(s): {done}", err=True)
+
+
+@contextmanager
+def _progress(
+    console: Console, store: Store, source: Source | None
+) -> Iterator[Callable[[Source], None] | None]:
+    """A progress bar over the sources on a terminal (a scan of a large archive takes
+    minutes); elsewhere nothing, so logs and pipes get only the flags and the summary."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as progress:
+        task = progress.add_task("scan", total=store.count_scanned() if source is None else 1)
+        yield lambda _source: progress.advance(task)
 
 
 @contextmanager
