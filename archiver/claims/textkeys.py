@@ -32,7 +32,18 @@ def _stemmer(language: str) -> Any:
 
 
 def fold(text: str) -> str:
-    """Casefold and normalize letters (Arabic alef/ya/ta marbuta forms, no diacritics)."""
+    """Casefold and normalize letters (Arabic alef/ya/ta marbuta forms, no diacritics).
+    A word is folded once per process (the matcher folds each passage's words for
+    every claim); longer texts are not kept."""
+    return _fold_word(text) if len(text) <= 32 else _fold(text)
+
+
+@lru_cache(maxsize=65536)
+def _fold_word(text: str) -> str:
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     return _DIACRITICS.sub("", text).translate(_FOLD).replace("’", "'")
 
