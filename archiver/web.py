@@ -374,7 +374,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             {
                 "id": f"tag:claimwatch,2025:flag/{f.id}",
                 "title": f"{f.claim_id} {f.final_stance} ({score_words(f.score, f.added)}): "
-                f"{f.source_name}",
+                f"{f.source_name}{', removed from the page' if f.removed else ''}",
                 "link": f"{root}/flags/{f.id}",
                 "updated": f.created_at,
                 "summary": f.evidence,
@@ -510,7 +510,8 @@ def timeline(shown: list[StoredFlag], width: int = 640, height: int = 90) -> dic
             "stance": f.final_stance,
             "id": f.id,
             "label": f"{f.created_at:%Y-%m-%d} {f.final_stance} "
-            f"({score_words(f.score, f.added)}): {f.evidence[:120]}",
+            f"({score_words(f.score, f.added)}){', removed' if f.removed else ''}: "
+            f"{f.evidence[:120]}",
         }
         for f, t in zip(shown, times, strict=True)
     ]

@@ -110,7 +110,8 @@ def send_pending(
     for f in store.flags(ids=flag_ids) if flag_ids else []:
         stance = f.final_stance
         unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
-        title = f"claimwatch: {f.claim_id} {stance} ({score_words(f.score, f.added)}{unsure})"
+        gone = ", removed from the page" if f.removed else ""
+        title = f"claimwatch: {f.claim_id} {stance} ({score_words(f.score, f.added)}{unsure}{gone})"
         body = f"{f.evidence}\n{f.source_name}, version {f.version}\n{f.source_url}"
         link = flag_link(options.web_url, f.id)
         body += f"\nreview: {link}" if link else ""

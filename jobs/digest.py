@@ -76,6 +76,7 @@ def gather(
             verdict=f.verdict,
             unsure=stance_unsure(f.reasons, f.verdict),
             added=f.added,
+            removed=f.removed,
         )
         for f in store.flags(since=since, ids=flag_ids)
     ]

@@ -254,6 +254,9 @@ class FlagRecord:
 # The reason a flag the reviewer added carries (``store.claims.add``), in place of the
 # matcher's.
 ADDED = "added by the reviewer: the matcher had not flagged this sentence"
+# How the first reason of a flag raised by a removed sentence begins
+# (``archiver.app.worker.flags_for_change``): the page no longer says it.
+REMOVED = "sentence removed"
 
 
 @dataclass(frozen=True)
@@ -285,6 +288,12 @@ class StoredFlag:
         """Whether the reviewer flagged the sentence (``flags add``): then its score of
         1.00 is not the matcher's, and is shown as "added by a reviewer"."""
         return ADDED in self.reasons
+
+    @property
+    def removed(self) -> bool:
+        """Whether an edit took the evidence sentence away: the version it is stored
+        with no longer says it. Its stance is the removed sentence's."""
+        return bool(self.reasons) and self.reasons[0].startswith(REMOVED)
 
 
 @dataclass(frozen=True)

@@ -15,28 +15,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from tests.support import EVERYDAY, WALKOUT, article_html, claimwatch, story_dir
+from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE, STRIKING_DE
 
-STRIKE = """  - id: strike-this-week
-    statements:
-      en: The GDL union is striking nationwide this week, halting passenger and freight trains.
-      de: Die GDL bestreikt diese Woche bundesweit den Personen- und Güterverkehr der Bahn.
-"""
-REFUSES = """  - id: railway-refuses
-    statements:
-      en: Deutsche Bahn refuses a shorter working week, saying it cannot afford it.
-"""
-REFUSAL_EN = (
-    "Deutsche Bahn again rejected the union's demand for a 35-hour week, saying it could "
-    "not afford to pay drivers the same for fewer hours."
-)
-REFUSAL_DE = (
-    "Die Bahn lehnt die Forderung nach einer kürzeren Arbeitswoche weiter ab; sie sei "
-    "nicht finanzierbar, sagte ein Sprecher."
-)
-STRIKING_DE = (
-    "Die Lokführergewerkschaft GDL streikt seit Mittwoch bundesweit, Personen- und "
-    "Güterzüge stehen still."
-)
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Rail news</title>
 <item><title>Deutsche Bahn refuses shorter week for train drivers</title>
 <link>{url}</link><description>The railway says it cannot pay.</description></item>
@@ -135,15 +115,14 @@ def test_a_claim_added_later_is_found_in_the_archive_by_a_scan(
 def test_a_history_scan_finds_what_a_page_said_before_it_dropped_it(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
-    """A page said the railway refused, then an edit dropped the sentence: a check
-    matches neither the page's first version nor what an edit removes, and a plain scan
-    reads only the current text. `--history` finds the sentence on version 1 and says it
+    """A page said the railway refused, then an edit dropped the sentence, and only then
+    was the claim added: a check never met the sentence, and a plain scan reads only
+    the current text. `--history` finds the sentence on version 1 and says it
     is gone; a sentence both versions have is flagged once, on the first; nothing is
     repeated by a second scan of either kind."""
     story = story_dir(tmp_path)
-    (story / "seeds" / "claims.yaml").write_text(
-        "version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8"
-    )
+    claims_file = story / "seeds" / "claims.yaml"
+    claims_file.write_text("version: 2\nclaims:\n" + STRIKE, encoding="utf-8")
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     body = {"html": article_html("Rail", [STRIKING_DE, REFUSAL_EN, EVERYDAY[0]])}
     httpserver.expect_request("/p.html").respond_with_handler(
@@ -156,6 +135,8 @@ def test_a_history_scan_finds_what_a_page_said_before_it_dropped_it(
     assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
     body["html"] = article_html("Rail", [STRIKING_DE, EVERYDAY[0], EVERYDAY[1]])
     assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    claims_file.write_text("version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8")
+    assert claimwatch(story, "init").returncode == 0  # the claim comes after the edit
     assert [f for f in flags(story) if f["claim"] == "railway-refuses"] == []
 
     plain = claimwatch(story, "flags", "scan", "--dry-run", "--json", env=semantic)

@@ -59,6 +59,7 @@ class FlagItem:
     verdict: str | None = None  # the reviewer's: confirmed | rejected (None: not reviewed)
     unsure: bool = False  # the claim had no examples: the stance is a guess (matcher.UNSURE)
     added: bool = False  # the reviewer flagged it (flags add): its score is not the matcher's
+    removed: bool = False  # an edit took the sentence away: the page no longer says it
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,6 @@ def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOp
         body = ", ".join(parts)
         if evidence:
             top = evidence[0]
-            how = score_words(top.score, top.added)
+            how = score_words(top.score, top.added) + (", removed" if top.removed else "")
             body = f"{top.claim_id} {top.stance} ({how}): {top.title or top.source} | {body}"
     return header_safe(f"{options.subject_prefix} {body}".strip(), 250)

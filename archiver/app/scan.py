@@ -1,6 +1,6 @@
 """A scan of the archive against the claims (``flags scan``).
 
-A check matches only what is new: a change's sentences, a new article's paragraphs. So
+A check matches only what changed: an edit's sentences, a new article's paragraphs. So
 a claim added to the claims file, or made to find more (a statement in another
 language, examples, verdicts), never meets the text archived before it. A scan
 matches the text each watched page shows now (its current version), paragraph by

@@ -1,5 +1,5 @@
 """The CPU-bound part of a check, run in a pool worker: extract, normalize, diff
-against the previous text, and match the new sentences against the claims.
+against the previous text, and match the changed sentences against the claims.
 
 Everything here is a pure function of its ``PageJob``; the pipeline sends jobs
 to a process pool so that extraction does not stall the fetches.
@@ -26,7 +26,7 @@ from archiver.text.segment import sentences
 from archiver.text.selection import Selector, extract_selected, select_text
 from archiver.text.shells import shell_reason
 from store.errors import EmptyExtraction, ExtractionError, JavaScriptShell, TooSlow
-from store.models import ChangeRecord, FlagRecord
+from store.models import REMOVED, ChangeRecord, FlagRecord
 
 
 @dataclass(frozen=True)
@@ -183,8 +183,8 @@ def _process_page(job: PageJob, matcher: Matcher | None) -> PageResult:
     found: tuple[FlagRecord, ...] = ()
     vectors = None
     if matcher is not None:
-        if change is not None:
-            found = flags_for_change(change, text, job.claims, matcher)
+        if change is not None and job.previous_text is not None:
+            found = flags_for_change(change, job.previous_text, text, job.claims, matcher)
         elif job.previous_text is None and job.coverage:
             found = flags_for_coverage(text, job.claims, matcher)
         drain = getattr(matcher.embedder, "drain", None)
@@ -237,28 +237,60 @@ def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
 
 
 def flags_for_change(
-    change: Change, new_text: str, claims: tuple[Claim, ...], matcher: Matcher
+    change: Change, old_text: str, new_text: str, claims: tuple[Claim, ...], matcher: Matcher
 ) -> tuple[FlagRecord, ...]:
     """Flags raised by a change: each added or modified sentence, read with one sentence
-    of context either side (so "it" can find its Meta), must itself be the evidence."""
-    spans = [s.text for s in sentences(new_text)]
-    found = []
+    of context either side (so "it" can find its Meta), must itself be the evidence.
+
+    What an edit takes away bears on the claims too: a removed sentence (or a modified
+    one whose new wording no longer bears on a claim its old wording did) is matched in
+    the old text, and its flag, stored with the new version, says the page no longer
+    says it (``StoredFlag.removed``). Its stance is the removed sentence's. A removal is
+    left out where the change adds a sentence flagged for the same claim and stance: the
+    page was reworded, and says as much as before."""
+    new_spans = [s.text for s in sentences(new_text)]
+    old_spans: list[str] | None = None
+    added: list[FlagRecord] = []
+    removed: list[FlagRecord] = []
     for unit in change.units:
-        if unit.kind not in ("added", "modified") or unit.layout_only or unit.new_at is None:
+        if unit.layout_only or unit.kind not in ("added", "modified", "removed"):
             continue
-        i = unit.new_at
-        passage = "".join(spans[max(0, i - 1) : i + 2])
-        target = (unit.new or "").strip()
-        for flag in match(passage, claims, matcher, focus=target):
-            if flag.evidence != target:
-                continue  # the context, not the change, bears on this claim
-            where = f"sentence {unit.kind} in paragraph {unit.new_pos[0] if unit.new_pos else '?'}"
-            found.append(
-                FlagRecord(
-                    flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons]
-                )
-            )
-    return _strongest(found)
+        kept: set[str] = set()
+        if unit.kind != "removed" and unit.new_at is not None:
+            where = f"sentence {unit.kind} in paragraph {_paragraph(unit.new_pos)}"
+            for flag in _unit_flags(new_spans, unit.new_at, unit.new, claims, matcher):
+                kept.add(flag.claim)
+                added.append(_record(flag, where))
+        if unit.kind == "added" or unit.old_at is None or (unit.old or "").strip() in new_text:
+            continue  # nothing gone (a sentence that only moved, or was repeated, stays)
+        if old_spans is None:
+            old_spans = [s.text for s in sentences(old_text)]
+        where = f"{REMOVED} from paragraph {_paragraph(unit.old_pos)}: the page no longer says it"
+        for flag in _unit_flags(old_spans, unit.old_at, unit.old, claims, matcher):
+            if flag.claim not in kept:  # reworded, and still bearing on it: not news
+                removed.append(_record(flag, where))
+    # A rewrite that says as much in new sentences (the same claim and stance flagged
+    # among the added ones) took nothing away from what the page says about the claim.
+    said = {(f.claim_id, f.stance) for f in added}
+    removed = [f for f in removed if (f.claim_id, f.stance) not in said]
+    return _strongest(added) + _strongest(removed)
+
+
+def _unit_flags(
+    spans: list[str], at: int, sentence: str | None, claims: tuple[Claim, ...], matcher: Matcher
+) -> list[Flag]:
+    """The flags a changed sentence raises itself, read with a sentence either side."""
+    passage = "".join(spans[max(0, at - 1) : at + 2])
+    target = (sentence or "").strip()
+    return [f for f in match(passage, claims, matcher, focus=target) if f.evidence == target]
+
+
+def _paragraph(pos: tuple[int, int] | None) -> str:
+    return str(pos[0]) if pos else "?"
+
+
+def _record(flag: Flag, where: str) -> FlagRecord:
+    return FlagRecord(flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons])
 
 
 def flags_for_coverage(

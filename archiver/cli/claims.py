@@ -172,6 +172,7 @@ def flag_row(f: StoredFlag) -> dict[str, Any]:
         "verdict": f.verdict,
         "verdict_stance": f.verdict_stance,
         "added": f.added,  # flagged by the reviewer (flags add), not the matcher
+        "removed": f.removed,  # an edit took the sentence away: the version no longer says it
     }
 
 
@@ -211,9 +212,10 @@ def print_flag(console: Any, f: StoredFlag, *, claim: bool = False) -> None:
     elif f.verdict == "rejected":
         reviewed = "  rejected by a reviewer"
     about = f"  {terminal_safe(f.claim_id)}" if claim else ""
+    gone = "  removed from the page" if f.removed else ""
     console.print(
         f"{when(f.created_at)}  #{f.id} {f.stance} ({score_words(f.score, f.added)}){about}  "
-        f"{terminal_safe(f.source_name)} v{f.version}{reviewed}"
+        f"{terminal_safe(f.source_name)} v{f.version}{gone}{reviewed}"
     )
     console.print(f"  {terminal_safe(f.evidence)}", style="dim" if f.stance == "mentions" else None)
     console.print(f"  why: {terminal_safe('; '.join(f.reasons[:4]))}", style="dim")

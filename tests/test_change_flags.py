@@ -1,0 +1,181 @@
+"""What an edit takes away bears on the claims too.
+
+A check matches the sentences an edit adds; a page that drops "the railway refuses
+a shorter week" has changed what it says about that claim as much as one that adds
+it. ``flags_for_change`` matches a removed sentence in the old text and flags it as
+removed; a rewrite that says as much again, a sentence that only moved, and a
+removed sentence that bears on nothing raise no such flag.
+"""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import httpx
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from archiver.app.claimsfile import load_story
+from archiver.app.worker import flags_for_change
+from archiver.claims.matcher import Matcher, MatchSpec, make_matcher
+from archiver.claims.rules import Claim
+from archiver.claims.semantic import E5Embedder
+from archiver.text.diff import DiffOptions, diff
+from store.models import REMOVED, FlagRecord
+from store.repo import Store
+from tests.support import EVERYDAY, article_html, claimwatch, story_dir
+from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE
+from tests.support.web import Served
+
+CLAIMS = "version: 2\nclaims:\n" + STRIKE + REFUSES
+STRIKING = (
+    "The GDL train drivers union began a nationwide strike this week, halting passenger "
+    "and freight services across Germany."
+)
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> tuple[Claim, ...]:
+    path = tmp_path_factory.mktemp("rail") / "claims.yaml"
+    path.write_text(CLAIMS, encoding="utf-8")
+    return load_story(path).claims
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return make_matcher(MatchSpec(), embedder=E5Embedder())
+
+
+def found(old: list[str], new: list[str], claims: tuple[Claim, ...], m: Matcher) -> set[tuple]:
+    """(claim, stance or 'removed', evidence) of each flag an edit from ``old`` to ``new``
+    (paragraphs) raises."""
+    a, b = "\n".join(old), "\n".join(new)
+    flags = flags_for_change(diff(a, b, DiffOptions()), a, b, claims, m)
+    return {(f.claim_id, "removed" if _removed(f) else f.stance, f.evidence) for f in flags}
+
+
+def _removed(f: FlagRecord) -> bool:
+    return f.reasons[0].startswith(REMOVED)
+
+
+CASES = [
+    pytest.param(
+        [REFUSAL_EN, EVERYDAY[0]],
+        [EVERYDAY[0]],
+        {("railway-refuses", "removed", REFUSAL_EN)},
+        id="a refusal dropped",
+    ),
+    pytest.param(
+        [REFUSAL_EN, EVERYDAY[0], STRIKING],
+        [EVERYDAY[0], STRIKING, REFUSAL_EN],
+        set(),
+        id="a refusal moved to the end",
+    ),
+    pytest.param(
+        [REFUSAL_EN, EVERYDAY[0]],
+        [REFUSAL_DE, EVERYDAY[0]],
+        {("railway-refuses", "supports", REFUSAL_DE)},
+        id="a refusal reworded in German: only the new wording",
+    ),
+    pytest.param(
+        [EVERYDAY[0], EVERYDAY[1], STRIKING],
+        [EVERYDAY[1], STRIKING],
+        set(),
+        id="a weather report dropped",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("old", "new", "expected"), CASES)
+def test_what_an_edit_removes_is_flagged_as_removed(
+    old: list[str],
+    new: list[str],
+    expected: set[tuple],
+    story: tuple[Claim, ...],
+    matcher: Matcher,
+) -> None:
+    assert found(old, new, story, matcher) == expected
+
+
+@pytest.mark.slow
+def test_a_removed_flag_says_where_it_was_and_keeps_its_sentences_stance(
+    story: tuple[Claim, ...], matcher: Matcher
+) -> None:
+    a = "\n".join([EVERYDAY[1], f"{EVERYDAY[0]} {REFUSAL_EN}"])
+    b = "\n".join([EVERYDAY[1], EVERYDAY[0]])
+    (flag,) = flags_for_change(diff(a, b, DiffOptions()), a, b, story, matcher)
+    assert flag.claim_id == "railway-refuses" and flag.from_change
+    assert flag.reasons[0] == "sentence removed from paragraph 2: the page no longer says it"
+    assert flag.stance == "supports"  # the removed sentence's, read in the old text
+    assert any(r.startswith("bears on the claim") for r in flag.reasons)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A page's refusal sentence is dropped by an edit: the check stores a flag for the
+    claim on the new version, `flags --json` and `flags` say it is removed, and so do
+    the digest (text and HTML), the alert and the web view's flag pages."""
+    home = story_dir(tmp_path)
+    (home / "seeds" / "claims.yaml").write_text(CLAIMS, encoding="utf-8")
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    page = {"html": article_html("Rail", [EVERYDAY[1], REFUSAL_EN, EVERYDAY[0]])}
+    httpserver.expect_request("/p.html").respond_with_handler(
+        lambda _request: Response(page["html"], content_type="text/html")
+    )
+    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
+    assert claimwatch(home, "init").returncode == 0
+    r = claimwatch(home, "sources", "add", httpserver.url_for("/p.html"), "--label", "p")
+    assert r.returncode == 0, r.stderr
+    assert claimwatch(home, "check", "--all", env=semantic).returncode == 0
+    page["html"] = article_html("Rail", [EVERYDAY[1], EVERYDAY[0], EVERYDAY[2]])
+    assert claimwatch(home, "check", "--all", env=semantic).returncode == 0
+
+    r = claimwatch(home, "flags", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(f["claim"], f["version"], f["evidence"], f["removed"]) for f in rows] == [
+        ("railway-refuses", 2, REFUSAL_EN, True)
+    ]
+    assert rows[0]["change_id"] is not None
+    shown = claimwatch(home, "flags")
+    assert "p v2  removed from the page" in shown.stdout, shown.stdout
+    out = home / "digest"
+    r = claimwatch(home, "digest", "--dry-run", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    html = next(out.glob("*.html")).read_text("utf-8")
+    assert "removed: the page no longer says this" in html
+    assert "<del>&ldquo;" in html
+    message = message_from_bytes(next(out.glob("*.eml")).read_bytes(), policy=policy.default)
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert f'removed from the page] "{REFUSAL_EN}"' in text.get_content()
+
+    posts: list[dict] = []
+
+    def receive(request: Request) -> Response:
+        posts.append(json.loads(request.get_data()))
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(receive)
+    hook: dict[str, str | None] = {
+        "CLAIMWATCH_ALERT_URLS": f"json://127.0.0.1:{httpserver.port}/hook"
+    }
+    assert claimwatch(home, "alerts", env=hook).returncode == 0
+    titles = [p["title"] for p in posts if "railway-refuses" in p["title"]]
+    assert len(titles) == 1 and titles[0].endswith(", removed from the page)"), posts
+
+    served = Served(Store(f"sqlite:///{home / 'x.db'}"))
+    try:
+        listing = httpx.get(f"{served.url}/flags").text
+        one = httpx.get(f"{served.url}/flags/{rows[0]['id']}").text
+    finally:
+        served.stop()
+    assert "p v2, removed from the page" in listing
+    assert "removed: the page no longer says this" in one and "<del>Deutsche Bahn" in one
