@@ -163,7 +163,7 @@ class DemoResult:
     versions: dict[str, int]  # source label -> versions archived
     changes: int
     reverts: int
-    flags: dict[str, Counter[str]]  # claim -> stance counts
+    flags: dict[str, Counter[str]]  # claim -> stance counts ("removed": by an edit)
     sources: int
 
 
@@ -249,7 +249,7 @@ def run(directory: Path, seeds_dir: Path, say: Any = print, semantic: bool = Fal
     changes = store.changes()
     flags: dict[str, Counter[str]] = {}
     for f in store.flags():
-        flags.setdefault(f.claim_id, Counter())[f.stance] += 1
+        flags.setdefault(f.claim_id, Counter())["removed" if f.removed else f.stance] += 1
     result = DemoResult(
         store.url,
         digest.files,

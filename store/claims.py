@@ -75,22 +75,26 @@ def exists(conn: Connection, claim_id: str, active_only: bool = False) -> bool:
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
     """Claims with their flag counts by stance and the time of the latest flag, as the
     reviewer left them: a rejected flag does not count, a confirmed one counts under
-    the stance the reviewer gave (as on the web view's story page)."""
+    the stance the reviewer gave (as on the web view's story page). A flag raised by a
+    sentence an edit removed counts as removed, not under its stance: the page no
+    longer says it."""
     stance = func.coalesce(flags.c.verdict_stance, flags.c.stance).label("stance")
     counts = (
         select(
             flags.c.claim_id,
             stance,
+            flags.c.removed,
             func.count().label("n"),
             func.max(flags.c.created_at).label("latest"),
         )
         .where(or_(flags.c.verdict.is_(None), flags.c.verdict != "rejected"))
-        .group_by(flags.c.claim_id, stance)
+        .group_by(flags.c.claim_id, stance, flags.c.removed)
     )
     stats: dict[str, dict[str, Any]] = {}
     for r in conn.execute(counts).mappings():
         entry = stats.setdefault(r["claim_id"], {"latest": None})
-        entry[r["stance"]] = r["n"]
+        key = "removed" if r["removed"] else r["stance"]
+        entry[key] = entry.get(key, 0) + r["n"]
         latest = schema_time(r["latest"])
         if latest and (entry["latest"] is None or latest > entry["latest"]):
             entry["latest"] = latest
@@ -115,6 +119,7 @@ def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
             supports=stats.get(r["id"], {}).get("supports", 0),
             contradicts=stats.get(r["id"], {}).get("contradicts", 0),
             mentions=stats.get(r["id"], {}).get("mentions", 0),
+            removed=stats.get(r["id"], {}).get("removed", 0),
             latest=stats.get(r["id"], {}).get("latest"),
         )
         for r in conn.execute(query).mappings().all()
@@ -170,6 +175,7 @@ def flag_listing(
             change_id=r["change_id"],
             verdict=r["verdict"],
             verdict_stance=r["verdict_stance"],
+            removed=bool(r["removed"]),
         )
         for r in conn.execute(query).mappings().all()
     ]

@@ -249,14 +249,12 @@ class FlagRecord:
     evidence: str
     reasons: list[str]
     from_change: bool = True  # raised by a change's units, not by a first version
+    removed: bool = False  # raised by a sentence the change removed: the page no longer says it
 
 
 # The reason a flag the reviewer added carries (``store.claims.add``), in place of the
 # matcher's.
 ADDED = "added by the reviewer: the matcher had not flagged this sentence"
-# How the first reason of a flag raised by a removed sentence begins
-# (``archiver.app.worker.flags_for_change``): the page no longer says it.
-REMOVED = "sentence removed"
 
 
 @dataclass(frozen=True)
@@ -277,6 +275,7 @@ class StoredFlag:
     change_id: int | None
     verdict: str | None = None  # confirmed | rejected, once reviewed
     verdict_stance: str | None = None
+    removed: bool = False  # an edit took the sentence away: the version no longer says it
 
     @property
     def final_stance(self) -> str:
@@ -289,12 +288,6 @@ class StoredFlag:
         1.00 is not the matcher's, and is shown as "added by a reviewer"."""
         return ADDED in self.reasons
 
-    @property
-    def removed(self) -> bool:
-        """Whether an edit took the evidence sentence away: the version it is stored
-        with no longer says it. Its stance is the removed sentence's."""
-        return bool(self.reasons) and self.reasons[0].startswith(REMOVED)
-
 
 @dataclass(frozen=True)
 class ClaimRow:
@@ -306,6 +299,7 @@ class ClaimRow:
     supports: int = 0
     contradicts: int = 0
     mentions: int = 0
+    removed: int = 0  # flags raised by sentences edits removed (not under their stance)
     latest: datetime | None = None
 
     @property

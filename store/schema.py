@@ -68,7 +68,7 @@ class SafeText(TypeDecorator[str]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 
 metadata = MetaData()
 
@@ -227,6 +227,8 @@ flags = Table(
     Column("verdict_stance", String(16)),  # the stance the reviewer gave, when confirmed
     Column("reviewed_at", UTCDateTime),
     Column("evidence_digest", String(64)),  # of the evidence sentence: rejected stays rejected
+    # 1: raised by a sentence an edit removed; the version no longer says it (0013)
+    Column("removed", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_flags_claim", "claim_id", "created_at"),
     Index("ix_flags_created", "created_at"),
     Index("ix_flags_evidence", "claim_id", "evidence_digest"),

@@ -292,6 +292,7 @@ def flag_row(
         "status": "new",
         "created_at": created,
         "evidence_digest": evidence_key(f.evidence),
+        "removed": int(f.removed),
     }
 
 

@@ -24,7 +24,7 @@ from archiver.claims.matcher import Matcher, MatchSpec, make_matcher
 from archiver.claims.rules import Claim
 from archiver.claims.semantic import E5Embedder
 from archiver.text.diff import DiffOptions, diff
-from store.models import REMOVED, FlagRecord
+from store.models import FlagRecord
 from store.repo import Store
 from tests.support import EVERYDAY, article_html, claimwatch, story_dir
 from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE
@@ -58,7 +58,7 @@ def found(old: list[str], new: list[str], claims: tuple[Claim, ...], m: Matcher)
 
 
 def _removed(f: FlagRecord) -> bool:
-    return f.reasons[0].startswith(REMOVED)
+    return f.removed
 
 
 CASES = [
@@ -109,7 +109,7 @@ def test_a_removed_flag_says_where_it_was_and_keeps_its_sentences_stance(
     b = "\n".join([EVERYDAY[1], EVERYDAY[0]])
     (flag,) = flags_for_change(diff(a, b, DiffOptions()), a, b, story, matcher)
     assert flag.claim_id == "railway-refuses" and flag.from_change
-    assert flag.reasons[0] == "sentence removed from paragraph 2: the page no longer says it"
+    assert flag.reasons[0] == "sentence removed from paragraph 2: no longer on the page"
     assert flag.stance == "supports"  # the removed sentence's, read in the old text
     assert any(r.startswith("bears on the claim") for r in flag.reasons)
 
@@ -120,8 +120,9 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
     """A page's refusal sentence is dropped by an edit: the check stores a flag for the
-    claim on the new version, `flags --json` and `flags` say it is removed, and so do
-    the digest (text and HTML), the alert and the web view's flag pages."""
+    claim on the new version, `flags --json` and `flags` say it is removed, the claim's
+    tally counts it apart from its stance, and the digest (text and HTML), the alert
+    and the web view's flag pages say so."""
     home = story_dir(tmp_path)
     (home / "seeds" / "claims.yaml").write_text(CLAIMS, encoding="utf-8")
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
@@ -146,6 +147,16 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     assert rows[0]["change_id"] is not None
     shown = claimwatch(home, "flags")
     assert "p v2  removed from the page" in shown.stdout, shown.stdout
+    # The claim's tally counts it apart: the page no longer supports the claim.
+    listed = claimwatch(home, "claims", "list", "--json")
+    counts = {c["id"]: c for c in map(json.loads, listed.stdout.splitlines())}["railway-refuses"]
+    assert (counts["supports"], counts["contradicts"], counts["removed"]) == (0, 0, 1)
+    assert (
+        "0 for, 0 against, 0 mentions, 1 removed from pages"
+        in claimwatch(home, "claims", "list").stdout
+    )
+    review = claimwatch(home, "flags", "review", input="s\n")
+    assert "p v2, removed from the page (the stance is the removed sentence's)" in review.stdout
     out = home / "digest"
     r = claimwatch(home, "digest", "--dry-run", "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -175,7 +186,9 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     try:
         listing = httpx.get(f"{served.url}/flags").text
         one = httpx.get(f"{served.url}/flags/{rows[0]['id']}").text
+        front = httpx.get(f"{served.url}/").text
     finally:
         served.stop()
+    assert "1 removed from pages" in front
     assert "p v2, removed from the page" in listing
     assert "removed: the page no longer says this" in one and "<del>Deutsche Bahn" in one

@@ -26,7 +26,7 @@ from archiver.text.segment import sentences
 from archiver.text.selection import Selector, extract_selected, select_text
 from archiver.text.shells import shell_reason
 from store.errors import EmptyExtraction, ExtractionError, JavaScriptShell, TooSlow
-from store.models import REMOVED, ChangeRecord, FlagRecord
+from store.models import ChangeRecord, FlagRecord
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def flags_for_change(
     What an edit takes away bears on the claims too: a removed sentence (or a modified
     one whose new wording no longer bears on a claim its old wording did) is matched in
     the old text, and its flag, stored with the new version, says the page no longer
-    says it (``StoredFlag.removed``). Its stance is the removed sentence's. A removal is
+    says it (``FlagRecord.removed``). Its stance is the removed sentence's. A removal is
     left out where the change adds a sentence flagged for the same claim and stance: the
     page was reworded, and says as much as before."""
     new_spans = [s.text for s in sentences(new_text)]
@@ -265,10 +265,10 @@ def flags_for_change(
             continue  # nothing gone (a sentence that only moved, or was repeated, stays)
         if old_spans is None:
             old_spans = [s.text for s in sentences(old_text)]
-        where = f"{REMOVED} from paragraph {_paragraph(unit.old_pos)}: the page no longer says it"
+        where = f"sentence removed from paragraph {_paragraph(unit.old_pos)}: no longer on the page"
         for flag in _unit_flags(old_spans, unit.old_at, unit.old, claims, matcher):
             if flag.claim not in kept:  # reworded, and still bearing on it: not news
-                removed.append(_record(flag, where))
+                removed.append(_record(flag, where, removed=True))
     # A rewrite that says as much in new sentences (the same claim and stance flagged
     # among the added ones) took nothing away from what the page says about the claim.
     said = {(f.claim_id, f.stance) for f in added}
@@ -289,8 +289,9 @@ def _paragraph(pos: tuple[int, int] | None) -> str:
     return str(pos[0]) if pos else "?"
 
 
-def _record(flag: Flag, where: str) -> FlagRecord:
-    return FlagRecord(flag.claim, flag.stance, flag.score, flag.evidence, [where, *flag.reasons])
+def _record(flag: Flag, where: str, removed: bool = False) -> FlagRecord:
+    reasons = [where, *flag.reasons]
+    return FlagRecord(flag.claim, flag.stance, flag.score, flag.evidence, reasons, True, removed)
 
 
 def flags_for_coverage(

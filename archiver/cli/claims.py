@@ -92,9 +92,10 @@ def claims_list(app: App, claims_file: Path | None, as_json: bool) -> None:
         console.print()
     for r in rows:
         latest = f"; latest {when(r['latest'])}" if r["latest"] else ""
+        removed = f", {r['removed']} removed from pages" if r["removed"] else ""
         console.print(
             f"{terminal_safe(r['id'])}  {r['supports']} for, "
-            f"{r['contradicts']} against, {r['mentions']} mentions{latest}"
+            f"{r['contradicts']} against, {r['mentions']} mentions{removed}{latest}"
         )
         console.print(f"  {terminal_safe(r['statement'])}")
         ex = r["examples"]
@@ -148,6 +149,7 @@ def claim_rows(
                 "supports": stored.supports if stored else 0,
                 "contradicts": stored.contradicts if stored else 0,
                 "mentions": stored.mentions if stored else 0,
+                "removed": stored.removed if stored else 0,
                 "latest": stored.latest if stored else None,
                 "examples": {s: labelled[(claim.id, s)] for s in STANCE_NAMES},
             }

@@ -195,7 +195,8 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
                 style="bold",
             )
         )
-        console.print(terminal_safe(f"{f.source_name} v{f.version}"), markup=False)
+        gone = ", removed from the page (the stance is the removed sentence's)" if f.removed else ""
+        console.print(terminal_safe(f"{f.source_name} v{f.version}{gone}"), markup=False)
         console.print(terminal_safe(f"  {f.evidence}"), markup=False)
         answer = click.prompt(
             "[c]onfirm (y), [r]eject (n), [s]kip, [q]uit",

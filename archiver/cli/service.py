@@ -416,8 +416,10 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
     )
     click.echo("flags per claim:")
     for claim, stances in sorted(result.flags.items()):
-        parts = ", ".join(f"{n} {stance}" for stance, n in sorted(stances.items()))
-        click.echo(f"  {claim}: {parts}")
+        parts = [f"{n} {stance}" for stance, n in sorted(stances.items()) if stance != "removed"]
+        if stances["removed"]:
+            parts.append(f"{stances['removed']} removed from pages")
+        click.echo(f"  {claim}: {', '.join(parts)}")
     for path in result.digest_files:
         click.echo(f"digest preview: {path}")
     click.echo("\nexplore:")
