@@ -65,11 +65,23 @@ def summary(conn: Connection) -> str:
     return conn.execute(select(story.c.summary)).scalar() or ""
 
 
+# The claims file's order (claims loaded before positions were kept come after, by when
+# they were loaded).
+_FILE_ORDER = (claims.c.position.is_(None), claims.c.position, claims.c.loaded_at, claims.c.id)
+
+
 def exists(conn: Connection, claim_id: str, active_only: bool = False) -> bool:
     query = select(claims.c.id).where(claims.c.id == claim_id)
     if active_only:
         query = query.where(claims.c.active == 1)
     return conn.execute(query).first() is not None
+
+
+def ids(conn: Connection) -> list[str]:
+    """The active claims' ids in the claims file's order, counting nothing (a form's
+    list of claims)."""
+    query = select(claims.c.id).where(claims.c.active == 1).order_by(*_FILE_ORDER)
+    return list(conn.execute(query).scalars())
 
 
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
@@ -100,13 +112,7 @@ def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
             entry["latest"] = latest
     # Active claims first, each kind in the claims file's order (claims loaded before
     # positions were kept come after, by when they were loaded).
-    query = select(claims).order_by(
-        claims.c.active.desc(),
-        claims.c.position.is_(None),
-        claims.c.position,
-        claims.c.loaded_at,
-        claims.c.id,
-    )
+    query = select(claims).order_by(claims.c.active.desc(), *_FILE_ORDER)
     if active_only:
         query = query.where(claims.c.active == 1)
     return [

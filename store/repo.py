@@ -348,6 +348,11 @@ class Store:
         with self.reading() as conn:
             return claims_.listing(conn, active_only)
 
+    def claim_ids(self) -> list[str]:
+        """The active claims' ids, in the claims file's order (no flag is counted)."""
+        with self.reading() as conn:
+            return claims_.ids(conn)
+
     def has_claim(self, claim_id: str, active_only: bool = False) -> bool:
         """Whether the store has this claim (retired ones too, unless ``active_only``:
         their flags are kept)."""

@@ -81,6 +81,10 @@ def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) ->
     assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert r.text.count('class="claim"') == 10
     assert '<a href="/flags/' in r.text  # timeline points link to their evidence
+    ids = re.findall(r'<div class="claim" id="claim-([\w-]+)">', r.text)
+    flags = httpx.get(served.url + "/flags", params={"claim": ids[1]}).text
+    assert re.findall(r"<option(?: selected)?>([\w-]+)</option>", flags)[:10] == ids
+    assert f"<option selected>{ids[1]}</option>" in flags  # the filter keeps its claim
 
 
 @pytest.mark.e2e
