@@ -181,7 +181,7 @@ def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
     empty = not (changes or evidence or data.coverage or data.failing)
     return Composed(
         subject=_subject(counts, evidence, options),
-        text=_TEXT.get_template("digest.txt.j2").render(**context),
+        text=tidy_text(_TEXT.get_template("digest.txt.j2").render(**context)),
         html=_HTML.get_template("digest.html.j2").render(**context),
         empty=empty,
         counts=counts,
@@ -202,6 +202,13 @@ def _show_change(item: ChangeItem, options: DigestOptions) -> _ShownChange:
     return _ShownChange(
         item, header, kept, len(all_hunks) - len(kept), lines, is_rtl(item.new_text)
     )
+
+
+def tidy_text(text: str) -> str:
+    """The plain-text part with one blank line between blocks, whatever sections the
+    template left empty, no trailing spaces, and one newline at the end."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"
 
 
 def _subject(counts: dict[str, int], evidence: list[FlagItem], options: DigestOptions) -> str:
