@@ -71,6 +71,7 @@ from store.kinds import kind_of
 from store.models import (
     ChangeRecord,
     EntryDecision,
+    FlagRecord,
     NewVersion,
     Outcome,
     Source,
@@ -349,7 +350,7 @@ class _Checker:
         earlier = self.store.version_with_text(source.id, digest) if current else None
         if current is not None and earlier is not None:
             diffed = change_record(page.change) if page.change is not None else None
-            return await self._reverted(attempt, current, earlier, diffed)
+            return await self._reverted(attempt, current, earlier, diffed, page.flags)
         extracted = page.extracted
         new = NewVersion(
             text=page.text,
@@ -519,11 +520,14 @@ class _Checker:
         current: Version,
         earlier: Version,
         diffed: ChangeRecord | None = None,
+        found: tuple[FlagRecord, ...] = (),
     ) -> CheckResult:
         capture = attempt.capture("reverted")
         update = attempt.success(changed=True)
         try:
-            await self.writes(lambda b: b.record_revert(capture, update, current, earlier, diffed))
+            await self.writes(
+                lambda b: b.record_revert(capture, update, current, earlier, diffed, found)
+            )
         except Superseded as exc:
             return await self._superseded(attempt, exc)
         status = attempt.fetched.status if attempt.fetched else None
@@ -533,6 +537,7 @@ class _Checker:
             earlier.number,
             status,
             duration_ms=capture.duration_ms,
+            flags=len(found),
             extracted=attempt.extracted,
         )
 

@@ -134,15 +134,7 @@ class Batch:
         change_id = None
         if change is not None and previous is not None:
             change_id = _insert_change(conn, source_id, previous[0].id, version_id, capture, change)
-        rejected = rejected_among(conn, new_flags)
-        for f in new_flags:
-            evidence_digest = evidence_key(f.evidence)
-            if (f.claim_id, evidence_digest) in rejected:
-                continue  # the reviewer said this sentence does not bear on the claim
-            linked = change_id if f.from_change else None
-            conn.execute(
-                insert(flags), flag_row(f, source_id, version_id, linked, capture.started_at)
-            )
+        _insert_flags(conn, new_flags, source_id, version_id, change_id, capture.started_at)
         _insert_capture(conn, capture, version_id)
         _update_source(conn, source_id, update_, version_id)
         # The row as written, as the store would read it back (dates in UTC), without
@@ -158,12 +150,15 @@ class Batch:
         current: Version,
         earlier: Version,
         diffed: ChangeRecord | None = None,
+        new_flags: Sequence[FlagRecord] = (),
     ) -> None:
         """The page went back to an earlier version's exact text: no new version, one
         ``revert`` change from ``current`` to ``earlier``, and ``earlier`` is current again.
         ``diffed`` is the diff from current to earlier: the revert keeps its units and
         significance (a figure that went back from 110 to 117 matters as much as the
-        edit did). Only if ``current`` is still current (else ``Superseded``)."""
+        edit did), and ``new_flags``, what its sentences raised (a sentence the page took
+        back, or restored), are stored with ``earlier`` and the revert. Only if
+        ``current`` is still current (else ``Superseded``)."""
         _compare_current(self.conn, capture.source_id, current.id)
         note = f"text identical to version {earlier.number}"
         record = ChangeRecord(
@@ -175,9 +170,28 @@ class Batch:
             units=diffed.units if diffed else [],
         )
         conn = self.conn
-        _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
+        change_id = _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
+        _insert_flags(conn, new_flags, capture.source_id, earlier.id, change_id, capture.started_at)
         _insert_capture(conn, capture, earlier.id)
         _update_source(conn, capture.source_id, update_, earlier.id)
+
+
+def _insert_flags(
+    conn: Connection,
+    new_flags: Sequence[FlagRecord],
+    source_id: int,
+    version_id: int,
+    change_id: int | None,
+    created: datetime,
+) -> None:
+    """A check's flags, with the version and change that raised them, but none for a
+    sentence the reviewer rejected for the claim."""
+    rejected = rejected_among(conn, new_flags)
+    for f in new_flags:
+        if (f.claim_id, evidence_key(f.evidence)) in rejected:
+            continue  # the reviewer said this sentence does not bear on the claim
+        linked = change_id if f.from_change else None
+        conn.execute(insert(flags), flag_row(f, source_id, version_id, linked, created))
 
 
 def _compare_current(conn: Connection, source_id: int, expected: int | None) -> None:

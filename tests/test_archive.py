@@ -22,7 +22,7 @@ from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, sour
 from archiver.claims.rules import claim_to_dict
 from archiver.text.segment import sentences
 from store.errors import UsageError
-from store.models import FlagRecord, SourceSpec
+from store.models import FlagRecord, SourceSpec, StoredFlag
 from store.repo import Store
 from store.schema import blobs, flags, versions
 from store.verify import Report
@@ -44,7 +44,8 @@ CLOSED = "Meta said its next frontier model would keep its weights private and s
 
 def build_history(store: Store, httpserver: HTTPServer) -> str:
     """One source through every outcome: new, 304, same bytes, same text, an edit that
-    raises a flag, a flip-back, and a failure."""
+    raises a flag, a flip-back (which takes the flagged sentence back: a removed flag),
+    and a failure."""
     store.load_claims([claim_to_dict(c) for c in load_claims(CLAIMS)], NOW)
     page = Page(article_html("Meta and its models", PARAS), etag=True)
     url = serve(httpserver, "/h.html", page)
@@ -65,6 +66,15 @@ def build_history(store: Store, httpserver: HTTPServer) -> str:
     outcomes.append(run(store, "h", 6, options).outcome)
     assert outcomes == list(OUTCOMES)
     return url
+
+
+def edits_flag(store: Store) -> StoredFlag:
+    """The flag the edit raised; the flip-back that took its sentence back raised the
+    only other one, on version 1, marked removed."""
+    edit, took_back = sorted(store.flags(), key=lambda f: f.removed)
+    assert (edit.version, edit.removed, took_back.version, took_back.removed) == (2, False, 1, True)
+    assert took_back.evidence == edit.evidence and took_back.claim_id == edit.claim_id
+    return edit
 
 
 @contextmanager
@@ -141,7 +151,7 @@ def test_verify_finds_a_missing_delta_base(store: Store, httpserver: HTTPServer)
 def test_verify_finds_a_dangling_flag_and_a_gap(store: Store, httpserver: HTTPServer) -> None:
     build_history(store, httpserver)
     with store.engine.connect() as conn:
-        [flag_id] = conn.execute(select(flags.c.id)).scalars().all()
+        flag_id = conn.execute(select(flags.c.id).order_by(flags.c.id)).scalars().first()
         last = conn.execute(select(versions.c.id).where(versions.c.number == 2)).scalar_one()
     damage(store, "UPDATE flags SET version_id = ? WHERE id = ?", 9999, flag_id)
     assert problems(store) == [
@@ -287,7 +297,7 @@ def test_a_claims_counts_follow_the_reviewers_verdicts(
     """``claims list`` counts a confirmed flag under the stance the reviewer gave and
     leaves a rejected one out, on both backends (the count groups by that stance)."""
     build_history(store, httpserver)
-    [flag] = store.flags()
+    flag = edits_flag(store)
     stances = ("supports", "contradicts", "mentions")
 
     def counts() -> list[int]:
@@ -308,7 +318,7 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
     confirmed flag; adding it again re-reviews that flag rather than doubling it, and
     the sentence is one example, with the latest stance."""
     build_history(store, httpserver)
-    [flag] = store.flags()
+    flag = edits_flag(store)
     version = store.get_version(store.get_source(str(flag.source_id)), flag.version)
     other = next(
         s.text.strip()
@@ -325,7 +335,7 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
     assert added.added and added.id != flag.id and added.version == flag.version
     again, _ = store.add_flag(version, flag.claim_id, "mentions", other, NOW)
     assert again.id == added.id and again.verdict_stance == "mentions"
-    assert len(store.flags()) == 2
+    assert len(store.flags()) == 3
     verdicts = [e for e in store.examples() if e[3] == "verdict"]
     assert verdicts == [(flag.claim_id, "mentions", other, "verdict")]
     # Once the claim is gone from the claims file, evidence for it is refused.
@@ -334,7 +344,7 @@ def test_a_flag_the_reviewer_adds_is_kept_on_both_backends(
     with pytest.raises(UsageError, match=f"claim '{flag.claim_id}' is retired"):
         add_evidence(store, store.get_source(str(flag.source_id)), version, flag.claim_id,
                      "supports", other, NOW)  # fmt: skip
-    assert len(store.flags()) == 2
+    assert len(store.flags()) == 3
 
 
 def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
@@ -344,7 +354,7 @@ def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
     has a flag for its claim, the source was flagged with its sentence for the claim, or
     the reviewer rejected that sentence for the claim (in any source)."""
     build_history(store, httpserver)
-    [flag] = store.flags()
+    flag = edits_flag(store)
     source = store.get_source(str(flag.source_id))
     version = store.get_version(source, flag.version)
     others = [c.id for c in store.claims() if c.id != flag.claim_id]
@@ -362,7 +372,7 @@ def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
         found(others[1], second),  # new: stored
     ]
     assert store.unseen(version, candidates) == [candidates[1], candidates[3]]
-    assert len(store.flags()) == 1  # unseen writes nothing
+    assert len(store.flags()) == 2  # unseen writes nothing
     ids = store.add_found(version, candidates, NOW)
     stored = store.flags(ids=ids)
     assert sorted((f.claim_id, f.evidence) for f in stored) == sorted(

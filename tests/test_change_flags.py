@@ -26,8 +26,8 @@ from archiver.claims.semantic import E5Embedder
 from archiver.text.diff import DiffOptions, diff
 from store.models import FlagRecord
 from store.repo import Store
-from tests.support import EVERYDAY, article_html, claimwatch, story_dir
-from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE
+from tests.support import EVERYDAY, claimwatch
+from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE, Watched
 from tests.support.web import Served
 
 CLAIMS = "version: 2\nclaims:\n" + STRIKE + REFUSES
@@ -123,20 +123,10 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     claim on the new version, `flags --json` and `flags` say it is removed, the claim's
     tally counts it apart from its stance, and the digest (text and HTML), the alert
     and the web view's flag pages say so."""
-    home = story_dir(tmp_path)
-    (home / "seeds" / "claims.yaml").write_text(CLAIMS, encoding="utf-8")
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    page = {"html": article_html("Rail", [EVERYDAY[1], REFUSAL_EN, EVERYDAY[0]])}
-    httpserver.expect_request("/p.html").respond_with_handler(
-        lambda _request: Response(page["html"], content_type="text/html")
-    )
-    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
-    assert claimwatch(home, "init").returncode == 0
-    r = claimwatch(home, "sources", "add", httpserver.url_for("/p.html"), "--label", "p")
-    assert r.returncode == 0, r.stderr
-    assert claimwatch(home, "check", "--all", env=semantic).returncode == 0
-    page["html"] = article_html("Rail", [EVERYDAY[1], EVERYDAY[0], EVERYDAY[2]])
-    assert claimwatch(home, "check", "--all", env=semantic).returncode == 0
+    watched = Watched(tmp_path, httpserver, CLAIMS)
+    home = watched.home
+    watched.check(EVERYDAY[1], REFUSAL_EN, EVERYDAY[0])
+    watched.check(EVERYDAY[1], EVERYDAY[0], EVERYDAY[2])
 
     r = claimwatch(home, "flags", "--json")
     assert r.returncode == 0, r.stderr
@@ -192,3 +182,29 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     assert "1 removed from pages" in front
     assert "p v2, removed from the page" in listing
     assert "removed: the page no longer says this" in one and "<del>Deutsche Bahn" in one
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_flip_back_that_takes_a_sentence_back_or_restores_it_is_flagged(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A page adds the refusal, flips back to its first text, then to its second: each
+    flip-back is one revert change, and what it took back or restored is flagged with
+    the version the page shows again and that revert."""
+    watched = Watched(tmp_path, httpserver, CLAIMS)
+    home = watched.home
+    first, second = [EVERYDAY[1], EVERYDAY[0]], [EVERYDAY[1], REFUSAL_EN, EVERYDAY[0]]
+    for paragraphs in (first, second, first, second):
+        watched.check(*paragraphs)
+
+    changes = claimwatch(home, "changes", "--json")
+    kinds = {c["id"]: (c["kind"], c["to"]) for c in map(json.loads, changes.stdout.splitlines())}
+    r = claimwatch(home, "flags", "--json")
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    found = [
+        (kinds[f["change_id"]], f["version"], f["removed"])
+        for f in reversed(rows)
+        if f["claim"] == "railway-refuses" and f["evidence"] == REFUSAL_EN
+    ]
+    assert found == [(("edit", 2), 2, False), (("revert", 1), 1, True), (("revert", 2), 2, False)]

@@ -12,10 +12,17 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Response
 
 from tests.support import EVERYDAY, WALKOUT, article_html, claimwatch, story_dir
-from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE, STRIKING_DE
+from tests.support.rail import (
+    REFUSAL_DE,
+    REFUSAL_EN,
+    REFUSES,
+    SEMANTIC,
+    STRIKE,
+    STRIKING_DE,
+    Watched,
+)
 
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Rail news</title>
 <item><title>Deutsche Bahn refuses shorter week for train drivers</title>
@@ -120,21 +127,12 @@ def test_a_history_scan_finds_what_a_page_said_before_it_dropped_it(
     the current text. `--history` finds the sentence on version 1 and says it
     is gone; a sentence both versions have is flagged once, on the first; nothing is
     repeated by a second scan of either kind."""
-    story = story_dir(tmp_path)
+    watched = Watched(tmp_path, httpserver, "version: 2\nclaims:\n" + STRIKE)
+    story = watched.home
     claims_file = story / "seeds" / "claims.yaml"
-    claims_file.write_text("version: 2\nclaims:\n" + STRIKE, encoding="utf-8")
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    body = {"html": article_html("Rail", [STRIKING_DE, REFUSAL_EN, EVERYDAY[0]])}
-    httpserver.expect_request("/p.html").respond_with_handler(
-        lambda _request: Response(body["html"], content_type="text/html")
-    )
-    semantic: dict[str, str | None] = {"CLAIMWATCH_SEMANTIC": None}
-    assert claimwatch(story, "init").returncode == 0
-    r = claimwatch(story, "sources", "add", httpserver.url_for("/p.html"), "--label", "p")
-    assert r.returncode == 0, r.stderr
-    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
-    body["html"] = article_html("Rail", [STRIKING_DE, EVERYDAY[0], EVERYDAY[1]])
-    assert claimwatch(story, "check", "--all", env=semantic).returncode == 0
+    watched.check(STRIKING_DE, REFUSAL_EN, EVERYDAY[0])
+    watched.check(STRIKING_DE, EVERYDAY[0], EVERYDAY[1])
+    semantic = SEMANTIC
     claims_file.write_text("version: 2\nclaims:\n" + STRIKE + REFUSES, encoding="utf-8")
     assert claimwatch(story, "init").returncode == 0  # the claim comes after the edit
     assert [f for f in flags(story) if f["claim"] == "railway-refuses"] == []
