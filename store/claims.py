@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from store.db import among, insert_ignoring_duplicates, narrow
+from store.db import among, insert_ignoring_duplicates, insert_replacing, narrow
 from store.errors import NotFoundError
 from store.models import ADDED, ClaimRow, FlagRecord, StoredFlag
 from store.schema import (
@@ -39,11 +39,10 @@ def load(
 ) -> None:
     """Make ``rows`` (plain claim dicts, in the claims file's order) the active claims,
     and ``summary`` the story's; other claims become inactive. Claims are never
-    deleted: their flags keep pointing at them."""
-    existing = set(conn.execute(select(claims.c.id)).scalars())
+    deleted: their flags keep pointing at them. Rows are written insert-or-replace, so
+    two workers reloading one claims file at once (a SIGHUP to each) both succeed."""
     conn.execute(update(claims).values(active=0))
-    conn.execute(delete(story))
-    conn.execute(insert(story).values(id=1, summary=summary, loaded_at=now))
+    conn.execute(insert_replacing(conn, story).values(id=1, summary=summary, loaded_at=now))
     for position, row in enumerate(rows):
         texts = [text for _lang, text in row["statements"]]
         values = {
@@ -54,10 +53,7 @@ def load(
             "loaded_at": now,
             "position": position,
         }
-        if row["id"] in existing:
-            conn.execute(update(claims).where(claims.c.id == row["id"]).values(**values))
-        else:
-            conn.execute(insert(claims).values(id=row["id"], **values))
+        conn.execute(insert_replacing(conn, claims).values(id=row["id"], **values))
 
 
 def summary(conn: Connection) -> str:
@@ -353,9 +349,10 @@ def cached(conn: Connection, kind: str, key: str) -> bytes | None:
 
 
 def save_cached(conn: Connection, kind: str, key: str, data: bytes, now: datetime) -> None:
-    """Keep ``data`` as the matcher's ``kind``, replacing what older inputs gave."""
-    conn.execute(delete(matcher_cache).where(matcher_cache.c.kind == kind))
-    conn.execute(insert(matcher_cache).values(kind=kind, key=key, data=data, created_at=now))
+    """Keep ``data`` as the matcher's ``kind``, replacing what older inputs gave (or a
+    concurrent worker, fitting the same probes, wrote)."""
+    row = {"kind": kind, "key": key, "data": data, "created_at": now}
+    conn.execute(insert_replacing(conn, matcher_cache).values(**row))
 
 
 def _kept(conn: Connection, model: str, digests: Iterable[str], *columns: Any) -> Iterator[Any]:

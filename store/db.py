@@ -148,12 +148,26 @@ def among(column: Any, ids: Sequence[int]) -> Any:
     return column.in_(list(ids))
 
 
-def insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
-    """INSERT that skips rows whose primary key exists (a concurrent writer's)."""
+def _dialect_insert(conn: Connection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing()
+        return pg_insert(table)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table)
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Any) -> Any:
+    """INSERT that skips rows whose primary key exists (a concurrent writer's)."""
+    return _dialect_insert(conn, table).on_conflict_do_nothing()
+
+
+def insert_replacing(conn: Connection, table: Any) -> Any:
+    """INSERT that overwrites the row whose primary key exists (a concurrent writer's,
+    or an older one): the last writer wins, and neither fails. Give it every column: one
+    left out would be overwritten with its default."""
+    statement = _dialect_insert(conn, table)
+    keys = [c.name for c in table.primary_key.columns]
+    others = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=others)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
+from store.db import insert_replacing
 from store.errors import SourceNotFound, UsageError
 from store.kinds import NOT_FETCHED, SCANNED, SEED, kind_of
 from store.models import EntryDecision, Source, SourceSpec, source_from_row
@@ -272,12 +273,10 @@ def robots_for(conn: Connection, origins: Sequence[str], now: datetime) -> dict[
 
 
 def save_robots(conn: Connection, entries: dict[str, RobotsEntry], now: datetime) -> None:
-    """Keep fetched robots.txt entries, replacing older ones."""
-    origins = list(entries)
-    for i in range(0, len(origins), 500):
-        conn.execute(delete(robots).where(robots.c.origin.in_(origins[i : i + 500])))
+    """Keep fetched robots.txt entries, replacing older ones, and a concurrent worker's
+    entry for the same origin (two workers that checked one host both save it)."""
     conn.execute(
-        insert(robots),
+        insert_replacing(conn, robots),
         [
             {"origin": o, "status": s, "body": b, "fetched_at": now, "expires_at": e}
             for o, (s, b, e) in entries.items()

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from werkzeug import Request, Response
 
 from archiver import pipeline
+from store.claims import load, save_cached
 from store.models import ChangeRecord, SourceSpec
 from store.repo import Store
 from store.schema import changes, sources, versions
+from store.sources import robots_for, save_robots
 from store.verify import verify
 from tests.support import NOW, article_html
 from tests.support.pipeline import OPTIONS
@@ -105,3 +109,67 @@ def test_verify_names_duplicates_and_reverts_to_the_current_version(store: Store
         assert conn.execute(select(versions.c.id)).all()
         problems = list(verify(conn))
     assert [(p.kind, p.version) for p in problems] == [("duplicate", 3), ("revert", 2)]
+
+
+ORIGIN = "http://127.0.0.1:9"
+LATER = NOW + timedelta(days=1)
+CLAIM = {"id": "c", "statements": [["en", "Meta keeps its next model closed."]]}
+
+
+def _robots(store: Store) -> object:
+    with store.reading() as conn:
+        return robots_for(conn, [ORIGIN], NOW)[ORIGIN][:2]
+
+
+# (what the first worker writes in its open transaction, what the second writes, what
+# the store holds after both): each is one worker's end-of-run or start-of-run write.
+CONCURRENT_WRITES = [
+    pytest.param(
+        lambda conn: save_robots(conn, {ORIGIN: (404, "", LATER)}, NOW),
+        lambda store: store.save_robots({ORIGIN: (200, "User-agent: *", LATER)}, NOW),
+        lambda store: _robots(store) == (200, "User-agent: *"),
+        id="robots.txt of a host both checked",
+    ),
+    pytest.param(
+        lambda conn: save_cached(conn, "probes", "k1", b"first", NOW),
+        lambda store: store.save_cached("probes", "k2", b"second", NOW),
+        lambda store: store.cached("probes", "k2") == b"second",
+        id="the probes both fitted",
+    ),
+    pytest.param(
+        lambda conn: load(conn, [CLAIM], NOW, "first"),
+        lambda store: store.load_claims([CLAIM], NOW, "second"),
+        lambda store: store.story_summary() == "second" and store.claim_ids() == ["c"],
+        id="a claims file both reloaded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "after"), CONCURRENT_WRITES)
+def test_two_workers_writing_one_row_at_once_both_succeed(
+    store: Store,
+    first: Callable[[Connection], None],
+    second: Callable[[Store], None],
+    after: Callable[[Store], bool],
+) -> None:
+    """Two workers on one PostgreSQL store write the same keyed row at once: the robots.txt
+    of a host both checked, the probes both fitted, the claims both reloaded on a SIGHUP.
+    Each used to delete the row and insert it again, so the second insert waited on the
+    first's and then failed with a unique violation, ending that worker's run in an
+    error. Now the last writer's row wins and neither fails (SQLite serializes the two)."""
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            second(store)
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    with store.transaction() as conn:
+        first(conn)
+        thread = threading.Thread(target=other)
+        thread.start()
+        time.sleep(0.5)  # the second worker's write now waits on this one's
+    thread.join(30)
+    assert not thread.is_alive() and errors == []
+    assert after(store)
