@@ -5,7 +5,9 @@ Each item is announced once: after a successful send it is recorded as sent; a
 failed send is recorded with its error (``claimwatch status`` shows them) and
 retried at the next pass, up to ``max_attempts``. Only items from the last
 ``max_age`` are considered, so turning alerts on does not replay the archive.
-``serve`` runs a pass after every dispatch; ``claimwatch alerts`` runs one now.
+``serve`` runs a pass after every dispatch; ``claimwatch alerts`` runs one now. On
+PostgreSQL one pass runs at a time across every worker (an advisory lock): two
+workers finishing their dispatches together would otherwise both send an item.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from archiver.app.links import change_link, flag_link
 from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
 from store import alerts as state
+from store.leases import advisory_lock
 from store.repo import Store
+
+ALERT_LOCK = 0x636C6D61  # advisory lock key for a pass of alerts ("clma")
 
 Notify = Callable[[list[str], str, str], None]  # (urls, title, body); raises on failure
 
@@ -40,6 +45,7 @@ class AlertReport:
     sent: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    elsewhere: bool = False  # another worker's pass was running: it sends them
 
 
 class AlertFailed(Exception):
@@ -89,6 +95,18 @@ def send_pending(
     report = AlertReport()
     if not options.urls:
         return report
+    with advisory_lock(store, ALERT_LOCK) as mine:
+        if not mine:
+            report.elsewhere = True
+            return report
+        _send(store, options, now, notify, report)
+    return report
+
+
+def _send(
+    store: Store, options: AlertOptions, now: datetime, notify: Notify, report: AlertReport
+) -> None:
+    """One pass: every pending item announced once, each outcome recorded at once."""
     change_ids, flag_ids = state.pending(
         store,
         options.min_significance,
@@ -127,4 +145,3 @@ def send_pending(
             continue
         state.record(store, kind, item_id, now, None)
         report.sent += 1
-    return report

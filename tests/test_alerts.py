@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.support import FIRST, Page, article_html, claimwatch, story_dir
+from jobs.alerts import ALERT_LOCK, AlertOptions, send_pending
+from store.leases import advisory_lock
+from store.models import SourceSpec
+from store.repo import Store
+from tests.support import FIRST, NOW, Page, article_html, claimwatch, story_dir
+from tests.support.pipeline import PARAS, run, serve
+from tests.support.pipeline import Page as ServedPage
 
 CLOSED = "Meta said it will keep its next frontier model closed and sell access to it."
 ADS = "WhatsApp will show ads in its Updates tab, more than a decade after Meta bought it for $19 billion."
@@ -197,7 +204,6 @@ def test_with_the_web_views_address_alerts_and_the_digest_link_to_pages_that_exi
     web view over the same store. Without it they carry no such link."""
     import httpx
 
-    from store.repo import Store
     from tests.support.web import Served
 
     story = story_dir(tmp_path, claims=True)
@@ -252,3 +258,33 @@ def test_with_the_web_views_address_alerts_and_the_digest_link_to_pages_that_exi
     finally:
         served.stop()
         store.close()
+
+
+def test_one_pass_of_alerts_runs_at_a_time_across_workers(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """Two `serve` workers on one PostgreSQL store each run a pass of alerts after their
+    dispatch. Both passes read the same pending items, so both sent each alert, and the
+    second to record it failed on the alerts table's key. A pass now holds an advisory
+    lock: while another holds it, a pass sends nothing and says so; once it is free, the
+    next pass sends each item once. (SQLite has one `serve` per file: no lock there.)"""
+    page = ServedPage(article_html("Meta and its models", PARAS))
+    url = serve(httpserver, "/h.html", page)
+    store.add_source(SourceSpec(url=url, label="h"), NOW)
+    run(store, "h", 0)
+    page.html = article_html("Meta and its models", [*PARAS, "Meta will close its next model."])
+    assert run(store, "h", 1).outcome == "new_version"
+    sent: list[str] = []
+    options = AlertOptions(urls=("json://127.0.0.1:9/hook",), min_significance=0.0)
+
+    def notify(_urls: list[str], title: str, _body: str) -> None:
+        sent.append(title)
+
+    shared = store.engine.dialect.name == "postgresql"
+    with advisory_lock(store, ALERT_LOCK) as held:
+        assert held
+        busy = send_pending(store, options, NOW + timedelta(minutes=2), notify)
+    assert (busy.elsewhere, busy.sent, len(sent)) == ((True, 0, 0) if shared else (False, 1, 1))
+    done = send_pending(store, options, NOW + timedelta(minutes=3), notify)
+    assert (done.elsewhere, len(sent)) == (False, 1)
+    assert done.sent == (1 if shared else 0)  # each item once, whichever pass sent it

@@ -503,6 +503,9 @@ def alerts(app: App) -> None:
     if not options.urls:
         raise UsageError("no alert URLs: set [alerts] urls (or CLAIMWATCH_ALERT_URLS)")
     report = send_pending(app.store(), options, app.now)
+    if report.elsewhere:
+        click.echo("alerts: another worker is sending them now; nothing sent here")
+        return
     click.echo(f"alerts: {report.sent} sent, {report.failed} failed")
     if report.failed:
         click.echo(terminal_safe(f"first error: {report.errors[0]}"), err=True)
