@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
-from store.db import insert_replacing
+from store.db import insert_ignoring_duplicates, insert_replacing
 from store.errors import SourceNotFound, UsageError
 from store.kinds import NOT_FETCHED, SCANNED, SEED, kind_of
 from store.models import EntryDecision, Source, SourceSpec, source_from_row
@@ -226,18 +226,20 @@ def record_entries(
     conn: Connection, feed_id: int, decisions: Sequence[EntryDecision], now: datetime
 ) -> list[Source]:
     """Record a feed's new entries and create the sources of the accepted ones. An
-    entry whose URL is already a source is linked, not added."""
+    entry whose URL is already a source is linked, not added: so is one another worker
+    is adding at this moment (two feeds that list one new article, polled at once)."""
     created = []
     for d in decisions:
         decision, source_id = d.decision, None
         if d.spec is not None:
-            source_id = conn.execute(
-                select(sources.c.id).where(sources.c.url == d.spec.url)
-            ).scalar()
+            source_id = _source_id(conn, d.spec.url)
             if source_id is None:
-                source_id = _insert(conn, d.spec, _values(d.spec), now)
-                created.append(source_id)
-            else:
+                source_id = _insert_if_new(conn, d.spec, now)
+                if source_id is None:  # the other worker's, committed while this one waited
+                    source_id = _source_id(conn, d.spec.url)
+                else:
+                    created.append(source_id)
+            if source_id not in created:
                 decision = "known"
         conn.execute(
             insert(feed_entries).values(
@@ -314,19 +316,33 @@ def _values(spec: SourceSpec) -> dict[str, Any]:
     }
 
 
+def _source_id(conn: Connection, url: str) -> int | None:
+    return conn.execute(select(sources.c.id).where(sources.c.url == url)).scalar()
+
+
 def _insert(conn: Connection, spec: SourceSpec, values: dict[str, Any], now: datetime) -> int:
+    result = conn.execute(insert(sources).values(**_row(spec, values, now)))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _insert_if_new(conn: Connection, spec: SourceSpec, now: datetime) -> int | None:
+    """The new source's id, or None when its URL is a source already (another worker's,
+    committed while this insert waited on it)."""
+    row = _row(spec, _values(spec), now)
+    statement = insert_ignoring_duplicates(conn, sources).values(**row).returning(sources.c.id)
+    return conn.execute(statement).scalar()
+
+
+def _row(spec: SourceSpec, values: dict[str, Any], now: datetime) -> dict[str, Any]:
     kind = kind_of(spec.kind)
     decays = spec.origin == "feed" and kind.coverage  # coverage a feed found ages
-    result = conn.execute(
-        insert(sources).values(
-            url=spec.url,
-            origin=spec.origin,
-            found_by=spec.found_by,
-            created_at=now,
-            next_check_at=now if kind.fetched else None,
-            decay_from=now if decays else None,
-            consecutive_failures=0,
-            **values,
-        )
-    )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return {
+        "url": spec.url,
+        "origin": spec.origin,
+        "found_by": spec.found_by,
+        "created_at": now,
+        "next_check_at": now if kind.fetched else None,
+        "decay_from": now if decays else None,
+        "consecutive_failures": 0,
+        **values,
+    }

@@ -17,10 +17,10 @@ from werkzeug import Request, Response
 
 from archiver import pipeline
 from store.claims import load, save_cached
-from store.models import ChangeRecord, SourceSpec
+from store.models import ChangeRecord, EntryDecision, SourceSpec
 from store.repo import Store
-from store.schema import changes, sources, versions
-from store.sources import robots_for, save_robots
+from store.schema import changes, feed_entries, sources, versions
+from store.sources import record_entries, robots_for, save_robots
 from store.verify import verify
 from tests.support import NOW, article_html
 from tests.support.pipeline import OPTIONS
@@ -157,6 +157,15 @@ def test_two_workers_writing_one_row_at_once_both_succeed(
     Each used to delete the row and insert it again, so the second insert waited on the
     first's and then failed with a unique violation, ending that worker's run in an
     error. Now the last writer's row wins and neither fails (SQLite serializes the two)."""
+    assert at_once(store, first, second) == []
+    assert after(store)
+
+
+def at_once(
+    store: Store, first: Callable[[Connection], object], second: Callable[[Store], object]
+) -> list[BaseException]:
+    """``first`` in an open transaction, ``second`` (another worker) meanwhile, which
+    waits on it; what ``second`` raised."""
     errors: list[BaseException] = []
 
     def other() -> None:
@@ -171,5 +180,41 @@ def test_two_workers_writing_one_row_at_once_both_succeed(
         thread.start()
         time.sleep(0.5)  # the second worker's write now waits on this one's
     thread.join(30)
-    assert not thread.is_alive() and errors == []
-    assert after(store)
+    assert not thread.is_alive()
+    return errors
+
+
+def test_two_feeds_listing_one_new_article_polled_at_once_make_one_source(store: Store) -> None:
+    """Two workers poll two feeds that list the same new article. Each looked the URL up,
+    found no source and inserted one; on PostgreSQL the second insert waited on the
+    first and failed on the URL's unique key, failing its feed's check. Now the second
+    links the entry to the first one's source, as it does to any known source."""
+    feeds = [
+        store.add_source(SourceSpec(url=f"http://127.0.0.1:9/{n}.rss", kind="feed"), NOW)
+        for n in ("a", "b")
+    ]
+    url = "http://127.0.0.1:9/story.html"
+
+    def entry(feed: int) -> EntryDecision:
+        spec = SourceSpec(url=url, kind="article", origin="feed", found_by=feed)
+        return EntryDecision(url, "Story", None, "", "added", "topic matched", spec)
+
+    made: list[list[int]] = []
+    errors = at_once(
+        store,
+        lambda conn: made.append(
+            [s.id for s in record_entries(conn, feeds[0], [entry(feeds[0])], NOW)]
+        ),
+        lambda s: made.append([x.id for x in s.record_entries(feeds[1], [entry(feeds[1])], NOW)]),
+    )
+    assert errors == []
+    [source] = [s for s in store.list_sources() if s.url == url]
+    assert made == [[source.id], []]  # the first made it; the second found it
+    with store.reading() as conn:
+        rows = conn.execute(
+            select(feed_entries.c.feed_id, feed_entries.c.decision, feed_entries.c.source_id)
+        ).all()
+    assert sorted(tuple(r) for r in rows) == [
+        (feeds[0], "added", source.id),
+        (feeds[1], "known", source.id),
+    ]
