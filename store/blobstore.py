@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, bindparam, insert, literal, select
+from sqlalchemy import Connection, bindparam, literal, select
 
 from store import blobs as codec
+from store.db import insert_ignoring_duplicates
 from store.errors import IntegrityError
 from store.schema import blobs
 
@@ -88,7 +89,10 @@ def put_blob(
         }
     else:
         stored = full_copy(options, data)
-    conn.execute(insert(blobs), {"digest": digest, "size": len(data), **stored})
+    # Another worker may be writing the same content this moment (one wire story on two
+    # sites): its row, once committed, is this one.
+    row = {"digest": digest, "size": len(data), **stored}
+    conn.execute(insert_ignoring_duplicates(conn, blobs), row)
     return digest
 
 

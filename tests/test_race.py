@@ -12,14 +12,16 @@ from datetime import timedelta
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from werkzeug import Request, Response
 
 from archiver import pipeline
+from store.blobs import digest
+from store.blobstore import put_blob
 from store.claims import load, save_cached
 from store.models import ChangeRecord, EntryDecision, SourceSpec
 from store.repo import Store
-from store.schema import changes, feed_entries, sources, versions
+from store.schema import blobs, changes, feed_entries, sources, versions
 from store.sources import record_entries, robots_for, save_robots
 from store.verify import verify
 from tests.support import NOW, article_html
@@ -218,3 +220,21 @@ def test_two_feeds_listing_one_new_article_polled_at_once_make_one_source(store:
         (feeds[0], "added", source.id),
         (feeds[1], "known", source.id),
     ]
+
+
+def test_two_workers_archiving_the_same_text_at_once_both_succeed(store: Store) -> None:
+    """One wire story on two sites, archived by two workers at once: the blob is stored
+    once by its digest, and the second worker's insert no longer fails on that key."""
+    text = b"Meta said its next frontier model would keep its weights private."
+
+    def put(conn: Connection) -> str:
+        return put_blob(conn, store.options, text, None)
+
+    def other(s: Store) -> str:
+        with s.transaction() as conn:
+            return put(conn)
+
+    assert at_once(store, put, other) == []
+    with store.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(blobs)).scalar_one() == 1
+    assert store.read_blob(digest(text)) == text
