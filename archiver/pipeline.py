@@ -32,6 +32,7 @@ from archiver.app.batching import Writes, each, read_ahead
 from archiver.app.pool import ExtractionPool
 from archiver.app.story import prepare_matching, stored_claims
 from archiver.app.worker import (
+    MATCH_BUDGET,
     PageJob,
     PageResult,
     SelectionJob,
@@ -93,6 +94,7 @@ class CheckOptions:
     default_interval: int = schedule.DEFAULT_INTERVAL  # for sources without their own
     max_new_per_poll: int = 50  # coverage sources one feed poll may create; the rest wait
     max_cpu_seconds: float = 60.0  # extracting and comparing one page; then TooSlow
+    match_budget: int = MATCH_BUDGET  # sentences of one page matched against the claims
     semantic: bool = False  # score claims with the embedding model (the CLI turns it on)
     claims_model: str | None = None  # a trained claims model; None: the shipped one
     browser: BrowserOptions = field(default_factory=BrowserOptions)  # for --browser sources
@@ -331,6 +333,7 @@ class _Checker:
             matching=self.matching,
             cpu_limit=self.options.max_cpu_seconds,
             selector=selector,
+            match_budget=self.options.match_budget,
         )
         try:
             page = await self._process(job)

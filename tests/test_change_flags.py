@@ -10,6 +10,7 @@ removed sentence that bears on nothing raise no such flag.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -18,15 +19,16 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from archiver.app.claimsfile import load_story
-from archiver.app.worker import flags_for_change
+from archiver.app.claimsfile import load_claims, load_story
+from archiver.app.worker import flags_for_change, flags_for_coverage
 from archiver.claims.matcher import Matcher, MatchSpec, make_matcher
-from archiver.claims.rules import Claim
+from archiver.claims.rules import Claim, claim_to_dict
 from archiver.claims.semantic import E5Embedder
 from archiver.text.diff import DiffOptions, diff
-from store.models import FlagRecord
+from store.models import SourceSpec
 from store.repo import Store
-from tests.support import EVERYDAY, claimwatch
+from tests.support import EVERYDAY, NOW, SEEDS, article_html, claimwatch
+from tests.support.pipeline import OPTIONS, PARAS, Page, run, serve
 from tests.support.rail import REFUSAL_DE, REFUSAL_EN, REFUSES, STRIKE, Watched
 from tests.support.web import Served
 
@@ -53,12 +55,9 @@ def found(old: list[str], new: list[str], claims: tuple[Claim, ...], m: Matcher)
     """(claim, stance or 'removed', evidence) of each flag an edit from ``old`` to ``new``
     (paragraphs) raises."""
     a, b = "\n".join(old), "\n".join(new)
-    flags = flags_for_change(diff(a, b, DiffOptions()), a, b, claims, m)
-    return {(f.claim_id, "removed" if _removed(f) else f.stance, f.evidence) for f in flags}
-
-
-def _removed(f: FlagRecord) -> bool:
-    return f.removed
+    flags, left = flags_for_change(diff(a, b, DiffOptions()), a, b, claims, m)
+    assert left == 0
+    return {(f.claim_id, "removed" if f.removed else f.stance, f.evidence) for f in flags}
 
 
 CASES = [
@@ -107,11 +106,32 @@ def test_a_removed_flag_says_where_it_was_and_keeps_its_sentences_stance(
 ) -> None:
     a = "\n".join([EVERYDAY[1], f"{EVERYDAY[0]} {REFUSAL_EN}"])
     b = "\n".join([EVERYDAY[1], EVERYDAY[0]])
-    (flag,) = flags_for_change(diff(a, b, DiffOptions()), a, b, story, matcher)
+    (flag,), _left = flags_for_change(diff(a, b, DiffOptions()), a, b, story, matcher)
     assert flag.claim_id == "railway-refuses" and flag.from_change
     assert flag.reasons[0] == "sentence removed from paragraph 2: no longer on the page"
     assert flag.stance == "supports"  # the removed sentence's, read in the old text
     assert any(r.startswith("bears on the claim") for r in flag.reasons)
+
+
+@pytest.mark.slow
+def test_a_page_rewritten_whole_is_matched_only_up_to_the_budget(
+    story: tuple[Claim, ...], matcher: Matcher
+) -> None:
+    """A page emptied or rewritten whole, or a huge new article, must still be archived
+    within the CPU limit: the check matches its changed sentences (a new article's
+    sentences) in the page's order up to a budget, and says how many it left."""
+    old = "\n".join([REFUSAL_EN, EVERYDAY[0], EVERYDAY[1]])
+    new = "\n".join([EVERYDAY[2]])
+    change = diff(old, new, DiffOptions())
+    flags, left = flags_for_change(change, old, new, story, matcher, budget=1)
+    assert [(f.claim_id, f.removed) for f in flags] == [("railway-refuses", True)]
+    assert left == 3  # two sentences removed and one added, after the first
+    flags, left = flags_for_change(change, old, new, story, matcher, budget=0)
+    assert (flags, left) == ((), 4)
+    article = "\n".join([f"{EVERYDAY[0]} {EVERYDAY[1]}", REFUSAL_EN, STRIKING])
+    flags, left = flags_for_coverage(article, story, matcher, budget=3)
+    assert {f.claim_id for f in flags} == {"railway-refuses"} and left == 1
+    assert flags_for_coverage(article, story, matcher, budget=1) == ((), 4)
 
 
 @pytest.mark.e2e
@@ -208,3 +228,23 @@ def test_a_flip_back_that_takes_a_sentence_back_or_restores_it_is_flagged(
         if f["claim"] == "railway-refuses" and f["evidence"] == REFUSAL_EN
     ]
     assert found == [(("edit", 2), 2, False), (("revert", 1), 1, True), (("revert", 2), 2, False)]
+
+
+def test_a_check_past_the_budget_archives_the_version_and_says_what_was_not_matched(
+    store: Store, httpserver: HTTPServer
+) -> None:
+    """Through the pipeline: the new version is archived whole and the source carries the
+    warning, naming how many sentences were left and the scan that matches them."""
+    store.load_claims([claim_to_dict(c) for c in load_claims(SEEDS / "claims.yaml")], NOW)
+    page = Page(article_html("Meta and its models", PARAS))
+    store.add_source(SourceSpec(url=serve(httpserver, "/h.html", page), label="h"), NOW)
+    options = replace(OPTIONS, match_budget=1)
+    run(store, "h", 0, options)
+    page.html = article_html("Meta and its models", [PARAS[0], EVERYDAY[0], EVERYDAY[1]])
+    assert run(store, "h", 1, options).outcome == "new_version"
+    source = store.get_source("h")
+    assert len(store.versions(source.id)) == 2
+    assert source.warning is not None and source.warning.startswith(
+        "claims: 3 sentence(s) past the first 1 were not matched"
+    )
+    assert "flags scan --source" in source.warning

@@ -28,6 +28,11 @@ from archiver.text.shells import shell_reason
 from store.errors import EmptyExtraction, ExtractionError, JavaScriptShell, TooSlow
 from store.models import ChangeRecord, FlagRecord
 
+# Sentences of one page a check matches against the claims, at most: a page rewritten,
+# emptied or first archived whole must still be archived within the CPU limit (about
+# 15-40 ms a sentence: 400 take 6-16 s of the 60).
+MATCH_BUDGET = 400
+
 
 @dataclass(frozen=True)
 class PageJob:
@@ -47,6 +52,7 @@ class PageJob:
     matching: MatchSpec = field(default_factory=lambda: MatchSpec(semantic=False))
     cpu_limit: float = 0.0  # seconds of CPU for the whole job (0: none); then TooSlow
     selector: Selector | None = None  # the source's own selection instead of extraction
+    match_budget: int = MATCH_BUDGET  # sentences matched against the claims, at most
 
 
 @dataclass(frozen=True)
@@ -182,17 +188,31 @@ def _process_page(job: PageJob, matcher: Matcher | None) -> PageResult:
         change = diff(job.previous_text, text, job.diff, job.previous_title, extracted.title)
     found: tuple[FlagRecord, ...] = ()
     vectors = None
+    left = 0  # sentences the matching budget left unmatched
     if matcher is not None:
         if change is not None and job.previous_text is not None:
-            found = flags_for_change(change, job.previous_text, text, job.claims, matcher)
+            found, left = flags_for_change(
+                change, job.previous_text, text, job.claims, matcher, job.match_budget
+            )
         elif job.previous_text is None and job.coverage:
-            found = flags_for_coverage(text, job.claims, matcher)
+            found, left = flags_for_coverage(text, job.claims, matcher, job.match_budget)
         drain = getattr(matcher.embedder, "drain", None)
         vectors = drain() if drain else None
     plain = job.content_type == "text/plain" or job.selector is not None
     located = None if plain else locate(job.body, text, NormalizeOptions(ignore=job.ignore))
     hint = located.to_dict() if located else None
-    return PageResult(extracted, text, change, found, hint, garbled(text), vectors)
+    notes = [garbled(text), _unmatched(left, job.match_budget)]
+    warning = "; ".join(n for n in notes if n) or None
+    return PageResult(extracted, text, change, found, hint, warning, vectors)
+
+
+def _unmatched(left: int, budget: int) -> str | None:
+    if not left:
+        return None
+    return (
+        f"claims: {left} sentence(s) past the first {budget} were not matched (the version "
+        "is archived whole; 'claimwatch flags scan --source' matches its current text)"
+    )
 
 
 @dataclass(frozen=True)
@@ -237,8 +257,13 @@ def _strongest(flags: list[FlagRecord]) -> tuple[FlagRecord, ...]:
 
 
 def flags_for_change(
-    change: Change, old_text: str, new_text: str, claims: tuple[Claim, ...], matcher: Matcher
-) -> tuple[FlagRecord, ...]:
+    change: Change,
+    old_text: str,
+    new_text: str,
+    claims: tuple[Claim, ...],
+    matcher: Matcher,
+    budget: int = MATCH_BUDGET,
+) -> tuple[tuple[FlagRecord, ...], int]:
     """Flags raised by a change: each added or modified sentence, read with one sentence
     of context either side (so "it" can find its Meta), must itself be the evidence.
 
@@ -247,14 +272,23 @@ def flags_for_change(
     the old text, and its flag, stored with the new version, says the page no longer
     says it (``FlagRecord.removed``). Its stance is the removed sentence's. A removal is
     left out where the change adds a sentence flagged for the same claim and stance: the
-    page was reworded, and says as much as before."""
+    page was reworded, and says as much as before.
+
+    At most ``budget`` sentences are matched, in the page's order: a page rewritten or
+    emptied whole must still be archived within the CPU limit. Returns the flags and how
+    many changed sentences were left unmatched."""
     new_spans = [s.text for s in sentences(new_text)]
     old_spans: list[str] | None = None
     added: list[FlagRecord] = []
     removed: list[FlagRecord] = []
+    left = 0
     for unit in change.units:
         if unit.layout_only or unit.kind not in ("added", "modified", "removed"):
             continue
+        if budget <= 0:
+            left += 1
+            continue
+        budget -= 1
         kept: set[str] = set()
         if unit.kind != "removed" and unit.new_at is not None:
             where = f"sentence {unit.kind} in paragraph {_paragraph(unit.new_pos)}"
@@ -273,7 +307,7 @@ def flags_for_change(
     # among the added ones) took nothing away from what the page says about the claim.
     said = {(f.claim_id, f.stance) for f in added}
     removed = [f for f in removed if (f.claim_id, f.stance) not in said]
-    return _strongest(added) + _strongest(removed)
+    return _strongest(added) + _strongest(removed), left
 
 
 def _unit_flags(
@@ -295,11 +329,20 @@ def _record(flag: Flag, where: str, removed: bool = False) -> FlagRecord:
 
 
 def flags_for_coverage(
-    text: str, claims: tuple[Claim, ...], matcher: Matcher
-) -> tuple[FlagRecord, ...]:
-    """Flags raised by a new article: each paragraph matched against the claims."""
-    found = ((n, match(p, claims, matcher)) for n, p in enumerate(text.split("\n"), start=1))
-    return whole_text_flags(found, "new coverage")
+    text: str, claims: tuple[Claim, ...], matcher: Matcher, budget: int = MATCH_BUDGET
+) -> tuple[tuple[FlagRecord, ...], int]:
+    """Flags raised by a new article: each paragraph matched against the claims, the
+    first ones up to ``budget`` sentences. Returns the flags and how many sentences were
+    left unmatched."""
+    found, left = [], 0
+    for n, paragraph in enumerate(text.split("\n"), start=1):
+        size = len(sentences(paragraph))
+        if left or size > budget:  # the first paragraphs that fit, in the page's order
+            left += size
+            continue
+        budget -= size
+        found.append((n, match(paragraph, claims, matcher)))
+    return whole_text_flags(found, "new coverage"), left
 
 
 def whole_text_flags(
