@@ -449,6 +449,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             min_score=_float(request.query_params.get("min"), 0.0),
             source_id=source_id_of(request),
             limit=500,
+            removed=_yes_no(request.query_params.get("removed")),
         )
         return api(flag_row(f) for f in found)
 
@@ -539,3 +540,12 @@ def _float(value: str | None, default: float) -> float:
         return min(1.0, max(0.0, float(value))) if value else default
     except ValueError:
         raise HTTPException(400, "min must be a number from 0 to 1") from None
+
+
+def _yes_no(value: str | None) -> bool | None:
+    """A filter that is on (1), off (0) or not given."""
+    if not value:
+        return None
+    if value not in ("0", "1"):
+        raise HTTPException(400, "removed is 1 (only flags of removed sentences) or 0 (none)")
+    return value == "1"

@@ -138,9 +138,11 @@ def flag_listing(
     limit: int | None = None,
     ids: Sequence[int] | None = None,
     unreviewed: bool = False,
+    removed: bool | None = None,
 ) -> list[StoredFlag]:
     """Flags, newest first, with their source and version (``unreviewed``: only the
-    ones without a verdict)."""
+    ones without a verdict; ``removed``: only those raised by removed sentences, or
+    with False only the others)."""
     query = (
         select(flags, sources.c.label, sources.c.url, versions_t.c.number, versions_t.c.title)
         .join(sources, sources.c.id == flags.c.source_id)
@@ -159,6 +161,8 @@ def flag_listing(
     )
     if unreviewed:
         query = query.where(flags.c.verdict.is_(None))
+    if removed is not None:
+        query = query.where(flags.c.removed == int(removed))
     return [
         StoredFlag(
             id=r["id"],

@@ -369,11 +369,12 @@ class Store:
         limit: int | None = None,
         ids: Sequence[int] | None = None,
         unreviewed: bool = False,
+        removed: bool | None = None,
     ) -> list[StoredFlag]:
         """Flags, newest first, with their source and version."""
         with self.reading() as conn:
             return claims_.flag_listing(
-                conn, claim_id, stance, since, min_score, source_id, limit, ids, unreviewed
+                conn, claim_id, stance, since, min_score, source_id, limit, ids, unreviewed, removed
             )
 
     def review(

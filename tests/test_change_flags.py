@@ -157,6 +157,10 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
     assert rows[0]["change_id"] is not None
     shown = claimwatch(home, "flags")
     assert "p v2  removed from the page" in shown.stdout, shown.stdout
+    only = claimwatch(home, "flags", "--removed", "--json")
+    assert [json.loads(line)["id"] for line in only.stdout.splitlines()] == [rows[0]["id"]]
+    none = claimwatch(home, "flags", "--no-removed")
+    assert none.stdout == "" and "no flags match these options" in none.stderr
     # The claim's tally counts it apart: the page no longer supports the claim.
     listed = claimwatch(home, "claims", "list", "--json")
     counts = {c["id"]: c for c in map(json.loads, listed.stdout.splitlines())}["railway-refuses"]
@@ -197,9 +201,12 @@ def test_a_check_flags_a_dropped_sentence_and_the_digest_says_so(
         listing = httpx.get(f"{served.url}/flags").text
         one = httpx.get(f"{served.url}/flags/{rows[0]['id']}").text
         front = httpx.get(f"{served.url}/").text
+        api = [httpx.get(f"{served.url}/api/v1/flags", params={"removed": v}) for v in "10x"]
     finally:
         served.stop()
     assert "1 removed from pages" in front
+    assert [r.status_code for r in api] == [200, 200, 400]
+    assert [len(r.json()) for r in api[:2]] == [1, 0]
     assert "p v2, removed from the page" in listing
     assert "removed: the page no longer says this" in one and "<del>Deutsche Bahn" in one
 

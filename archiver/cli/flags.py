@@ -49,6 +49,12 @@ if TYPE_CHECKING:
 @SINCE
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @SOURCE
+@click.option(
+    "--removed/--no-removed",
+    default=None,
+    help="Only flags of sentences an edit removed (the page no longer says them); "
+    "--no-removed leaves them out [default: both].",
+)
 @LIMIT
 @JSON_LINES
 @click.pass_context
@@ -59,6 +65,7 @@ def flags_cmd(
     since: str | None,
     min_score: float,
     source_ref: str | None,
+    removed: bool | None,
     limit: int,
     as_json: bool,
 ) -> None:
@@ -82,6 +89,7 @@ def flags_cmd(
         min_score,
         source_id,
         limit or None,
+        removed=removed,
     )
     if as_json:
         emit_json(flag_row(f) for f in found)
@@ -92,7 +100,7 @@ def flags_cmd(
         if i:
             console.print()
         print_flag(console, f, claim=True)
-    filtered = claim_id or stance or since or min_score or source_ref
+    filtered = claim_id or stance or since or min_score or source_ref or removed is not None
     note_limit(
         len(found),
         limit,
