@@ -49,6 +49,12 @@ def test_the_demo_archives_the_story(tmp_path: Path) -> None:
     assert ("capex-65b-wall-street", "supports") in flags
     arabic = by_url["ar/meta-llama.html"]
     assert any(f.stance == "supports" for f in store.flags(source_id=arabic.id))
+    # The newsroom statement's edit drops its promise to keep releasing Llama openly:
+    # the removal is flagged, as a contradiction the page no longer makes.
+    statement = by_url["newsroom/open-source-ai.html"]
+    [dropped] = store.flags(source_id=statement.id, removed=True)
+    assert (dropped.claim_id, dropped.stance) == ("meta-ends-open-releases", "contradicts")
+    assert "will keep releasing Llama models" in dropped.evidence
     eml, html = result.digest_files
     assert eml.exists() and "meta-ends-open-releases" in html.read_text(encoding="utf-8")
     store.close()
@@ -75,6 +81,8 @@ def test_the_cli_prints_the_summary(tmp_path: Path) -> None:
         f"claimwatch --db sqlite:///{tmp_path / 'd' / 'claimwatch.db'} diff meta-statement"
         in r.stdout
     )
+    assert "1 removed from pages" in r.stdout
+    assert r.stdout.rstrip().endswith("claimwatch.db flags --removed")
 
 
 @pytest.mark.e2e

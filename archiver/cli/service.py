@@ -430,7 +430,8 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
 def explore_commands(result: DemoResult) -> list[str]:
     """What to try next on the demo's store, named from what this timeline produced
     (``--seeds`` may hold another story): its most revised watched page, its most
-    flagged claim, and the flags that contradict a claim when there are any."""
+    flagged claim, the flags that contradict a claim when there are any, and what pages
+    stopped saying when an edit removed a sentence that bore on a claim."""
     labelled = {k: n for k, n in result.versions.items() if "://" not in k}  # not the
     # feed's finds: their URLs name the replay server's port, gone when the demo ends
     revised = sorted(labelled.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -443,6 +444,7 @@ def explore_commands(result: DemoResult) -> list[str]:
         "claims list",
         *([f"claims show {flagged[0][0]}"] if flagged else []),
         "flags --stance contradicts" if against else "flags",
+        *(["flags --removed"] if any(s.get("removed") for s in result.flags.values()) else []),
     ]
 
 
