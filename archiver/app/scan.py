@@ -60,7 +60,6 @@ class Found:
 @dataclass
 class ScanReport:
     versions: int = 0  # texts scanned
-    sources: int = 0  # sources read so far
     found: list[Found] = field(default_factory=list)  # versions with a flag to store
 
     @property
@@ -152,7 +151,6 @@ def _paragraphs(
     for source in sources:
         if not scanned(source) or source.current_version_id is None:
             continue
-        report.sources += 1
         if on_source is not None:
             on_source(source)
         if options.history:
