@@ -157,8 +157,10 @@ class Batch:
         ``diffed`` is the diff from current to earlier: the revert keeps its units and
         significance (a figure that went back from 110 to 117 matters as much as the
         edit did), and ``new_flags``, what its sentences raised (a sentence the page took
-        back, or restored), are stored with ``earlier`` and the revert. Only if
-        ``current`` is still current (else ``Superseded``)."""
+        back, or restored), are stored with ``earlier`` and the revert, unless the source
+        was flagged so before: a page that flips between two texts (an A/B test of its
+        headline) raises each flag once, not at every flip. Only if ``current`` is still
+        current (else ``Superseded``)."""
         _compare_current(self.conn, capture.source_id, current.id)
         note = f"text identical to version {earlier.number}"
         record = ChangeRecord(
@@ -171,7 +173,8 @@ class Batch:
         )
         conn = self.conn
         change_id = _insert_change(conn, capture.source_id, current.id, earlier.id, capture, record)
-        _insert_flags(conn, new_flags, capture.source_id, earlier.id, change_id, capture.started_at)
+        fresh = _not_flagged_before(conn, capture.source_id, new_flags)
+        _insert_flags(conn, fresh, capture.source_id, earlier.id, change_id, capture.started_at)
         _insert_capture(conn, capture, earlier.id)
         _update_source(conn, capture.source_id, update_, earlier.id)
 
@@ -192,6 +195,21 @@ def _insert_flags(
             continue  # the reviewer said this sentence does not bear on the claim
         linked = change_id if f.from_change else None
         conn.execute(insert(flags), flag_row(f, source_id, version_id, linked, created))
+
+
+def _not_flagged_before(
+    conn: Connection, source_id: int, new_flags: Sequence[FlagRecord]
+) -> list[FlagRecord]:
+    """``new_flags`` but those the source already has: the same claim, sentence and
+    direction (added, or removed)."""
+    if not new_flags:
+        return []
+    digests = sorted({evidence_key(f.evidence) for f in new_flags})
+    query = select(flags.c.claim_id, flags.c.evidence_digest, flags.c.removed).where(
+        flags.c.source_id == source_id, flags.c.evidence_digest.in_(digests)
+    )
+    had = {(r.claim_id, r.evidence_digest, bool(r.removed)) for r in conn.execute(query)}
+    return [f for f in new_flags if (f.claim_id, evidence_key(f.evidence), f.removed) not in had]
 
 
 def _compare_current(conn: Connection, source_id: int, expected: int | None) -> None:
