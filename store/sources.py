@@ -26,20 +26,27 @@ RobotsEntry = tuple[int, str, datetime]  # status, body, expires
 
 
 def add(conn: Connection, spec: SourceSpec, now: datetime, *, update_existing: bool) -> int:
-    """Add a source; with ``update_existing``, a source with that URL is updated instead."""
+    """Add a source; with ``update_existing``, a source with that URL is updated instead
+    (also when another worker adds it at this moment: two workers reloading one
+    watchlist on a SIGHUP)."""
     values = _values(spec)
-    existing = conn.execute(select(sources.c.id).where(sources.c.url == spec.url)).scalar()
-    if existing is not None:
-        if not update_existing:
-            raise UsageError(f"source {spec.url} is already watched (id {existing})")
-        conn.execute(update(sources).where(sources.c.id == existing).values(**values))
-        return int(existing)
-    if spec.label is not None:
-        taken = conn.execute(select(sources.c.url).where(sources.c.label == spec.label))
-        other = taken.scalar()
-        if other is not None:
-            raise UsageError(f"label {spec.label!r} is already used by {other}")
-    return _insert(conn, spec, values, now)
+    existing = _source_id(conn, spec.url)
+    if existing is None:
+        if spec.label is not None:
+            taken = conn.execute(select(sources.c.url).where(sources.c.label == spec.label))
+            other = taken.scalar()
+            if other is not None:
+                raise UsageError(f"label {spec.label!r} is already used by {other}")
+        added = _insert_if_new(conn, spec, now)
+        if added is not None:
+            return added
+        existing = _source_id(conn, spec.url)  # another worker's, committed meanwhile
+        if existing is None:
+            raise UsageError(f"label {spec.label!r} was taken meanwhile; try another")
+    if not update_existing:
+        raise UsageError(f"source {spec.url} is already watched (id {existing})")
+    conn.execute(update(sources).where(sources.c.id == existing).values(**values))
+    return int(existing)
 
 
 def add_many(conn: Connection, specs: Sequence[SourceSpec], now: datetime) -> tuple[int, int]:

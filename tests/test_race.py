@@ -22,6 +22,7 @@ from store.claims import load, save_cached
 from store.models import ChangeRecord, EntryDecision, SourceSpec
 from store.repo import Store
 from store.schema import blobs, changes, feed_entries, sources, versions
+from store.sources import add as add_source
 from store.sources import record_entries, robots_for, save_robots
 from store.verify import verify
 from tests.support import NOW, article_html
@@ -238,3 +239,31 @@ def test_two_workers_archiving_the_same_text_at_once_both_succeed(store: Store) 
     with store.reading() as conn:
         assert conn.execute(select(func.count()).select_from(blobs)).scalar_one() == 1
     assert store.read_blob(digest(text)) == text
+
+
+def test_two_workers_reloading_one_watchlist_at_once_add_each_source_once(store: Store) -> None:
+    """A SIGHUP to two `serve` workers: both import the seeds' new watched page at once.
+    The second insert used to fail on the URL's key, and its reload with it; now it
+    updates the source the first one added."""
+    spec = SourceSpec(url="http://127.0.0.1:9/new.html", label="new")
+
+    def add(conn: Connection) -> int:
+        return add_source(conn, spec, NOW, update_existing=True)
+
+    assert at_once(store, add, lambda s: s.add_source(spec, NOW, update_existing=True)) == []
+    assert [(s.url, s.label) for s in store.list_sources()] == [(spec.url, "new")]
+
+
+def test_a_label_two_workers_give_two_pages_at_once_goes_to_the_first(store: Store) -> None:
+    """Two pages added at once under one label: the second is refused with the label
+    named (on SQLite the writes take turns, and it finds the label taken)."""
+    first = SourceSpec(url="http://127.0.0.1:9/a.html", label="same")
+    second = SourceSpec(url="http://127.0.0.1:9/b.html", label="same")
+    errors = at_once(
+        store,
+        lambda conn: add_source(conn, first, NOW, update_existing=False),
+        lambda s: s.add_source(second, NOW),
+    )
+    assert [type(e).__name__ for e in errors] == ["UsageError"]
+    assert "label 'same'" in str(errors[0])
+    assert [s.url for s in store.list_sources()] == [first.url]
