@@ -13,7 +13,9 @@ from pytest_httpserver import HTTPServer
 
 from archiver.pipeline import extract_text
 from archiver.text.extract import ExtractOptions
-from tests.support import FIRST, Page, article_html, claimwatch, copy_claims, story_dir
+from store.models import SourceSpec
+from store.repo import Store
+from tests.support import FIRST, NOW, Page, article_html, claimwatch, copy_claims, story_dir
 
 
 @pytest.fixture
@@ -822,3 +824,39 @@ def test_an_empty_listing_says_so_and_what_fills_it(story: Path) -> None:
     assert "http://example.org/a" in r.stdout and r.stderr == ""
     r = claimwatch(story, "history", "a")
     assert r.returncode == 0 and r.stderr == "(no versions yet; run 'claimwatch check a')\n"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_store_from_the_last_release_says_how_to_migrate_and_keeps_its_data(
+    tmp_path: Path,
+) -> None:
+    """A store one schema behind (0012: flags without ``removed``): every command names
+    the two ways to migrate it; ``init --no-seeds`` works outside the story's directory,
+    and the store's sources and claims are kept."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = Store(url)
+    store.migrate()
+    store.add_source(SourceSpec(url="http://127.0.0.1:9/a.html", label="a"), NOW)
+    with store.transaction() as conn:
+        command.downgrade(store._alembic_config(conn), "0012")
+    store.close()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "archiver.cli", "--db", url, *args],
+            capture_output=True, text=True, cwd=elsewhere, timeout=120,
+        )  # fmt: skip
+
+    behind = run("flags")
+    assert behind.returncode == 2 and len(behind.stderr.splitlines()) == 1
+    assert "is at schema 0012, the code wants 0013" in behind.stderr
+    assert "'claimwatch init --no-seeds' migrates it without importing seeds" in behind.stderr
+    assert run("init", "--no-seeds").returncode == 0
+    listed = run("sources", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)["label"] == "a"
+    assert run("flags", "--removed").returncode == 0

@@ -258,7 +258,10 @@ def _what_to_do(exc: ClaimwatchError) -> str:
     if isinstance(exc, StoreMissing):
         return "; run 'claimwatch init'"
     if isinstance(exc, SchemaBehind):
-        return "; run 'claimwatch init' to migrate"
+        return (
+            "; run 'claimwatch init' in the story's directory to migrate it "
+            "('claimwatch init --no-seeds' migrates it without importing seeds)"
+        )
     if isinstance(exc, SchemaAhead):
         return "; upgrade claimwatch to read it"
     return ""
