@@ -209,7 +209,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             compared = compare(s, store.get_version(s, a), store.get_version(s, b))
         return page(request, "web/source.html.j2", s=s, versions=versions, changes=changes,
                     sparkline=sparkline([sig.get(v.number, 0.0) for v in versions]),
-                    a=a, b=b, compared=compared, claims=store.claim_ids())  # fmt: skip
+                    a=a, b=b, compared=compared, claims=list(store.active_claims()))  # fmt: skip
 
     def compare(s: Source, old: Version, new: Version) -> dict[str, Any]:
         old_text, new_text = store.read_text(old), store.read_text(new)
@@ -288,7 +288,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         stance = stance_of(request)
         rows = store.flags(claim_id=claim, stance=stance, limit=500)
         return page(request, "web/flags.html.j2", rows=rows, claim=claim or "", stance=stance or "",
-                    claims=store.claim_ids())  # fmt: skip
+                    claims=list(store.active_claims()))  # fmt: skip
 
     async def flag_page(request: Request) -> HTMLResponse:
         rows = store.flags(ids=[int(request.path_params["id"])])

@@ -73,11 +73,11 @@ def exists(conn: Connection, claim_id: str, active_only: bool = False) -> bool:
     return conn.execute(query).first() is not None
 
 
-def ids(conn: Connection) -> list[str]:
-    """The active claims' ids in the claims file's order, counting nothing (a form's
-    list of claims)."""
-    query = select(claims.c.id).where(claims.c.active == 1).order_by(*_FILE_ORDER)
-    return list(conn.execute(query).scalars())
+def active(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The active claims, id -> the claim as its dict, in the claims file's order,
+    counting no flag: what the matcher and a form's list of claims need."""
+    query = select(claims.c.id, claims.c.data).where(claims.c.active == 1)
+    return {r.id: r.data for r in conn.execute(query.order_by(*_FILE_ORDER))}
 
 
 def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:

@@ -348,10 +348,11 @@ class Store:
         with self.reading() as conn:
             return claims_.listing(conn, active_only)
 
-    def claim_ids(self) -> list[str]:
-        """The active claims' ids, in the claims file's order (no flag is counted)."""
+    def active_claims(self) -> dict[str, dict[str, Any]]:
+        """The active claims, id -> the claim as its dict, in the claims file's order
+        (no flag is counted, as ``claims`` does)."""
         with self.reading() as conn:
-            return claims_.ids(conn)
+            return claims_.active(conn)
 
     def has_claim(self, claim_id: str, active_only: bool = False) -> bool:
         """Whether the store has this claim (retired ones too, unless ``active_only``:

@@ -392,10 +392,12 @@ def test_claims_keep_the_files_order_and_the_storys_summary(store: Store) -> Non
 
     assert store.story_summary() == ""
     store.load_claims([claim("zeta"), claim("alpha"), claim("mid")], NOW, "The <story> & all")
-    assert [c.id for c in store.claims()] == ["zeta", "alpha", "mid"] == store.claim_ids()
+    assert [c.id for c in store.claims()] == ["zeta", "alpha", "mid"] == list(store.active_claims())
     assert store.story_summary() == "The <story> & all"
     store.load_claims([claim("alpha"), claim("zeta")], NOW, "")
-    assert [c.id for c in store.claims()] == ["alpha", "zeta"] == store.claim_ids()  # not mid
+    assert (
+        [c.id for c in store.claims()] == ["alpha", "zeta"] == list(store.active_claims())
+    )  # not mid
     assert [(c.id, c.active) for c in store.claims(active_only=False)] == [
         ("alpha", True),
         ("zeta", True),

@@ -89,16 +89,16 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> Imported:
         store.add_source(spec, now, update_existing=True)
     if not seeds.claims:
         return Imported(report)
-    before = {c.id: c.data for c in store.claims()}
+    before = store.active_claims()
     store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
     store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
-    return Imported(report, claims_changed(before, {c.id: c.data for c in store.claims()}))
+    return Imported(report, claims_changed(before, store.active_claims()))
 
 
 def stored_claims(store: Store) -> tuple[Claim, ...]:
     """The active claims as the matcher takes them (the store keeps each as its dict):
     what a check, ``flags scan`` and the claims commands match against."""
-    return tuple(claim_from_dict(c.data) for c in store.claims())
+    return tuple(claim_from_dict(data) for data in store.active_claims().values())
 
 
 SCAN_HINT = "'claimwatch flags scan' matches the archive against them"
