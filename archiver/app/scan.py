@@ -88,6 +88,7 @@ def scan(
     from archiver.app.matching import match_stream
 
     report = ScanReport()
+    now_says: tuple[int, str, str] | None = None  # a source's current text, and where
     paragraphs = match_stream(_paragraphs(store, options, report, on_source), claims, how)
     for (source, version), matched in groupby(paragraphs, key=lambda kf: kf[0][:2]):
         flags = whole_text_flags(_numbered(matched), WHY)
@@ -96,7 +97,9 @@ def scan(
         if not flags:
             continue
         if version.id != source.current_version_id:
-            flags = _gone(store, source, flags)
+            if now_says is None or now_says[0] != source.id:  # once for its old versions
+                now_says = (source.id, *_current_text(store, source))
+            flags = _gone(flags, *now_says[1:])
         if options.dry_run:
             found = Found(source, version, tuple(store.unseen(version, flags)))
         else:
@@ -120,12 +123,17 @@ def scanned(source: Source) -> bool:
     return source.kind in SCANNED
 
 
-def _gone(store: Store, source: Source, flags: tuple[FlagRecord, ...]) -> tuple[FlagRecord, ...]:
-    """An older version's flags, each saying whether its sentence is gone from the
-    source's current text (a page that dropped it is news too)."""
+def _current_text(store: Store, source: Source) -> tuple[str, str]:
+    """The source's current text, and which version that is."""
     current = store.current_version(source)
-    text = store.read_text(current) if current is not None else ""
-    now_at = f"version {current.number}" if current is not None else "the current version"
+    if current is None:
+        return "", "the current version"
+    return store.read_text(current), f"version {current.number}"
+
+
+def _gone(flags: tuple[FlagRecord, ...], text: str, now_at: str) -> tuple[FlagRecord, ...]:
+    """An older version's flags, each saying whether its sentence is gone from the
+    source's current ``text`` (``now_at``): a page that dropped it is news too."""
     return tuple(
         f
         if f.evidence in text
