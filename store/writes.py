@@ -202,13 +202,8 @@ def _not_flagged_before(
 ) -> list[FlagRecord]:
     """``new_flags`` but those the source already has: the same claim, sentence and
     direction (added, or removed)."""
-    if not new_flags:
-        return []
-    digests = sorted({evidence_key(f.evidence) for f in new_flags})
-    query = select(flags.c.claim_id, flags.c.evidence_digest, flags.c.removed).where(
-        flags.c.source_id == source_id, flags.c.evidence_digest.in_(digests)
-    )
-    had = {(r.claim_id, r.evidence_digest, bool(r.removed)) for r in conn.execute(query)}
+    rows = _same_evidence(conn, new_flags, flags.c.source_id == source_id)
+    had = {(r.claim_id, r.evidence_digest, bool(r.removed)) for r in rows}
     return [f for f in new_flags if (f.claim_id, evidence_key(f.evidence), f.removed) not in had]
 
 
@@ -299,13 +294,18 @@ def _source_values(upd: SourceUpdate, current_version_id: int | None = None) -> 
 
 def rejected_among(conn: Connection, new_flags: Sequence[FlagRecord]) -> set[tuple[str, str]]:
     """(claim, evidence digest) pairs among ``new_flags`` that a reviewer rejected."""
+    rows = _same_evidence(conn, new_flags, flags.c.verdict == "rejected")
+    return {(r.claim_id, r.evidence_digest) for r in rows}
+
+
+def _same_evidence(conn: Connection, new_flags: Sequence[FlagRecord], where: Any) -> list[Any]:
+    """The stored flags (claim, evidence digest, removed) whose evidence sentence is one of
+    ``new_flags``', and that meet ``where``."""
     if not new_flags:
-        return set()
+        return []
     digests = sorted({evidence_key(f.evidence) for f in new_flags})
-    query = select(flags.c.claim_id, flags.c.evidence_digest).where(
-        flags.c.verdict == "rejected", flags.c.evidence_digest.in_(digests)
-    )
-    return {(r.claim_id, r.evidence_digest) for r in conn.execute(query)}
+    columns = (flags.c.claim_id, flags.c.evidence_digest, flags.c.removed)
+    return list(conn.execute(select(*columns).where(where, flags.c.evidence_digest.in_(digests))))
 
 
 def flag_row(
