@@ -56,7 +56,7 @@ from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
 from archiver.text.render import Header, RenderOptions, hunks
 from store.errors import NotFoundError, UsageError
-from store.models import Source, StoredChange, StoredFlag, Version
+from store.models import FlagFilter, Source, StoredChange, StoredFlag, Version
 from store.repo import Store
 
 HERE = Path(__file__).resolve().parent
@@ -174,7 +174,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
                 articles.append((s, v, store.read_text(v)))
         claims = store.claims()
         evidence: dict[str, list[StoredFlag]] = {c.id: [] for c in claims}
-        for f in store.flags(limit=5000):
+        for f in store.flags(FlagFilter(limit=5000)):
             if f.claim_id in evidence and f.verdict != "rejected":
                 evidence[f.claim_id].append(f)
         # The counts are the store's (``Store.claims``: rejected flags left out, the
@@ -286,12 +286,12 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     async def flags_page(request: Request) -> HTMLResponse:
         claim = known_claim(request.query_params.get("claim") or None)
         stance = stance_of(request)
-        rows = store.flags(claim_id=claim, stance=stance, limit=500)
+        rows = store.flags(FlagFilter(claim_id=claim, stance=stance, limit=500))
         return page(request, "web/flags.html.j2", rows=rows, claim=claim or "", stance=stance or "",
                     claims=list(store.active_claims()))  # fmt: skip
 
     async def flag_page(request: Request) -> HTMLResponse:
-        rows = store.flags(ids=[int(request.path_params["id"])])
+        rows = store.flags(FlagFilter(ids=(int(request.path_params["id"]),)))
         if not rows:
             raise HTTPException(404, "no such flag")
         return page(request, "web/flag.html.j2", f=rows[0])
@@ -394,14 +394,18 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
     async def feed_claim(request: Request) -> Response:
         claim = known_claim(request.path_params["claim"]) or ""
-        rows, more, n = paged(request, lambda limit: store.flags(claim_id=claim, limit=limit))
+        rows, more, n = paged(
+            request, lambda limit: store.flags(FlagFilter(claim_id=claim, limit=limit))
+        )
         return atom(request, f"claimwatch: {claim}", flag_entries(rows, request), n, more)
 
     async def feed_stance(request: Request) -> Response:
         stance = request.path_params["stance"]
         if stance not in STANCES:
             raise HTTPException(404, "stance is supports, contradicts or mentions")
-        rows, more, n = paged(request, lambda limit: store.flags(stance=stance, limit=limit))
+        rows, more, n = paged(
+            request, lambda limit: store.flags(FlagFilter(stance=stance, limit=limit))
+        )
         title = f"claimwatch: flags that {stance}"
         return atom(request, title, flag_entries(rows, request), n, more)
 
@@ -442,7 +446,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     async def api_flags(request: Request) -> Response:
         from archiver.cli.claims import flag_row
 
-        found = store.flags(
+        which = FlagFilter(
             claim_id=known_claim(request.query_params.get("claim") or None),
             stance=stance_of(request),
             since=since_of(request),
@@ -451,6 +455,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             limit=500,
             removed=_yes_no(request.query_params.get("removed")),
         )
+        found = store.flags(which)
         return api(flag_row(f) for f in found)
 
     async def api_claims(request: Request) -> Response:

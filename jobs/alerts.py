@@ -22,6 +22,7 @@ from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
 from store import alerts as state
 from store.leases import advisory_lock
+from store.models import FlagFilter
 from store.repo import Store
 
 ALERT_LOCK = 0x636C6D61  # advisory lock key for a pass of alerts ("clma")
@@ -125,7 +126,7 @@ def _send(
         link = change_link(options.web_url, c.source_id, c.from_version, c.to_version)
         body += f"\nside by side: {link}" if link else ""
         items.append(("change", c.id, title, body))
-    for f in store.flags(ids=flag_ids) if flag_ids else []:
+    for f in store.flags(FlagFilter(ids=tuple(flag_ids))) if flag_ids else []:
         stance = f.final_stance
         unsure = ", stance unsure" if stance_unsure(f.reasons, f.verdict) else ""
         gone = ", removed from the page" if f.removed else ""

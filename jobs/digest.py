@@ -34,7 +34,7 @@ from archiver.net.mailer import (
 )
 from archiver.text.diff import change_from_dict
 from store import digests as state
-from store.models import StoredChange
+from store.models import FlagFilter, StoredChange
 from store.repo import Store
 
 
@@ -78,7 +78,9 @@ def gather(
             added=f.added,
             removed=f.removed,
         )
-        for f in store.flags(since=since, ids=flag_ids)
+        for f in store.flags(
+            FlagFilter(since=since, ids=None if flag_ids is None else tuple(flag_ids))
+        )
     ]
     everything = store.list_sources()
     new_sources = set(source_ids or ())

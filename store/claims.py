@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from store.db import among, insert_ignoring_duplicates, insert_replacing, narrow
 from store.errors import NotFoundError
-from store.models import ADDED, ClaimRow, FlagRecord, StoredFlag
+from store.models import ADDED, ClaimRow, FlagFilter, FlagRecord, StoredFlag
 from store.schema import (
     claim_examples,
     claims,
@@ -128,41 +128,28 @@ def listing(conn: Connection, active_only: bool) -> list[ClaimRow]:
     ]
 
 
-def flag_listing(
-    conn: Connection,
-    claim_id: str | None = None,
-    stance: str | None = None,
-    since: datetime | None = None,
-    min_score: float = 0.0,
-    source_id: int | None = None,
-    limit: int | None = None,
-    ids: Sequence[int] | None = None,
-    unreviewed: bool = False,
-    removed: bool | None = None,
-) -> list[StoredFlag]:
-    """Flags, newest first, with their source and version (``unreviewed``: only the
-    ones without a verdict; ``removed``: only those raised by removed sentences, or
-    with False only the others)."""
+def flag_listing(conn: Connection, which: FlagFilter) -> list[StoredFlag]:
+    """The flags ``which`` picks, newest first, with their source and version."""
     query = (
         select(flags, sources.c.label, sources.c.url, versions_t.c.number, versions_t.c.title)
         .join(sources, sources.c.id == flags.c.source_id)
         .join(versions_t, versions_t.c.id == flags.c.version_id)
-        .where(flags.c.score >= min_score)
+        .where(flags.c.score >= which.min_score)
         .order_by(flags.c.created_at.desc(), flags.c.id.desc())
-        .limit(limit)
+        .limit(which.limit)
     )
     query = narrow(
         query,
-        (claim_id, flags.c.claim_id, operator.eq),
-        (stance, flags.c.stance, operator.eq),
-        (since, flags.c.created_at, operator.ge),
-        (source_id, flags.c.source_id, operator.eq),
-        (ids, flags.c.id, among),
+        (which.claim_id, flags.c.claim_id, operator.eq),
+        (which.stance, flags.c.stance, operator.eq),
+        (which.since, flags.c.created_at, operator.ge),
+        (which.source_id, flags.c.source_id, operator.eq),
+        (which.ids, flags.c.id, among),
     )
-    if unreviewed:
+    if which.unreviewed:
         query = query.where(flags.c.verdict.is_(None))
-    if removed is not None:
-        query = query.where(flags.c.removed == int(removed))
+    if which.removed is not None:
+        query = query.where(flags.c.removed == int(which.removed))
     return [
         StoredFlag(
             id=r["id"],
@@ -193,7 +180,7 @@ def review(
     """Record a verdict (confirmed | rejected) on a flag, and keep the flag's evidence
     as an example for the matcher: confirmed, with its (possibly corrected) stance;
     rejected, as a near miss. Reviewing again replaces the earlier verdict."""
-    found = flag_listing(conn, ids=[flag_id])
+    found = flag_listing(conn, FlagFilter(ids=(flag_id,)))
     if not found:
         raise NotFoundError(f"no flag {flag_id}; see 'claimwatch flags'")
     flag = found[0]
@@ -220,7 +207,7 @@ def review(
             created_at=now,
         )
     )
-    return flag_listing(conn, ids=[flag_id])[0]
+    return flag_listing(conn, FlagFilter(ids=(flag_id,)))[0]
 
 
 def add(

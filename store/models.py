@@ -258,6 +258,22 @@ ADDED = "added by the reviewer: the matcher had not flagged this sentence"
 
 
 @dataclass(frozen=True)
+class FlagFilter:
+    """Which flags a listing returns (``Store.flags``): each field set narrows it, and
+    the defaults keep every flag."""
+
+    claim_id: str | None = None
+    stance: str | None = None
+    since: datetime | None = None  # raised at or after
+    min_score: float = 0.0
+    source_id: int | None = None
+    limit: int | None = None  # the newest this many
+    ids: tuple[int, ...] | None = None
+    unreviewed: bool = False  # only flags without a verdict
+    removed: bool | None = None  # True: only flags of removed sentences; False: the others
+
+
+@dataclass(frozen=True)
 class StoredFlag:
     id: int
     claim_id: str

@@ -40,6 +40,7 @@ from store.models import (
     ChangeRecord,
     ClaimRow,
     EntryDecision,
+    FlagFilter,
     FlagRecord,
     NewVersion,
     Source,
@@ -360,23 +361,11 @@ class Store:
         with self.reading() as conn:
             return claims_.exists(conn, claim_id, active_only)
 
-    def flags(
-        self,
-        claim_id: str | None = None,
-        stance: str | None = None,
-        since: datetime | None = None,
-        min_score: float = 0.0,
-        source_id: int | None = None,
-        limit: int | None = None,
-        ids: Sequence[int] | None = None,
-        unreviewed: bool = False,
-        removed: bool | None = None,
-    ) -> list[StoredFlag]:
-        """Flags, newest first, with their source and version."""
+    def flags(self, which: FlagFilter | None = None) -> list[StoredFlag]:
+        """The flags ``which`` picks (every flag by default), newest first, with their
+        source and version."""
         with self.reading() as conn:
-            return claims_.flag_listing(
-                conn, claim_id, stance, since, min_score, source_id, limit, ids, unreviewed, removed
-            )
+            return claims_.flag_listing(conn, which or FlagFilter())
 
     def review(
         self, flag_id: int, verdict: str, now: datetime, stance: str | None = None

@@ -22,7 +22,7 @@ from archiver.app.export import IDENTICAL, NOT_MODIFIED, SAME_TEXT_PROFILE, sour
 from archiver.claims.rules import claim_to_dict
 from archiver.text.segment import sentences
 from store.errors import UsageError
-from store.models import FlagRecord, SourceSpec, StoredFlag
+from store.models import FlagFilter, FlagRecord, SourceSpec, StoredFlag
 from store.repo import Store
 from store.schema import blobs, flags, versions
 from store.verify import Report
@@ -374,7 +374,7 @@ def test_a_scans_flags_never_repeat_what_the_store_holds_on_both_backends(
     assert store.unseen(version, candidates) == [candidates[1], candidates[3]]
     assert len(store.flags()) == 2  # unseen writes nothing
     ids = store.add_found(version, candidates, NOW)
-    stored = store.flags(ids=ids)
+    stored = store.flags(FlagFilter(ids=tuple(ids)))
     assert sorted((f.claim_id, f.evidence) for f in stored) == sorted(
         [(others[0], fresh), (others[1], second)]
     )

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from jobs import demo
+from store.models import FlagFilter
 from store.repo import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +49,11 @@ def test_the_demo_archives_the_story(tmp_path: Path) -> None:
     assert ("meta-ends-open-releases", "contradicts") in flags
     assert ("capex-65b-wall-street", "supports") in flags
     arabic = by_url["ar/meta-llama.html"]
-    assert any(f.stance == "supports" for f in store.flags(source_id=arabic.id))
+    assert any(f.stance == "supports" for f in store.flags(FlagFilter(source_id=arabic.id)))
     # The newsroom statement's edit drops its promise to keep releasing Llama openly:
     # the removal is flagged, as a contradiction the page no longer makes.
     statement = by_url["newsroom/open-source-ai.html"]
-    [dropped] = store.flags(source_id=statement.id, removed=True)
+    [dropped] = store.flags(FlagFilter(source_id=statement.id, removed=True))
     assert (dropped.claim_id, dropped.stance) == ("meta-ends-open-releases", "contradicts")
     assert "will keep releasing Llama models" in dropped.evidence
     eml, html = result.digest_files
@@ -188,7 +189,7 @@ def test_a_demo_of_another_story_points_at_its_own_pages_and_claims(tmp_path: Pa
     served = Served(store)
     try:
         assert "(unsure)" in httpx.get(served.url + "/flags").text
-        [flag] = store.flags(claim_id="national-rail-strike")
+        [flag] = store.flags(FlagFilter(claim_id="national-rail-strike"))
         store.review(flag.id, "confirmed", flag.created_at, "contradicts")
         assert "(unsure)" not in httpx.get(served.url + "/flags").text
     finally:

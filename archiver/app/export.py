@@ -34,7 +34,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from archiver import __version__
-from store.models import CaptureRecord, Source, Version
+from store.models import CaptureRecord, FlagFilter, Source, Version
 from store.repo import Store
 
 SAME_TEXT_PROFILE = "https://github.com/claimwatch/claimwatch#revisit/identical-text"
@@ -104,7 +104,7 @@ class _Notes:
         self.changes = store.changes(source_id=source.id)  # newest first
         self.edit_to = {c.to_version: c for c in self.changes if c.kind in ("edit", "selector")}
         self.flags: dict[int, list[dict[str, Any]]] = {}
-        for f in store.flags(source_id=source.id):
+        for f in store.flags(FlagFilter(source_id=source.id)):
             row = _plain(f, "source_id", "source_name", "source_url", "title")
             self.flags.setdefault(f.version, []).append(row)
 

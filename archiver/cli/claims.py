@@ -28,7 +28,7 @@ from archiver.cli.base import (
 )
 from archiver.text.terminal import terminal_safe
 from store.errors import UsageError
-from store.models import StoredFlag
+from store.models import FlagFilter, StoredFlag
 
 if TYPE_CHECKING:
     from archiver.claims.rules import Claim
@@ -189,7 +189,7 @@ def claims_show(app: App, claim_id: str, claims_file: Path | None, as_json: bool
     if claim_id not in known:
         raise UsageError(f"no claim {claim_id!r}; see 'claimwatch claims list'")
     claim = known[claim_id]
-    found = app.store().flags(claim_id=claim_id)
+    found = app.store().flags(FlagFilter(claim_id=claim_id))
     if as_json:
         emit_json(flag_row(f) for f in found)
         return

@@ -31,6 +31,7 @@ from archiver.cli.base import (
 from archiver.cli.claims import MODEL, STANCE_NAMES, WORKERS, flag_row, model_path, print_flag
 from archiver.text.terminal import terminal_safe
 from store.errors import UsageError
+from store.models import FlagFilter
 from store.repo import Store
 
 if TYPE_CHECKING:
@@ -82,15 +83,16 @@ def flags_cmd(
     store = app.store()
     source_id = store.get_source(source_ref).id if source_ref else None
     _known_claim(store, claim_id)
-    found = store.flags(
-        claim_id,
-        stance,
-        parse_since(since, app.now) if since else None,
-        min_score,
-        source_id,
-        limit or None,
+    which = FlagFilter(
+        claim_id=claim_id,
+        stance=stance,
+        since=parse_since(since, app.now) if since else None,
+        min_score=min_score,
+        source_id=source_id,
+        limit=limit or None,
         removed=removed,
     )
+    found = store.flags(which)
     if as_json:
         emit_json(flag_row(f) for f in found)
         note_limit(len(found), limit)
@@ -185,7 +187,7 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
     """Walk the flags nobody has reviewed yet, newest first: confirm, reject, skip."""
     store = app.store()
     _known_claim(store, claim_id)
-    pending = store.flags(claim_id=claim_id, limit=limit or None, unreviewed=True)
+    pending = store.flags(FlagFilter(claim_id=claim_id, limit=limit or None, unreviewed=True))
     if not pending:
         click.echo("nothing to review")
         return
@@ -283,7 +285,7 @@ def flags_scan(
 
     def show(found: Found) -> None:
         if found.stored:
-            for f in store.flags(ids=list(found.stored)):
+            for f in store.flags(FlagFilter(ids=found.stored)):
                 if as_json:
                     emit_json([flag_row(f)])
                 else:
