@@ -156,22 +156,15 @@ def test_review_walks_unreviewed_flags_interactively(
     page.html = article_html("Meta's lab sets release rules", [*FIRST, CLOSED, OPEN])
     claimwatch(story, "check", "a")
     assert len(flags(story)) == 2
+    review = [sys.executable, "-m", "archiver.cli", "--db", f"sqlite:///{story / 'x.db'}"]
+    review += ["flags", "review"]
+    # Answers that run out quit the review like [q]uit: it said "aborted" and exited 130.
+    r = subprocess.run(review, input="s\n", capture_output=True, text=True, cwd=story)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.endswith("\n0 reviewed\n")
     # Reject the first ("n", as "r"); confirm the second, keeping its stance (the default).
     r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "archiver.cli",
-            "--db",
-            f"sqlite:///{story / 'x.db'}",
-            "flags",
-            "review",
-        ],
-        input="n\nc\n\n",
-        capture_output=True,
-        text=True,
-        cwd=story,
-        timeout=120,
+        review, input="n\nc\n\n", capture_output=True, text=True, cwd=story, timeout=120
     )
     assert r.returncode == 0, r.stderr
     verdicts = sorted(f["verdict"] for f in flags(story))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.text import Text
@@ -108,8 +109,9 @@ def flags_cmd(
         limit,
         "no flags match these options"
         if filtered
-        else "no flags yet: a flag is raised when new text bears on a claim; "
-        "'claimwatch claims list' shows the claims",
+        else "no flags yet: a flag is raised when new text bears on a claim (a page's "
+        "first version is its baseline; an article's is matched); 'claimwatch flags scan' "
+        "matches what is archived now",
     )
 
 
@@ -208,25 +210,40 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
         gone = ", removed from the page (the stance is the removed sentence's)" if f.removed else ""
         console.print(terminal_safe(f"{f.source_name} v{f.version}{gone}"), markup=False)
         console.print(terminal_safe(f"  {f.evidence}"), markup=False)
-        answer = click.prompt(
+        answer = _ask(
             "[c]onfirm (y), [r]eject (n), [s]kip, [q]uit",
             type=click.Choice(list(_ANSWERS), case_sensitive=False),
             show_choices=False,
         )
-        action = _ANSWERS[answer.lower()]
+        action = "quit" if answer is None else _ANSWERS[answer.lower()]
         if action == "quit":
             break
         if action == "skip":
             continue
         if action == "confirm":
-            stance = click.prompt(
+            stance = _ask(
                 "stance", type=click.Choice(STANCE_NAMES), default=f.stance, show_default=True
             )
+            if stance is None:
+                break
             store.review(f.id, "confirmed", app.now, stance)
         else:
             store.review(f.id, "rejected", app.now)
         done += 1
     click.echo(f"{done} reviewed")
+
+
+def _ask(text: str, **options: Any) -> str | None:
+    """``click.prompt``, or None when piped answers run out: the end of the input quits
+    the review like [q]uit (every verdict is stored as it is given). Ctrl-C at a
+    terminal still aborts."""
+    try:
+        return str(click.prompt(text, **options))
+    except click.Abort:
+        if sys.stdin.isatty():
+            raise
+        click.echo("")
+        return None
 
 
 @flags_cmd.command("scan")
