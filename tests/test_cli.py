@@ -691,6 +691,18 @@ def test_init_outside_the_checkout_imports_no_story_by_surprise(tmp_path: Path) 
     assert r.returncode == 2 and "no seeds directory here" in r.stderr
     assert run("init", "--no-seeds").returncode == 0
     assert json.loads(run("status", "--json").stdout)["sources"] == 0
+    # Nor do the commands that read a claims file: a story set up elsewhere with
+    # init --seeds was matched against the checkout's Meta claims without a word.
+    passages = tmp_path / "p.jsonl"
+    passages.write_text('{"id": 1, "text": "Meta closes Llama."}\n', encoding="utf-8")
+    for command in ("match", "eval"):
+        r = run("claims", command, str(passages), "--no-semantic")
+        assert r.returncode == 2 and r.stdout == "", (command, r.stdout)
+        assert r.stderr.splitlines() == [
+            "claimwatch: error: no claims file (./seeds/claims.yaml does not exist); pass "
+            "--claims FILE, or set service.seeds (CLAIMWATCH_SEEDS) to your story's seeds "
+            "directory"
+        ], command
 
 
 def test_the_command_table_names_each_commands_module() -> None:

@@ -42,6 +42,14 @@ _CLAIMS_FILE = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Use this claims file instead of the claims stored by 'init'.",
 )
+# match, eval and train read no store: their claims come from a file.
+_STORY_FILE = click.option(
+    "--claims",
+    "claims_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The claims file [default: claims.yaml in the seeds directory: service.seeds "
+    "(CLAIMWATCH_SEEDS), else ./seeds].",
+)
 
 
 def _claims(app: App, claims_file: Path | None) -> list[Claim]:
@@ -224,12 +232,18 @@ def print_flag(console: Any, f: StoredFlag, *, claim: bool = False) -> None:
 
 
 def _story(app: App, claims_file: Path | None) -> Path:
-    """The claims file to use: --claims, else the seeds directory's claims.yaml."""
+    """The claims file to use: --claims, else the seeds directory's claims.yaml. Never
+    the checkout's own story by surprise (as ``init``): outside it, a story set up with
+    ``init --seeds DIR`` was matched against the seed story's claims without a word."""
     if claims_file is not None:
         return claims_file
-    seeds_dir = default_seeds_dir(app.config.seeds)
+    seeds_dir = default_seeds_dir(app.config.seeds, bundled=False)
     if seeds_dir is None or not (seeds_dir / "claims.yaml").exists():
-        raise UsageError("no claims file found; pass --claims FILE")
+        where = seeds_dir / "claims.yaml" if seeds_dir is not None else "./seeds/claims.yaml"
+        raise UsageError(
+            f"no claims file ({where} does not exist); pass --claims FILE, or set "
+            "service.seeds (CLAIMWATCH_SEEDS) to your story's seeds directory"
+        )
     return seeds_dir / "claims.yaml"
 
 
@@ -321,7 +335,7 @@ MODEL = click.option(
 
 @claims_group.command("match")
 @click.argument("passages", type=click.File("rb"), metavar="FILE.jsonl")
-@_CLAIMS_FILE
+@_STORY_FILE
 @MODEL
 @SEMANTIC
 @WORKERS
@@ -402,7 +416,7 @@ def _flag_json(f: Any) -> dict[str, Any]:
 
 @claims_group.command("eval")
 @click.argument("labelled", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@_CLAIMS_FILE
+@_STORY_FILE
 @MODEL
 @SEMANTIC
 @WORKERS
@@ -494,7 +508,7 @@ STANCE_NAMES = ("supports", "contradicts", "mentions")
 
 
 @claims_group.command("train")
-@_CLAIMS_FILE
+@_STORY_FILE
 @click.option(
     "--corpus",
     "corpora",
