@@ -25,7 +25,7 @@ import platformdirs
 from archiver.app.schedule import format_duration, parse_cron, parse_interval
 from archiver.net.mailer import TLS_MODES, SmtpSettings
 from store.db import check_db_url, mask_url
-from store.errors import ConfigError, UsageError
+from store.errors import NESTED, ConfigError, UsageError
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,8 @@ def _read(path: Path, explicit: bool) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"malformed TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(str(path), NESTED) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read it: {exc}") from None
 

@@ -70,6 +70,11 @@ class UsageError(ClaimwatchError):
     exit_code = 2
 
 
+# Python's parsers recurse: a file of 5,000 nested brackets ended a command with an
+# internal RecursionError. Every reader of an outside file says this instead.
+NESTED = "nested too deeply to be read (thousands of brackets or indents); is it the right file?"
+
+
 class ConfigError(UsageError):
     """A seeds or config file is malformed. The message names file, line and field."""
 

@@ -370,6 +370,9 @@ def test_claims_match_reads_jsonl_and_writes_flags(story_with_claims: Path) -> N
     passages.write_text('{"id": "d"}\nnot json\n', encoding="utf-8")
     r = claimwatch(story, "claims", "match", str(passages))
     assert r.returncode == 2 and f"{passages}:1: expected a JSON object" in r.stderr
+    passages.write_text('{"id": 1, "text": ' + "[" * 5000 + "]" * 5000 + "}\n", encoding="utf-8")
+    r = claimwatch(story, "claims", "match", str(passages))
+    assert r.returncode == 2 and f"{passages}:1: nested too deeply" in r.stderr
     # Passages are matched in batches: the good lines before a bad one still get answers.
     good = [json.dumps({"id": n, "text": "The llama ate the hay."}) for n in range(3)]
     passages.write_text("\n".join([*good, "[1]", *good]) + "\n", encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -87,6 +88,49 @@ def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="malformed YAML") as info:
         load_sources(path)
     assert info.value.line is not None and info.value.line >= 2
+
+
+def _load_model(path: Path) -> object:
+    from archiver.claims.model import load_model
+
+    return load_model(str(path))
+
+
+def _load_config(path: Path) -> object:
+    from archiver.config import load
+
+    return load(path, env={})
+
+
+def _read_labelled(path: Path) -> object:
+    from archiver.claims.labelled import read_labelled
+
+    return read_labelled(path)
+
+
+DEEP = 5000  # brackets: far past Python's recursion limit, a few KB of file
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "read"),
+    [
+        ("sources.yaml", "sources:\n  - " + "[" * DEEP + "]" * DEEP, load_sources),
+        ("claimwatch.toml", "x = " + "[" * DEEP + "]" * DEEP, _load_config),
+        ("model.json", "[" * DEEP + "]" * DEEP, _load_model),
+        ("p.jsonl", '{"text": ' + "[" * DEEP + "]" * DEEP + "}", _read_labelled),
+    ],
+    ids=["yaml", "toml", "model", "jsonl"],
+)
+def test_a_deeply_nested_file_is_named_not_a_crash(
+    tmp_path: Path, name: str, text: str, read: Any
+) -> None:
+    """Python's YAML, TOML and JSON readers recurse: 5,000 nested brackets ended the
+    command with an internal RecursionError. Now it is the usual one-line error."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply to be read") as info:
+        read(path)
+    assert str(info.value).startswith(str(path))
 
 
 # -- url_problem's fast path agrees with httpx -----------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from archiver.app.schedule import parse_cron, parse_interval
 from archiver.text.normalize import compile_patterns, normalize
-from store.errors import ConfigError, UsageError
+from store.errors import NESTED, ConfigError, UsageError
 from store.kinds import USER_KINDS, kind_of
 from store.models import NewVersion, SourceSpec
 
@@ -57,6 +57,8 @@ def load_yaml(path: Path) -> Any:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"malformed YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(str(path), NESTED) from None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import numpy as np
 from archiver.claims.matcher import BATCH, Matcher, batches, match_each, prefetch
 from archiver.claims.rules import STANCES, Claim, Flag
 from archiver.claims.semantic import Embedder
-from store.errors import ConfigError
+from store.errors import NESTED, ConfigError
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ def read_labelled(path: Path, claims: Sequence[Claim] | None = None) -> list[Lab
                 raise TypeError("'text' must be a string and 'labels' a mapping")
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(where, f"expected {{'id', 'text', 'labels'}} ({exc})") from None
+        except RecursionError:
+            raise ConfigError(where, NESTED) from None
         for cid, stance in labels.items():
             if stance not in STANCES:
                 raise ConfigError(where, f"stance {stance!r} is not one of {', '.join(STANCES)}")

@@ -19,7 +19,7 @@ import numpy as np
 
 from archiver.claims.features import BEARS_FEATURES, STANCE_FEATURES
 from archiver.claims.rules import STANCES
-from store.errors import ConfigError
+from store.errors import NESTED, ConfigError
 
 FORMAT = 8  # of the model file (see DEFAULT_MODEL); 8: the probes' lift over their base rate
 
@@ -161,4 +161,6 @@ def load_model(path: str | None = None) -> ClaimModel:
         data = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(path, f"cannot be read as a claims model ({exc})") from None
+    except RecursionError:
+        raise ConfigError(path, NESTED) from None
     return ClaimModel.from_dict(data, path)

@@ -27,7 +27,7 @@ from archiver.cli.base import (
     when,
 )
 from archiver.text.terminal import terminal_safe
-from store.errors import UsageError
+from store.errors import NESTED, UsageError
 from store.models import FlagFilter, StoredFlag
 
 if TYPE_CHECKING:
@@ -390,6 +390,8 @@ def claims_match(
                 raise UsageError(
                     f"{name}:{n}: expected a JSON object with 'id' and 'text' ({exc})"
                 ) from None
+            except RecursionError:
+                raise UsageError(f"{name}:{n}: {NESTED}") from None
             yield item.get("id"), text
 
     # From a pipe, passages are matched BATCH at a time (faster), and every good line
