@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ from store.repo import Store
 
 HERE = Path(__file__).resolve().parent
 STANCES = ("supports", "contradicts", "mentions")
+SEARCH_MAX = 500  # characters of a sources search
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -160,6 +162,14 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(400, f"{name} must be from 0 to {high}")
         return value
 
+    def search(request: Request) -> str | None:
+        """The sources search, bounded: SQLite refuses a LIKE pattern over 50,000 bytes,
+        and a search of 100,000 letters in the address answered 500."""
+        q = request.query_params.get("q") or None
+        if q is not None and len(q) > SEARCH_MAX:
+            raise HTTPException(400, f"q must be at most {SEARCH_MAX} characters")
+        return q
+
     def source_of(ref: str) -> Source:
         try:
             return store.get_source(ref)
@@ -184,7 +194,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
                     charts=charts, summary=store.story_summary())  # fmt: skip
 
     async def sources_page(request: Request) -> HTMLResponse:
-        q = request.query_params.get("q") or None
+        q = search(request)
         kind = request.query_params.get("kind") or None
         failing = request.query_params.get("failing") == "1"
         n = number(request, "page", 1) or 1
@@ -420,7 +430,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
         n = number(request, "page", 1) or 1
         rows, _total = store.source_page(
-            request.query_params.get("q"), request.query_params.get("kind"), False,
+            search(request), request.query_params.get("kind"), False,
             (n - 1) * options.page_size, options.page_size,
         )  # fmt: skip
         return api(source_row(s) for s in rows)
@@ -541,10 +551,15 @@ def _same(given: str, expected: str) -> bool:
 
 
 def _float(value: str | None, default: float) -> float:
+    """A score or significance from 0 to 1 (beyond it, the nearest end); "nan" is no
+    number, and read as 0 it had listed everything."""
     try:
-        return min(1.0, max(0.0, float(value))) if value else default
+        number = float(value) if value else default
     except ValueError:
-        raise HTTPException(400, "min must be a number from 0 to 1") from None
+        number = math.nan
+    if math.isnan(number):
+        raise HTTPException(400, "min must be a number from 0 to 1")
+    return min(1.0, max(0.0, number))
 
 
 def _yes_no(value: str | None) -> bool | None:

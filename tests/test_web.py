@@ -192,6 +192,8 @@ def test_the_api_filters_as_the_cli_does(demo) -> None:  # type: ignore[no-untyp
         ("/api/v1/flags", {"since": "yesterday"}),
         ("/api/v1/changes", {"since": "yesterday"}),
         ("/api/v1/changes", {"min": "a lot"}),
+        ("/api/v1/changes", {"min": "nan"}),  # read as 0, it listed everything
+        ("/api/v1/flags", {"min": "NaN"}),
     ):
         r = httpx.get(served.url + path, params=params)
         assert r.status_code == 400 and set(r.json()) == {"error"}, (path, params)
@@ -239,6 +241,26 @@ def test_a_storys_statements_show_in_their_own_languages(store: Store) -> None:
             "statements": {"und": "Fares rise in May."},
         },
     ]
+
+
+def test_a_search_of_any_length_is_answered_on_every_store(store: Store) -> None:
+    """SQLite refuses a LIKE pattern over 50,000 bytes: a sources search of 60,000
+    letters answered 500. A search over 500 characters is one 400 line now, and one of
+    500 is searched."""
+    store.add_source(
+        SourceSpec(url="https://example.org/a", label="a"), datetime(2026, 1, 5, tzinfo=UTC)
+    )
+    served = Served(store)
+    try:
+        for path in ("/sources", "/api/v1/sources"):
+            r = httpx.get(served.url + path, params={"q": "a" * 60_000})
+            assert r.status_code == 400 and "q must be at most 500 characters" in r.text, path
+            r = httpx.get(served.url + path, params={"q": "a" * 500})
+            assert r.status_code == 200, path
+        assert httpx.get(served.url + "/api/v1/sources", params={"q": "a" * 500}).json() == []
+        assert [s["label"] for s in httpx.get(served.url + "/api/v1/sources?q=exa").json()] == ["a"]
+    finally:
+        served.stop()
 
 
 def test_an_address_with_a_nul_character_is_refused_on_every_store(store: Store) -> None:
