@@ -110,6 +110,9 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
         ),
         (["flags", "--since", "3x"], "duration '3x' is not understood"),
         (["flags", "--claim", "nope"], "no claim 'nope'; see 'claimwatch claims list'"),
+        # click's FloatRange lets NaN through, and the listing then kept nothing.
+        (["flags", "--min-score", "nan"], "'nan' is not a number from 0 to 1"),
+        (["changes", "--min-significance", "NaN"], "'NaN' is not a number from 0 to 1"),
         (["flags", "review", "--claim", "nope"], "no claim 'nope'"),
         (["frobnicate"], "No such command"),
     ],

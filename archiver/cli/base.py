@@ -80,6 +80,22 @@ def use_semantic(app: App, semantic: bool | None) -> None:
 JSON_LINES = click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 SINCE = click.option("--since", help="Only what is newer than this: 2d, 12h, or an ISO date.")
 SOURCE = click.option("--source", "source_ref", metavar="SOURCE", help="Only this source.")
+
+
+class Share(click.FloatRange):
+    """A score or significance from 0 to 1. click's FloatRange lets "nan" through (no
+    comparison with it fails), and a filter at NaN kept nothing without a word."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 1)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number from 0 to 1.", param, ctx)
+        return number
+
+
 LIMIT = click.option(
     "--limit",
     type=click.IntRange(0),

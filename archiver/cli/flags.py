@@ -21,6 +21,7 @@ from archiver.cli.base import (
     SINCE,
     SOURCE,
     App,
+    Share,
     cli,
     emit_json,
     make_console,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 @click.option("--claim", "claim_id", help="Only this claim.")
 @click.option("--stance", type=click.Choice(["supports", "contradicts", "mentions"]))
 @SINCE
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--min-score", type=Share(), default=0.0, show_default=True)
 @SOURCE
 @click.option(
     "--removed/--no-removed",

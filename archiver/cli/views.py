@@ -15,6 +15,7 @@ from archiver.cli.base import (
     SINCE,
     SOURCE,
     App,
+    Share,
     aligned,
     cli,
     emit_json,
@@ -186,7 +187,7 @@ def diff_cmd(
 @cli.command()
 @SINCE
 @SOURCE
-@click.option("--min-significance", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--min-significance", type=Share(), default=0.0, show_default=True)
 @LIMIT
 @JSON_LINES
 @click.pass_obj
