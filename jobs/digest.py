@@ -23,6 +23,7 @@ from archiver.app.digest import (
     FlagItem,
     compose,
 )
+from archiver.app.files import write_file
 from archiver.claims.matcher import stance_unsure
 from archiver.net.mailer import (
     SendError,
@@ -34,6 +35,7 @@ from archiver.net.mailer import (
 )
 from archiver.text.diff import change_from_dict
 from store import digests as state
+from store.errors import UsageError
 from store.models import FlagFilter, StoredChange
 from store.repo import Store
 
@@ -169,11 +171,14 @@ def run(
     raw = to_bytes(message)
     files: tuple[Path, ...] = ()
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write {out_dir}: {exc.strerror or exc}") from None
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         eml, html = out_dir / f"digest-{stamp}.eml", out_dir / f"digest-{stamp}.html"
-        eml.write_bytes(raw)
-        html.write_text(composed.html, encoding="utf-8")
+        write_file(eml, raw)
+        write_file(html, composed.html)
         files = (eml, html)
     if not send_mail:
         return DigestResult("dry-run", composed, message_id, files=files)

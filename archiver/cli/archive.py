@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,7 @@ from typing import IO
 
 import click
 
+from archiver.app.files import atomic_write
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
 from archiver.text.terminal import terminal_safe
 from store.errors import IntegrityError, UsageError
@@ -46,24 +46,13 @@ def verify(app: App, source_ref: str | None, as_json: bool) -> None:
 
 @contextmanager
 def _atomic(path: Path | None) -> Iterator[IO[bytes]]:
-    """Write to ``path`` through a temporary file renamed into place, or to stdout."""
+    """Write ``path`` whole or not at all (``archiver.app.files``), or stdout."""
     if path is None or str(path) == "-":
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
-    part = path.with_name(path.name + ".part")
-    try:
-        with open(part, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        yield f
 
 
 def _chosen(app: App, source: str | None, all_: bool) -> list[Source]:

@@ -6,6 +6,7 @@ damaged); 2 bad usage or bad input. Errors print one line on stderr.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -283,10 +284,14 @@ def _what_to_do(exc: ClaimwatchError) -> str:
     return ""
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map every error to one stderr line and an exit code."""
     try:
         rv = cli.main(args=argv, prog_name="claimwatch", standalone_mode=False)
+        sys.stdout.flush()  # a full disk under the output is this run's error, not exit's
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -304,6 +309,15 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("claimwatch: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # a bug: one line, the traceback on request
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            # Writing the output (stdout redirected to a file) ran out of room; files
+            # named by --out say so themselves (archiver.app.files).
+            click.echo(
+                f"claimwatch: error: the output could not be written ({exc.strerror}); "
+                "free some space and run it again",
+                err=True,
+            )
+            sys.exit(1)
         if os.environ.get("CLAIMWATCH_DEBUG"):
             raise
         click.echo(

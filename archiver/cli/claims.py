@@ -571,7 +571,9 @@ def claims_train(
     if reason:
         raise UsageError(f"{', '.join(map(str, paths))}: {reason}")
     model = train_model(rows, story.claims, settings, [str(p) for p in paths])
-    out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
+    from archiver.app.files import write_file
+
+    write_file(out, json.dumps(model.to_dict(), indent=1) + "\n")
     cv = model.info["cv"]
     by_view = cv.get("by_view", {})
     click.echo(

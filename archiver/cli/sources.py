@@ -446,9 +446,9 @@ def sources_export(app: App, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
     else:
-        tmp = out.with_name(out.name + ".part")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        from archiver.app.files import write_file
+
+        write_file(out, text)
         click.echo(f"exported {len(rows)} sources to {terminal_safe(str(out))}", err=True)
     if note:
         click.echo(terminal_safe(f"note: {note}"), err=True)
