@@ -176,6 +176,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("matching", "semantic", bool, True,
             "Score claims with the multilingual embedding model (off: lexical rules only).",
             "CLAIMWATCH_SEMANTIC"),
+    Setting("matching", "scan_on_reload", bool, True,
+            "After a SIGHUP brings new or reworded claims, serve matches the archive's "
+            "current text against them (as 'flags scan --claim' does).",
+            "CLAIMWATCH_SCAN_ON_RELOAD"),
     Setting("matching", "model", str, None,
             "A claims model trained by 'claims train' (default: the one shipped).",
             "CLAIMWATCH_CLAIMS_MODEL", attr="claims_model"),
@@ -224,6 +228,7 @@ class Config:
     timezone: str = "UTC"
     send_empty: bool = False
     semantic: bool = True
+    scan_on_reload: bool = True
     claims_model: str | None = None
     web_token: str | None = None
     web_url: str | None = None

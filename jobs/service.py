@@ -15,7 +15,11 @@ SIGTERM/SIGINT stop claiming, let the running dispatch finish (up to
 ``drain`` seconds), release this worker's leases and exit 0. A check still
 running after the deadline is abandoned; every write is one transaction, so
 nothing is half-written, and its lease is released. SIGHUP reloads the seeds
-(sources.yaml, claims.yaml) and the config's service settings.
+(sources.yaml, claims.yaml) and the config's service settings. Claims it adds or
+rewords are matched against the archive's current text in a thread beside the
+checks (``scan_claims``, as ``flags scan --claim`` would; once across workers, under
+an advisory lock), since a check matches only new text; SIGTERM stops that scan
+between two sources.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +44,7 @@ from apscheduler.triggers.cron import CronTrigger
 from archiver import pipeline
 from archiver.app.digest import DigestOptions
 from archiver.app.pool import ExtractionPool
-from archiver.app.story import SCAN_HINT, import_seeds, load_seeds
+from archiver.app.story import SCAN_HINT, import_seeds, load_seeds, prepare_matching, stored_claims
 from archiver.net.browser import BrowserHost
 from archiver.net.mailer import SmtpSettings
 from jobs import digest as digest_job
@@ -51,6 +56,7 @@ from store.repo import Store
 
 log = logging.getLogger("claimwatch.serve")
 DIGEST_LOCK = 0x636C6D77  # advisory lock key for the digest ("clmw")
+SCAN_LOCK = 0x636C6D73  # and for the scan after a reload ("clms")
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class ServiceOptions:
     timezone: str = "UTC"
     seeds: Path | None = None
     send_empty: bool = False  # send a digest even when nothing is new
+    scan_on_reload: bool = True  # match the archive against claims a SIGHUP brings
     web_url: str | None = None  # [web] url: the digest links flags and changes there
     alerts: AlertOptions = field(default_factory=AlertOptions)  # instant alerts (Apprise)
 
@@ -95,6 +102,8 @@ class Service:
         self.pool = ExtractionPool(check.processes)  # kept across dispatches
         self.browser = BrowserHost(check.browser)  # one Chromium across dispatches, if needed
         self._backlog_at: float | None = None  # when the backlog gauge was last counted
+        self._to_scan: set[str] = set()  # claims a reload brought, waiting for the scan
+        self._scanning = threading.Lock()  # held by the scan thread while it scans
 
     def close(self) -> None:
         """Stop the extraction processes and the browser (``serve`` does this when it stops)."""
@@ -192,6 +201,58 @@ class Service:
         log.info("digest: %s%s", result.status, f" ({result.error})" if result.error else "")
         return result.status
 
+    def scan_claims(self) -> None:
+        """Match the archive's current text against the claims reloads brought, until
+        none wait (a reload during a scan adds to the next round). One scan at a time
+        in this process; returns at once if one is running, which takes the new claims."""
+        while self._to_scan and not self.stopping.is_set():
+            if not self._scanning.acquire(blocking=False):
+                return
+            try:
+                ids, self._to_scan = frozenset(self._to_scan), set()
+                self._scan(ids)
+            finally:
+                self._scanning.release()
+
+    def _scan(self, ids: frozenset[str]) -> None:
+        from archiver.app.scan import ScanOptions, scan
+        from archiver.claims.matcher import Matcher, make_matcher
+
+        names = ", ".join(sorted(ids))
+        with leases.advisory_lock(self.store, SCAN_LOCK) as mine:
+            if not mine:
+                log.info("scan for claims %s: another worker is scanning", names)
+                return
+            claims = stored_claims(self.store)
+            wanted = ids & {c.id for c in claims}
+            if not wanted:
+                return
+            log.info("scan for claims %s: matching the archive's current text", names)
+
+            def stop_if_asked(_source: object) -> None:
+                if self.stopping.is_set():
+                    raise _Stopped
+
+            try:
+                with tempfile.TemporaryDirectory(prefix="claimwatch-scan-") as workdir:
+                    opts = self.check_options
+                    how = Matcher()
+                    if opts.semantic:  # in this thread: the checks keep their workers
+                        spec = prepare_matching(
+                            self.store, claims, opts.claims_model, Path(workdir), self.clock()
+                        )
+                        how = make_matcher(spec)
+                    report = scan(self.store, claims, how, ScanOptions(only_claims=wanted),
+                                  self.clock(), on_source=stop_if_asked)  # fmt: skip
+            except _Stopped:
+                log.warning("scan for claims %s: stopped by shutdown; %s", names, SCAN_HINT)
+                return
+            except Exception as exc:  # a bug must not stop the service
+                log.exception("scan for claims %s failed: %s; %s", names, exc, SCAN_HINT)
+                return
+        log.info("scan for claims %s: %d texts read, %d new flags", names, report.versions,
+                 len(report.stored))  # fmt: skip
+
     def heartbeat(self, status: str = "running") -> None:
         leases.heartbeat(
             self.store,
@@ -252,6 +313,8 @@ class Service:
         finally:
             sched.shutdown(wait=False)
             drained = self.drained = self.busy.acquire(timeout=self.options.drain)
+            if self._scanning.acquire(timeout=self.options.drain):  # stops between sources
+                self._scanning.release()
             released = leases.release(self.store, self.options.worker_id, self.clock())
             if drained:
                 self.close()
@@ -279,9 +342,18 @@ class Service:
                 self.reload_hook()  # validates the config, then swaps it in
             if seeds is not None:
                 imported = import_seeds(self.store, seeds, self.clock())  # claims: per dispatch
-                if imported.claims_changed:
+                if imported.claims_changed and self.options.scan_on_reload:
+                    log.info("SIGHUP: claims %s: scanning the archive for them",
+                             imported.claims_changed)  # fmt: skip
+                    self._to_scan.update(imported.changed_ids)
+                    threading.Thread(target=self.scan_claims, name="scan", daemon=True).start()
+                elif imported.claims_changed:
                     log.warning("SIGHUP: claims %s: %s", imported.claims_changed, SCAN_HINT)
         except ClaimwatchError as exc:
             log.error("SIGHUP: reload failed, keeping the previous settings: %s", exc)
         except Exception as exc:  # a bug must not stop the service either
             log.exception("SIGHUP: reload failed, keeping the previous settings: %s", exc)
+
+
+class _Stopped(Exception):
+    """SIGTERM during a scan: it stops between two sources (their flags are stored)."""

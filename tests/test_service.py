@@ -317,7 +317,79 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
     log = (tmp_path / "hup.log").read_text()
     assert "SIGHUP: reloading" in log
     assert "SIGHUP: 2 extraction workers from the next dispatch" in log
-    assert "SIGHUP: claims new: ferry-runs: 'claimwatch flags scan' matches the archive" in log
+    assert "SIGHUP: claims new: ferry-runs: scanning the archive for them" in log
+    assert "scan for claims ferry-runs: 0 texts read, 0 new flags" in log
+
+
+FERRY = """version: 2
+entities:
+  Ferry: [ferry]
+claims:
+  - id: harbour-open
+    statements:
+      en: The harbour is open.
+"""
+FERRY_RUNS = """  - id: ferry-runs
+    statements:
+      en: The ferry runs again.
+    actors: [Ferry]
+    terms: [islands, crossing]
+    supports: [runs again, resumed]
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("scan_on_reload", [True, False], ids=["scan", "no-scan"])
+def test_claims_a_reload_brings_meet_the_archive(
+    store: Store, httpserver: HTTPServer, tmp_path: Path, scan_on_reload: bool
+) -> None:
+    """A check matches only new text, so a claim added on SIGHUP never met the pages
+    already archived: the log said to run 'flags scan'. serve now runs that scan itself,
+    for the new claim only, beside the checks (unless matching.scan_on_reload is off)."""
+    from archiver.app.story import import_seeds, load_seeds
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    text = ["After a week of storms the ferry runs again between the two islands, its "
+            "operator said on Monday.", "Crossings take forty minutes."]  # fmt: skip
+    httpserver.expect_request("/ferry.html").respond_with_data(
+        article_html("Ferry back after the storms", text), content_type="text/html"
+    )
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "sources.yaml").write_text("sources: []\n", encoding="utf-8")
+    (seeds / "claims.yaml").write_text(FERRY, encoding="utf-8")
+    import_seeds(store, load_seeds(seeds), NOW)
+    store.add_source(SourceSpec(url=httpserver.url_for("/ferry.html"), label="ferry"), NOW)
+    service = Service(
+        store,
+        ServiceOptions(worker_id="s", jitter=0, digest_cron=None, seeds=seeds,
+                       scan_on_reload=scan_on_reload),
+        pipeline.CheckOptions(fetch=FAST, processes=0),
+        clock=lambda: NOW,
+    )  # fmt: skip
+    try:
+        [checked] = service.dispatch()
+        assert checked.outcome == "new_version" and checked.flags == 0
+        (seeds / "claims.yaml").write_text(FERRY + FERRY_RUNS, encoding="utf-8")
+        service._reload()  # what SIGHUP does
+        if scan_on_reload:
+            assert _wait(lambda: store.flags(), 30)
+            [flag] = store.flags()
+            assert (flag.claim_id, flag.stance, flag.source_name) == (
+                "ferry-runs",
+                "supports",
+                "ferry",
+            )
+            assert flag.reasons[0].startswith("archive scan")
+            assert _wait(lambda: not service._scanning.locked(), 30)
+            service._to_scan.add("ferry-runs")
+            service.scan_claims()  # a second scan finds the flag already there
+            assert len(store.flags()) == 1
+        else:  # nothing waits to be scanned, and no thread was started to scan it
+            assert not service._to_scan and not service._scanning.locked()
+            assert store.flags() == []
+    finally:
+        service.close()
 
 
 @pytest.mark.e2e

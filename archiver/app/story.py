@@ -63,6 +63,7 @@ class Imported:
 
     articles: list[tuple[str, int, bool]]
     claims_changed: str | None = None
+    changed_ids: tuple[str, ...] = ()  # the claims named in ``claims_changed``
 
 
 def import_seeds(store: Store, seeds: Seeds, now: datetime) -> Imported:
@@ -92,7 +93,9 @@ def import_seeds(store: Store, seeds: Seeds, now: datetime) -> Imported:
     before = store.active_claims()
     store.load_claims([claim_to_dict(c) for c in seeds.claims], now, seeds.summary)
     store.load_examples([(e.claim, e.stance, e.text) for e in seeds.examples], now)
-    return Imported(report, claims_changed(before, store.active_claims()))
+    after = store.active_claims()
+    added, reworded = _changed(before, after)
+    return Imported(report, claims_changed(before, after), (*added, *reworded))
 
 
 def stored_claims(store: Store) -> tuple[Claim, ...]:
@@ -107,17 +110,22 @@ SCAN_HINT = "'claimwatch flags scan' matches the archive against them"
 def claims_changed(before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """After a re-import of the claims ({id: data} before and after), the claims that are
     new or rewritten ("new: a, b; changed: c"), or None. A check matches only new text,
-    so the archive meets them only through ``flags scan`` (init and serve's SIGHUP say
-    so, from ``Imported.claims_changed``). A first import changes nothing that was
-    archived against other claims."""
-    if not before:
-        return None
-    new = [c for c in after if c not in before]
-    changed = [c for c in after if c in before and after[c] != before[c]]
+    so the archive meets them only through a scan: ``flags scan`` (init says so), or
+    serve's own after a SIGHUP. A first import changes nothing that was archived
+    against other claims."""
+    new, changed = _changed(before, after)
     named = [
         f"{what}: {', '.join(ids)}" for what, ids in (("new", new), ("changed", changed)) if ids
     ]
     return "; ".join(named) or None
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The new claims and the rewritten ones (none after a first import)."""
+    if not before:
+        return [], []
+    new = [c for c in after if c not in before]
+    return new, [c for c in after if c in before and after[c] != before[c]]
 
 
 def prepare_matching(

@@ -219,6 +219,7 @@ def serve(
         timezone=cfg.timezone,
         seeds=Path(cfg.seeds) if cfg.seeds else None,
         send_empty=cfg.send_empty,
+        scan_on_reload=cfg.scan_on_reload,
         web_url=cfg.web_url,
         alerts=alert_options(cfg),
     )
