@@ -143,9 +143,21 @@ def narrow(
     return query
 
 
+# The largest id or version number a store can hold (PostgreSQL's integer). A number
+# someone typed can be any size: past SQLite's 64 bits it ended a command with an
+# internal OverflowError, past this PostgreSQL's with "integer out of range". Lookups
+# by such a number find nothing instead (``can_be_id``).
+MAX_ID = 2**31 - 1
+
+
+def can_be_id(n: int) -> bool:
+    return 0 <= n <= MAX_ID
+
+
 def among(column: Any, ids: Sequence[int]) -> Any:
-    """``column IN ids``, as a ``narrow`` operator."""
-    return column.in_(list(ids))
+    """``column IN ids``, as a ``narrow`` operator (a number no row can have is left
+    out)."""
+    return column.in_([i for i in ids if can_be_id(i)])
 
 
 def _dialect_insert(conn: Connection, table: Any) -> Any:

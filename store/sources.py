@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
-from store.db import insert_ignoring_duplicates, insert_replacing
+from store.db import can_be_id, insert_ignoring_duplicates, insert_replacing
 from store.errors import SourceNotFound, UsageError
 from store.kinds import NOT_FETCHED, SCANNED, SEED, kind_of
 from store.models import EntryDecision, Source, SourceSpec, source_from_row
@@ -109,7 +109,7 @@ def get(conn: Connection, ref: str | int) -> Source:
     """Find a source by id, URL or label."""
     ref_s = str(ref)
     cond = (sources.c.url == ref_s) | (sources.c.label == ref_s)
-    if ref_s.isdigit():
+    if ref_s.isascii() and ref_s.isdigit() and can_be_id(int(ref_s)):  # "²" is a digit too
         cond = cond | (sources.c.id == int(ref_s))
     rows = conn.execute(select(sources).where(cond).order_by(sources.c.id)).mappings().all()
     if not rows:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from store.db import can_be_id
 from store.errors import NotFoundError
 from store.models import CaptureRecord, Source, Version, version_from_row
 from store.schema import captures, versions
@@ -70,7 +71,7 @@ def every(conn: Connection, source_id: int) -> list[Version]:
 
 def get(conn: Connection, source: Source, number: int) -> Version:
     query = select(versions).where(versions.c.source_id == source.id, versions.c.number == number)
-    row = conn.execute(query).mappings().first()
+    row = conn.execute(query).mappings().first() if can_be_id(number) else None
     if row is None:
         raise NotFoundError(
             f"{source.name} has no version {number}; see 'claimwatch history {source.name}'"

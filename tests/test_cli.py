@@ -115,6 +115,13 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
         (["changes", "--min-significance", "NaN"], "'NaN' is not a number from 0 to 1"),
         (["flags", "review", "--claim", "nope"], "no claim 'nope'"),
         (["frobnicate"], "No such command"),
+        # Numbers past 64 bits ended in an internal OverflowError; "²" is a digit to
+        # str.isdigit but not to int().
+        (["history", "9" * 30], f"no source '{'9' * 30}'"),
+        (["history", "²"], "no source '²'"),
+        (["show", "seed-article", "9" * 30], f"seed-article has no version {'9' * 30}"),
+        (["flags", "confirm", "9" * 30], f"no flag {'9' * 30}"),
+        (["claims", "match", "-", "--workers", "99999"], "99999 is not in the range 0<=x<=256"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(story: Path, args: list[str], message: str) -> None:
@@ -123,6 +130,22 @@ def test_bad_input_is_one_line_and_exit_2(story: Path, args: list[str], message:
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_limit_larger_than_any_store_means_all(story: Path) -> None:
+    """--limit and gc's bounds past 64 bits ended in an internal OverflowError; more
+    than any store can hold means all of them, as 0 does."""
+    assert claimwatch(story, "init").returncode == 0
+    huge = "9" * 30
+    for args in (["sources", "list", "--limit", huge], ["changes", "--limit", huge],
+                 ["flags", "--limit", huge], ["gc", "--dry-run", "--keep-raw-days", huge],
+                 ["gc", "--dry-run", "--keep-raw-versions", huge]):  # fmt: skip
+        r = claimwatch(story, *args)
+        assert r.returncode == 0 and "error" not in r.stderr, (args, r.stderr)
+    listed = claimwatch(story, "sources", "list", "--limit", huge, "--json").stdout
+    assert [json.loads(line)["label"] for line in listed.splitlines()] == ["seed-article"]
 
 
 @pytest.mark.e2e

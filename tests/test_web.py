@@ -263,6 +263,25 @@ def test_a_search_of_any_length_is_answered_on_every_store(store: Store) -> None
         served.stop()
 
 
+def test_a_number_too_large_for_any_row_is_not_found_on_every_store(store: Store) -> None:
+    """An id or version number past 64 bits answered 500 (SQLite's OverflowError), and
+    past 31 bits on PostgreSQL ("integer out of range"). No row has one: a 404."""
+    store.add_source(
+        SourceSpec(url="https://example.org/a", label="a"), datetime(2026, 1, 5, tzinfo=UTC)
+    )
+    served = Served(store)
+    try:
+        for big in ("3000000000", "9223372036854775808", "9" * 30):
+            for path in (f"/flags/{big}", f"/sources/{big}", f"/sources/a/versions/{big}/raw",
+                         f"/raw/a/{big}", f"/api/v1/sources/{big}/versions",
+                         f"/changes?source={big}", f"/api/v1/flags?source={big}"):  # fmt: skip
+                assert httpx.get(served.url + path).status_code == 404, path
+        assert httpx.get(served.url + "/sources/%C2%B2").status_code == 404  # "²".isdigit()
+        assert httpx.get(served.url + "/sources/1").status_code == 200
+    finally:
+        served.stop()
+
+
 def test_an_address_with_a_nul_character_is_refused_on_every_store(store: Store) -> None:
     """PostgreSQL refuses a NUL in a query's text, and every path or filter that reaches
     the store answered 500 with a traceback in the log. It is one 400 line now."""

@@ -13,6 +13,7 @@ import click
 from archiver.app.files import atomic_write
 from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
 from archiver.text.terminal import terminal_safe
+from store.db import MAX_ID
 from store.errors import IntegrityError, UsageError
 from store.gc import GcOptions, collect
 from store.models import Source
@@ -111,12 +112,12 @@ def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> N
 @cli.command()
 @click.option(
     "--keep-raw-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 36600, clamp=True),  # a century: past it, datetime overflowed
     help="Release the raw HTML of versions older than this many days.",
 )
 @click.option(
     "--keep-raw-versions",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID, clamp=True),
     help="Keep the raw HTML of only the newest N versions of each source.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")

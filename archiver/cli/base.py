@@ -23,6 +23,7 @@ from archiver import __version__
 from archiver.app.schedule import parse_duration
 from archiver.config import Config
 from archiver.config import load as load_config
+from store.db import MAX_ID
 from store.errors import (
     ClaimwatchError,
     SchemaAhead,
@@ -99,7 +100,7 @@ class Share(click.FloatRange):
 
 LIMIT = click.option(
     "--limit",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_ID, clamp=True),  # more rows than any store holds: all
     default=1000,
     show_default=True,
     help="At most this many (0: all of them, read and printed a page at a time).",

@@ -319,7 +319,7 @@ def bank_cache_dir() -> Path:
 
 WORKERS = click.option(
     "--workers",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 256),  # as service.workers: not a process per number typed
     default=None,
     help="Processes to match in [default: one per core on 2 or more cores; 0: this one].",
 )

@@ -177,7 +177,9 @@ class _JsonFormatter(logging.Formatter):
     "--workers-id", "--worker-id", "worker_id", help="This worker's id (default: host-pid)."
 )
 @click.option(
-    "--concurrency", type=click.IntRange(1), help="Checks at once (config: service.concurrency)."
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    help="Checks at once (config: service.concurrency).",
 )
 @click.option(
     "--once", is_flag=True, help="Run everything due, then exit (for cron or a systemd timer)."
