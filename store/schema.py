@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -68,7 +69,7 @@ class SafeText(TypeDecorator[str]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 
 metadata = MetaData()
 
@@ -142,10 +143,15 @@ versions = Table(
     UniqueConstraint("source_id", "number", name="uq_versions_source_number"),
 )
 
+# The one id that grows with every check, not with every edit: a million sources
+# checked hourly pass 2**31 in about 90 days. BIGINT on PostgreSQL (0014); SQLite's
+# INTEGER PRIMARY KEY is 64-bit already, and must stay INTEGER to be the rowid.
+CAPTURE_ID = BigInteger().with_variant(Integer(), "sqlite")
+
 captures = Table(
     "captures",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", CAPTURE_ID, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Integer, nullable=False),

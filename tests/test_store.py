@@ -53,6 +53,40 @@ def test_migrate_is_idempotent_and_matches_the_schema(store: Store) -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
 
 
+def test_capture_ids_go_past_int4_after_an_upgrade(store: Store) -> None:
+    """Every check writes a capture, so its id is the first to pass 2**31 - 1 on a
+    large watchlist; on PostgreSQL migration 0014 widens the column and its sequence."""
+    from alembic import command
+
+    sid = add_source(store)
+    store.record_capture(capture(sid), schedule())
+    with store.transaction() as conn:  # an archive made before 0014, upgraded
+        command.downgrade(store._alembic_config(conn), "0013")
+    with store.transaction() as conn:
+        command.upgrade(store._alembic_config(conn), "head")
+    far = 2**31 + 5
+    with store.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                sql("SELECT setval(pg_get_serial_sequence('captures', 'id'), :n)"), {"n": far}
+            )
+        else:  # SQLite gives the next row max(rowid) + 1
+            conn.execute(
+                sql(
+                    f"INSERT INTO captures SELECT {far}, source_id, started_at, duration_ms, "
+                    "outcome, http_status, final_url, content_type, bytes, raw_digest, encoding, "
+                    "headers, attempts, error_class, error_message, version_id FROM captures"
+                )
+            )
+    store.record_capture(capture(sid), schedule())
+    ids = [capture_id for capture_id, _, _ in store.capture_log(sid)]
+    assert (
+        ids[0] == 1
+        and ids[-1] > 2**31
+        and len(ids) == (3 if store.engine.dialect.name == "sqlite" else 2)
+    )
+
+
 def test_store_errors_carry_their_data(tmp_path: Path) -> None:
     """A missing store, a schema behind or ahead, and an unknown source each say what,
     as data (the CLI adds what to do, in one place: cli.base.main)."""
