@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
+from archiver.app.claimsfile import load_story
 from archiver.pipeline import extract_text
 from archiver.text.extract import ExtractOptions
 from store.models import SourceSpec
@@ -71,6 +72,17 @@ def test_spine_scenario_step_by_step(story: Path, httpserver: HTTPServer) -> Non
     status = json.loads(claimwatch(story, "status", "--json").stdout)
     assert status["versions"] == 3  # the seed article and a's two versions
     assert status["captures"] == 4  # the seed import and three checks
+    assert status["story_summary"] == ""  # no claims file in these seeds
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_status_json_carries_the_story_summary(tmp_path: Path) -> None:
+    home = story_dir(tmp_path, claims=True)
+    assert claimwatch(home, "init").returncode == 0
+    summary = load_story(home / "seeds" / "claims.yaml").summary
+    status = json.loads(claimwatch(home, "status", "--json").stdout)
+    assert summary and status["story_summary"] == summary
 
 
 @pytest.mark.e2e

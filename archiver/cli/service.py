@@ -289,6 +289,7 @@ def status(app: App, as_json: bool) -> None:
         next_digest = next_cron(app.config.digest_cron, app.now, app.config.timezone)
     data = {
         "db": mask_url(app.db_url),
+        "story_summary": store.story_summary(),  # as the claims file last gave it
         "sources": st.sources,
         "versions": st.versions,
         "captures": st.captures,
