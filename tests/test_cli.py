@@ -134,6 +134,9 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
         (["show", "seed-article", "9" * 30], f"seed-article has no version {'9' * 30}"),
         (["flags", "confirm", "9" * 30], f"no flag {'9' * 30}"),
         (["claims", "match", "-", "--workers", "99999"], "99999 is not in the range 0<=x<=256"),
+        # Only the top of a count is clamped: below its least is an error, not the least.
+        (["changes", "--limit", "-1"], "-1 is not in the range x>=0"),
+        (["gc", "--keep-raw-versions", "0"], "0 is not in the range x>=1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(story: Path, args: list[str], message: str) -> None:

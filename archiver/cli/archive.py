@@ -11,9 +11,8 @@ from typing import IO
 import click
 
 from archiver.app.files import atomic_write
-from archiver.cli.base import JSON_LINES, SOURCE, App, cli, emit_json
+from archiver.cli.base import JSON_LINES, SOURCE, App, Count, cli, emit_json
 from archiver.text.terminal import terminal_safe
-from store.db import MAX_ID
 from store.errors import IntegrityError, UsageError
 from store.gc import GcOptions, collect
 from store.models import Source
@@ -117,7 +116,7 @@ def export_json(app: App, source: str | None, all_: bool, out: Path | None) -> N
 )
 @click.option(
     "--keep-raw-versions",
-    type=click.IntRange(1, MAX_ID, clamp=True),
+    type=Count(1),
     help="Keep the raw HTML of only the newest N versions of each source.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would go; change nothing.")

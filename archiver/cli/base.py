@@ -98,9 +98,22 @@ class Share(click.FloatRange):
         return number
 
 
+class Count(click.IntRange):
+    """A whole number of at least `least`; one past any store's rows means "all of them".
+
+    click's `clamp` clamps both ends, so a count below the least would pass as the least
+    instead of failing; here only the top is clamped."""
+
+    def __init__(self, least: int) -> None:
+        super().__init__(min=least)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return min(super().convert(value, param, ctx), MAX_ID)
+
+
 LIMIT = click.option(
     "--limit",
-    type=click.IntRange(0, MAX_ID, clamp=True),  # more rows than any store holds: all
+    type=Count(0),  # more rows than any store holds: all of them
     default=1000,
     show_default=True,
     help="At most this many (0: all of them, read and printed a page at a time).",
