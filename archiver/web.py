@@ -50,6 +50,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from archiver.app.evidence import add_evidence
+from archiver.app.status import StatusOptions, status_record
 from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import json_default, parse_since
@@ -70,10 +71,16 @@ CSP = (
 RAW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class WebOptions:
     token: str | None = None  # required for every request when set
     page_size: int = 50
+    clock: Callable[[], datetime] = _utcnow  # "since 2d", review times, the status
+    status: StatusOptions | None = None  # /api/v1/status's digest cron (default: none)
 
 
 def is_loopback(host: str) -> bool:
@@ -259,7 +266,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     def since_of(request: Request) -> datetime | None:
         text = request.query_params.get("since") or ""
         try:
-            return parse_since(text, datetime.now(UTC)) if text else None
+            return parse_since(text, options.clock()) if text else None
         except UsageError:
             raise HTTPException(400, "since is a time ago such as 2d or 12h, or a date") from None
 
@@ -323,7 +330,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(400, "verdict is confirmed or rejected")
         flag_id = int(request.path_params["id"])
         try:
-            store.review(flag_id, verdict, datetime.now(UTC), stance)
+            store.review(flag_id, verdict, options.clock(), stance)
         except NotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
         return RedirectResponse(f"/flags/{flag_id}", status_code=303)
@@ -338,7 +345,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             raise HTTPException(400, "stance is supports, contradicts or mentions")
         claim, quote = form.get("claim", ""), form.get("sentence", "")
         try:
-            added = add_evidence(store, s, v, claim, stance, quote, datetime.now(UTC))
+            added = add_evidence(store, s, v, claim, stance, quote, options.clock())
         except UsageError as exc:
             raise HTTPException(400, str(exc)) from None
         return RedirectResponse(f"/flags/{added.flag.id}", status_code=303)
@@ -473,6 +480,10 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
         return api(claim_rows(store))
 
+    async def api_status(request: Request) -> Response:
+        status = options.status or StatusOptions(store.url)
+        return api([status_record(store, options.clock(), status)])
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         detail = getattr(exc, "detail", "error")
@@ -500,6 +511,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/api/v1/changes", api_changes),
         Route("/api/v1/flags", api_flags),
         Route("/api/v1/claims", api_claims),
+        Route("/api/v1/status", api_status),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(

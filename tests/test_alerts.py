@@ -106,6 +106,10 @@ def test_alerts_arrive_exactly_once_and_failures_are_retried(
     r = claimwatch(story, "alerts", env=env)
     assert r.returncode == 1 and "failed" in r.stdout
     assert "failing, retried at the next pass: Apprise could not deliver" in run("status")
+    alerts = json.loads(run("status", "--json"))["alerts"]
+    assert (
+        alerts["failing"] == 2 and "Apprise could not deliver" in alerts["last_error"]
+    )  # change, flag
     receiver.status = 200
     r = claimwatch(story, "serve", "--once", env=env)
     assert r.returncode == 0, r.stderr

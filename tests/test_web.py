@@ -21,6 +21,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from archiver.app.status import StatusOptions
 from archiver.web import WebOptions
 from store.models import SourceSpec
 from store.repo import Store
@@ -161,6 +162,34 @@ def test_the_api_gives_the_clis_records(demo) -> None:  # type: ignore[no-untype
     assert claims == json.loads(json.dumps(cli_json(where, "claims", "list")))
     assert any(c["supports"] for c in claims) and any(sum(c["examples"].values()) for c in claims)
     assert httpx.get(served.url + "/api/v1/sources/nope/versions").status_code == 404
+    [status] = httpx.get(served.url + "/api/v1/status").json()
+    [cli_status] = cli_json(where, "status")
+    assert status["sources"] > 0 and status["story_summary"]
+    # The CLI names the URL as given and has the default digest cron; the server was
+    # given neither (test_the_status_api_reads_the_injected_clock_and_cron).
+    for record in (status, cli_status):
+        del record["db"], record["next_digest"]
+    assert status == json.loads(json.dumps(cli_status))
+
+
+@pytest.mark.e2e
+def test_the_status_api_reads_the_injected_clock_and_cron(tmp_path: Path) -> None:
+    """/api/v1/status is `status --json`'s record, at the server's clock: the next
+    digest follows the cron it was given, in its time zone, and a source is due."""
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    store.migrate()
+    now = datetime(2025, 7, 20, 9, 30, tzinfo=UTC)
+    store.add_source(SourceSpec(url="http://127.0.0.1:9/a.html", label="a"), now)
+    cron = StatusOptions(store.url, "0 7 * * *", "Asia/Riyadh")  # 04:00 UTC
+    served = Served(store, WebOptions(clock=lambda: now, status=cron))
+    try:
+        [status] = httpx.get(served.url + "/api/v1/status").json()
+    finally:
+        served.stop()
+        store.close()
+    assert status["next_digest"] == "2025-07-21T04:00:00+00:00"
+    assert status["sources"] == 1 and status["backlog"]["due"] == 1
+    assert status["alerts"] == {"failing": 0, "last_error": None} and status["workers"] == []
 
 
 @pytest.mark.e2e

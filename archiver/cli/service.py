@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from jobs.demo import DemoResult
 from rich.text import Text
 
-from archiver.app.schedule import next_cron
 from archiver.app.seeds import default_seeds_dir
+from archiver.app.status import StatusOptions, status_record
 from archiver.app.words import counted
 from archiver.cli.base import (
     SEMANTIC,
@@ -37,8 +37,6 @@ from archiver.cli.base import (
 from archiver.config import load as load_config
 from archiver.net.mailer import SendError
 from archiver.text.terminal import terminal_safe
-from store import digests as digest_state
-from store import leases
 from store.db import mask_url
 from store.errors import UsageError
 from store.leases import ServeLock
@@ -278,104 +276,66 @@ def config_show(app: App) -> None:
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
     """Counts, workers, the due backlog, failing sources, and the digests."""
-    store = app.store()
-    st = store.status(app.now)
-    backlog = leases.backlog(store, app.now)
-    workers = leases.list_workers(store)
-    sent = [d for d in digest_state.history(store) if d.status == "sent"]
-    last_digest = sent[0].sent_at if sent else None
-    next_digest = None
-    if app.config.digest_cron:
-        next_digest = next_cron(app.config.digest_cron, app.now, app.config.timezone)
-    data = {
-        "db": mask_url(app.db_url),
-        "story_summary": store.story_summary(),  # as the claims file last gave it
-        "sources": st.sources,
-        "versions": st.versions,
-        "captures": st.captures,
-        "failed_captures": st.failed_captures,
-        "blob_bytes": st.blob_bytes,
-        "approximate": st.approximate,
-        "backlog": {
-            "due": backlog.due,
-            "leased": backlog.leased,
-            "oldest_due_at": backlog.oldest_due_at,
-            "oldest_source": backlog.oldest_source,
-        },
-        "workers": [
-            {
-                "id": w["id"],
-                "host": w["host"],
-                "pid": w["pid"],
-                "started_at": w["started_at"],
-                "heartbeat_at": w["heartbeat_at"],
-                "checks": w["checks"],
-                "status": leases.worker_state(w, app.now),
-            }
-            for w in workers
-        ],
-        "failing": [
-            {"source": s.name, "consecutive_failures": s.consecutive_failures} for s in st.failing
-        ],
-        "next_due": [{"source": s.name, "next_check_at": s.next_check_at} for s in st.next_due],
-        "warnings": [{"source": s.name, "warning": s.warning} for s in st.warned],
-        "last_digest": last_digest,
-        "next_digest": next_digest,
-    }
+    options = StatusOptions(app.db_url, app.config.digest_cron, app.config.timezone)
+    data = status_record(app.store(), app.now, options)
     if as_json:
         emit_json([data])
         return
     console = make_console()
     console.print(f"store      {data['db']}", highlight=False)
     console.print(
-        f"sources    {st.sources}\nversions   {st.versions}\n"
-        f"captures   {st.captures} ({st.failed_captures} failed)\n"
-        f"blob bytes {st.blob_bytes}"
-        + ("\n(large tables: PostgreSQL's estimates)" if st.approximate else ""),
+        f"sources    {data['sources']}\nversions   {data['versions']}\n"
+        f"captures   {data['captures']} ({data['failed_captures']} failed)\n"
+        f"blob bytes {data['blob_bytes']}"
+        + ("\n(large tables: PostgreSQL's estimates)" if data["approximate"] else ""),
         highlight=False,
     )
+    backlog = data["backlog"]
     oldest = ""
-    if backlog.due:
-        name = terminal_safe(backlog.oldest_source or "")
-        oldest = f", oldest due since {when(backlog.oldest_due_at)} ({name})"
-    console.print(f"backlog    {backlog.due} due, {backlog.leased} leased{oldest}", highlight=False)
+    if backlog["due"]:
+        name = terminal_safe(backlog["oldest_source"] or "")
+        oldest = f", oldest due since {when(backlog['oldest_due_at'])} ({name})"
     console.print(
-        f"digest     last sent {when(last_digest)}, next {when(next_digest)}",
+        f"backlog    {backlog['due']} due, {backlog['leased']} leased{oldest}", highlight=False
+    )
+    console.print(
+        f"digest     last sent {when(data['last_digest'])}, next {when(data['next_digest'])}",
         highlight=False,
     )
-    from store.alerts import failures
-
-    failing_alerts, last_error = failures(app.store())
-    if failing_alerts:
+    alerts = data["alerts"]
+    if alerts["failing"]:
         console.print(
             Text(
                 terminal_safe(
-                    f"alerts     {failing_alerts} failing, retried at the next pass: {last_error}"
+                    f"alerts     {alerts['failing']} failing, retried at the next pass: "
+                    f"{alerts['last_error']}"
                 ),
                 style="red",
             )
         )
-    for w in workers:
-        state = leases.worker_state(w, app.now)
+    for w in data["workers"]:
         console.print(
-            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {state}, "
+            f"worker     {w['id']} ({w['host']}, pid {w['pid']}) {w['status']}, "
             f"heartbeat {when(w['heartbeat_at'])}, {w['checks']} checks",
             highlight=False,
         )
-    if st.failing:
+    if data["failing"]:
         console.print(Text("failing:", style="red"))
-        for s in st.failing:
+        for f in data["failing"]:
             console.print(
-                f"  {terminal_safe(s.name)}: {s.consecutive_failures} in a row", highlight=False
+                f"  {terminal_safe(f['source'])}: {f['consecutive_failures']} in a row",
+                highlight=False,
             )
-    if st.warned:
+    if data["warnings"]:
         console.print(Text("warnings:", style="yellow"))
-        for s in st.warned:
-            console.print(f"  {terminal_safe(s.name)}: {terminal_safe(s.warning or '')}")
-    if st.next_due:
+        for w in data["warnings"]:
+            console.print(f"  {terminal_safe(w['source'])}: {terminal_safe(w['warning'] or '')}")
+    if data["next_due"]:
         console.print("next due:")
-        for s in st.next_due:
-            console.print(f"  {when(s.next_check_at)}  {terminal_safe(s.name)}", highlight=False)
+        for d in data["next_due"]:
+            console.print(
+                f"  {when(d['next_check_at'])}  {terminal_safe(d['source'])}", highlight=False
+            )
 
 
 # -- demo ---------------------------------------------------------------------
@@ -476,9 +436,9 @@ def web(app: App, host: str, port: int) -> None:
         )
     store = app.store()
     click.echo(f"claimwatch web on http://{host}:{port}/", err=True)
-    uvicorn.run(
-        create_app(store, WebOptions(token=token)), host=host, port=port, log_level="warning"
-    )
+    status = StatusOptions(app.db_url, app.config.digest_cron, app.config.timezone)
+    web_app = create_app(store, WebOptions(token=token, status=status))
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
 def alert_options(cfg: Config) -> AlertOptions:
