@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Select, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -143,21 +143,24 @@ def narrow(
     return query
 
 
-# The largest id or version number a store can hold (PostgreSQL's integer). A number
-# someone typed can be any size: past SQLite's 64 bits it ended a command with an
-# internal OverflowError, past this PostgreSQL's with "integer out of range". Lookups
+# The largest source id or version number a store can hold (PostgreSQL's integer),
+# and the largest capture, version, change or flag id (its bigint: schema.BIG_ID). A
+# number someone typed can be any size: past SQLite's 64 bits it ended a command with
+# an internal OverflowError, past a column's type PostgreSQL's "out of range". Lookups
 # by such a number find nothing instead (``can_be_id``).
 MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
 
 
-def can_be_id(n: int) -> bool:
-    return 0 <= n <= MAX_ID
+def can_be_id(n: int, limit: int = MAX_ID) -> bool:
+    return 0 <= n <= limit
 
 
 def among(column: Any, ids: Sequence[int]) -> Any:
     """``column IN ids``, as a ``narrow`` operator (a number no row can have is left
     out)."""
-    return column.in_([i for i in ids if can_be_id(i)])
+    limit = MAX_BIG_ID if isinstance(column.type, BigInteger) else MAX_ID
+    return column.in_([i for i in ids if can_be_id(i, limit)])
 
 
 def _dialect_insert(conn: Connection, table: Any) -> Any:

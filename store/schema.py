@@ -69,9 +69,16 @@ class SafeText(TypeDecorator[str]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 
 metadata = MetaData()
+
+# Ids that grow with every check or edit: a million sources checked hourly pass
+# 2**31 captures in about 90 days (0014), and with a tenth of them edited every hour,
+# 2**31 versions, changes and flags in about two and a half years (0015). BIGINT on
+# PostgreSQL, for the ids and every column holding one; SQLite's INTEGER is 64-bit
+# already, and its INTEGER PRIMARY KEY must stay INTEGER to be the rowid.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 sources = Table(
     "sources",
@@ -98,7 +105,7 @@ sources = Table(
     Column("lease_until", UTCDateTime),
     # The version the page shows now: the latest, or an earlier one it flipped back to.
     # (No foreign key: sources and versions would reference each other.)
-    Column("current_version_id", Integer),
+    Column("current_version_id", BIG_ID),
     Column("decay_from", UTCDateTime),  # coverage: the origin of its decaying schedule
     Column("digest_id", Integer),  # coverage: the sent digest that announced it
     Column("body_hint", JSON),  # {path, digest} of the article element (archiver.text.fingerprint)
@@ -124,7 +131,7 @@ blobs = Table(
 versions = Table(
     "versions",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column("number", Integer, nullable=False),
     Column("captured_at", UTCDateTime, nullable=False),
@@ -143,15 +150,11 @@ versions = Table(
     UniqueConstraint("source_id", "number", name="uq_versions_source_number"),
 )
 
-# The one id that grows with every check, not with every edit: a million sources
-# checked hourly pass 2**31 in about 90 days. BIGINT on PostgreSQL (0014); SQLite's
-# INTEGER PRIMARY KEY is 64-bit already, and must stay INTEGER to be the rowid.
-CAPTURE_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 captures = Table(
     "captures",
     metadata,
-    Column("id", CAPTURE_ID, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Integer, nullable=False),
@@ -167,7 +170,7 @@ captures = Table(
     Column("attempts", Integer, nullable=False, default=1),
     Column("error_class", SafeText),
     Column("error_message", SafeText),
-    Column("version_id", Integer, ForeignKey("versions.id", ondelete="SET NULL")),
+    Column("version_id", BIG_ID, ForeignKey("versions.id", ondelete="SET NULL")),
     Index("ix_captures_source_started", "source_id", "started_at"),
     # and the partial index ix_captures_failed (PARTIAL_INDEXES)
 )
@@ -175,12 +178,12 @@ captures = Table(
 changes = Table(
     "changes",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column(
-        "from_version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False
+        "from_version_id", BIG_ID, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False
     ),
-    Column("to_version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("to_version_id", BIG_ID, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(16), nullable=False),  # edit | revert
     Column("created_at", UTCDateTime, nullable=False),
     Column("significance", Float, nullable=False),
@@ -217,11 +220,11 @@ story = Table(
 flags = Table(
     "flags",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
     Column("claim_id", String(100), ForeignKey("claims.id"), nullable=False),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
-    Column("version_id", Integer, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
-    Column("change_id", Integer, ForeignKey("changes.id", ondelete="CASCADE")),
+    Column("version_id", BIG_ID, ForeignKey("versions.id", ondelete="CASCADE"), nullable=False),
+    Column("change_id", BIG_ID, ForeignKey("changes.id", ondelete="CASCADE")),
     Column("stance", String(16), nullable=False),  # supports | contradicts | mentions
     Column("score", Float, nullable=False),
     Column("evidence", SafeText, nullable=False),
@@ -268,7 +271,7 @@ claim_examples = Table(
     Column("stance", String(16)),
     Column("text", SafeText, nullable=False),
     Column("origin", String(16), nullable=False),  # corpus | verdict
-    Column("flag_id", Integer),  # the reviewed flag (origin verdict)
+    Column("flag_id", BIG_ID),  # the reviewed flag (origin verdict)
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_claim_examples_origin", "origin"),
 )
@@ -276,7 +279,7 @@ claim_examples = Table(
 feed_entries = Table(
     "feed_entries",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
     Column("feed_id", Integer, ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
     Column("url", SafeText, nullable=False),  # canonical
     Column("title", SafeText),
@@ -293,7 +296,7 @@ alerts = Table(
     "alerts",
     metadata,
     Column("kind", String(16), primary_key=True),  # change | flag
-    Column("item_id", Integer, primary_key=True),
+    Column("item_id", BIG_ID, primary_key=True),
     Column("status", String(16), nullable=False),  # sent | failed
     Column("attempts", Integer, nullable=False),
     Column("first_at", UTCDateTime, nullable=False),

@@ -29,7 +29,7 @@ from store.errors import (
 from store.models import NewVersion, SourceSpec
 from store.repo import Store, StoreOptions
 from store.schema import SCHEMA_HEAD, blobs, captures, declare_partial_indexes, metadata, versions
-from tests.support import NOW
+from tests.support import NOW, reset_pg
 from tests.support.records import capture, revisions, schedule
 
 
@@ -85,6 +85,55 @@ def test_capture_ids_go_past_int4_after_an_upgrade(store: Store) -> None:
         and ids[-1] > 2**31
         and len(ids) == (3 if store.engine.dialect.name == "sqlite" else 2)
     )
+
+
+@pytest.mark.postgres
+def test_version_change_and_flag_ids_go_past_int4_after_an_upgrade(pg_server: str) -> None:
+    """After capture ids, version, change and flag ids grow fastest (a new version of a
+    watched page makes one of each); migration 0015 widens them on PostgreSQL, with
+    every column that holds one. SQLite's integers are 64-bit already."""
+    from alembic import command
+
+    from archiver.app.claimsfile import load_claims
+    from archiver.claims.rules import claim_to_dict
+    from store import alerts
+    from store.models import ChangeRecord, FlagFilter, FlagRecord
+
+    reset_pg(pg_server)
+    store = Store(pg_server)
+    store.migrate()
+    claims = load_claims(Path(__file__).resolve().parent.parent / "seeds" / "claims.yaml")
+    store.load_claims([claim_to_dict(claims[0])], NOW)
+    sid = add_source(store)
+    first = store.add_version(NewVersion("one", None), capture(sid), schedule())
+    with store.transaction() as conn:  # an archive made before 0015, upgraded
+        command.downgrade(store._alembic_config(conn), "0014")
+    with store.transaction() as conn:
+        command.upgrade(store._alembic_config(conn), "head")
+        for table in ("versions", "changes", "flags"):
+            conn.execute(
+                sql("SELECT setval(pg_get_serial_sequence(:t, 'id'), :n)"),
+                {"t": table, "n": 2**31 + 5},
+            )
+    change = ChangeRecord("edit", 0.9, "one -> two", [], {}, [])
+    flag = FlagRecord(claims[0].id, "supports", 0.9, "two", [])
+    second = store.add_version(
+        NewVersion("two", None), capture(sid, 1), schedule(1), (first, "one"), change, [flag]
+    )
+    assert second.id > 2**31 and store.current_version(store.get_source(sid)) == second
+    [stored_change] = store.changes(ids=[2**31 + 6])
+    [stored_flag] = store.flags(FlagFilter(ids=(2**31 + 6,)))
+    assert stored_change.to_version == 2 and stored_flag.evidence == "two"
+    reviewed = store.review(stored_flag.id, "confirmed", NOW)
+    assert reviewed.verdict == "confirmed"
+    with store.reading() as conn:  # the verdict's example keeps the flag's id
+        assert conn.execute(sql("SELECT flag_id FROM claim_examples")).scalars().all() == [
+            stored_flag.id
+        ]
+    alerts.record(store, "flag", stored_flag.id, NOW, None)
+    assert alerts.pending(store, 0.0, 0.0, ("supports",), NOW - timedelta(days=1))[1] == []
+    assert store.flags(FlagFilter(ids=(2**63, 10**30))) == []  # past bigint: found nothing
+    store.close()
 
 
 def test_store_errors_carry_their_data(tmp_path: Path) -> None:
