@@ -218,3 +218,26 @@ def test_a_languages_direction(lang: str | None, expected: str) -> None:
     from archiver.text.direction import direction
 
     assert direction(lang) == expected
+
+
+def test_the_explore_lines_name_the_program_as_it_can_be_typed(tmp_path: Path) -> None:
+    """After the README's `.venv/bin/claimwatch demo`, `claimwatch` is on no PATH
+    unless the virtualenv was activated: the lines to copy then name the path it was
+    started by, and plain `claimwatch` only when that name finds this very program."""
+    from archiver.cli.service import program_name
+
+    script = tmp_path / "my venv" / "bin" / "claimwatch"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n", encoding="utf-8")
+    linked = tmp_path / "bin" / "claimwatch"  # on PATH, a symlink to the same program
+    linked.parent.mkdir()
+    linked.symlink_to(script)
+    other = tmp_path / "elsewhere" / "claimwatch"  # another install on PATH
+    other.parent.mkdir()
+    other.write_text("#!/bin/sh\n", encoding="utf-8")
+    assert program_name(".venv/bin/claimwatch", None) == ".venv/bin/claimwatch"
+    assert program_name(str(script), None) == f"'{script}'"  # quoted: the path has a space
+    assert program_name(str(script), str(linked)) == "claimwatch"
+    assert program_name(str(script), str(other)) == f"'{script}'"
+    # python -m archiver.cli: argv[0] is the module's file; the name is the best guess
+    assert program_name("/x/archiver/cli/__main__.py", None) == "claimwatch"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import shutil
 import sys
 import threading
 from datetime import UTC, datetime
@@ -387,8 +389,23 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
     for path in result.digest_files:
         click.echo(f"digest preview: {path}")
     click.echo("\nexplore:")
+    program = program_name(sys.argv[0], shutil.which("claimwatch"))
     for command in explore_commands(result):
-        click.echo(f"  claimwatch --db {db} {command}")
+        click.echo(f"  {program} --db {shlex.quote(db)} {command}")
+
+
+def program_name(argv0: str, on_path: str | None) -> str:
+    """How to type this program in a command printed for copying: ``claimwatch`` when
+    that name on PATH is this very program (or it runs as ``python -m archiver.cli``),
+    else the path it was started by. After the README's ``.venv/bin/claimwatch demo``,
+    in a shell that never activated the virtualenv, the printed lines then work as
+    they are."""
+    started = Path(argv0)
+    if started.name != "claimwatch":
+        return "claimwatch"
+    if on_path and Path(on_path).resolve() == started.resolve():
+        return "claimwatch"
+    return shlex.quote(argv0)
 
 
 def explore_commands(result: DemoResult) -> list[str]:
