@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import math
 import secrets
 from collections.abc import Callable
@@ -57,11 +58,12 @@ from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
 from archiver.text.render import Header, RenderOptions, hunks
-from store.errors import NotFoundError, UsageError
+from store.errors import NotFoundError, StoreBusy, StoreError, UsageError
 from store.models import FlagFilter, Source, StoredChange, StoredFlag, Version
 from store.repo import Store
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger("claimwatch.web")
 STANCES = ("supports", "contradicts", "mentions")
 SEARCH_MAX = 500  # characters of a sources search
 CSP = (
@@ -491,6 +493,25 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             return JSONResponse({"error": detail}, status)
         return page(request, "web/error.html.j2", status, code=status, detail=detail)
 
+    async def store_failed(request: Request, exc: Exception) -> Response:
+        """The store could not answer (locked, unreachable, full): a 503 the client may
+        retry, and one line in the server's log. The error names the database (masked),
+        which is the operator's business, not every reader's."""
+        log.warning("%s %r: %s", request.method, request.url.path, exc)
+        busy = isinstance(exc, StoreBusy)
+        detail = (
+            "the archive is busy; try again in a moment"
+            if busy
+            else "the archive's database is not answering; the server's log says why"
+        )
+        response = (
+            JSONResponse({"error": detail}, 503)
+            if request.url.path.startswith("/api/")
+            else page(request, "web/error.html.j2", 503, code=503, detail=detail)
+        )
+        response.headers["Retry-After"] = "5" if busy else "30"
+        return response
+
     routes = [
         Route("/", story),
         Route("/sources", sources_page),
@@ -517,7 +538,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     return Starlette(
         routes=routes,
         middleware=[Middleware(_Security, options=options)],
-        exception_handlers={HTTPException: not_found, 404: not_found},
+        exception_handlers={HTTPException: not_found, 404: not_found, StoreError: store_failed},
     )
 
 

@@ -173,6 +173,79 @@ def test_the_api_gives_the_clis_records(demo) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.e2e
+def test_a_database_that_cannot_answer_is_a_503_without_its_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A PostgreSQL that is down was a 500 and a traceback per request; now every page
+    and the API say 503 with Retry-After, and only the server's log names the
+    database (password masked)."""
+    store = Store("postgresql://reader:s3cret@127.0.0.1:1/archive")  # nothing listens
+    served = Served(store)
+    try:
+        with caplog.at_level("WARNING", logger="claimwatch.web"):
+            api = httpx.get(served.url + "/api/v1/status")
+            html = httpx.get(served.url + "/sources")
+    finally:
+        served.stop()
+    assert (api.status_code, api.headers["retry-after"]) == (503, "30")
+    assert api.json() == {
+        "error": "the archive's database is not answering; the server's log says why"
+    }
+    assert html.status_code == 503 and "is not answering" in html.text
+    assert "127.0.0.1:1" not in api.text + html.text and "s3cret" not in caplog.text
+    [line] = [r.getMessage() for r in caplog.records if "/api/v1/status" in r.getMessage()]
+    assert "cannot open database" in line and "reader:***@127.0.0.1:1" in line
+
+
+@pytest.mark.e2e
+def test_a_locked_archive_is_a_503_to_retry_and_the_verdict_waits(tmp_path: Path) -> None:
+    """A review posted while another process holds SQLite's write lock (a check
+    writing, a gc) is a 503 with a short Retry-After, not a 500; nothing is written,
+    and the same form succeeds once the lock is gone."""
+    import sqlite3
+
+    from archiver.app.claimsfile import load_claims
+    from archiver.claims.rules import claim_to_dict
+    from store.models import NewVersion
+    from store.repo import StoreOptions
+    from tests.support.records import capture, schedule
+
+    path = tmp_path / "x.db"
+    store = Store(f"sqlite:///{path}", StoreOptions(busy_timeout_s=0.2))
+    store.migrate()
+    [claim] = load_claims(Path(__file__).resolve().parent.parent / "seeds" / "claims.yaml")[:1]
+    store.load_claims([claim_to_dict(claim)], datetime(2025, 7, 20, tzinfo=UTC))
+    sid = store.add_source(
+        SourceSpec(url="http://127.0.0.1:9/a.html", label="a"), datetime.now(UTC)
+    )
+    version = store.add_version(
+        NewVersion("Meta keeps its next model closed.", None), capture(sid), schedule()
+    )
+    flag, _ = store.add_flag(
+        version, claim.id, "supports", "Meta keeps its next model closed.", datetime.now(UTC)
+    )
+    served = Served(store)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with httpx.Client(base_url=served.url) as client:
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get(f"/flags/{flag.id}").text)
+            assert token is not None
+            form = {"verdict": "rejected", "csrf": token.group(1)}
+            holder.execute("BEGIN EXCLUSIVE")
+            locked = client.post(f"/flags/{flag.id}/review", data=form)
+            holder.execute("ROLLBACK")
+            assert (locked.status_code, locked.headers["retry-after"]) == (503, "5")
+            assert "the archive is busy" in locked.text
+            assert store.flags()[0].verdict == "confirmed"  # as added: nothing written
+            assert client.post(f"/flags/{flag.id}/review", data=form).status_code == 303
+        assert store.flags()[0].verdict == "rejected"
+    finally:
+        holder.close()
+        served.stop()
+        store.close()
+
+
+@pytest.mark.e2e
 def test_the_status_api_reads_the_injected_clock_and_cron(tmp_path: Path) -> None:
     """/api/v1/status is `status --json`'s record, at the server's clock: the next
     digest follows the cron it was given, in its time zone, and a source is due."""
