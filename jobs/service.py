@@ -313,8 +313,7 @@ class Service:
         finally:
             sched.shutdown(wait=False)
             drained = self.drained = self.busy.acquire(timeout=self.options.drain)
-            if self._scanning.acquire(timeout=self.options.drain):  # stops between sources
-                self._scanning.release()
+            self._end_scans()
             released = leases.release(self.store, self.options.worker_id, self.clock())
             if drained:
                 self.close()
@@ -326,6 +325,21 @@ class Service:
                 released,
             )
         return 0
+
+    def _end_scans(self) -> None:
+        """At shutdown: wait for a running scan (it stops between sources), and name the
+        claims whose scan had not started, with what to run instead. A reload's scan
+        thread that had not yet begun would otherwise drop them without a word."""
+        if not self._scanning.acquire(timeout=self.options.drain):
+            return
+        try:  # the scan thread takes its claims under this lock: none can be taken now
+            pending, self._to_scan = sorted(self._to_scan), set()
+        finally:
+            self._scanning.release()
+        if pending:
+            log.warning(
+                "scan for claims %s: not run before shutdown; %s", ", ".join(pending), SCAN_HINT
+            )
 
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)

@@ -310,6 +310,8 @@ def test_sighup_reloads_the_seeds(sqlite_store: Store, tmp_path: Path) -> None:
         assert _wait(lambda: any(s.label == "added" for s in sqlite_store.list_sources()), 30), (
             tmp_path / "hup.log"
         ).read_text()
+        # The scan runs in its own thread: stopping before it ends would only warn.
+        assert _wait(lambda: "ferry-runs: 0 texts" in (tmp_path / "hup.log").read_text(), 30)
         assert proc.poll() is None  # still serving
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -388,6 +390,34 @@ def test_claims_a_reload_brings_meet_the_archive(
         else:  # nothing waits to be scanned, and no thread was started to scan it
             assert not service._to_scan and not service._scanning.locked()
             assert store.flags() == []
+    finally:
+        service.close()
+
+
+def test_a_scan_that_had_not_started_at_shutdown_is_named(
+    sqlite_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM right after a SIGHUP that added claims: the scan thread has not taken
+    them yet. Shutdown takes them instead and says what to run, and the thread then
+    finds nothing to do."""
+    service = Service(
+        sqlite_store,
+        ServiceOptions(worker_id="t", jitter=0, digest_cron=None),
+        pipeline.CheckOptions(fetch=FAST, processes=0, claims=()),
+        clock=lambda: NOW,
+    )
+    try:
+        service._to_scan.update({"ferry-runs", "harbour-open"})
+        service.stopping.set()
+        with caplog.at_level("WARNING", logger="claimwatch.serve"):
+            service._end_scans()
+            service.scan_claims()  # the thread, late: nothing is left to scan
+        [line] = [r.getMessage() for r in caplog.records]
+        assert line == (
+            "scan for claims ferry-runs, harbour-open: not run before shutdown; "
+            "'claimwatch flags scan' matches the archive against them"
+        )
+        assert not service._to_scan and not service._scanning.locked()
     finally:
         service.close()
 
