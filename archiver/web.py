@@ -486,12 +486,15 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         status = options.status or StatusOptions(store.url)
         return api([status_record(store, options.clock(), status)])
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        detail = getattr(exc, "detail", "error")
+    def error_page(request: Request, status: int, detail: str) -> Response:
+        """``{"error": detail}`` under /api/, else the HTML error page."""
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": detail}, status)
         return page(request, "web/error.html.j2", status, code=status, detail=detail)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return error_page(request, status, getattr(exc, "detail", "error"))
 
     async def store_failed(request: Request, exc: Exception) -> Response:
         """The store could not answer (locked, unreachable, full): a 503 the client may
@@ -504,11 +507,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             if busy
             else "the archive's database is not answering; the server's log says why"
         )
-        response = (
-            JSONResponse({"error": detail}, 503)
-            if request.url.path.startswith("/api/")
-            else page(request, "web/error.html.j2", 503, code=503, detail=detail)
-        )
+        response = error_page(request, 503, detail)
         response.headers["Retry-After"] = "5" if busy else "30"
         return response
 

@@ -150,7 +150,6 @@ versions = Table(
     UniqueConstraint("source_id", "number", name="uq_versions_source_number"),
 )
 
-
 captures = Table(
     "captures",
     metadata,

@@ -273,13 +273,17 @@ def config_show(app: App) -> None:
 # -- status -------------------------------------------------------------------
 
 
+def status_options(app: App) -> StatusOptions:
+    """What the status record needs from the command line and the config."""
+    return StatusOptions(app.db_url, app.config.digest_cron, app.config.timezone)
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @click.pass_obj
 def status(app: App, as_json: bool) -> None:
     """Counts, workers, the due backlog, failing sources, and the digests."""
-    options = StatusOptions(app.db_url, app.config.digest_cron, app.config.timezone)
-    data = status_record(app.store(), app.now, options)
+    data = status_record(app.store(), app.now, status_options(app))
     if as_json:
         emit_json([data])
         return
@@ -453,8 +457,7 @@ def web(app: App, host: str, port: int) -> None:
         )
     store = app.store()
     click.echo(f"claimwatch web on http://{host}:{port}/", err=True)
-    status = StatusOptions(app.db_url, app.config.digest_cron, app.config.timezone)
-    web_app = create_app(store, WebOptions(token=token, status=status))
+    web_app = create_app(store, WebOptions(token=token, status=status_options(app)))
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 

@@ -4,10 +4,10 @@ sources with a tenth of them edited every hour write 100,000 versions, changes a
 flags an hour, and would pass int4's 2,147,483,647 in about two and a half years;
 every check that found an edit would fail from then on.
 
-Each column and serial sequence changes type, which rewrites the table under an
-exclusive lock: stop the service, run ``claimwatch init --no-seeds``, then start it
-again (about 5 s per million rows on two cores, as 0014). SQLite needs nothing: its
-integers are 64-bit already.
+Each table's columns change type in one ALTER TABLE, which rewrites the table once
+under an exclusive lock: stop the service, run ``claimwatch init --no-seeds``, then
+start it again (26 s on two cores for a million rows in each table it rewrites;
+docs/benchmarks.md). SQLite needs nothing: its integers are 64-bit already.
 
 Revision ID: 0015
 Revises: 0014
