@@ -47,21 +47,15 @@ def share_of_best(p: np.ndarray, ts: tuple[float, float]) -> np.ndarray:
     return (p >= ts[0]) & (p >= ts[1] * p.max(axis=1, keepdims=True))
 
 
-def f1(pred: np.ndarray, target: np.ndarray) -> float:
-    tp = float((pred & (target == 1)).sum())
-    wrong = float((pred & (target == 0)).sum() + (~pred & (target == 1)).sum())
-    return 2 * tp / (2 * tp + wrong) if tp else 0.0
-
-
 def cross_validated(
     rule: Rule, grid: Sequence[Any], p: np.ndarray, y: np.ndarray, fold: np.ndarray
 ) -> float:
     pred = np.zeros_like(y, dtype=bool)
     for k in np.unique(fold):
         fit, test = fold != k, fold == k
-        best = max(grid, key=lambda g: f1(rule(p[fit], g), y[fit]))
+        best = max(grid, key=lambda g: training._f1(rule(p[fit], g), y[fit]))
         pred[test] = rule(p[test], best)
-    return f1(pred, y)
+    return training._f1(pred, y)
 
 
 def main() -> None:
