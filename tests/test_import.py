@@ -80,6 +80,29 @@ def test_a_bad_line_imports_nothing(tmp_path: Path, db: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_a_label_another_source_holds_imports_nothing(tmp_path: Path, db: Path) -> None:
+    """It was an internal error with a SQL statement in it; now it is one line naming the
+    file, the label and the source that holds it."""
+    assert (
+        claimwatch(db, "sources", "add", "https://example.org/c", "--label", "beta").returncode == 0
+    )
+    listed = tmp_path / "sources.yaml"
+    listed.write_text(
+        "sources:\n  - url: https://example.org/a\n  - url: https://example.org/d\n"
+        "    label: beta\n",
+        encoding="utf-8",
+    )
+    r = claimwatch(db, "sources", "import", str(listed))
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"claimwatch: error: {listed}: label 'beta' is already used by https://example.org/c; "
+        "choose another label or leave it out; nothing was imported"
+    )
+    assert urls(db) == ["https://example.org/c"]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_export_reads_back_as_the_same_watchlist(tmp_path: Path, db: Path) -> None:
     listed = tmp_path / "sources.yaml"
     listed.write_text(

@@ -23,7 +23,7 @@ from store.models import ChangeRecord, EntryDecision, SourceSpec
 from store.repo import Store
 from store.schema import blobs, changes, feed_entries, sources, versions
 from store.sources import add as add_source
-from store.sources import record_entries, robots_for, save_robots
+from store.sources import add_many, record_entries, robots_for, save_robots
 from store.verify import verify
 from tests.support import NOW, article_html
 from tests.support.pipeline import OPTIONS
@@ -267,3 +267,37 @@ def test_a_label_two_workers_give_two_pages_at_once_goes_to_the_first(store: Sto
     assert [type(e).__name__ for e in errors] == ["UsageError"]
     assert "label 'same'" in str(errors[0])
     assert [s.url for s in store.list_sources()] == [first.url]
+
+
+def test_two_imports_of_overlapping_lists_at_once_add_each_source_once(store: Store) -> None:
+    """Two `sources import` runs at once whose files share a URL: each adds what the
+    other did not, and the shared URL counts as already watched by the second."""
+    a, b, c = (SourceSpec(url=f"http://127.0.0.1:9/{n}.html") for n in "abc")
+    counts: list[tuple[int, int]] = []
+    errors = at_once(
+        store,
+        lambda conn: counts.append(add_many(conn, [a, b], NOW)),
+        lambda s: counts.append(s.add_sources([b, c], NOW)),
+    )
+    assert errors == []
+    assert counts == [(2, 0), (1, 1)]
+    assert sorted(s.url for s in store.list_sources()) == [a.url, b.url, c.url]
+
+
+def test_an_import_whose_label_another_worker_takes_meanwhile_adds_nothing(store: Store) -> None:
+    """`sources add --label same` commits while an import of a file with that label
+    waits on it: the import is refused with the label named, and none of its sources
+    stays (all or nothing)."""
+    added = SourceSpec(url="http://127.0.0.1:9/a.html", label="same")
+    imported = [
+        SourceSpec(url="http://127.0.0.1:9/b.html"),
+        SourceSpec(url="http://127.0.0.1:9/c.html", label="same"),
+    ]
+    errors = at_once(
+        store,
+        lambda conn: add_source(conn, added, NOW, update_existing=False),
+        lambda s: s.add_sources(imported, NOW),
+    )
+    assert [type(e).__name__ for e in errors] == ["UsageError"]
+    assert "label 'same'" in str(errors[0])
+    assert [s.url for s in store.list_sources()] == [added.url]

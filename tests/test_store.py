@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text as sql
 
 from store import repo as repo_module
+from store import sources as sources_module
 from store import writes as writes_module
 from store.db import sqlite_path
 from store.errors import (
@@ -317,6 +318,33 @@ def test_sources_resolve_by_id_url_and_label(store: Store) -> None:
         add_source(store)
     with pytest.raises(UsageError, match="no source 'zzz'"):
         store.get_source("zzz")
+
+
+def test_an_import_goes_in_batches_and_a_taken_label_adds_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``add_sources`` (`sources import`) looks up and inserts a batch at a time: URLs
+    already watched are counted, not touched, across batch edges. A label another source
+    holds used to end the import in an internal error (the label's unique key); it is a
+    usage error naming the label and its source, and nothing of the file stays."""
+    monkeypatch.setattr(sources_module, "IMPORT_BATCH", 3)
+    first = [SourceSpec(url=f"http://127.0.0.1/{n}.html") for n in range(4)]
+    assert store.add_sources(first, NOW) == (4, 0)
+    more = [SourceSpec(url=f"http://127.0.0.1/{n}.html") for n in range(2, 9)]
+    more[-1] = SourceSpec(url="http://127.0.0.1/8.html", label="eight")
+    assert store.add_sources(more, NOW) == (5, 2)
+    urls = [s.url for s in store.list_sources()]
+    assert urls == [f"http://127.0.0.1/{n}.html" for n in range(9)]
+    assert store.get_source("eight").url == "http://127.0.0.1/8.html"
+    clash = [SourceSpec(url=f"http://127.0.0.1/new{n}.html") for n in range(5)]
+    clash.append(SourceSpec(url="http://127.0.0.1/new5.html", label="eight"))
+    with pytest.raises(UsageError) as raised:
+        store.add_sources(clash, NOW)
+    assert str(raised.value) == (
+        "label 'eight' is already used by http://127.0.0.1/8.html; "
+        "choose another label or leave it out"
+    )
+    assert [s.url for s in store.list_sources()] == urls
 
 
 def test_remove_source_deletes_its_history(store: Store) -> None:

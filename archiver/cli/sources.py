@@ -377,9 +377,12 @@ def sources_import(app: App, file: Path, fmt: str) -> None:
     from archiver.app.seeds import read_source_file
 
     specs = read_source_file(file, fmt)
-    added, known = app.store().add_sources(specs, app.now)
+    try:
+        added, known = app.store().add_sources(specs, app.now)
+    except UsageError as exc:  # a label another source holds: nothing was added
+        raise UsageError(f"{file}: {exc}; nothing was imported") from None
     click.echo(
-        f"imported {added} sources from {terminal_safe(str(file))} ({known} already watched)"
+        terminal_safe(f"imported {counted(added, 'source')} from {file} ({known} already watched)")
     )
     if not app.config.allow_private:
         from archiver.net.addresses import literal_url_kind
