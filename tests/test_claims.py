@@ -67,6 +67,12 @@ claims:
             "statements",
             "not a language code",
         ),
+        (
+            GOOD.replace("    en: Meta will close its models.", "    statement: {en: x}"),
+            4,
+            "statement",
+            "is one text; for texts by language write 'statements:",
+        ),
         (GOOD.replace("id: c1", "id: Claim One"), 4, "id", "needs an id"),
         (
             GOOD.replace("    actors: [Meta]\n", "    actors: [Meta]\n    colour: red\n"),

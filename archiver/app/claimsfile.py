@@ -57,6 +57,9 @@ def _statements(
             out.setdefault(lang, item[lang].strip())
     single = item.get("statement")
     if single is not None:
+        if isinstance(single, dict):  # the two forms mixed up
+            hint = "is one text; for texts by language write 'statements: {en: ..., de: ...}'"
+            raise ConfigError(path, hint, line, "statement")
         if not isinstance(single, str) or not single.strip():
             raise ConfigError(path, "needs a text", line, "statement")
         out.setdefault("und", single.strip())
