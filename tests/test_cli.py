@@ -121,7 +121,10 @@ def test_failed_check_exits_1_and_is_recorded(story: Path, httpserver: HTTPServe
             ["changes", "--since", "yesterday"],
             "since 'yesterday' is not understood; give a time ago such as 2d or 36h, or a date",
         ),
-        (["flags", "--since", "3x"], "duration '3x' is not understood"),
+        (["flags", "--since", "3x"], "since '3x' is not understood; give a time ago"),
+        # An impossible date was read as a duration, and the message said so.
+        (["changes", "--since", "2025-13-01"], "since '2025-13-01' is not understood"),
+        (["flags", "--since", "0h"], "duration '0h' must be longer than zero"),
         (["flags", "--claim", "nope"], "no claim 'nope'; see 'claimwatch claims list'"),
         # click's FloatRange lets NaN through, and the listing then kept nothing.
         (["flags", "--min-score", "nan"], "'nan' is not a number from 0 to 1"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import sys
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -214,6 +215,9 @@ def make_console() -> Console:
     )
 
 
+_AGO = re.compile(r"[0-9smhdw ]+", re.IGNORECASE)  # what a time ago is written with
+
+
 def parse_since(value: str, now: datetime) -> datetime:
     """``2d``, ``36h`` (ago) or an ISO date/time."""
     try:
@@ -222,7 +226,8 @@ def parse_since(value: str, now: datetime) -> datetime:
         pass
     else:
         return when if when.tzinfo else when.replace(tzinfo=UTC)
-    if not any(ch.isdigit() for ch in value):  # "yesterday": neither form
+    if not _AGO.fullmatch(value) or not any(ch.isdigit() for ch in value):  # "yesterday",
+        # "2025-13-01": neither form
         raise UsageError(
             f"since {value!r} is not understood; give a time ago such as 2d or 36h, "
             "or a date such as 2025-07-14"
