@@ -58,6 +58,7 @@ from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
 from archiver.text.render import Header, RenderOptions, hunks
+from store.db import MAX_BIG_ID
 from store.errors import NotFoundError, StoreBusy, StoreError, UsageError
 from store.models import FlagFilter, Source, StoredChange, StoredFlag, Version
 from store.repo import Store
@@ -66,6 +67,7 @@ HERE = Path(__file__).resolve().parent
 log = logging.getLogger("claimwatch.web")
 STANCES = ("supports", "contradicts", "mentions")
 SEARCH_MAX = 500  # characters of a sources search
+API_PAGE = 500  # records in a page of /api/v1/changes and /api/v1/flags, at most
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -160,15 +162,17 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         )
         return HTMLResponse(html, status)
 
-    def number(request: Request, name: str, default: int = 0, high: int = 10_000) -> int:
+    def number(
+        request: Request, name: str, default: int = 0, high: int = 10_000, low: int = 0
+    ) -> int:
         """A whole-number parameter, bounded: a page far out cannot make a query load
         the whole log."""
         try:
             value = int(request.query_params.get(name, default))
         except ValueError:
             raise HTTPException(400, f"{name} must be a whole number") from None
-        if not 0 <= value <= high:
-            raise HTTPException(400, f"{name} must be from 0 to {high}")
+        if not low <= value <= high:
+            raise HTTPException(400, f"{name} must be from {low} to {high}")
         return value
 
     def search(request: Request) -> str | None:
@@ -430,9 +434,30 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
 
     # -- the JSON API: the CLI's --json records ---------------------------------
 
-    def api(rows: Any) -> Response:
+    def api(rows: Any, headers: dict[str, str] | None = None) -> Response:
         body = json.dumps(list(rows), default=json_default, ensure_ascii=False)
-        return Response(body, media_type="application/json")
+        return Response(body, media_type="application/json", headers=headers)
+
+    def api_page(request: Request, rows: list[Any], limit: int, record: Any) -> Response:
+        """A page of a newest-first log, read one row past ``limit``: when there is more,
+        a ``Link: <...?before=ID>; rel="next"`` header names the next page (the same
+        query from the page's last row on, so rows added meanwhile shift nothing)."""
+        shown = rows[:limit]
+        headers = None
+        if len(rows) > limit:
+            after = request.url.include_query_params(before=shown[-1].id)
+            headers = {"Link": f'<{after}>; rel="next"'}
+        return api((record(r) for r in shown), headers)
+
+    def cursor(request: Request, find: Callable[[int], list[Any]], what: str) -> Any:
+        """``before=ID``: the (time, id) of that change or flag, where the page resumes."""
+        if "before" not in request.query_params:
+            return None
+        n = number(request, "before", 0, MAX_BIG_ID)
+        found = find(n)
+        if not found:
+            raise HTTPException(404, f"no {what} {n}")
+        return (found[0].created_at, found[0].id)
 
     async def api_sources(request: Request) -> Response:
         from archiver.cli.sources import source_row
@@ -454,28 +479,31 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         from archiver.cli.views import change_row
 
         minimum = _float(request.query_params.get("min"), 0.0)
+        limit = number(request, "limit", API_PAGE, API_PAGE, low=1)
         found = store.changes(
             since=since_of(request),
             source_id=source_id_of(request),
             min_significance=minimum,
-            limit=500,
+            limit=limit + 1,
+            before=cursor(request, lambda n: store.changes(ids=[n]), "change"),
         )
-        return api(change_row(c) for c in found)
+        return api_page(request, found, limit, change_row)
 
     async def api_flags(request: Request) -> Response:
         from archiver.cli.claims import flag_row
 
+        limit = number(request, "limit", API_PAGE, API_PAGE, low=1)
         which = FlagFilter(
             claim_id=known_claim(request.query_params.get("claim") or None),
             stance=stance_of(request),
             since=since_of(request),
             min_score=_float(request.query_params.get("min"), 0.0),
             source_id=source_id_of(request),
-            limit=500,
+            limit=limit + 1,
             removed=_yes_no(request.query_params.get("removed")),
+            before=cursor(request, lambda n: store.flags(FlagFilter(ids=(n,))), "flag"),
         )
-        found = store.flags(which)
-        return api(flag_row(f) for f in found)
+        return api_page(request, store.flags(which), limit, flag_row)
 
     async def api_claims(request: Request) -> Response:
         from archiver.cli.claims import claim_rows

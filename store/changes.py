@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, func, select
 
-from store.db import among, narrow
+from store.db import among, narrow, older
 from store.models import StoredChange
 from store.schema import changes, schema_time, sources, versions
 from store.sources import Reading
@@ -26,10 +26,16 @@ def listing(
     min_significance: float,
     limit: int | None,
     ids: Sequence[int] | None,
+    before: tuple[datetime, int] | None = None,
 ) -> list[StoredChange]:
-    """Stored changes with their units, newest first."""
+    """Stored changes with their units, newest first (with ``before``, those listed after
+    that change's (time, id))."""
     query = _log(since, source_id, min_significance, units=True).limit(limit)
-    query = narrow(query, (ids, changes.c.id, among))
+    query = narrow(
+        query,
+        (ids, changes.c.id, among),
+        (before, (changes.c.created_at, changes.c.id), older),
+    )
     return [_stored(r, r["units"]) for r in conn.execute(query).mappings().all()]
 
 
@@ -48,15 +54,7 @@ def iterate(
     left = limit
     while left is None or left > 0:
         size = page if left is None else min(page, left)
-        query = base.limit(size)
-        if cursor is not None:
-            at, cid = cursor
-            query = query.where(
-                or_(
-                    changes.c.created_at < at,
-                    and_(changes.c.created_at == at, changes.c.id < cid),
-                )
-            )
+        query = narrow(base.limit(size), (cursor, (changes.c.created_at, changes.c.id), older))
         with reading() as conn:
             rows = conn.execute(query).mappings().all()
         for r in rows:

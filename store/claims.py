@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from store.db import among, insert_ignoring_duplicates, insert_replacing, narrow
+from store.db import among, insert_ignoring_duplicates, insert_replacing, narrow, older
 from store.errors import NotFoundError
 from store.models import ADDED, ClaimRow, FlagFilter, FlagRecord, StoredFlag
 from store.schema import (
@@ -145,6 +145,7 @@ def flag_listing(conn: Connection, which: FlagFilter) -> list[StoredFlag]:
         (which.since, flags.c.created_at, operator.ge),
         (which.source_id, flags.c.source_id, operator.eq),
         (which.ids, flags.c.id, among),
+        (which.before, (flags.c.created_at, flags.c.id), older),
     )
     if which.unreviewed:
         query = query.where(flags.c.verdict.is_(None))

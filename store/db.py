@@ -13,10 +13,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Select, create_engine, event
+from sqlalchemy import BigInteger, Connection, Engine, Select, and_, create_engine, event, or_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -141,6 +142,13 @@ def narrow(
         if value is not None:
             query = query.where(op(column, value))
     return query
+
+
+def older(columns: tuple[Any, Any], cursor: tuple[datetime, int]) -> Any:
+    """The rows after ``cursor`` (a row's time and id) in a newest-first listing ordered
+    by (time, id), descending: where a page that ended at that row resumes."""
+    (at_column, id_column), (at, row_id) = columns, cursor
+    return or_(at_column < at, and_(at_column == at, id_column < row_id))
 
 
 # The largest source id or version number a store can hold (PostgreSQL's integer),

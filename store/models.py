@@ -271,6 +271,7 @@ class FlagFilter:
     ids: tuple[int, ...] | None = None
     unreviewed: bool = False  # only flags without a verdict
     removed: bool | None = None  # True: only flags of removed sentences; False: the others
+    before: tuple[datetime, int] | None = None  # only flags listed after this (time, id)
 
 
 @dataclass(frozen=True)

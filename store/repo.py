@@ -310,10 +310,12 @@ class Store:
         min_significance: float = 0.0,
         limit: int | None = None,
         ids: Sequence[int] | None = None,
+        before: tuple[datetime, int] | None = None,
     ) -> list[StoredChange]:
-        """Stored changes, newest first."""
+        """Stored changes, newest first; with ``before`` (a change's time and id), the
+        ones listed after it: the next page."""
         with self.reading() as conn:
-            return changes_.listing(conn, since, source_id, min_significance, limit, ids)
+            return changes_.listing(conn, since, source_id, min_significance, limit, ids, before)
 
     def iter_changes(
         self,

@@ -306,6 +306,43 @@ def test_the_api_filters_as_the_cli_does(demo) -> None:  # type: ignore[no-untyp
     assert get("/api/v1/flags", claim="meta-ends-open-releases")
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_api_pages_the_logs_with_a_next_link(demo) -> None:  # type: ignore[no-untyped-def]
+    """/api/v1/changes and /api/v1/flags stopped at the newest 500 with no way to the
+    rest. ``limit`` sets the page size, and a full page's ``Link: rel="next"`` resumes
+    after its last record, the other filters kept: walking the links gives every record
+    of the unpaged listing once, in its order."""
+    where, served = demo
+
+    def walk(path: str, **params: str) -> tuple[list[int], int]:
+        url: str | None = served.url + path
+        seen: list[int] = []
+        pages = 0
+        while url:
+            r = httpx.get(url, params=params if not seen else None)
+            assert r.status_code == 200, r.text
+            seen += [x["id"] for x in r.json()]
+            pages += 1
+            url = r.links.get("next", {}).get("url")
+        return seen, pages
+
+    every_flag = [f["id"] for f in cli_json(where, "flags")]
+    assert len(every_flag) > 5
+    assert walk("/api/v1/flags", limit="5") == (every_flag, -(-len(every_flag) // 5))
+    supporting = [f["id"] for f in cli_json(where, "flags", "--stance", "supports")]
+    assert walk("/api/v1/flags", limit="4", stance="supports")[0] == supporting
+    every_change = [c["id"] for c in cli_json(where, "changes")]
+    assert walk("/api/v1/changes", limit="3")[0] == every_change
+    last = httpx.get(served.url + "/api/v1/flags", params={"limit": str(len(every_flag))})
+    assert "link" not in last.headers  # the whole log in one page: no next
+    for params in ({"limit": "0"}, {"limit": "501"}, {"limit": "x"}, {"before": "x"}):
+        r = httpx.get(served.url + "/api/v1/flags", params=params)
+        assert r.status_code == 400 and set(r.json()) == {"error"}, params
+    gone = httpx.get(served.url + "/api/v1/changes", params={"before": "987654"})
+    assert gone.status_code == 404 and gone.json() == {"error": "no change 987654"}
+
+
 def test_a_storys_statements_show_in_their_own_languages(store: Store) -> None:
     """A story of the user's own, in German, French, Arabic and a statement of unknown
     language: each shows with its own language and direction, on the page and in the
