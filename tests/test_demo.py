@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -224,7 +225,7 @@ def test_the_explore_lines_name_the_program_as_it_can_be_typed(tmp_path: Path) -
     """After the README's `.venv/bin/claimwatch demo`, `claimwatch` is on no PATH
     unless the virtualenv was activated: the lines to copy then name the path it was
     started by, and plain `claimwatch` only when that name finds this very program."""
-    from archiver.cli.service import program_name
+    from archiver.cli.base import program_name
 
     script = tmp_path / "my venv" / "bin" / "claimwatch"
     script.parent.mkdir(parents=True)
@@ -241,3 +242,29 @@ def test_the_explore_lines_name_the_program_as_it_can_be_typed(tmp_path: Path) -
     assert program_name(str(script), str(other)) == f"'{script}'"
     # python -m archiver.cli: argv[0] is the module's file; the name is the best guess
     assert program_name("/x/archiver/cli/__main__.py", None) == "claimwatch"
+
+
+def test_error_hints_name_the_program_as_it_can_be_typed(tmp_path: Path) -> None:
+    """The same for an error's hint: `.venv/bin/claimwatch status` on a store not yet
+    made said to run 'claimwatch init', which that shell cannot find."""
+    from archiver.cli.base import named_as_started
+
+    line = "claimwatch: error: no store; run 'claimwatch init'"
+    assert named_as_started(line, ".venv/bin/claimwatch", None) == (
+        "claimwatch: error: no store; run '.venv/bin/claimwatch init'"
+    )
+    assert named_as_started(line, "/x/archiver/cli/__main__.py", None) == line
+    spaced = str(tmp_path / "my venv" / "claimwatch")
+    assert named_as_started(line, spaced, None) == line  # quotes in quotes: left alone
+    script = Path(sys.executable).parent / "claimwatch"  # the installed entry point
+    if not script.exists():
+        pytest.fail(f"{script} is missing: install the project (pip install -e .)")
+    r = subprocess.run(
+        [str(script), "--db", f"sqlite:///{tmp_path / 'none.db'}", "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": "/usr/bin:/bin"},  # not activated
+        timeout=60,
+    )
+    assert r.returncode != 0
+    assert r.stderr.strip().endswith(f"; run '{script} init'")

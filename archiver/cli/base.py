@@ -10,6 +10,8 @@ import errno
 import json
 import os
 import re
+import shlex
+import shutil
 import sys
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -303,7 +305,35 @@ def _what_to_do(exc: ClaimwatchError) -> str:
     return ""
 
 
+def program_name(argv0: str, on_path: str | None) -> str:
+    """How to type this program in a command printed for copying: ``claimwatch`` when
+    that name on PATH is this very program (or it runs as ``python -m archiver.cli``),
+    else the path it was started by. After the README's ``.venv/bin/claimwatch demo``,
+    in a shell that never activated the virtualenv, the printed lines then work as
+    they are."""
+    started = Path(argv0)
+    if started.name != "claimwatch":
+        return "claimwatch"
+    if on_path and Path(on_path).resolve() == started.resolve():
+        return "claimwatch"
+    return shlex.quote(argv0)
+
+
+def named_as_started(line: str, argv0: str, on_path: str | None) -> str:
+    """``line`` with its hints ('claimwatch init') naming the program as it was started
+    (``program_name``), so they run as printed from a shell that never activated the
+    virtualenv. A path that would need quoting inside the quotes is left alone."""
+    program = program_name(argv0, on_path)
+    if program == "claimwatch" or program != argv0:
+        return line
+    return line.replace("'claimwatch ", f"'{program} ")
+
+
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _error(line: str) -> None:
+    click.echo(named_as_started(line, sys.argv[0], shutil.which("claimwatch")), err=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -319,10 +349,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:  # bad usage: click's own message
         ctx = getattr(exc, "ctx", None)
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        click.echo(f"claimwatch: error: {exc.format_message()}{hint}", err=True)
+        _error(f"claimwatch: error: {exc.format_message()}{hint}")
         sys.exit(2)
     except ClaimwatchError as exc:
-        click.echo(f"claimwatch: error: {exc}{_what_to_do(exc)}", err=True)
+        _error(f"claimwatch: error: {exc}{_what_to_do(exc)}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("claimwatch: interrupted", err=True)

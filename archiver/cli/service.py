@@ -33,6 +33,7 @@ from archiver.cli.base import (
     emit_json,
     make_console,
     parse_since,
+    program_name,
     use_semantic,
     when,
 )
@@ -396,20 +397,6 @@ def demo(app: App, directory: Path, seeds_dir: Path | None, semantic: bool | Non
     program = program_name(sys.argv[0], shutil.which("claimwatch"))
     for command in explore_commands(result):
         click.echo(f"  {program} --db {shlex.quote(db)} {command}")
-
-
-def program_name(argv0: str, on_path: str | None) -> str:
-    """How to type this program in a command printed for copying: ``claimwatch`` when
-    that name on PATH is this very program (or it runs as ``python -m archiver.cli``),
-    else the path it was started by. After the README's ``.venv/bin/claimwatch demo``,
-    in a shell that never activated the virtualenv, the printed lines then work as
-    they are."""
-    started = Path(argv0)
-    if started.name != "claimwatch":
-        return "claimwatch"
-    if on_path and Path(on_path).resolve() == started.resolve():
-        return "claimwatch"
-    return shlex.quote(argv0)
 
 
 def explore_commands(result: DemoResult) -> list[str]:
