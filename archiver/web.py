@@ -569,11 +569,13 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     )
 
 
-def timeline(shown: list[StoredFlag], width: int = 640, height: int = 90) -> dict[str, Any]:
+def timeline(shown: list[StoredFlag], width: int = 640, height: int = 100) -> dict[str, Any]:
     """An SVG timeline of one claim's flags (the ones to show: not rejected): time
-    across, stance as lane and colour, score as size; each point links to its flag."""
+    across, stance as lane and colour, score as size; each point links to its flag. The
+    first and last flag's dates stand under the axis (``ticks``), with the hours when
+    they share a day."""
     if not shown:
-        return {"points": [], "width": width, "height": height}
+        return {"points": [], "ticks": [], "width": width, "height": height}
     times = [f.created_at.timestamp() for f in shown]
     lo, hi = min(times), max(times)
     span = (hi - lo) or 1.0
@@ -591,7 +593,16 @@ def timeline(shown: list[StoredFlag], width: int = 640, height: int = 90) -> dic
         }
         for f, t in zip(shown, times, strict=True)
     ]
-    return {"points": points, "width": width, "height": height}
+    first, last = min(f.created_at for f in shown), max(f.created_at for f in shown)
+    if last.date() != first.date():
+        labels = [f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"]
+    elif last != first:  # one day: the hours tell its points apart
+        labels = [f"{first:%Y-%m-%d %H:%M}", f"{last:%H:%M}"]
+    else:
+        labels = [f"{first:%Y-%m-%d %H:%M}"]
+    ends = ((20, "start"), (width - 20, "end"))
+    ticks = [{"x": x, "anchor": a, "label": t} for (x, a), t in zip(ends, labels, strict=False)]
+    return {"points": points, "ticks": ticks, "width": width, "height": height}
 
 
 def sparkline(values: list[float], width: int = 240, height: int = 30) -> str:

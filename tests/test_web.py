@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from archiver.app.status import StatusOptions
-from archiver.web import WebOptions
-from store.models import SourceSpec
+from archiver.web import WebOptions, timeline
+from store.models import SourceSpec, StoredFlag
 from store.repo import Store
 from tests.support import claimwatch, needs_browser
 from tests.support.web import Served
@@ -78,6 +78,9 @@ def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) ->
     r = httpx.get(served.url + "/")
     assert r.status_code == 200
     assert re.search(r'<div class="article" id="seed-\d+" lang="ar" dir="rtl">', r.text)
+    article = r.text.split('<div class="article"', 1)[1].split("</div>", 1)[0]
+    assert article.count("<p>") >= 5 and "\n</p>" not in article  # a paragraph each
+    assert re.search(r'<text class="tick"[^>]*>2025-07-1\d', r.text)  # dated timelines
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert "unsafe-inline" not in r.headers["content-security-policy"]
     assert r.text.count('class="claim"') == 10
@@ -86,6 +89,30 @@ def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) ->
     flags = httpx.get(served.url + "/flags", params={"claim": ids[1]}).text
     assert re.findall(r"<option(?: selected)?>([\w-]+)</option>", flags)[:10] == ids
     assert f"<option selected>{ids[1]}</option>" in flags  # the filter keeps its claim
+
+
+def _flag_at(n: int, at: datetime) -> StoredFlag:
+    return StoredFlag(n, "c", "supports", 0.9, "E.", [], "new", at, 1, "s", "u", 1, None, None)
+
+
+@pytest.mark.parametrize(
+    ("hours", "labels"),
+    [
+        ([0], ["2025-07-14 06:00"]),
+        ([0, 12], ["2025-07-14 06:00", "18:00"]),  # one day: the hours tell them apart
+        ([30, 0, 12], ["2025-07-14", "2025-07-15"]),
+    ],
+)
+def test_a_claims_timeline_is_dated_at_both_ends(hours: list[int], labels: list[str]) -> None:
+    """The story page's timelines had no dates: points in a row said nothing of when."""
+    start = datetime(2025, 7, 14, 6, tzinfo=UTC)
+    shown = [_flag_at(n, start + timedelta(hours=h)) for n, h in enumerate(hours)]
+    chart = timeline(shown, width=640)
+    assert [t["label"] for t in chart["ticks"]] == labels
+    assert [(t["x"], t["anchor"]) for t in chart["ticks"]] == [(20, "start"), (620, "end")][
+        : len(labels)
+    ]
+    assert min(p["x"] for p in chart["points"]) == 20
 
 
 @pytest.mark.e2e
