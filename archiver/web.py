@@ -317,7 +317,12 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         rows = store.flags(FlagFilter(ids=(int(request.path_params["id"]),)))
         if not rows:
             raise HTTPException(404, "no such flag")
-        return page(request, "web/flag.html.j2", f=rows[0])
+        f = rows[0]
+        # What the reviewer judges the sentence against, and the edit that brought it.
+        claim = next((c for c in store.claims(active_only=False) if c.id == f.claim_id), None)
+        edits = store.changes(ids=[f.change_id]) if f.change_id is not None else []
+        change = edits[0] if edits else None
+        return page(request, "web/flag.html.j2", f=f, claim=claim, change=change)
 
     async def posted(request: Request) -> dict[str, str]:
         """A form's fields, once its CSRF token matches the same-site cookie."""

@@ -162,6 +162,12 @@ def test_review_walks_unreviewed_flags_interactively(
     r = subprocess.run(review, input="s\n", capture_output=True, text=True, cwd=story)
     assert (r.returncode, r.stderr) == (0, ""), r.stderr
     assert r.stdout.endswith("\n0 reviewed\n")
+    # Each flag shows the claim it is judged against, not only the claim's id.
+    listed = claimwatch(story, "claims", "list", "--json").stdout.splitlines()
+    said = {c["id"]: c["statement"] for c in map(json.loads, listed)}
+    newest = flags(story)[0]
+    assert f"flag {newest['id']}" in r.stdout
+    assert f"claim: {said[newest['claim']]}" in r.stdout
     # Reject the first ("n", as "r"); confirm the second, keeping its stance (the default).
     r = subprocess.run(
         review, input="n\nc\n\n", capture_output=True, text=True, cwd=story, timeout=120

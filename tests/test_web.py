@@ -5,6 +5,7 @@ feeds read by feedparser, the JSON API against the CLI's --json, the token rule,
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -89,6 +90,23 @@ def test_story_page_shows_the_arabic_seed_right_to_left_and_every_claim(demo) ->
     flags = httpx.get(served.url + "/flags", params={"claim": ids[1]}).text
     assert re.findall(r"<option(?: selected)?>([\w-]+)</option>", flags)[:10] == ids
     assert f"<option selected>{ids[1]}</option>" in flags  # the filter keeps its claim
+
+
+@pytest.mark.e2e
+def test_a_flags_page_shows_its_claim_and_the_edit_that_brought_it(demo) -> None:  # type: ignore[no-untyped-def]
+    """The reviewer saw the claim's id alone, and had to know by heart what each of ten
+    claims says to judge the sentence against it."""
+    where, served = demo
+    [claim] = [c for c in cli_json(where, "claims", "list") if c["id"] == "wang-hire-talent-war"]
+    edited = next(f for f in cli_json(where, "flags") if f["change_id"] is not None)
+    [change] = [c for c in cli_json(where, "changes") if c["id"] == edited["change_id"]]
+    page = httpx.get(f"{served.url}/flags/{edited['id']}").text
+    assert f'?a={change["from"]}&amp;b={change["to"]}">the edit, v{change["from"]}' in page
+    first = next(f for f in cli_json(where, "flags") if f["claim"] == claim["id"])
+    page = httpx.get(f"{served.url}/flags/{first['id']}").text
+    for lang, text in claim["statements"].items():
+        assert f'<div class="statement" lang="{lang}"' in page and text in html.unescape(page)
+    assert f'href="/#claim-{claim["id"]}"' in page
 
 
 def _flag_at(n: int, at: datetime) -> StoredFlag:

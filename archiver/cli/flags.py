@@ -195,6 +195,7 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
         click.echo("nothing to review")
         return
     console = make_console()
+    said = {c.id: c.statements[0][1] for c in store.claims(active_only=False) if c.statements}
     done = 0
     for f in pending:
         guess = (
@@ -209,6 +210,8 @@ def flags_review(app: App, claim_id: str | None, limit: int) -> None:
             )
         )
         gone = ", removed from the page (the stance is the removed sentence's)" if f.removed else ""
+        if f.claim_id in said:  # what the sentence is judged against
+            console.print(Text(terminal_safe(f"claim: {said[f.claim_id]}"), style="dim"))
         console.print(terminal_safe(f"{f.source_name} v{f.version}{gone}"), markup=False)
         console.print(terminal_safe(f"  {f.evidence}"), markup=False)
         answer = _ask(
