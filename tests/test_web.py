@@ -159,6 +159,16 @@ def test_two_versions_side_by_side_mark_the_changed_words(demo) -> None:  # type
     assert "<del>" in r.text or "<ins>" in r.text
     assert f"version {change['from']} &rarr; version {change['to']}" in r.text
     assert "(current)" in r.text
+    # The inline diff is the email's template. Its style attributes, which the page's
+    # Content-Security-Policy (style-src 'self') refuses, left it without colours; on
+    # the web it takes web.css's classes, and no page carries a style attribute.
+    assert 'class="d-box"' in r.text and re.search(r'class="d-(add|del|mod)"', r.text)
+    assert "style-src 'self';" in r.headers["content-security-policy"]
+    css = httpx.get(served.url + "/static/web.css").text
+    for name in set(re.findall(r'class="(d-[a-z]+)"', r.text)):
+        assert f".{name}" in css, name
+    for path in ("/", "/sources", "/changes", "/flags", r.url.path + "?" + r.url.query.decode()):
+        assert " style=" not in httpx.get(served.url + path).text, path
 
 
 @pytest.mark.e2e
