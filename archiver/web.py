@@ -57,6 +57,7 @@ from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import json_default, parse_since
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
+from archiver.text.pdf import PDF
 from archiver.text.render import Header, RenderOptions, hunks
 from store.db import MAX_BIG_ID
 from store.errors import NotFoundError, StoreBusy, StoreError, UsageError
@@ -249,13 +250,25 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
     async def raw_text(request: Request) -> HTMLResponse:
         s = source_of(request.path_params["ref"])
         v = _version(s, request.path_params["n"])
-        body = store.read_raw(v).decode("utf-8", "replace")
-        return page(request, "web/raw.html.j2", s=s, v=v, body=body)
+        raw = store.read_raw(v)
+        if v.content_type == PDF:  # bytes no one reads as text: the file, to download
+            return page(request, "web/raw.html.j2", s=s, v=v, body=None, size=len(raw))
+        return page(request, "web/raw.html.j2", s=s, v=v, body=raw.decode("utf-8", "replace"))
 
     async def raw_frame(request: Request) -> Response:
         """The archived HTML, for a sandboxed iframe only: no script, no request."""
         s = source_of(request.path_params["ref"])
         v = _version(s, request.path_params["n"])
+        if v.content_type == PDF:  # a download, never shown in the app's own origin
+            name = f"{s.id}-v{v.number}.pdf"
+            return Response(
+                store.read_raw(v),
+                media_type=PDF,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{name}"',
+                    "Content-Security-Policy": RAW_CSP,
+                },
+            )
         return Response(
             store.read_raw(v),
             media_type="text/html",

@@ -19,12 +19,12 @@
     │   ├── UnsupportedURL          a scheme other than http(s), or a malformed URL
     │   ├── BodyTooLarge            the body (decompressed) passed the size cap while streaming
     │   ├── BadResponse             a malformed answer: short body, corrupt compression
-    │   ├── UnsupportedContentType  not HTML, XHTML or plain text
+    │   ├── UnsupportedContentType  not HTML, XHTML, plain text or PDF
     │   ├── RobotsDisallowed        robots.txt forbids the URL for our User-Agent
     │   ├── BlockedAddress          the host resolves to a loopback/private/link-local address
     │   └── BrowserFailed           Chromium could not start, or died during the check
     ├── ExtractionError             the page was fetched but yielded no usable text
-    │   ├── EmptyExtraction         trafilatura found no article text (``reason``)
+    │   ├── EmptyExtraction         no article text in the page or PDF (``reason``)
     │   ├── PageTooLarge            HTML over the extraction limit (extraction time grows fast)
     │   ├── TooSlow                 extracting and comparing one page ran out of its CPU time
     │   ├── SelectorMatchedNothing  a source's selector found no element (or no text) in the page

@@ -36,7 +36,7 @@ from store.errors import UsageError
 KindName = Literal["page", "article", "feed", "seed"]
 Origin = Literal["seed", "user", "feed"]  # who added a source: init, a user, or a feed poll
 
-PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/pdf")
 FEED_TYPES = (
     "application/rss+xml",
     "application/atom+xml",

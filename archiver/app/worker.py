@@ -19,13 +19,27 @@ from dataclasses import dataclass, field
 from archiver.claims.matcher import Matcher, MatchSpec, make_matcher, match
 from archiver.claims.rules import Claim, Flag
 from archiver.text.diff import Change, DiffOptions, change_to_dict, diff
-from archiver.text.extract import Extracted, ExtractOptions, decode, extract, refuse_large_html
+from archiver.text.extract import (
+    Extracted,
+    ExtractOptions,
+    decode,
+    extract,
+    markup,
+    refuse_large_html,
+)
 from archiver.text.fingerprint import locate
 from archiver.text.normalize import NormalizeOptions, normalize, text_digest
+from archiver.text.pdf import PDF
 from archiver.text.segment import sentences
 from archiver.text.selection import Selector, extract_selected, select_text
 from archiver.text.shells import shell_reason
-from store.errors import EmptyExtraction, ExtractionError, JavaScriptShell, TooSlow
+from store.errors import (
+    EmptyExtraction,
+    ExtractionError,
+    JavaScriptShell,
+    SelectorMatchedNothing,
+    TooSlow,
+)
 from store.models import ChangeRecord, FlagRecord
 
 # Sentences of one page a check matches against the claims, at most: a page rewritten,
@@ -111,17 +125,22 @@ def extract_text(
     selector: Selector | None = None,
 ) -> tuple[Extracted, str]:
     """Extract (or select) and normalize: page bytes to the stable text that is archived."""
-    if selector is not None and content_type != "text/plain":
+    if selector is not None and content_type == PDF:
+        raise SelectorMatchedNothing(
+            "a selector picks elements of an HTML page, and this one is a PDF; "
+            "take it off with 'sources edit SOURCE --no-select'"
+        )
+    if selector is not None and markup(content_type):
         refuse_large_html(body, options)
         extracted = extract_selected(body, charset, selector)
     else:
         try:
             extracted = extract(body, content_type, charset, url, options)
         except EmptyExtraction:
-            if content_type != "text/plain" and (reason := shell_reason(body, None)):
+            if markup(content_type) and (reason := shell_reason(body, None)):
                 raise JavaScriptShell(_shell_message(reason)) from None
             raise
-        if content_type != "text/plain" and (reason := shell_reason(body, extracted.text)):
+        if markup(content_type) and (reason := shell_reason(body, extracted.text)):
             raise JavaScriptShell(_shell_message(reason))
     text = normalize(extracted.text, NormalizeOptions(ignore=ignore))
     if not text:
@@ -198,7 +217,7 @@ def _process_page(job: PageJob, matcher: Matcher | None) -> PageResult:
             found, left = flags_for_coverage(text, job.claims, matcher, job.match_budget)
         drain = getattr(matcher.embedder, "drain", None)
         vectors = drain() if drain else None
-    plain = job.content_type == "text/plain" or job.selector is not None
+    plain = not markup(job.content_type) or job.selector is not None
     located = None if plain else locate(job.body, text, NormalizeOptions(ignore=job.ignore))
     hint = located.to_dict() if located else None
     notes = [garbled(text), _unmatched(left, job.match_budget)]

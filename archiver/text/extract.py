@@ -3,7 +3,8 @@
 ``decode`` turns bytes into text even when the declared charset lies.
 ``extract`` returns an ``Extracted`` or raises ``EmptyExtraction`` with the
 reason; it never returns ``None``. Plain-text bodies (a licence file, say)
-are taken whole.
+are taken whole, and a PDF's text is read by ``archiver.text.pdf``. ``markup``
+says which content types are parsed as HTML.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import trafilatura
 from htmldate import find_date
 from trafilatura.settings import Document, set_date_params, use_config
 
+from archiver.text.pdf import PDF, pdf_text
 from store.errors import EmptyExtraction, PageTooLarge
 
 try:  # trafilatura's metadata steps, to run only those whose fields claimwatch keeps
@@ -153,6 +155,13 @@ def _codec_name(charset: str | None) -> str | None:
         return None
 
 
+def markup(content_type: str | None) -> bool:
+    """Whether a body of this type is parsed as HTML (unknown types are): not plain
+    text, not a PDF. Selectors, app-shell checks and the article's location in the
+    page apply only to markup."""
+    return content_type not in ("text/plain", PDF)
+
+
 def refuse_large_html(body: bytes, options: ExtractOptions) -> None:
     """``PageTooLarge`` for HTML over the limit: parsing it would stall a worker."""
     if len(body) > options.max_html_bytes:
@@ -171,6 +180,9 @@ def extract(
     options = options or ExtractOptions()
     if not body.strip():
         raise EmptyExtraction("the body is empty")
+    if content_type == PDF:
+        document = pdf_text(body)
+        return Extracted(text=document.text, title=document.title)
     if content_type != "text/plain":
         refuse_large_html(body, options)
     text, encoding = decode(body, charset)
