@@ -883,7 +883,17 @@ def test_an_empty_listing_says_so_and_what_fills_it(story: Path) -> None:
     r = claimwatch(story, "sources", "list")
     assert "http://example.org/a" in r.stdout and r.stderr == ""
     r = claimwatch(story, "history", "a")
-    assert r.returncode == 0 and r.stderr == "(no versions yet; run 'claimwatch check a')\n"
+    assert r.returncode == 0 and r.stderr == "(a has no versions yet; run 'claimwatch check a')\n"
+    # After a failed check, running the check again as told would fail the same way:
+    # history and show say what failed instead.
+    dead = ("sources", "add", "http://127.0.0.1:9/gone.html", "--label", "gone", "--allow-private")
+    assert claimwatch(story, *dead).returncode == 0
+    assert claimwatch(story, "check", "gone").returncode == 1
+    said = claimwatch(story, "history", "gone").stderr
+    assert said.startswith("(gone has no versions yet: its last check (") and said.count("\n") == 1
+    assert "UTC) failed with ConnectFailed: " in said
+    r = claimwatch(story, "show", "gone")
+    assert r.returncode == 2 and "failed with ConnectFailed" in r.stderr
 
 
 @pytest.mark.e2e

@@ -189,8 +189,21 @@ def version_of(store: Store, source: str, number: int | None) -> tuple[Source, V
         return s, store.get_version(s, number)
     current = store.current_version(s) or store.latest_version(s.id)
     if current is None:
-        raise UsageError(f"{s.name} has no versions yet; run 'claimwatch check {s.name}'")
+        raise UsageError(no_versions(store, s))
     return s, current
+
+
+def no_versions(store: Store, s: Source) -> str:
+    """Why a source has no version, and what to do: check it, or, when its last check
+    failed, what failed (checking again as told would fail the same way)."""
+    last = store.captures(s.id, limit=1)
+    if last and last[0].error_class:
+        failed = last[0]
+        return (
+            f"{s.name} has no versions yet: its last check ({when(failed.started_at)} UTC) "
+            f"failed with {failed.error_class}: {failed.error_message or 'no message'}"
+        )
+    return f"{s.name} has no versions yet; run 'claimwatch check {s.name}'"
 
 
 def emit_json(rows: Iterable[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from archiver.cli.base import (
     cli,
     emit_json,
     make_console,
+    no_versions,
     note_limit,
     pages,
     parse_since,
@@ -81,7 +82,7 @@ def history(app: App, source: str, as_json: bool) -> None:
         lines = [line if len(line) <= room else line[: room - 1] + "…" for line in lines]
     click.echo("\n".join([terminal_safe(s.name), *lines]))
     if not rows:
-        click.echo(terminal_safe(f"(no versions yet; run 'claimwatch check {s.name}')"), err=True)
+        click.echo(terminal_safe(f"({no_versions(store, s)})"), err=True)
 
 
 @cli.command()
