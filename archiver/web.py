@@ -247,6 +247,19 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
             "left_out": 0,
         }
 
+    async def version_page(request: Request) -> HTMLResponse:
+        """One version: its text as archived, what was read with it, and its flags."""
+        s = source_of(request.path_params["ref"])
+        v = _version(s, request.path_params["n"])
+        numbers = [x.number for x in store.versions(s.id)]
+        at = numbers.index(v.number)
+        earlier = numbers[at - 1] if at > 0 else None
+        later = numbers[at + 1] if at + 1 < len(numbers) else None
+        raised = store.flags(FlagFilter(source_id=s.id, limit=5000))
+        return page(request, "web/version.html.j2", s=s, v=v, text=store.read_text(v),
+                    earlier=earlier, later=later,
+                    flags=[f for f in raised if f.version == v.number])  # fmt: skip
+
     async def raw_text(request: Request) -> HTMLResponse:
         s = source_of(request.path_params["ref"])
         v = _version(s, request.path_params["n"])
@@ -493,6 +506,13 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         s = source_of(request.path_params["ref"])
         return api(version_row(s, v) for v in store.versions(s.id))
 
+    async def api_version(request: Request) -> Response:
+        from archiver.cli.views import version_row
+
+        s = source_of(request.path_params["ref"])
+        v = _version(s, request.path_params["n"])
+        return api([{**version_row(s, v), "text": store.read_text(v)}])
+
     async def api_changes(request: Request) -> Response:
         from archiver.cli.views import change_row
 
@@ -561,6 +581,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/", story),
         Route("/sources", sources_page),
         Route("/sources/{ref}", source_page),
+        Route("/sources/{ref}/versions/{n}", version_page),
         Route("/sources/{ref}/versions/{n}/raw", raw_text),
         Route("/raw/{ref}/{n}", raw_frame),
         Route("/changes", changes_page),
@@ -574,6 +595,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/feeds/flags/{stance}.atom", feed_stance),
         Route("/api/v1/sources", api_sources),
         Route("/api/v1/sources/{ref}/versions", api_versions),
+        Route("/api/v1/sources/{ref}/versions/{n}", api_version),
         Route("/api/v1/changes", api_changes),
         Route("/api/v1/flags", api_flags),
         Route("/api/v1/claims", api_claims),

@@ -109,6 +109,43 @@ def test_a_flags_page_shows_its_claim_and_the_edit_that_brought_it(demo) -> None
     assert f'href="/#claim-{claim["id"]}"' in page
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_version_has_its_own_page_and_record_with_its_text(demo) -> None:  # type: ignore[no-untyped-def]
+    """The web view showed a version only as a side of a comparison, or its raw bytes:
+    never the text claimwatch archived. Its page gives that text by paragraph, what was
+    read with it, the way to its neighbours, and the flags it raised."""
+    where, served = demo
+    edit = next(c for c in cli_json(where, "changes") if c["kind"] == "edit")
+    source = next(s for s in cli_json(where, "sources", "list") if s["label"] == edit["source"])
+    n = edit["to"]
+    text = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", *db_args(where), "show", edit["source"], str(n)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    page = httpx.get(f"{served.url}/sources/{source['id']}/versions/{n}")
+    assert page.status_code == 200 and " style=" not in page.text
+    shown = re.findall(r"<p>([^<]*)</p>", page.text.split('class="article full"', 1)[1])
+    assert [html.unescape(p) for p in shown] == [p for p in text.split("\n") if p.strip()]
+    assert f'href="/sources/{source["id"]}?a={edit["from"]}&amp;b={n}#diff"' in page.text
+    assert f'href="/sources/{source["id"]}/versions/{n}/raw"' in page.text
+    raised = [f for f in cli_json(where, "flags") if f["source"] == edit["source"]]
+    for f in raised:
+        assert (f'href="/flags/{f["id"]}"' in page.text) == (f["version"] == n), f
+    [record] = httpx.get(f"{served.url}/api/v1/sources/{source['id']}/versions/{n}").json()
+    assert record["number"] == n and record["text"] + "\n" == text
+    listed = httpx.get(f"{served.url}/sources/{source['id']}").text
+    assert f'<a href="/sources/{source["id"]}/versions/{n}">{n}</a>' in listed
+    for missing in ("999", "x"):
+        assert (
+            httpx.get(f"{served.url}/sources/{source['id']}/versions/{missing}").status_code == 404
+        )
+        r = httpx.get(f"{served.url}/api/v1/sources/{source['id']}/versions/{missing}")
+        assert r.status_code == 404 and set(r.json()) == {"error"}
+
+
 def _flag_at(n: int, at: datetime) -> StoredFlag:
     return StoredFlag(n, "c", "supports", 0.9, "E.", [], "new", at, 1, "s", "u", 1, None, None)
 
