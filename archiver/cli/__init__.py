@@ -29,6 +29,7 @@ COMMANDS = {
     "show": "views",
     "diff": "views",
     "changes": "views",
+    "search": "views",
     "claims": "claims",
     "flags": "flags",
     "digest": "service",

@@ -1,4 +1,4 @@
-"""Commands that read the archive: history, show, diff, changes."""
+"""Commands that read the archive: history, show, diff, changes, search."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 import click
+from rich.text import Text
 
 from archiver.cli.base import (
     JSON_LINES,
@@ -249,3 +250,101 @@ def _print_changes(rows: list[StoredChange], as_json: bool) -> None:
         )
         detail = f" ({c.reasons[0]})" if c.reasons and c.kind == "edit" else ""
         console.print(f"  {terminal_safe(c.summary + detail)}")
+
+
+# -- search ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("phrase")
+@SOURCE
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Read every version, not only the current text: from when to when each source "
+    "said it, and which version's edit took it away.",
+)
+@LIMIT
+@JSON_LINES
+@click.pass_obj
+def search(
+    app: App, phrase: str, source_ref: str | None, history: bool, limit: int, as_json: bool
+) -> None:
+    """Which sources say PHRASE (any case, any spacing), with the words around it. By
+    default the current text of each source; --history reads every version (slower:
+    each version's text is read from the archive)."""
+    from archiver.text.search import MIN_PHRASE, folded
+
+    if len(folded(phrase)) < MIN_PHRASE:
+        raise UsageError(f"search for at least {MIN_PHRASE} characters, not {phrase!r}")
+    store = app.store()
+    chosen = [store.get_source(source_ref)] if source_ref else store.iter_sources()
+    look = _said_over_time if history else _said_now
+    console = None if as_json else make_console()
+    shown = 0
+    for s in chosen:
+        if limit and shown >= limit:
+            break
+        row, lines = look(store, s, phrase)
+        if row is None:
+            continue
+        shown += 1
+        if console is None:
+            emit_json([{"source": s.name, "url": s.url, **row}])
+            continue
+        for line in lines:
+            console.print(line)
+    if console is not None:
+        where = "version" if history else "current text"
+        note_limit(shown, limit, f"no {where} says {phrase!r}")
+
+
+def _said_now(store: Any, s: Source, phrase: str) -> tuple[dict[str, Any] | None, list[Text]]:
+    """Where the source's current text says the phrase: its JSON record and lines."""
+    from archiver.text.search import find
+
+    current = store.current_version(s)
+    hits = find(store.read_text(current), phrase) if current is not None else []
+    if current is None or not hits:
+        return None, []
+    row = {"version": current.number, "captured_at": current.captured_at}
+    head = f"{s.name}  v{current.number}  {when(current.captured_at)}"
+    lines = [Text(terminal_safe(head), style="bold")]
+    for h in hits:
+        line = Text("  " + terminal_safe(h.before))
+        line.append(terminal_safe(h.match), style="bold reverse")
+        line.append(terminal_safe(h.after))
+        lines.append(line)
+    return {**row, "hits": [asdict(h) for h in hits]}, lines
+
+
+def _said_over_time(store: Any, s: Source, phrase: str) -> tuple[dict[str, Any] | None, list[Text]]:
+    """The runs of the source's versions that said the phrase."""
+    from archiver.text.search import says, spans
+
+    versions = store.versions(s.id)
+    found = spans([(v.number, v.captured_at, says(store.read_text(v), phrase)) for v in versions])
+    if not found:
+        return None, []
+    lines = [Text(terminal_safe(s.name), style="bold")]
+    lines += [Text(f"  {_span_line(x)}") for x in found]
+    return {"spans": [_span_row(x) for x in found]}, lines
+
+
+def _span_row(span: Any) -> dict[str, Any]:
+    return {
+        "from_version": span.first[0],
+        "from_captured_at": span.first[1],
+        "to_version": span.last[0],
+        "to_captured_at": span.last[1],
+        "gone_in_version": span.gone[0] if span.gone else None,
+        "gone_at": span.gone[1] if span.gone else None,
+    }
+
+
+def _span_line(span: Any) -> str:
+    (a, a_at), (b, b_at) = span.first, span.last
+    said = f"v{a} ({when(a_at)})" if a == b else f"v{a} ({when(a_at)}) to v{b} ({when(b_at)})"
+    if span.gone is None:
+        return f"said in {said}, and still"
+    return f"said in {said}; gone in v{span.gone[0]} ({when(span.gone[1])})"
