@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from archiver.app.evidence import add_evidence
+from archiver.app.search import archive_search
 from archiver.app.status import StatusOptions, status_record
 from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
@@ -59,6 +61,7 @@ from archiver.text.diff import DiffOptions, diff
 from archiver.text.direction import direction
 from archiver.text.pdf import PDF
 from archiver.text.render import Header, RenderOptions, hunks
+from archiver.text.search import MIN_PHRASE, folded
 from store.db import MAX_BIG_ID
 from store.errors import NotFoundError, StoreBusy, StoreError, UsageError
 from store.models import FlagFilter, Source, StoredChange, StoredFlag, Version
@@ -69,6 +72,7 @@ log = logging.getLogger("claimwatch.web")
 STANCES = ("supports", "contradicts", "mentions")
 SEARCH_MAX = 500  # characters of a sources search
 API_PAGE = 500  # records in a page of /api/v1/changes and /api/v1/flags, at most
+SEARCH_SHOWN = 100  # sources the search page lists
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -206,6 +210,36 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         charts = {claim: timeline(shown) for claim, shown in evidence.items()}
         return page(request, "web/story.html.j2", articles=articles, claims=claims,
                     charts=charts, summary=store.story_summary())  # fmt: skip
+
+    def searched(request: Request, limit: int) -> tuple[str, bool, list[Any], bool]:
+        """The phrase (``q``), whether every version is read (``history=1``), the first
+        ``limit`` results and whether there are more."""
+        phrase = request.query_params.get("q") or ""
+        if len(phrase) > SEARCH_MAX:
+            raise HTTPException(400, f"q must be at most {SEARCH_MAX} characters")
+        history = _yes_no(request.query_params.get("history")) or False
+        if not phrase.strip():
+            return phrase, history, [], False
+        if len(folded(phrase)) < MIN_PHRASE:
+            raise HTTPException(400, f"q must be at least {MIN_PHRASE} characters")
+        found = list(itertools.islice(
+            archive_search(store, store.iter_sources(), phrase, history), limit + 1
+        ))  # fmt: skip
+        return phrase, history, found[:limit], len(found) > limit
+
+    async def search_page(request: Request) -> HTMLResponse:
+        phrase, history, found, more = searched(request, SEARCH_SHOWN)
+        return page(request, "web/search.html.j2", q=phrase, history=history, found=found,
+                    more=more, shown=SEARCH_SHOWN)  # fmt: skip
+
+    async def api_search(request: Request) -> Response:
+        from archiver.cli.views import search_row
+
+        limit = number(request, "limit", API_PAGE, API_PAGE, low=1)
+        if not (request.query_params.get("q") or "").strip():
+            raise HTTPException(400, "q (the phrase to look for) is required")
+        _phrase, _history, found, _more = searched(request, limit)
+        return api({"source": f.source.name, "url": f.source.url, **search_row(f)} for f in found)
 
     async def sources_page(request: Request) -> HTMLResponse:
         q = search(request)
@@ -587,6 +621,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/changes", changes_page),
         Route("/flags", flags_page),
         Route("/flags/{id:int}", flag_page),
+        Route("/search", search_page),
         Route("/flags/{id:int}/review", review, methods=["POST"]),
         Route("/sources/{ref}/flags", add_flag, methods=["POST"]),
         Route("/feeds/changes.atom", feed_changes),
@@ -600,6 +635,7 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         Route("/api/v1/flags", api_flags),
         Route("/api/v1/claims", api_claims),
         Route("/api/v1/status", api_status),
+        Route("/api/v1/search", api_search),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     return Starlette(

@@ -146,6 +146,39 @@ def test_a_version_has_its_own_page_and_record_with_its_text(demo) -> None:  # t
         assert r.status_code == 404 and set(r.json()) == {"error"}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_search_the_archive_from_the_web_view(demo) -> None:  # type: ignore[no-untyped-def]
+    """The CLI's search, as a page and an API endpoint with the same records."""
+    where, served = demo
+    for args in (["open source"], ["keep releasing", "--history"]):
+        cli = cli_json(where, "search", *args)
+        params = {"q": args[0], **({"history": "1"} if len(args) > 1 else {})}
+        r = httpx.get(served.url + "/api/v1/search", params=params)
+        assert r.status_code == 200 and r.json() == cli and cli, args
+        page = httpx.get(served.url + "/search", params=params).text
+        assert " style=" not in page
+        for record in cli:
+            assert html.escape(record["source"]) in page
+        if len(args) == 1:
+            assert page.count("<mark>") == sum(len(x["hits"]) for x in cli)
+        else:
+            [span] = cli[0]["spans"]
+            gone = f"?a={span['to_version']}&amp;b={span['gone_in_version']}#diff"
+            assert gone in page and "; gone in" in page
+    page = httpx.get(served.url + "/search", params={"q": "<script>alert(1)</script>"}).text
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "No current text says" in page
+    for path, params in (
+        ("/search", {"q": "a"}),
+        ("/search", {"q": "x" * 501}),
+        ("/api/v1/search", {}),
+        ("/api/v1/search", {"q": "open", "limit": "0"}),
+        ("/api/v1/search", {"q": "open", "history": "yes"}),
+    ):
+        assert httpx.get(served.url + path, params=params).status_code == 400, (path, params)
+
+
 def _flag_at(n: int, at: datetime) -> StoredFlag:
     return StoredFlag(n, "c", "supports", 0.9, "E.", [], "new", at, 1, "s", "u", 1, None, None)
 

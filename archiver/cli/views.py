@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import sys
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from archiver.app.search import SaidNow, SaidOverTime, archive_search
 from archiver.cli.base import (
     JSON_LINES,
     LIMIT,
@@ -279,56 +281,44 @@ def search(
         raise UsageError(f"search for at least {MIN_PHRASE} characters, not {phrase!r}")
     store = app.store()
     chosen = [store.get_source(source_ref)] if source_ref else store.iter_sources()
-    look = _said_over_time if history else _said_now
+    found = archive_search(store, chosen, phrase, history)
     console = None if as_json else make_console()
     shown = 0
-    for s in chosen:
-        if limit and shown >= limit:
-            break
-        row, lines = look(store, s, phrase)
-        if row is None:
-            continue
+    for item in itertools.islice(found, limit or None):
         shown += 1
+        s = item.source
         if console is None:
-            emit_json([{"source": s.name, "url": s.url, **row}])
-            continue
-        for line in lines:
-            console.print(line)
+            emit_json([{"source": s.name, "url": s.url, **search_row(item)}])
+        else:
+            for line in _search_lines(item):
+                console.print(line)
     if console is not None:
         where = "version" if history else "current text"
         note_limit(shown, limit, f"no {where} says {phrase!r}")
 
 
-def _said_now(store: Any, s: Source, phrase: str) -> tuple[dict[str, Any] | None, list[Text]]:
-    """Where the source's current text says the phrase: its JSON record and lines."""
-    from archiver.text.search import find
+def search_row(item: SaidNow | SaidOverTime) -> dict[str, Any]:
+    """A search result's JSON record (less the source): the current version and its
+    hits, or the runs of versions that said the phrase."""
+    if isinstance(item, SaidOverTime):
+        return {"spans": [_span_row(x) for x in item.spans]}
+    hits = [asdict(h) for h in item.hits]
+    return {"version": item.version.number, "captured_at": item.version.captured_at, "hits": hits}
 
-    current = store.current_version(s)
-    hits = find(store.read_text(current), phrase) if current is not None else []
-    if current is None or not hits:
-        return None, []
-    row = {"version": current.number, "captured_at": current.captured_at}
-    head = f"{s.name}  v{current.number}  {when(current.captured_at)}"
+
+def _search_lines(item: SaidNow | SaidOverTime) -> list[Text]:
+    if isinstance(item, SaidOverTime):
+        lines = [Text(terminal_safe(item.source.name), style="bold")]
+        return lines + [Text(f"  {_span_line(x)}") for x in item.spans]
+    v = item.version
+    head = f"{item.source.name}  v{v.number}  {when(v.captured_at)}"
     lines = [Text(terminal_safe(head), style="bold")]
-    for h in hits:
+    for h in item.hits:
         line = Text("  " + terminal_safe(h.before))
         line.append(terminal_safe(h.match), style="bold reverse")
         line.append(terminal_safe(h.after))
         lines.append(line)
-    return {**row, "hits": [asdict(h) for h in hits]}, lines
-
-
-def _said_over_time(store: Any, s: Source, phrase: str) -> tuple[dict[str, Any] | None, list[Text]]:
-    """The runs of the source's versions that said the phrase."""
-    from archiver.text.search import says, spans
-
-    versions = store.versions(s.id)
-    found = spans([(v.number, v.captured_at, says(store.read_text(v), phrase)) for v in versions])
-    if not found:
-        return None, []
-    lines = [Text(terminal_safe(s.name), style="bold")]
-    lines += [Text(f"  {_span_line(x)}") for x in found]
-    return {"spans": [_span_row(x) for x in found]}, lines
+    return lines
 
 
 def _span_row(span: Any) -> dict[str, Any]:
