@@ -227,12 +227,15 @@ def create_app(store: Store, options: WebOptions | None = None) -> Starlette:
         ))  # fmt: skip
         return phrase, history, found[:limit], len(found) > limit
 
-    async def search_page(request: Request) -> HTMLResponse:
+    # The searches read every source's text, seconds on a large archive: plain
+    # functions, which Starlette runs in its thread pool, so the server keeps answering
+    # other pages meanwhile.
+    def search_page(request: Request) -> HTMLResponse:
         phrase, history, found, more = searched(request, SEARCH_SHOWN)
         return page(request, "web/search.html.j2", q=phrase, history=history, found=found,
                     more=more, shown=SEARCH_SHOWN)  # fmt: skip
 
-    async def api_search(request: Request) -> Response:
+    def api_search(request: Request) -> Response:
         from archiver.cli.views import search_row
 
         limit = number(request, "limit", API_PAGE, API_PAGE, low=1)
