@@ -1,5 +1,6 @@
 """Instant alerts: a message through Apprise (Slack, Matrix, Telegram, ntfy, email,
-generic webhooks, ...) for each change and each flag that passes a threshold.
+generic webhooks, ...) for each change and each flag that passes a threshold, and
+for each change that made its page start or stop saying a watched phrase.
 
 Each item is announced once: after a successful send it is recorded as sent; a
 failed send is recorded with its error (``claimwatch status`` shows them) and
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta
 from archiver.app.links import change_link, flag_link
 from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
+from archiver.text.search import find, moves
 from store import alerts as state
 from store.leases import advisory_lock
 from store.models import FlagFilter
@@ -39,6 +41,7 @@ class AlertOptions:
     max_attempts: int = 5
     max_age: timedelta = field(default_factory=lambda: timedelta(days=1))
     web_url: str | None = None  # [web] url: each alert links to its page there
+    phrases: tuple[str, ...] = ()  # an alert when a page starts or stops saying one
 
 
 @dataclass
@@ -135,6 +138,8 @@ def _send(
         link = flag_link(options.web_url, f.id)
         body += f"\nreview: {link}" if link else ""
         items.append(("flag", f.id, title, body))
+    if options.phrases:
+        items += _phrase_items(store, options, now)
     for kind, item_id, title, body in items:
         try:
             notify(list(options.urls), title, body)
@@ -146,3 +151,34 @@ def _send(
             continue
         state.record(store, kind, item_id, now, None)
         report.sent += 1
+
+
+def _phrase_items(
+    store: Store, options: AlertOptions, now: datetime
+) -> list[tuple[str, int, str, str]]:
+    """An alert for each recent change that made its page start or stop saying a
+    watched phrase; a change that moved none is recorded as read, with no alert."""
+    ids = state.unchecked_changes(store, now - options.max_age, options.max_attempts)
+    items = []
+    for c in store.changes(ids=ids) if ids else []:
+        source = store.get_source(c.source_id)
+        old = store.read_text(store.get_version(source, c.from_version))
+        new = store.read_text(store.get_version(source, c.to_version))
+        moved = moves(old, new, options.phrases)  # (phrase, said now)
+        if not moved:
+            state.record(store, "phrase", c.id, now, None)
+            continue
+        what = [f'now says "{p}"' if said else f'no longer says "{p}"' for p, said in moved]
+        title = f"claimwatch: {c.source_name} {'; '.join(what)}"
+        lines = []
+        for phrase, said in moved:
+            [hit] = find(new if said else old, phrase, limit=1)
+            where = f"version {c.to_version}"
+            if not said:
+                where = f"version {c.from_version}, gone in {c.to_version}"
+            lines.append(f"{hit.before}[{hit.match}]{hit.after} ({where})")
+        body = "\n".join([*lines, c.source_url])
+        link = change_link(options.web_url, c.source_id, c.from_version, c.to_version)
+        body += f"\nside by side: {link}" if link else ""
+        items.append(("phrase", c.id, title, body))
+    return items

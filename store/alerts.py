@@ -54,6 +54,26 @@ def pending(
     return out[0], out[1]
 
 
+def unchecked_changes(
+    store: Store, since: datetime, max_attempts: int = 5, limit: int = 100
+) -> list[int]:
+    """Ids of changes since ``since`` still to be read for the watched phrases: kind
+    "phrase" has a row a change once it is read, "sent" when it needed no alert or its
+    alert went out, "failed" (and read again) while the alert could not be sent."""
+    done = select(alerts.c.item_id).where(
+        alerts.c.kind == "phrase",
+        (alerts.c.status == "sent") | (alerts.c.attempts >= max_attempts),
+    )
+    query = (
+        select(changes.c.id)
+        .where(changes.c.created_at >= since, changes.c.id.not_in(done))
+        .order_by(changes.c.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return list(conn.execute(query).scalars())
+
+
 def record(store: Store, kind: str, item_id: int, now: datetime, error: str | None) -> None:
     """One attempt's outcome: sent, or failed with ``error`` (attempts counted)."""
     with store.engine.begin() as conn:

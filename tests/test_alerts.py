@@ -120,6 +120,66 @@ def test_alerts_arrive_exactly_once_and_failures_are_retried(
     assert len(receiver.posts) == 4
 
 
+THRESHOLD = "Licensees with more than 700 Million monthly users need a separate licence."
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_watched_phrase_alerts_when_a_page_starts_or_stops_saying_it(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """[alerts] phrases: a page that starts saying "700 million" is announced, however
+    small the change, and so is the edit that takes it away; once each, with the words
+    around it. A change that moves no phrase announces nothing."""
+    story = story_dir(tmp_path)
+    receiver, page = serving(httpserver, "Meta's lab sets release rules", FIRST)
+    (tmp_path / "claimwatch.toml").write_text(
+        '[alerts]\nmin_significance = 1.0\nphrases = ["700 million", "open weights"]\n',
+        encoding="utf-8",
+    )
+    env: dict[str, str | None] = {
+        "CLAIMWATCH_ALERT_URLS": f"json://127.0.0.1:{httpserver.port}/hook",
+        "CLAIMWATCH_CONFIG": str(tmp_path / "claimwatch.toml"),
+    }
+    run = runner(story, env)
+    run("init")
+    run("sources", "add", httpserver.url_for("/a.html"), "--label", "a")
+    run("check", "a")
+    page.html = article_html("Meta's lab sets release rules", [*FIRST, THRESHOLD])
+    run("check", "a")
+    assert "1 sent, 0 failed" in run("alerts")
+    [said] = receiver.posts
+    assert said["title"] == 'claimwatch: a now says "700 million"'
+    assert said["message"].splitlines()[0] == (
+        "Licensees with more than [700 Million] monthly users need a separate licence. (version 2)"
+    )
+    assert "0 sent" in run("alerts")  # once
+    reworded = FIRST[0].replace("case by case", "one at a time")
+    page.html = article_html("Meta's lab sets release rules", [reworded, FIRST[1], THRESHOLD])
+    run("check", "a")  # an edit elsewhere: no phrase moves
+    assert "0 sent" in run("alerts")
+    page.html = article_html("Meta's lab sets release rules", [reworded])
+    run("check", "a")
+    assert "1 sent" in run("alerts")
+    gone = receiver.posts[-1]
+    assert gone["title"] == (
+        'claimwatch: a no longer says "700 million"; no longer says "open weights"'
+    )
+    assert gone["message"].splitlines()[:2] == [
+        "Licensees with more than [700 Million] monthly users need a separate licence. "
+        "(version 3, gone in 4)",
+        "…did not say whether its next Llama model would ship with [open weights]. "
+        "(version 3, gone in 4)",
+    ]
+    assert len(receiver.posts) == 2
+    (tmp_path / "claimwatch.toml").write_text('[alerts]\nphrases = ["x"]\n', encoding="utf-8")
+    r = claimwatch(story, "alerts", env=env)
+    assert r.returncode == 2
+    assert r.stderr == (
+        "claimwatch: error: [alerts] phrases: 'x' is too short; give at least 2 characters\n"
+    )
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_an_alert_address_apprise_cannot_read_stops_alerts_and_serve_at_the_start(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from archiver.text.search import Hit, Span, find, spans
+from archiver.text.search import Hit, Span, find, moves, spans
 from store.models import NewVersion, SourceSpec
 from store.repo import Store
 from tests.support import NOW, claimwatch
@@ -43,6 +43,14 @@ def test_find_a_phrase(text: str, phrase: str, expected: list[Hit]) -> None:
 
 def test_find_stops_at_its_limit() -> None:
     assert len(find("x y " * 10, "x y", limit=3)) == 3
+
+
+def test_the_phrases_an_edit_moves() -> None:
+    old = "The threshold is 700 million users.\nWeights are open."
+    new = "The threshold is 500 million users.\nWeights are OPEN, and free."
+    watched = ["700 million", "500 million", "are open", "closed"]
+    assert moves(old, new, watched) == [("700 million", False), ("500 million", True)]
+    assert moves(old, old, watched) == []
 
 
 T = [NOW + timedelta(hours=h) for h in range(6)]

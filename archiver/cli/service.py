@@ -457,11 +457,19 @@ def alert_options(cfg: Config) -> AlertOptions:
         why = unreadable_alert_url(url)
         if why:
             raise UsageError(f"[alerts] urls, address {n} of {len(cfg.alert_urls)}: {why}")
+    from archiver.text.search import MIN_PHRASE, folded
+
+    for phrase in cfg.alert_phrases:
+        if len(folded(phrase)) < MIN_PHRASE:
+            raise UsageError(
+                f"[alerts] phrases: {phrase!r} is too short; give at least {MIN_PHRASE} characters"
+            )
     return AlertOptions(
         urls=tuple(cfg.alert_urls),
         min_significance=cfg.alert_min_significance,
         min_score=cfg.alert_min_score,
         web_url=cfg.web_url,
+        phrases=tuple(cfg.alert_phrases),
     )
 
 

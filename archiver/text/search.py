@@ -66,6 +66,12 @@ def says(text: str, phrase: str) -> bool:
     return bool(find(text, phrase, limit=1))
 
 
+def moves(old: str, new: str, phrases: Sequence[str]) -> list[tuple[str, bool]]:
+    """The phrases an edit from ``old`` to ``new`` made a text start (True) or stop
+    (False) saying, in the order given."""
+    return [(p, now) for p in phrases if (now := says(new, p)) != says(old, p)]
+
+
 def spans(presence: Sequence[tuple[int, datetime, bool]]) -> list[Span]:
     """From (version number, captured at, says it) in version order, the runs of
     versions that said the phrase."""
