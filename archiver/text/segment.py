@@ -23,6 +23,16 @@ _ABBREVIATIONS = frozenset(
     }
 )
 _LAST_WORD = re.compile(r"(\S+)$")
+# A numbered list item's marker, alone before its full stop: "1. The licence..." is one
+# sentence, not "1." and the rest.
+_MARKER = re.compile(r"\s*\(?\d{1,3}(?:\.\d{1,3}){0,3}")
+# German writes a day as an ordinal, "am 9. Januar": the full stop after the day ends
+# no sentence when a month follows.
+_DAY = re.compile(r"(?:^|\s)\(?\d{1,2}$")
+_MONTH = re.compile(
+    r"(?:Januar|Jänner|Februar|Feber|März|April|Mai|Juni|Juli|August|September|Oktober"
+    r"|November|Dezember)\b"
+)
 # Words: letters, digits and combining marks (Arabic diacritics stay inside
 # their word); every other non-space character is a token of its own.
 _TOKEN = re.compile(
@@ -55,6 +65,11 @@ def _split_line(line: str) -> list[str]:
         if line[end].islower():  # "e.g. something", "3 p.m. today": not a boundary
             continue
         if match.group().startswith(".") and _is_abbreviation(line[start : match.start()]):
+            continue
+        before = line[start : match.start()]
+        if match.group().startswith(".") and _MARKER.fullmatch(before):
+            continue
+        if match.group() == ". " and _DAY.search(before) and _MONTH.match(line, end):
             continue
         spans.append(line[start:end])
         start = end
