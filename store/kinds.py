@@ -36,7 +36,11 @@ from store.errors import UsageError
 KindName = Literal["page", "article", "feed", "seed"]
 Origin = Literal["seed", "user", "feed"]  # who added a source: init, a user, or a feed poll
 
-PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", "application/pdf")
+PDF_TYPES = ("application/pdf", "application/x-pdf")
+# A body typed only as bytes: many servers send their PDFs so. It is read when it is a
+# PDF (by its first bytes), refused otherwise (net.fetch).
+UNTYPED = ("application/octet-stream", "binary/octet-stream")
+PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain", *PDF_TYPES, *UNTYPED)
 FEED_TYPES = (
     "application/rss+xml",
     "application/atom+xml",

@@ -166,13 +166,13 @@ def test_unreadable_pdfs_are_one_clear_failure() -> None:
 
 
 class Document:
-    """A PDF the test replaces between checks."""
+    """A PDF the test replaces between checks, sent as ``content_type``."""
 
-    def __init__(self, body: bytes):
-        self.body = body
+    def __init__(self, body: bytes, content_type: str = "application/pdf"):
+        self.body, self.content_type = body, content_type
 
     def __call__(self, request: Request) -> Response:
-        return Response(self.body, content_type="application/pdf")
+        return Response(self.body, content_type=self.content_type)
 
 
 def test_a_pdf_source_is_archived_and_diffed_by_its_text(
@@ -206,6 +206,32 @@ def test_a_pdf_source_is_archived_and_diffed_by_its_text(
     broken = run(store, "lic", 3)
     assert broken.outcome == "failed" and broken.error_class == "ExtractionError"
     assert (broken.error or "").startswith("the PDF cannot be read")
+
+
+@pytest.mark.parametrize("sent_as", ["application/octet-stream", "application/x-pdf"])
+def test_a_pdf_sent_as_bytes_or_by_its_alias_is_read_as_a_pdf(
+    store: Store, httpserver: HTTPServer, sent_as: str
+) -> None:
+    """Many servers send PDFs as application/octet-stream: that was an unsupported
+    content type. Its first bytes say it is a PDF; anything else sent so is refused,
+    saying what claimwatch reads."""
+    document = Document(pdf_document([TERMS], title="Harbour 3 licence"), sent_as)
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/download").respond_with_handler(document)
+    store.add_source(SourceSpec(url=httpserver.url_for("/download"), label="d"), NOW)
+    first = run(store, "d")
+    assert (first.outcome, first.version) == ("new_version", 1), first.error
+    [v1] = store.versions(store.get_source("d").id)
+    assert (v1.content_type, v1.title) == ("application/pdf", "Harbour 3 licence")
+    assert store.read_text(v1).split("\n") == TERMS
+    if sent_as == "application/octet-stream":
+        document.body = b"PK\x03\x04" + b"\x00" * 2000  # a zip file
+        refused = run(store, "d", 1)
+        assert (refused.outcome, refused.error_class) == ("failed", "UnsupportedContentType")
+        assert (refused.error or "").endswith(
+            "is application/octet-stream and its body is not a PDF; claimwatch reads "
+            "HTML, plain text and PDF"
+        )
 
 
 def test_a_selector_on_a_pdf_says_to_take_it_off(store: Store, httpserver: HTTPServer) -> None:

@@ -41,7 +41,7 @@ from store.errors import (
     UnsupportedContentType,
     UnsupportedURL,
 )
-from store.kinds import PAGE_TYPES
+from store.kinds import PAGE_TYPES, PDF_TYPES, UNTYPED
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ROBOTS_AGENT = "claimwatch"
@@ -113,8 +113,13 @@ class FetchResult:
 
     @property
     def content_type(self) -> str | None:
+        """The body's media type, without parameters. A PDF is "application/pdf" however
+        the server typed it (its alias, bytes, or nothing): its first bytes say so."""
         value = self.headers.get("content-type")
-        return _media_type(value) if value else None
+        media = _media_type(value) if value else None
+        if media in PDF_TYPES or ((media is None or media in UNTYPED) and is_pdf(self.body)):
+            return PDF_TYPES[0]
+        return media
 
     @property
     def charset(self) -> str | None:
@@ -133,6 +138,12 @@ class FetchResult:
     @property
     def last_modified(self) -> str | None:
         return sendable(self.headers.get("last-modified"))
+
+
+def is_pdf(body: bytes) -> bool:
+    """Whether the body is a PDF: its header, within the first 1,024 bytes (readers
+    allow that much before it)."""
+    return b"%PDF-" in body[:1024]
 
 
 def robots_origin(url: str) -> str:
@@ -311,6 +322,12 @@ class Fetcher:
                     raise TooManyRedirects("redirect loop: " + " -> ".join([*seen, url]))
                 seen.append(url)
                 continue
+            media = _media_type(resp_headers.get("content-type") or "")
+            if media in UNTYPED and status == 200 and not is_pdf(body):
+                raise UnsupportedContentType(
+                    f"{url} is {media} and its body is not a PDF; claimwatch reads HTML, "
+                    "plain text and PDF"
+                )
             return FetchResult(
                 request.url, url, status, resp_headers, body, redirects=tuple(seen[1:])
             )
@@ -387,9 +404,8 @@ class Fetcher:
                 raise HTTPStatusError(status, url, retry_after)
             ctype = resp_headers.get("content-type")
             if ctype and _media_type(ctype) not in accept:
-                raise UnsupportedContentType(
-                    f"{url} is {_media_type(ctype)}, not one of {', '.join(accept)}"
-                )
+                named = ", ".join(a for a in accept if a not in UNTYPED)  # PDFs, when sniffed
+                raise UnsupportedContentType(f"{url} is {_media_type(ctype)}, not one of {named}")
             declared = resp_headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise BodyTooLarge(f"{url} declares {int(declared)} bytes, over the cap of {cap}")
