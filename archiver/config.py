@@ -192,10 +192,11 @@ SETTINGS: tuple[Setting, ...] = (
             attr="alert_min_significance", low=0, high=1),
     Setting("alerts", "min_score", float, 0.7, "Flags (supports or contradicts) at least this "
             "strong.", attr="alert_min_score", low=0, high=1),
-    Setting("alerts", "phrases", list, [],
-            "Phrases to watch: an alert whenever a page's new version starts or stops saying "
-            "one (any case and spacing, as 'claimwatch search'), however small the change "
-            "(environment: comma-separated).", "CLAIMWATCH_ALERT_PHRASES", attr="alert_phrases"),
+    Setting("watch", "phrases", list, [],
+            "Phrases to watch across the archive, however small the edit that moves one: the "
+            "digest lists each page that started or stopped saying one, and with [alerts] urls "
+            "an alert goes out at once (any case and spacing, as 'claimwatch search'; "
+            "environment: comma-separated).", "CLAIMWATCH_WATCH_PHRASES", attr="watch_phrases"),
     Setting("web", "token", str, None,
             "Required by 'claimwatch web' on any address but loopback (?token=, or a Bearer "
             "header).", "CLAIMWATCH_WEB_TOKEN", attr="web_token", secret=True),
@@ -239,7 +240,7 @@ class Config:
     alert_urls: list[str] = field(default_factory=list)
     alert_min_significance: float = 0.5
     alert_min_score: float = 0.7
-    alert_phrases: list[str] = field(default_factory=list)
+    watch_phrases: list[str] = field(default_factory=list)
     browser_executable: str = "/usr/bin/chromium"
     browser_pages: int = 2
     browser_timeout: float = 20.0

@@ -21,6 +21,7 @@ from archiver.app.digest import (
     DigestOptions,
     FailingItem,
     FlagItem,
+    PhraseItem,
     compose,
 )
 from archiver.app.files import write_file
@@ -34,6 +35,7 @@ from archiver.net.mailer import (
     to_bytes,
 )
 from archiver.text.diff import change_from_dict
+from archiver.text.search import find, moves
 from store import digests as state
 from store.errors import UsageError
 from store.models import FlagFilter, StoredChange
@@ -50,9 +52,14 @@ class DigestResult:
 
 
 def gather(
-    store: Store, now: datetime, since: datetime | None, failing_after: int = 3
+    store: Store,
+    now: datetime,
+    since: datetime | None,
+    failing_after: int = 3,
+    phrases: tuple[str, ...] = (),
 ) -> DigestData:
-    """Items for a digest: those newer than ``since``, or (None) not yet covered."""
+    """Items for a digest: those newer than ``since``, or (None) not yet covered; with
+    ``phrases``, the changes among them that made a page start or stop saying one."""
     # A window (since) previews; otherwise exactly what no sent digest covered, asked
     # of the store by id so a digest never loads the whole history.
     change_ids, flag_ids, source_ids = (None, None, None) if since else state.uncovered_ids(store)
@@ -104,9 +111,23 @@ def gather(
         for s in everything
         if s.consecutive_failures >= failing_after and s.retired_at is None
     ]
+    moved = [p for c in change_items for p in _phrase_items(store, c, phrases)]
     return DigestData(
-        now, since, change_items, flag_items, coverage, failing, store.story_summary()
+        now, since, change_items, flag_items, coverage, failing, store.story_summary(), moved
     )
+
+
+def _phrase_items(store: Store, item: ChangeItem, phrases: tuple[str, ...]) -> list[PhraseItem]:
+    if not phrases or item.source_id is None:
+        return []
+    source = store.get_source(item.source_id)
+    old = store.read_text(store.get_version(source, item.from_version))
+    out = []
+    for phrase, said in moves(old, item.new_text, phrases):
+        [hit] = find(item.new_text if said else old, phrase, limit=1)
+        where = (item.source, item.url, item.from_version, item.to_version, item.captured_at)
+        out.append(PhraseItem(phrase, said, *where, hit, item.source_id))
+    return out
 
 
 def _change_item(store: Store, stored: StoredChange) -> ChangeItem:
@@ -162,7 +183,7 @@ def run(
                 return DigestResult("failed", None, pending.message_id, str(exc))
             state.finish(store, pending.id, now)
             return DigestResult("resent", None, pending.message_id)
-    data = gather(store, now, since)
+    data = gather(store, now, since, phrases=options.phrases)
     composed = compose(data, options)
     message_id = new_message_id(settings)
     message = build_message(

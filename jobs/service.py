@@ -192,6 +192,7 @@ class Service:
                 subject_prefix=self.smtp.subject_prefix,
                 send_empty=self.options.send_empty,
                 web_url=self.options.web_url,
+                phrases=self.options.alerts.phrases,  # [watch] phrases
             )
             result = digest_job.run(
                 self.store, self.smtp, self.clock(), send_mail=True, options=options

@@ -128,13 +128,13 @@ THRESHOLD = "Licensees with more than 700 Million monthly users need a separate 
 def test_a_watched_phrase_alerts_when_a_page_starts_or_stops_saying_it(
     tmp_path: Path, httpserver: HTTPServer
 ) -> None:
-    """[alerts] phrases: a page that starts saying "700 million" is announced, however
+    """[watch] phrases: a page that starts saying "700 million" is announced, however
     small the change, and so is the edit that takes it away; once each, with the words
     around it. A change that moves no phrase announces nothing."""
     story = story_dir(tmp_path)
     receiver, page = serving(httpserver, "Meta's lab sets release rules", FIRST)
     (tmp_path / "claimwatch.toml").write_text(
-        '[alerts]\nmin_significance = 1.0\nphrases = ["700 million", "open weights"]\n',
+        '[alerts]\nmin_significance = 1.0\n[watch]\nphrases = ["700 million", "open weights"]\n',
         encoding="utf-8",
     )
     env: dict[str, str | None] = {
@@ -172,11 +172,11 @@ def test_a_watched_phrase_alerts_when_a_page_starts_or_stops_saying_it(
         "(version 3, gone in 4)",
     ]
     assert len(receiver.posts) == 2
-    (tmp_path / "claimwatch.toml").write_text('[alerts]\nphrases = ["x"]\n', encoding="utf-8")
+    (tmp_path / "claimwatch.toml").write_text('[watch]\nphrases = ["x"]\n', encoding="utf-8")
     r = claimwatch(story, "alerts", env=env)
     assert r.returncode == 2
     assert r.stderr == (
-        "claimwatch: error: [alerts] phrases: 'x' is too short; give at least 2 characters\n"
+        "claimwatch: error: [watch] phrases: 'x' is too short; give at least 2 characters\n"
     )
 
 

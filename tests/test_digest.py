@@ -145,6 +145,33 @@ def test_digest_arrives_once_then_only_what_is_new(store: Store, story, smtp) ->
     assert later in text and NEW not in text
 
 
+def test_the_digest_lists_the_watched_phrases_that_moved(store: Store, story, smtp) -> None:  # type: ignore[no-untyped-def]
+    """[watch] phrases: the digest names each page that started or stopped saying one,
+    with the words around it; a digest without phrases set is as before."""
+    inbox, settings = smtp
+    story([*PARAS[:-1], NEW], 10)  # NEW comes, the last paragraph goes
+    options = DigestOptions(phrases=("frontier model", PARAS[-1][:30], "no such words"))
+    result = digest_job.run(
+        store, settings, NOW + timedelta(hours=1), send_mail=True, options=options
+    )
+    assert result.status == "sent", result.error
+    text, html = parts(inbox.messages[-1])
+    text = text.replace("\r\n", "\n")
+    section = text.split("WATCHED PHRASES\n===============\n", 1)[1].split("\n\n", 1)[0]
+    lines = section.splitlines()
+    assert lines[0].startswith('"frontier model" now said by m (version 1 -> 2, ')
+    assert (
+        lines[1]
+        == "  Meta said it will keep its next [frontier model] closed and sell access to it."
+    )
+    assert lines[2].startswith(f'"{PARAS[-1][:30]}" no longer said by m (version 1 -> 2, ')
+    assert lines[3] == f"  was: [{PARAS[-1][:30]}]{PARAS[-1][30:]}"
+    assert "no such words" not in text and "Watched phrases" in html
+    assert ">frontier model</span>" in html
+    plain = digest_job.gather(store, NOW + timedelta(hours=1), NOW)
+    assert plain.phrases == []
+
+
 def test_a_refused_digest_leaves_everything_for_the_next(store: Store, story, smtp) -> None:  # type: ignore[no-untyped-def]
     inbox, settings = smtp
     story([*PARAS, NEW], 10)

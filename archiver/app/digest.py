@@ -2,8 +2,9 @@
 
 Sections, each ordered by significance (or score) and capped: claims with new
 evidence for or against them; changed sources with the top passages of each
-diff (rendered like ``diff --format html``, shortened); new coverage found by
-feeds; sources failing for several checks in a row. What the caps leave out is
+diff (rendered like ``diff --format html``, shortened); the watched phrases that
+pages started or stopped saying; new coverage found by feeds; sources failing for
+several checks in a row. What the caps leave out is
 counted, with the command that shows it. Both parts come from Jinja2
 templates; the HTML one autoescapes everything and uses inline styles only.
 """
@@ -20,6 +21,7 @@ from archiver.app.links import change_link, flag_link, story_link
 from archiver.app.words import counted, score_words
 from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
+from archiver.text.search import Hit
 from archiver.text.terminal import terminal_safe
 
 _HTML = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
@@ -63,6 +65,22 @@ class FlagItem:
 
 
 @dataclass(frozen=True)
+class PhraseItem:
+    """A watched phrase a change made its page start (``said``) or stop saying, with
+    the words around it in the version that says it."""
+
+    phrase: str
+    said: bool
+    source: str
+    url: str
+    from_version: int
+    to_version: int
+    captured_at: datetime
+    hit: Hit
+    source_id: int | None = None  # for the link to the web view
+
+
+@dataclass(frozen=True)
 class CoverageItem:
     id: int
     url: str
@@ -88,6 +106,7 @@ class DigestData:
     coverage: list[CoverageItem] = field(default_factory=list)
     failing: list[FailingItem] = field(default_factory=list)
     story: str = ""  # the story's summary from its claims file, shown under the header
+    phrases: list[PhraseItem] = field(default_factory=list)  # [watch] phrases that moved
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,7 @@ class DigestOptions:
     subject_prefix: str = "[claimwatch]"
     send_empty: bool = False  # send "nothing changed" rather than nothing
     web_url: str | None = None  # [web] url: link flags and changes to the web view
+    phrases: tuple[str, ...] = ()  # [watch] phrases: the pages that started or stopped saying one
 
 
 @dataclass(frozen=True)
@@ -159,11 +179,13 @@ def compose(data: DigestData, options: DigestOptions | None = None) -> Composed:
         "failing": len(data.failing),
     }
     since = data.since.strftime("%Y-%m-%dT%H:%M") if data.since else None
+    order = {phrase: n for n, phrase in enumerate(options.phrases)}  # as the user listed them
     context = {
         "data": data,
         "claims": claims,
         "changes": shown,
         "coverage": coverage,
+        "phrases": sorted(data.phrases, key=lambda p: (order.get(p.phrase, 0), p.captured_at)),
         "failing": data.failing,
         "counts": counts,
         "left_out": left_out,

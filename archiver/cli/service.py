@@ -84,6 +84,7 @@ def digest(
         subject_prefix=settings.subject_prefix,
         send_empty=send_empty or app.config.send_empty,
         web_url=app.config.web_url,
+        phrases=watched_phrases(app.config),
     )
     result = digest_job.run(
         app.store(),
@@ -448,6 +449,18 @@ def web(app: App, host: str, port: int) -> None:
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
+def watched_phrases(cfg: Config) -> tuple[str, ...]:
+    """[watch] phrases, each long enough to mean something (refused at the start)."""
+    from archiver.text.search import MIN_PHRASE, folded
+
+    for phrase in cfg.watch_phrases:
+        if len(folded(phrase)) < MIN_PHRASE:
+            raise UsageError(
+                f"[watch] phrases: {phrase!r} is too short; give at least {MIN_PHRASE} characters"
+            )
+    return tuple(cfg.watch_phrases)
+
+
 def alert_options(cfg: Config) -> AlertOptions:
     """The [alerts] settings; an address Apprise cannot read is refused here, at the
     start, rather than failing every alert of a running service."""
@@ -457,19 +470,12 @@ def alert_options(cfg: Config) -> AlertOptions:
         why = unreadable_alert_url(url)
         if why:
             raise UsageError(f"[alerts] urls, address {n} of {len(cfg.alert_urls)}: {why}")
-    from archiver.text.search import MIN_PHRASE, folded
-
-    for phrase in cfg.alert_phrases:
-        if len(folded(phrase)) < MIN_PHRASE:
-            raise UsageError(
-                f"[alerts] phrases: {phrase!r} is too short; give at least {MIN_PHRASE} characters"
-            )
     return AlertOptions(
         urls=tuple(cfg.alert_urls),
         min_significance=cfg.alert_min_significance,
         min_score=cfg.alert_min_score,
         web_url=cfg.web_url,
-        phrases=tuple(cfg.alert_phrases),
+        phrases=watched_phrases(cfg),
     )
 
 
