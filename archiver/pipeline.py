@@ -285,9 +285,11 @@ class _Checker:
         if fetched.not_modified:
             return await self._unchanged(attempt, "not_modified")
         attempt.raw_digest = raw_digest_of(fetched.body)
-        # The common cases first, from the source row alone (no query).
+        # The common cases first, from the source row alone (no query). A source whose
+        # selector was just changed reads even the same bytes: its new selection is news.
         has_version = source.current_version_id is not None and not waiting
-        if has_version and attempt.raw_digest == source.last_raw_digest:
+        same_bytes = has_version and not source.selector_changed
+        if same_bytes and attempt.raw_digest == source.last_raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         selector = Selector(source.select, source.exclude) if source.select else None
         hint = BodyHint.from_dict(source.body_hint) if selector is None else None
@@ -306,7 +308,7 @@ class _Checker:
         current = attempt.current
         if current is None and source.current_version_id is not None:
             current = self.store.current_version(source)
-        if has_version and current is not None and attempt.raw_digest == current.raw_digest:
+        if same_bytes and current is not None and attempt.raw_digest == current.raw_digest:
             return await self._unchanged(attempt, "same_bytes")
         if (
             selector is not None

@@ -66,7 +66,11 @@ def unchecked_changes(
     )
     query = (
         select(changes.c.id)
-        .where(changes.c.created_at >= since, changes.c.id.not_in(done))
+        .where(
+            changes.c.created_at >= since,
+            changes.c.id.not_in(done),
+            changes.c.kind != "selector",  # the user's new selection: no news of the page
+        )
         .order_by(changes.c.id)
         .limit(limit)
     )

@@ -172,6 +172,15 @@ def test_a_watched_phrase_alerts_when_a_page_starts_or_stops_saying_it(
         "(version 3, gone in 4)",
     ]
     assert len(receiver.posts) == 2
+    page.html = article_html("Meta's lab sets release rules", [reworded, THRESHOLD])
+    run("check", "a")
+    assert "1 sent" in run("alerts")  # said again
+    # The user points the source at its headline alone: that first selection is no edit
+    # of the page, and says nothing of what the page stopped saying.
+    run("sources", "edit", "a", "--select", "h1")
+    assert "new version" in run("check", "a")  # the same bytes: the selection is news
+    assert "0 sent" in run("alerts")
+    assert len(receiver.posts) == 3
     (tmp_path / "claimwatch.toml").write_text('[watch]\nphrases = ["x"]\n', encoding="utf-8")
     r = claimwatch(story, "alerts", env=env)
     assert r.returncode == 2
