@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from archiver.app.links import change_link, flag_link
 from archiver.app.words import score_words
 from archiver.claims.matcher import stance_unsure
-from archiver.text.search import find, moves
+from archiver.text.search import moves
 from store import alerts as state
 from store.leases import advisory_lock
 from store.models import FlagFilter
@@ -164,19 +164,18 @@ def _phrase_items(
         source = store.get_source(c.source_id)
         old = store.read_text(store.get_version(source, c.from_version))
         new = store.read_text(store.get_version(source, c.to_version))
-        moved = moves(old, new, options.phrases)  # (phrase, said now)
+        moved = moves(old, new, options.phrases)
         if not moved:
             state.record(store, "phrase", c.id, now, None)
             continue
-        what = [f'now says "{p}"' if said else f'no longer says "{p}"' for p, said in moved]
+        what = [f'{"now" if m.said else "no longer"} says "{m.phrase}"' for m in moved]
         title = f"claimwatch: {c.source_name} {'; '.join(what)}"
         lines = []
-        for phrase, said in moved:
-            [hit] = find(new if said else old, phrase, limit=1)
+        for m in moved:
             where = f"version {c.to_version}"
-            if not said:
+            if not m.said:
                 where = f"version {c.from_version}, gone in {c.to_version}"
-            lines.append(f"{hit.before}[{hit.match}]{hit.after} ({where})")
+            lines.append(f"{m.hit.before}[{m.hit.match}]{m.hit.after} ({where})")
         body = "\n".join([*lines, c.source_url])
         link = change_link(options.web_url, c.source_id, c.from_version, c.to_version)
         body += f"\nside by side: {link}" if link else ""

@@ -35,7 +35,7 @@ from archiver.net.mailer import (
     to_bytes,
 )
 from archiver.text.diff import change_from_dict
-from archiver.text.search import find, moves
+from archiver.text.search import moves
 from store import digests as state
 from store.errors import UsageError
 from store.models import FlagFilter, StoredChange
@@ -122,12 +122,11 @@ def _phrase_items(store: Store, item: ChangeItem, phrases: tuple[str, ...]) -> l
         return []
     source = store.get_source(item.source_id)
     old = store.read_text(store.get_version(source, item.from_version))
-    out = []
-    for phrase, said in moves(old, item.new_text, phrases):
-        [hit] = find(item.new_text if said else old, phrase, limit=1)
-        where = (item.source, item.url, item.from_version, item.to_version, item.captured_at)
-        out.append(PhraseItem(phrase, said, *where, hit, item.source_id))
-    return out
+    where = (item.source, item.url, item.from_version, item.to_version, item.captured_at)
+    return [
+        PhraseItem(m.phrase, m.said, *where, m.hit, item.source_id)
+        for m in moves(old, item.new_text, phrases)
+    ]
 
 
 def _change_item(store: Store, stored: StoredChange) -> ChangeItem:

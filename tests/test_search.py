@@ -49,7 +49,12 @@ def test_the_phrases_an_edit_moves() -> None:
     old = "The threshold is 700 million users.\nWeights are open."
     new = "The threshold is 500 million users.\nWeights are OPEN, and free."
     watched = ["700 million", "500 million", "are open", "closed"]
-    assert moves(old, new, watched) == [("700 million", False), ("500 million", True)]
+    moved = moves(old, new, watched)
+    assert [(m.phrase, m.said) for m in moved] == [("700 million", False), ("500 million", True)]
+    assert [m.hit for m in moved] == [
+        Hit("The threshold is ", "700 million", " users."),  # where the old text said it
+        Hit("The threshold is ", "500 million", " users."),
+    ]
     assert moves(old, old, watched) == []
 
 

@@ -451,10 +451,10 @@ def web(app: App, host: str, port: int) -> None:
 
 def watched_phrases(cfg: Config) -> tuple[str, ...]:
     """[watch] phrases, each long enough to mean something (refused at the start)."""
-    from archiver.text.search import MIN_PHRASE, folded
+    from archiver.text.search import MIN_PHRASE, too_short
 
     for phrase in cfg.watch_phrases:
-        if len(folded(phrase)) < MIN_PHRASE:
+        if too_short(phrase):
             raise UsageError(
                 f"[watch] phrases: {phrase!r} is too short; give at least {MIN_PHRASE} characters"
             )

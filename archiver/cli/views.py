@@ -275,9 +275,9 @@ def search(
     """Which sources say PHRASE (any case, any spacing), with the words around it. By
     default the current text of each source; --history reads every version (slower:
     each version's text is read from the archive)."""
-    from archiver.text.search import MIN_PHRASE, folded
+    from archiver.text.search import MIN_PHRASE, too_short
 
-    if len(folded(phrase)) < MIN_PHRASE:
+    if too_short(phrase):
         raise UsageError(f"search for at least {MIN_PHRASE} characters, not {phrase!r}")
     store = app.store()
     chosen = [store.get_source(source_ref)] if source_ref else store.iter_sources()

@@ -37,16 +37,32 @@ class Span:
     gone: tuple[int, datetime] | None
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A phrase an edit made a text start (``said``) or stop saying, with the words
+    around it in the text that says it: the new one, or the old."""
+
+    phrase: str
+    said: bool
+    hit: Hit
+
+
 def folded(phrase: str) -> str:
     """The phrase as it is matched: case-folded, its words one space apart."""
     return " ".join(phrase.casefold().split())
 
 
+def too_short(phrase: str) -> bool:
+    """Whether the phrase, as matched, is under ``MIN_PHRASE`` characters: a single
+    letter matches nearly everything, so it is refused (search, [watch] phrases)."""
+    return len(folded(phrase)) < MIN_PHRASE
+
+
 def find(text: str, phrase: str, limit: int = 3, context: int = CONTEXT) -> list[Hit]:
     """The first ``limit`` places ``text`` says ``phrase`` (see the module)."""
-    wanted = folded(phrase)
-    if len(wanted) < MIN_PHRASE:
+    if too_short(phrase):
         return []
+    wanted = folded(phrase)
     hits: list[Hit] = []
     for paragraph in text.split("\n"):
         folded_text, where = _fold(paragraph)
@@ -66,10 +82,15 @@ def says(text: str, phrase: str) -> bool:
     return bool(find(text, phrase, limit=1))
 
 
-def moves(old: str, new: str, phrases: Sequence[str]) -> list[tuple[str, bool]]:
-    """The phrases an edit from ``old`` to ``new`` made a text start (True) or stop
-    (False) saying, in the order given."""
-    return [(p, now) for p in phrases if (now := says(new, p)) != says(old, p)]
+def moves(old: str, new: str, phrases: Sequence[str]) -> list[Moved]:
+    """The phrases an edit from ``old`` to ``new`` made a text start or stop saying, in
+    the order given."""
+    out = []
+    for phrase in phrases:
+        now, before = find(new, phrase, limit=1), find(old, phrase, limit=1)
+        if bool(now) != bool(before):
+            out.append(Moved(phrase, bool(now), (now or before)[0]))
+    return out
 
 
 def spans(presence: Sequence[tuple[int, datetime, bool]]) -> list[Span]:

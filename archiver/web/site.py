@@ -31,7 +31,7 @@ from archiver.app.status import StatusOptions
 from archiver.claims.matcher import stance_unsure
 from archiver.cli.base import parse_since
 from archiver.text.direction import direction
-from archiver.text.search import MIN_PHRASE, folded
+from archiver.text.search import MIN_PHRASE, too_short
 from store.errors import NotFoundError, StoreBusy, UsageError
 from store.models import Source, Version
 from store.repo import Store
@@ -233,7 +233,7 @@ def make_site(store: Store, options: WebOptions) -> Site:
         history = yes_no(request.query_params.get("history"), "history") or False
         if not phrase.strip():
             return phrase, history, [], False
-        if len(folded(phrase)) < MIN_PHRASE:
+        if too_short(phrase):
             raise HTTPException(400, f"q must be at least {MIN_PHRASE} characters")
         found = list(itertools.islice(
             archive_search(store, store.iter_sources(), phrase, history), limit + 1
