@@ -9,6 +9,7 @@ once, never silently lost).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
@@ -26,32 +27,16 @@ def pending(
     limit: int = 100,
 ) -> tuple[list[int], list[int]]:
     """Ids of changes and flags that pass the thresholds and still need announcing."""
-    out: list[list[int]] = []
-    for kind, table, cond in (
-        ("change", changes, changes.c.significance >= min_significance),
-        (
-            "flag",
-            flags,
-            and_(
-                flags.c.score >= min_score,
-                flags.c.stance.in_(stances),
-                func.coalesce(flags.c.verdict, "") != "rejected",
-            ),
-        ),
-    ):
-        done = select(alerts.c.item_id).where(
-            alerts.c.kind == kind,
-            (alerts.c.status == "sent") | (alerts.c.attempts >= max_attempts),
-        )
-        query = (
-            select(table.c.id)
-            .where(cond, table.c.created_at >= since, table.c.id.not_in(done))
-            .order_by(table.c.id)
-            .limit(limit)
-        )
-        with store.engine.connect() as conn:
-            out.append(list(conn.execute(query).scalars()))
-    return out[0], out[1]
+    over = changes.c.significance >= min_significance
+    strong = and_(
+        flags.c.score >= min_score,
+        flags.c.stance.in_(stances),
+        func.coalesce(flags.c.verdict, "") != "rejected",
+    )
+    return (
+        _waiting(store, "change", changes, over, since, max_attempts, limit),
+        _waiting(store, "flag", flags, strong, since, max_attempts, limit),
+    )
 
 
 def unchecked_changes(
@@ -60,18 +45,23 @@ def unchecked_changes(
     """Ids of changes since ``since`` still to be read for the watched phrases: kind
     "phrase" has a row a change once it is read, "sent" when it needed no alert or its
     alert went out, "failed" (and read again) while the alert could not be sent."""
+    news = changes.c.kind != "selector"  # the user's new selection: no news of the page
+    return _waiting(store, "phrase", changes, news, since, max_attempts, limit)
+
+
+def _waiting(
+    store: Store, kind: str, table: Any, cond: Any, since: datetime, max_attempts: int, limit: int
+) -> list[int]:
+    """Ids of ``table``'s rows since ``since`` that meet ``cond`` and whose alert of
+    ``kind`` is neither sent nor out of attempts, oldest first."""
     done = select(alerts.c.item_id).where(
-        alerts.c.kind == "phrase",
+        alerts.c.kind == kind,
         (alerts.c.status == "sent") | (alerts.c.attempts >= max_attempts),
     )
     query = (
-        select(changes.c.id)
-        .where(
-            changes.c.created_at >= since,
-            changes.c.id.not_in(done),
-            changes.c.kind != "selector",  # the user's new selection: no news of the page
-        )
-        .order_by(changes.c.id)
+        select(table.c.id)
+        .where(cond, table.c.created_at >= since, table.c.id.not_in(done))
+        .order_by(table.c.id)
         .limit(limit)
     )
     with store.engine.connect() as conn:
