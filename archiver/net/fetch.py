@@ -322,15 +322,15 @@ class Fetcher:
                     raise TooManyRedirects("redirect loop: " + " -> ".join([*seen, url]))
                 seen.append(url)
                 continue
-            media = _media_type(resp_headers.get("content-type") or "")
-            if media in UNTYPED and status == 200 and not is_pdf(body):
-                raise UnsupportedContentType(
-                    f"{url} is {media} and its body is not a PDF; claimwatch reads HTML, "
-                    "plain text and PDF"
-                )
-            return FetchResult(
+            result = FetchResult(
                 request.url, url, status, resp_headers, body, redirects=tuple(seen[1:])
             )
+            if status == 200 and result.content_type in UNTYPED:  # bytes, and not a PDF
+                raise UnsupportedContentType(
+                    f"{url} is {result.content_type} and its body is not a PDF; claimwatch "
+                    "reads HTML, plain text and PDF"
+                )
+            return result
         raise TooManyRedirects(
             f"more than {self.options.max_redirects} redirects from {request.url}"
         )
