@@ -87,7 +87,8 @@ def _lines(page: Any) -> list[Line]:
         y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
         x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
         for n, part in enumerate(text.split("\n")):
-            if n and drawn:  # a line break inside one run: the next line, same place
+            if n and drawn:  # a line break: an empty line, so that nothing drawn next
+                # at the same height joins the line before it (dropped when left empty)
                 drawn.append(Line(drawn[-1].y, drawn[-1].x, ""))
             if not part:
                 continue

@@ -227,9 +227,7 @@ def make_site(store: Store, options: WebOptions) -> Site:
     def searched(request: Request, limit: int) -> tuple[str, bool, list[Any], bool]:
         """The phrase (``q``), whether every version is read (``history=1``), the first
         ``limit`` results and whether there are more."""
-        phrase = request.query_params.get("q") or ""
-        if len(phrase) > SEARCH_MAX:
-            raise HTTPException(400, f"q must be at most {SEARCH_MAX} characters")
+        phrase = search(request) or ""  # bounded as the sources search is
         history = yes_no(request.query_params.get("history"), "history") or False
         if not phrase.strip():
             return phrase, history, [], False
