@@ -18,7 +18,7 @@ from store.models import SourceSpec
 from store.repo import Store
 from tests.support import NOW
 from tests.support.pdfs import pdf_document
-from tests.support.pipeline import run
+from tests.support.pipeline import run, serve
 from tests.support.web import Served
 
 # Written for these tests: the terms of an imagined model licence.
@@ -182,9 +182,7 @@ def test_a_pdf_source_is_archived_and_diffed_by_its_text(
     text is archived; the same licence laid out anew is the same text, not an edit; a
     changed condition is a change of that sentence alone."""
     document = Document(pdf_document([TERMS], title="Harbour 3 licence"))
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request("/licence.pdf").respond_with_handler(document)
-    store.add_source(SourceSpec(url=httpserver.url_for("/licence.pdf"), label="lic"), NOW)
+    store.add_source(SourceSpec(url=serve(httpserver, "/licence.pdf", document), label="lic"), NOW)
     first = run(store, "lic")
     assert (first.outcome, first.version) == ("new_version", 1), first.error
     [v1] = store.versions(store.get_source("lic").id)
@@ -216,9 +214,7 @@ def test_a_pdf_sent_as_bytes_or_by_its_alias_is_read_as_a_pdf(
     content type. Its first bytes say it is a PDF; anything else sent so is refused,
     saying what claimwatch reads."""
     document = Document(pdf_document([TERMS], title="Harbour 3 licence"), sent_as)
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request("/download").respond_with_handler(document)
-    store.add_source(SourceSpec(url=httpserver.url_for("/download"), label="d"), NOW)
+    store.add_source(SourceSpec(url=serve(httpserver, "/download", document), label="d"), NOW)
     first = run(store, "d")
     assert (first.outcome, first.version) == ("new_version", 1), first.error
     [v1] = store.versions(store.get_source("d").id)
@@ -235,9 +231,8 @@ def test_a_pdf_sent_as_bytes_or_by_its_alias_is_read_as_a_pdf(
 
 
 def test_a_selector_on_a_pdf_says_to_take_it_off(store: Store, httpserver: HTTPServer) -> None:
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request("/l.pdf").respond_with_handler(Document(pdf_document([TERMS])))
-    spec = SourceSpec(url=httpserver.url_for("/l.pdf"), label="l", select="article")
+    url = serve(httpserver, "/l.pdf", Document(pdf_document([TERMS])))
+    spec = SourceSpec(url=url, label="l", select="article")
     store.add_source(spec, NOW)
     result = run(store, "l")
     assert (result.outcome, result.error_class) == ("failed", "SelectorMatchedNothing")
@@ -252,9 +247,7 @@ def test_the_web_view_offers_a_pdf_version_as_a_download(
     from archiver.web import WebOptions
 
     body = pdf_document([TERMS])
-    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
-    httpserver.expect_request("/l.pdf").respond_with_handler(Document(body))
-    store.add_source(SourceSpec(url=httpserver.url_for("/l.pdf"), label="l"), NOW)
+    store.add_source(SourceSpec(url=serve(httpserver, "/l.pdf", Document(body)), label="l"), NOW)
     assert run(store, "l").outcome == "new_version"
     source = store.get_source("l")
     served = Served(store, WebOptions())

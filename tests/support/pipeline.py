@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from pytest_httpserver import HTTPServer
@@ -40,7 +41,7 @@ class Page:
         return Response(self.html, content_type="text/html; charset=utf-8", headers=headers)
 
 
-def serve(httpserver: HTTPServer, path: str, page: Page) -> str:
+def serve(httpserver: HTTPServer, path: str, page: Callable[[Request], Response]) -> str:
     httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
     httpserver.expect_request(path).respond_with_handler(page)
     return httpserver.url_for(path)
