@@ -75,7 +75,8 @@ def add_many(conn: Connection, specs: Sequence[SourceSpec], now: datetime) -> tu
             inserted = set(conn.execute(statement, rows).scalars())
         skipped = [s.url for s in new if s.url not in inserted]
         if skipped:  # another writer's, committed meanwhile: its URL, or its label
-            lost = [s for s in new if s.url in set(skipped) - _watched(conn, skipped)]
+            unwatched = set(skipped) - _watched(conn, skipped)  # one lookup for them all
+            lost = [s for s in new if s.url in unwatched]
             if lost:
                 raise UsageError(f"label {lost[0].label!r} was taken meanwhile; try another")
         added += len(inserted)
