@@ -77,6 +77,7 @@ from store.models import (
     Outcome,
     Source,
     Version,
+    mask_url,
 )
 from store.repo import Store
 
@@ -257,7 +258,7 @@ class _Checker:
         except StoreError:
             raise
         except Exception as exc:
-            log.debug("check of %s failed unexpectedly", source.url, exc_info=True)
+            log.debug("check of %s failed unexpectedly", source.name, exc_info=True)
             attempt.raw_headers = False  # the headers may be what the store refused
             return await self._failed(attempt, exc)
 
@@ -550,7 +551,7 @@ class _Checker:
         """A --browser source: robots.txt is honoured as for any fetch, then the page is
         rendered in Chromium (no conditional GET: a rendered page has no validators)."""
         if request.robots and not await self.fetcher.robots_allow(request):
-            raise RobotsDisallowed(f"robots.txt disallows {request.url}")
+            raise RobotsDisallowed(f"robots.txt disallows {mask_url(request.url)}")
         plain = replace(request, etag=None, last_modified=None)
         return await self.browser.fetch(plain, block_third_party=source.block_third_party)
 

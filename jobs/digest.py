@@ -97,7 +97,7 @@ def gather(
     coverage = [
         CoverageItem(
             id=s.id,
-            url=s.url,
+            url=s.shown_url,
             title=(s.options.get("entry") or {}).get("title", ""),
             feed=names.get(s.found_by, "?") if s.found_by else "?",
             found_at=s.created_at,
@@ -107,7 +107,7 @@ def gather(
         and (s.created_at >= since if since is not None else s.id in new_sources)
     ]
     failing = [
-        FailingItem(s.name, s.url, s.consecutive_failures, _last_error(store, s.id))
+        FailingItem(s.name, s.shown_url, s.consecutive_failures, _last_error(store, s.id))
         for s in everything
         if s.consecutive_failures >= failing_after and s.retired_at is None
     ]
@@ -143,7 +143,7 @@ def _change_item(store: Store, stored: StoredChange) -> ChangeItem:
     return ChangeItem(
         id=stored.id,
         source=source.name,
-        url=source.url,
+        url=source.shown_url,
         title=version.title,
         from_version=stored.from_version,
         to_version=stored.to_version,

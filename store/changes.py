@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select
 
 from store.db import among, narrow, older
-from store.models import StoredChange
+from store.models import StoredChange, mask_url
 from store.schema import changes, schema_time, sources, versions
 from store.sources import Reading
 
@@ -110,7 +110,7 @@ def _stored(r: Any, units: list[dict[str, Any]]) -> StoredChange:
     return StoredChange(
         id=r["id"],
         source_id=r["source_id"],
-        source_name=r["label"] or r["url"],
+        source_name=r["label"] or mask_url(r["url"]),
         from_version=r["from_number"],
         to_version=r["to_number"],
         kind=r["kind"],
@@ -120,5 +120,5 @@ def _stored(r: Any, units: list[dict[str, Any]]) -> StoredChange:
         reasons=r["reasons"],
         stats=r["stats"],
         units=units,
-        source_url=r["url"],
+        source_url=mask_url(r["url"]),
     )

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
 from store.db import among, insert_ignoring_duplicates, insert_replacing, narrow, older
 from store.errors import NotFoundError
-from store.models import ADDED, ClaimRow, FlagFilter, FlagRecord, StoredFlag
+from store.models import ADDED, ClaimRow, FlagFilter, FlagRecord, StoredFlag, mask_url
 from store.schema import (
     claim_examples,
     claims,
@@ -162,8 +162,8 @@ def flag_listing(conn: Connection, which: FlagFilter) -> list[StoredFlag]:
             status=r["status"],
             created_at=r["created_at"],
             source_id=r["source_id"],
-            source_name=r["label"] or r["url"],
-            source_url=r["url"],
+            source_name=r["label"] or mask_url(r["url"]),
+            source_url=mask_url(r["url"]),
             version=r["number"],
             title=r["title"],
             change_id=r["change_id"],

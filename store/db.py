@@ -17,28 +17,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Select, and_, create_engine, event, or_
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from store.errors import StoreBusy, StoreError, UsageError
+from store.models import mask_url
 
 READ = {"claimwatch_read": True}  # execution options of a connection that only reads
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, for messages and logs. Parsed by
-    hand: the user information ends at the *last* '@' before the host, so a raw '@' in
-    a password is masked whole, whatever a URL parser would make of it."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not at:
-        return url
-    user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}{slash}{tail}"
 
 
 def check_db_url(url: str) -> str:
@@ -61,6 +57,20 @@ def normalize_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+# mask_url in PostgreSQL's regular expressions: the password between the user's ':'
+# and the authority's last '@' (an authority ends at '/', '?' or '#').
+_PG_MASK = (r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#:]*:)[^/?#]*@", r"\1***@")
+
+
+def shown_url(conn: Connection, column: Any) -> Any:
+    """SQL for ``mask_url(column)``, to match a URL as it is shown (a search must not
+    find a source by its password). SQLite calls mask_url itself, registered on
+    connect; PostgreSQL replaces the same span with a regular expression."""
+    if conn.dialect.name == "postgresql":
+        return func.regexp_replace(column, *_PG_MASK)
+    return func.claimwatch_mask_url(column)
 
 
 def make_engine(url: str, busy_timeout_s: float = 30.0) -> Engine:
@@ -100,6 +110,7 @@ def _sqlite_engine(url: str, database: str | None, busy_timeout_s: float) -> Eng
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.create_function("claimwatch_mask_url", 1, mask_url, deterministic=True)
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
 

@@ -150,9 +150,9 @@ class ConnectFailed(FetchError):
 
 
 class HTTPStatusError(FetchError):
-    def __init__(self, status: int, url: str, retry_after: float | None = None):
+    def __init__(self, status: int, url: str, retry_after: float | None = None, hint: str = ""):
         self.status, self.url, self.retry_after = status, url, retry_after
-        super().__init__(f"HTTP {status} from {url}")
+        super().__init__(f"HTTP {status} from {url}" + (f": {hint}" if hint else ""))
 
     @property
     def transient(self) -> bool:  # type: ignore[override]

@@ -28,7 +28,7 @@ from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.engine import make_url
 
 from store.errors import UsageError
-from store.models import Source, source_from_row
+from store.models import Source, mask_url, source_from_row
 from store.repo import Store
 from store.schema import UTCDateTime, sources, workers
 from store.sources import due_condition
@@ -126,7 +126,7 @@ def backlog(store: Store, now: datetime) -> Backlog:
     return Backlog(
         int(due),
         oldest.next_check_at if oldest else None,
-        (oldest.label or oldest.url) if oldest else None,
+        (oldest.label or mask_url(oldest.url)) if oldest else None,
         int(leased),
     )
 

@@ -8,6 +8,25 @@ from typing import Any, Literal, get_args
 
 from store.kinds import KindName, Origin
 
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***``: how a database URL or a source's
+    URL is shown (listings, messages, the web view, digests, exports), so a password
+    in it never leaves. Parsed by hand: the authority ends at the first '/', '?' or '#'
+    after the scheme, and the user information at the *last* '@' before the host, so a
+    raw '@' in a password is masked whole (as httpx reads it)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}{tail}"
+
+
 Outcome = Literal[
     "new_version",
     "not_modified",
@@ -71,8 +90,13 @@ class Source:
     warning: str | None = None  # the last successful check's warning, if any
 
     @property
+    def shown_url(self) -> str:
+        """The URL as shown anywhere but the fetcher: any password in it masked."""
+        return mask_url(self.url)
+
+    @property
     def name(self) -> str:
-        return self.label or self.url
+        return self.label or self.shown_url
 
     @property
     def ignore(self) -> tuple[str, ...]:

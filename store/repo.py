@@ -151,6 +151,11 @@ class Store:
         with self.transaction() as conn:
             sources_.set_selector(conn, source_id, selector, exclude)
 
+    def set_url(self, source_id: int, url: str, now: datetime) -> None:
+        """Give a source a new URL (the page moved, or its login changed); it is due now."""
+        with self.transaction() as conn:
+            sources_.set_url(conn, source_id, url, now)
+
     def remove_source(self, source: Source) -> None:
         """Remove a source and its captures and versions (blobs stay until gc)."""
         with self.transaction() as conn:

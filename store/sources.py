@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, true, update
 
-from store.db import can_be_id, insert_ignoring_duplicates, insert_replacing
+from store.db import can_be_id, insert_ignoring_duplicates, insert_replacing, shown_url
 from store.errors import SourceNotFound, UsageError
 from store.kinds import NOT_FETCHED, SCANNED, SEED, kind_of
-from store.models import EntryDecision, Source, SourceSpec, source_from_row
+from store.models import EntryDecision, Source, SourceSpec, mask_url, source_from_row
 from store.schema import captures, feed_entries, robots, sources, versions
 
 Reading = Callable[[], AbstractContextManager[Connection]]
@@ -90,7 +90,9 @@ def _watched(conn: Connection, urls: Sequence[str]) -> set[str]:
 
 
 def _label_taken(label: str, url: str) -> str:
-    return f"label {label!r} is already used by {url}; choose another label or leave it out"
+    return (
+        f"label {label!r} is already used by {mask_url(url)}; choose another label or leave it out"
+    )
 
 
 def set_retired(conn: Connection, source: Source, now: datetime, retired: bool) -> None:
@@ -101,6 +103,22 @@ def set_retired(conn: Connection, source: Source, now: datetime, retired: bool) 
         if source.decay_from is not None:
             values["decay_from"] = now  # revived coverage starts its decay again
     conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
+
+
+def set_url(conn: Connection, source_id: int, url: str, now: datetime) -> None:
+    """A source's new URL. Its validators belonged to the old one and are dropped; it is
+    due at once. Refused, naming the holder, when another source watches the URL."""
+    holder = conn.execute(
+        select(sources.c.id, sources.c.label, sources.c.url).where(sources.c.url == url)
+    ).first()
+    if holder is not None:
+        name = holder.label or mask_url(holder.url)
+        raise UsageError(f"{mask_url(url)} is already watched, as source {holder.id} ({name})")
+    conn.execute(
+        update(sources)
+        .where(sources.c.id == source_id)
+        .values(url=url, etag=None, last_modified=None, next_check_at=now)
+    )
 
 
 def set_selector(
@@ -201,13 +219,17 @@ def count_scanned(conn: Connection) -> int:
 def page(
     conn: Connection, search: str | None, kind: str | None, failing: bool, offset: int, limit: int
 ) -> tuple[list[Source], int]:
-    """One page of sources in id order, filtered by a substring of the label or URL, a
-    kind, or failing only; and how many match in all (the web view's listing)."""
+    """One page of sources in id order, filtered by a substring of the label or URL (as
+    shown: never the password in it), a kind, or failing only; and how many match in
+    all (the web view's listing)."""
     cond = []
     if search:
         like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         cond.append(
-            or_(sources.c.url.like(like, escape="\\"), sources.c.label.like(like, escape="\\"))
+            or_(
+                shown_url(conn, sources.c.url).like(like, escape="\\"),
+                sources.c.label.like(like, escape="\\"),
+            )
         )
     if kind:
         cond.append(sources.c.kind == kind)
@@ -232,7 +254,7 @@ def names(conn: Connection, ids: set[int]) -> dict[int, str]:
         return {}
     query = select(sources.c.id, sources.c.label, sources.c.url)
     rows = conn.execute(query.where(sources.c.id.in_(sorted(ids))))
-    return {r.id: r.label or r.url for r in rows}
+    return {r.id: r.label or mask_url(r.url) for r in rows}
 
 
 def due(conn: Connection, now: datetime) -> list[Source]:

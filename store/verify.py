@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, select, union
 
 from store import blobs as codec
+from store.models import mask_url
 from store.schema import blobs, captures, changes, claims, flags, sources, versions
 
 PAGE = 500  # rows read per query
@@ -137,7 +138,7 @@ def _names(conn: Connection, source_id: int | None) -> dict[int, str]:
     query = select(sources.c.id, sources.c.label, sources.c.url).order_by(sources.c.id)
     if source_id is not None:
         query = query.where(sources.c.id == source_id)
-    return {r.id: r.label or r.url for r in conn.execute(query)}
+    return {r.id: r.label or mask_url(r.url) for r in conn.execute(query)}
 
 
 def _source_versions(

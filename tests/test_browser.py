@@ -7,6 +7,7 @@ fails that check alone. Skips without Chromium or Playwright; in CI that is a fa
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import socket
@@ -362,3 +363,40 @@ def test_serve_keeps_one_browser_across_dispatches(
         service.close()
     _, alive = psutil.wait_procs(chromium, timeout=10)
     assert alive == []
+
+
+@pytest.mark.slow
+def test_a_login_in_the_url_goes_with_the_pages_requests_to_its_origin(
+    app_server: HTTPServer,
+) -> None:
+    """A source URL's login (https://user:password@host/page) goes, as Basic
+    authentication, with the page's requests to its own origin: the page and the data
+    its script fetches. It never shows in the final URL. (A script's request to another
+    origin on loopback is refused outright; the fetcher's tests cover the origin rule.)"""
+    wanted = "Basic " + base64.b64encode(b"ana:Pw-7305").decode()
+    seen: dict[str, str | None] = {}
+
+    def members(request: Request) -> Response:
+        seen[request.path] = request.headers.get("Authorization")
+        if seen[request.path] != wanted:
+            return Response("login", status=401, headers={"WWW-Authenticate": 'Basic realm="m"'})
+        if request.path == "/members.json":
+            data = {"title": "Members only", "paragraphs": PARAGRAPHS}
+            return Response(json.dumps(data), content_type="application/json")
+        page = APP.format(extra="").replace("/data.json", "/members.json")
+        return Response(page, content_type="text/html")
+
+    for path in ("/members.html", "/members.json"):
+        app_server.expect_request(path).respond_with_handler(members)
+    url = app_server.url_for("/members.html").replace("http://", "http://ana:Pw-7305@")
+
+    async def render() -> tuple[str, str]:
+        options = BrowserOptions(executable=CHROMIUM, timeout=15, settle_ms=300)
+        async with BrowserFetcher(options) as browser:
+            result = await browser.fetch(FetchRequest(url, allow_private=True))
+            return result.body.decode(), result.final_url
+
+    html, final_url = asyncio.run(render())
+    assert PARAGRAPHS[0] in html  # the page and its data came through the login
+    assert seen["/members.html"] == seen["/members.json"] == wanted
+    assert final_url == app_server.url_for("/members.html")

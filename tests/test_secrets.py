@@ -3,12 +3,14 @@ no log line, no error message and nothing the archive stores or exports."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -120,3 +122,163 @@ def test_no_secret_in_any_output(pg_server: str, httpserver: HTTPServer, tmp_pat
             dump = conn.execute(text(f'SELECT CAST(t AS text) FROM "{table}" t')).scalars()
             for row in dump:
                 assert DB_PASSWORD not in row and SMTP_PASSWORD not in row, table
+
+
+# A source URL's login: https://user:password@host/page.
+LOGIN_PASSWORD = "Pw-Of-Page-5518-otter"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://ana:pw@example.org/p", "http://ana:***@example.org/p"),
+        ("http://ana@example.org/p", "http://ana@example.org/p"),  # no password to hide
+        ("http://ana:p@ss@example.org/p", "http://ana:***@example.org/p"),  # the last '@'
+        ("http://ana:pw@example.org?next=a@b", "http://ana:***@example.org?next=a@b"),
+        ("http://example.org?next=a:b@c", "http://example.org?next=a:b@c"),  # not a login
+        ("http://example.org#a:b@c", "http://example.org#a:b@c"),
+        ("http://example.org/@ana:x@y", "http://example.org/@ana:x@y"),  # a path
+        ("https://a@b:pw@example.org:8443/p", "https://a@b:***@example.org:8443/p"),
+        ("seed:column", "seed:column"),
+    ],
+)
+def test_a_url_is_shown_with_its_password_masked_in_python_and_in_sql(
+    store: Store, url: str, shown: str
+) -> None:
+    from sqlalchemy import literal, select
+
+    from store.db import shown_url
+    from store.models import mask_url
+
+    assert mask_url(url) == shown
+    with store.reading() as conn:  # what the web view's source search matches on
+        assert conn.execute(select(shown_url(conn, literal(url)))).scalar_one() == shown
+
+
+def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> None:
+    import httpx
+
+    from archiver.net.fetch import FetchRequest, origin_of, split_login
+
+    request, login = split_login(FetchRequest(url="https://ana:p%40ss@example.org/p?q=1"))
+    assert request.url == "https://example.org/p?q=1"
+    assert login is not None and (login.user, login.password) == ("ana", "p@ss")
+    assert login.header() == "Basic YW5hOnBAc3M="  # base64 of ana:p@ss
+    assert "p@ss" not in repr(login)
+    assert login.origin == origin_of(httpx.URL("https://example.org:443/other"))
+    assert login.origin != origin_of(httpx.URL("http://example.org/p"))  # no downgrade
+    assert login.origin != origin_of(httpx.URL("https://example.org:8443/p"))
+    plain = FetchRequest(url="https://example.org/p")
+    assert split_login(plain) == (plain, None)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
+    httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    import base64
+
+    from werkzeug import Request, Response
+
+    from archiver.web import WebOptions
+    from tests.support import claimwatch
+    from tests.support.web import Served
+
+    wanted = "Basic " + base64.b64encode(f"ana:{LOGIN_PASSWORD}".encode()).decode()
+    asked: dict[str, list[str | None]] = {}
+    edits = iter(range(100))
+    elsewhere = httpserver.url_for("/elsewhere").replace("127.0.0.1", "localhost")
+
+    def handler(request: Request) -> Response:
+        asked.setdefault(request.path, []).append(request.headers.get("Authorization"))
+        if request.path == "/robots.txt":
+            return Response("", status=404)
+        if request.path == "/elsewhere":  # another origin: the login must not follow
+            return Response(article_html("Elsewhere", ["A page on another host."] * 3))
+        if request.headers.get("Authorization") != wanted:
+            return Response("login", status=401, headers={"WWW-Authenticate": 'Basic realm="m"'})
+        if request.path == "/moved":
+            return Response("", status=302, headers={"Location": elsewhere})
+        paragraphs = [
+            f"Members were told the budget stands at {40 + next(edits)} million euros.",
+            "The board meets again in the spring to review the figures for the year.",
+        ]
+        return Response(article_html("Members", paragraphs), content_type="text/html")
+
+    for path in ("/robots.txt", "/members", "/moved", "/elsewhere"):
+        httpserver.expect_request(path).respond_with_handler(handler)
+    login = f"http://ana:{LOGIN_PASSWORD}@127.0.0.1:{httpserver.port}"
+    wrong = f"http://ana:not-{LOGIN_PASSWORD}@127.0.0.1:{httpserver.port}"
+    outputs: list[str] = []
+
+    def run(*args: str) -> str:
+        r = claimwatch(tmp_path, *args)
+        outputs.append(f"$ {args[0]} -> {r.returncode}\n{r.stdout}{r.stderr}")  # not the URL typed
+        return r.stdout
+
+    run("init", "--no-seeds")
+    run("sources", "add", f"{login}/members", "--label", "members")
+    run("sources", "add", f"{wrong}/members")  # no label: its name is its URL
+    run("sources", "add", f"{login}/moved", "--label", "moved")
+    run("sources", "add", httpserver.url_for("/members"), "--label", "open")  # no login
+    run("check", "--all")
+    run("check", "--all")  # the members page changed: an edit, in the digest
+    refused = claimwatch(tmp_path, "history", f"{wrong}/members").stderr
+    assert "HTTP 401" in refused and "the login in the source's URL was refused" in refused
+    asks = claimwatch(tmp_path, "history", "open").stderr
+    assert "HTTP 401" in asks and "the page asks for a login: give it in the source's URL" in asks
+    run("sources", "edit", f"{wrong}/members", "--url", f"{login}/members?copy=2")
+    run("check", "--due")  # the edited source is due at once, and its login now works
+    run("sources", "list")
+    run("sources", "list", "--json")
+    run("changes", "--json")
+    run("show", "members")
+    run("export", "json", "--all", "--out", str(tmp_path / "all.jsonl"))
+    run("export", "warc", "members", "--out", str(tmp_path / "m.warc.gz"))
+    run("digest", "--dry-run", "--since", "1d", "--out", str(tmp_path / "digest"))
+    outputs.append((tmp_path / "all.jsonl").read_text(encoding="utf-8"))
+    outputs.append(gzip.decompress((tmp_path / "m.warc.gz").read_bytes()).decode("latin-1"))
+    outputs.extend(p.read_text(encoding="utf-8") for p in (tmp_path / "digest").iterdir())
+
+    # The login was sent where it belongs, and nowhere else.
+    assert wanted in asked["/members"]
+    assert set(asked["/robots.txt"]) == {None}
+    assert set(asked["/elsewhere"]) == {None}  # the redirect left the origin
+    store = Store(f"sqlite:///{tmp_path / 'x.db'}")
+    assert [v.number for v in store.versions(store.get_source("members").id)] == [1, 2]
+    assert len(store.versions(store.get_source(f"{login}/members?copy=2").id)) == 1
+    assert store.versions(store.get_source("moved").id)[0].final_url == elsewhere
+
+    served = Served(store, WebOptions())
+    try:
+        for path in (
+            "/sources/1",
+            "/sources/2/versions/1",
+            "/sources",
+            "/api/v1/sources",
+            "/changes",
+        ):
+            page = httpx.get(served.url + path, timeout=30)
+            assert page.status_code == 200, path
+            outputs.append(page.text)
+        outputs.append(httpx.get(served.url + "/feeds/changes.atom", timeout=30).text)
+        # The listing's search matches the URL as shown: never by its password.
+        by_password = httpx.get(served.url + "/sources", params={"q": "5518"}).text
+        by_host = httpx.get(served.url + "/sources", params={"q": "127.0.0.1"}).text
+    finally:
+        served.stop()
+    assert "members" in by_host and "members" not in by_password
+    everything = "\n".join(outputs)
+    assert "ana:***@127.0.0.1" in everything  # shown, masked
+    assert LOGIN_PASSWORD not in everything and "5518" not in everything
+    # Stored only where the fetch reads it: the sources' own URL column.
+    with store.engine.connect() as conn:
+        tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
+        for table in list(tables):
+            columns = [c[1] for c in conn.execute(text(f'PRAGMA table_info("{table}")'))]
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                for column, value in zip(columns, row, strict=True):
+                    if (table, column) != ("sources", "url"):
+                        assert "5518" not in str(value), (table, column)
+    store.close()

@@ -146,7 +146,7 @@ def _source_records(store: Store, source: Source, writer: WARCWriter) -> Iterato
     held: dict[int, tuple[str, str, str, str]] = {}
     current: int | None = None
     for capture_id, version_id, capture in store.capture_log(source.id):
-        uri = capture.final_url or source.url
+        uri = capture.final_url or source.shown_url
         date = _warc_date(capture.started_at)
         rid = _record_id(source.id, "capture", capture_id)
         if capture.outcome == "new_version" and version_id in by_id:
@@ -221,7 +221,7 @@ def source_history(store: Store, source: Source) -> dict[str, Any]:
         capture_rows.append(row)
     return {
         "format": "claimwatch-history/1",
-        "source": asdict(source),
+        "source": {**asdict(source), "url": source.shown_url},
         "versions": versions,
         "captures": capture_rows,
         "changes": [_plain(c, "source_id", "source_name") for c in reversed(notes.changes)],

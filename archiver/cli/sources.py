@@ -108,7 +108,7 @@ def source_row(s: Source, names: dict[int, str] | None = None) -> dict[str, Any]
     return {
         "id": s.id,
         "label": s.label,
-        "url": s.url,
+        "url": s.shown_url,
         "kind": s.kind,
         "origin": s.origin,
         "found_by": s.found_by,
@@ -172,7 +172,7 @@ def _print_sources(rows: list[Source], names: dict[int, str]) -> None:
                 _schedule(s),
                 when(s.next_check_at),
                 health,
-                terminal_safe(s.url),
+                terminal_safe(s.shown_url),
             )
         )
     color = use_color()
@@ -299,7 +299,7 @@ def sources_add(
     )
     _reachable(spec.url, allow_private or app.config.allow_private)
     source_id = app.store().add_source(spec, app.now)
-    click.echo(terminal_safe(f"added source {source_id}: {label or url}"))
+    click.echo(terminal_safe(f"added source {source_id}: {label or mask_url(url)}"))
 
 
 def _reachable(url: str, private_allowed: bool) -> None:
@@ -327,20 +327,57 @@ def _reachable(url: str, private_allowed: bool) -> None:
 @click.argument("source", metavar="SOURCE")
 @_selector_options
 @click.option("--no-select", is_flag=True, help="Go back to the extracted article text.")
+@click.option(
+    "--url",
+    "new_url",
+    metavar="URL",
+    help="The page's new address (it moved, or the login in its URL changed); its "
+    "history stays and it is checked next.",
+)
 @click.pass_obj
 def sources_edit(
-    app: App, source: str, select: str | None, excludes: tuple[str, ...], no_select: bool
+    app: App,
+    source: str,
+    select: str | None,
+    excludes: tuple[str, ...],
+    no_select: bool,
+    new_url: str | None,
 ) -> None:
-    """Change what SOURCE watches. A new selector's first text is recorded as a new
-    version with the reason "selector changed", not as an edit of the page."""
-    from archiver.text.selection import Selector, check
-
+    """Change what SOURCE watches: its selector, or its URL. A new selector's first
+    text is recorded as a new version with the reason "selector changed", not as an
+    edit of the page."""
     if no_select and (select or excludes):
         raise UsageError("give --select (with --exclude), or --no-select, not both")
-    if not (select or excludes or no_select):
-        raise UsageError("nothing to change: give --select, --exclude or --no-select")
+    if not (select or excludes or no_select or new_url):
+        raise UsageError("nothing to change: give --url, --select, --exclude or --no-select")
     store = app.store()
     found = store.get_source(source)
+    if new_url is not None:
+        _move(app, found, new_url)
+    if select or excludes or no_select:
+        _reselect(app, found, select, excludes, no_select)
+
+
+def _move(app: App, found: Source, url: str) -> None:
+    from archiver.app.seeds import spec_from_mapping  # the one parser sources.yaml uses too
+
+    if not kind_of(found.kind).fetched:
+        raise UsageError(f"{found.name} is a {found.kind}: it is not fetched, so has no URL")
+    url = spec_from_mapping({"url": url, "kind": found.kind}, "sources edit --url").url
+    if url == found.url:
+        click.echo(terminal_safe(f"{found.name}: its URL is unchanged"))
+        return
+    _reachable(url, found.allow_private or app.config.allow_private)
+    app.store().set_url(found.id, url, app.now)
+    click.echo(terminal_safe(f"{found.name} is now {mask_url(url)}; it is checked next"))
+
+
+def _reselect(
+    app: App, found: Source, select: str | None, excludes: tuple[str, ...], no_select: bool
+) -> None:
+    from archiver.text.selection import Selector, check
+
+    store = app.store()
     if not kind_of(found.kind).renders:
         raise UsageError(
             f"{found.name} is a {found.kind}: its text is not read from HTML, no selector"
@@ -564,7 +601,7 @@ def check(
                     {
                         "source": r.source.id,
                         "label": r.source.label,
-                        "url": r.source.url,
+                        "url": r.source.shown_url,
                         "outcome": r.outcome,
                         "version": r.version,
                         "status": r.status,

@@ -50,7 +50,7 @@ from store.models import Source, StoredChange, Version
 
 def version_row(source: Source, v: Version) -> dict[str, Any]:
     row = asdict(v)
-    row["source"] = source.label or source.url
+    row["source"] = source.name
     row["current"] = v.id == source.current_version_id
     return row
 
@@ -174,7 +174,7 @@ def diff_cmd(
     old_text, new_text = store.read_text(old_v), store.read_text(new_v)
     change = diff(old_text, new_text, DiffOptions(), old_v.title, new_v.title)
     options = RenderOptions(context=context, only=frozenset(only or UNIT_KINDS), color=use_color())
-    header = Header(s.name, _version_label(old_v), _version_label(new_v), s.url)
+    header = Header(s.name, _version_label(old_v), _version_label(new_v), s.shown_url)
     if fmt == "json":
         data = change_to_dict(change)
         data["units"] = [u for u in data["units"] if u["kind"] in options.only]
@@ -288,7 +288,7 @@ def search(
         shown += 1
         s = item.source
         if console is None:
-            emit_json([{"source": s.name, "url": s.url, **search_row(item)}])
+            emit_json([{"source": s.name, "url": s.shown_url, **search_row(item)}])
         else:
             for line in _search_lines(item):
                 console.print(line)

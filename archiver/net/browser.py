@@ -45,7 +45,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.net import guard
-from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult
+from archiver.net.fetch import (
+    FetchOptions,
+    FetchRequest,
+    FetchResult,
+    Login,
+    origin_of,
+    split_login,
+)
 from archiver.net.transport import guarded_transport
 from store.errors import (
     BlockedAddress,
@@ -173,12 +180,13 @@ class BrowserFetcher:
 
     async def fetch(self, request: FetchRequest, block_third_party: bool = False) -> FetchResult:
         """Render ``request.url``; the rendered HTML is the body."""
+        request, login = split_login(request)
         async with self._slots:
             browser = await self._ensure()
             started = time.monotonic()
             try:
                 return await asyncio.wait_for(
-                    self._render(browser, request, block_third_party, started),
+                    self._render(browser, request, login, block_third_party, started),
                     self.options.timeout + 5,
                 )
             except FetchError:
@@ -196,7 +204,12 @@ class BrowserFetcher:
                 raise BrowserFailed(f"{request.url}: {_first_line(exc)}") from None
 
     async def _render(
-        self, browser: Any, request: FetchRequest, block_third_party: bool, started: float
+        self,
+        browser: Any,
+        request: FetchRequest,
+        login: Login | None,
+        block_third_party: bool,
+        started: float,
     ) -> FetchResult:
         page = urlsplit(request.url)
         site = _site(page.hostname or "")
@@ -248,7 +261,7 @@ class BrowserFetcher:
                 policy = await policy_for(url)
                 if isinstance(policy, guard.AddressPolicy):
                     try:
-                        await self._fulfil(route, policy)
+                        await self._fulfil(route, policy, login)
                         return
                     except BlockedAddress as exc:
                         policy = f"{url} ({exc})"
@@ -311,9 +324,10 @@ class BrowserFetcher:
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
-    async def _fulfil(self, route: Any, policy: guard.AddressPolicy) -> None:
+    async def _fulfil(self, route: Any, policy: guard.AddressPolicy, login: Login | None) -> None:
         """Make the page's request through the guarded client and hand the page the
-        response, decoded and at most ``max_bytes``."""
+        response, decoded and at most ``max_bytes``. A request to the origin of the
+        source URL's login carries it, as the fetcher's requests do."""
         asked = route.request
         headers = {
             k: v
@@ -323,6 +337,8 @@ class BrowserFetcher:
         outgoing = self._guarded_client().build_request(
             asked.method, asked.url, headers=headers, content=asked.post_data_buffer
         )
+        if login is not None and login.origin == origin_of(outgoing.url):
+            outgoing.headers["Authorization"] = login.header()
         token = guard.POLICY.set(policy)
         try:
             response = await self._guarded_client().send(outgoing, stream=True)

@@ -12,11 +12,12 @@ tries were made. It never touches the store.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from types import TracebackType
@@ -42,6 +43,7 @@ from store.errors import (
     UnsupportedURL,
 )
 from store.kinds import PAGE_TYPES, PDF_TYPES, UNTYPED
+from store.models import mask_url
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ROBOTS_AGENT = "claimwatch"
@@ -140,6 +142,50 @@ class FetchResult:
         return sendable(self.headers.get("last-modified"))
 
 
+@dataclass(frozen=True)
+class Login:
+    """The user and password of a source URL's user information
+    (``https://user:password@host/page``): sent as HTTP Basic authentication, only to
+    that URL's origin (scheme, host and port), and never part of a URL the fetch
+    reports (final URL, redirects, error messages)."""
+
+    user: str
+    password: str = field(repr=False)
+    origin: tuple[str, str, int]
+
+    def header(self) -> str:
+        pair = f"{self.user}:{self.password}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
+def split_login(request: FetchRequest) -> tuple[FetchRequest, Login | None]:
+    """The request for its URL without user information, and the login that was in it
+    (None without one). A URL httpx cannot parse keeps its place, its password masked,
+    for the fetch to refuse by name."""
+    try:
+        parsed = httpx.URL(request.url)
+    except httpx.InvalidURL:
+        return replace(request, url=mask_url(request.url)), None
+    if not parsed.userinfo:
+        return request, None
+    login = Login(parsed.username, parsed.password, origin_of(parsed))
+    return replace(request, url=str(parsed.copy_with(userinfo=b""))), login
+
+
+def _login_hint(headers: dict[str, str]) -> str:
+    """What to do about a 401, given the headers the request carried."""
+    if "Authorization" in headers:
+        return "the login in the source's URL was refused; correct it with 'sources edit'"
+    return (
+        "the page asks for a login: give it in the source's URL "
+        "(https://user:password@host/page); claimwatch never shows the password"
+    )
+
+
 def is_pdf(body: bytes) -> bool:
     """Whether the body is a PDF: its header, within the first 1,024 bytes (readers
     allow that much before it)."""
@@ -147,9 +193,10 @@ def is_pdf(body: bytes) -> bool:
 
 
 def robots_origin(url: str) -> str:
-    """The origin whose robots.txt governs ``url``: scheme://host[:port], lower case."""
+    """The origin whose robots.txt governs ``url``: scheme://host[:port], lower case
+    (never a login: robots.txt is asked for without one)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
 
 
 def _media_type(value: str) -> str:
@@ -245,9 +292,10 @@ class Fetcher:
 
     async def fetch(self, request: FetchRequest) -> FetchResult:
         """Fetch one URL, retrying transient failures; raise ``FetchError`` when it fails."""
+        request, login = split_login(request)
         token = guard.POLICY.set(self._policy(request))
         try:
-            return await self._fetch(request)
+            return await self._fetch(request, login)
         finally:
             guard.POLICY.reset(token)
 
@@ -259,13 +307,13 @@ class Fetcher:
         host = urlsplit(request.url).hostname
         return guard.AddressPolicy(private_host=host, anywhere=request.allow_redirects_anywhere)
 
-    async def _fetch(self, request: FetchRequest) -> FetchResult:
+    async def _fetch(self, request: FetchRequest, login: Login | None) -> FetchResult:
         started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             try:
-                result = await self._attempt(request)
+                result = await self._attempt(request, login)
             except FetchError as exc:
                 exc.attempts = attempt  # type: ignore[attr-defined]
                 wait = self._retry_wait(exc, attempt)
@@ -298,28 +346,38 @@ class Fetcher:
             return max(backoff, retry_after)
         return backoff
 
-    async def _attempt(self, request: FetchRequest) -> FetchResult:
+    async def _attempt(self, request: FetchRequest, login: Login | None) -> FetchResult:
         url = request.url
         seen = [url]
         for _hop in range(self.options.max_redirects + 1):
             parts = _check_url(url)
+            if parts.userinfo:  # a redirect's own user information is never sent nor shown
+                parts = parts.copy_with(userinfo=b"")
             url = str(parts)  # as httpx sends it (dot segments resolved): what errors name
             await self._check_address(parts)
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
             headers = {}
+            if login is not None and login.origin == origin_of(parts):
+                headers["Authorization"] = login.header()
             if etag := sendable(request.etag):
                 headers["If-None-Match"] = etag
             if last_modified := sendable(request.last_modified):
                 headers["If-Modified-Since"] = last_modified
-            status, resp_headers, body = await self._get(url, headers, request.accept)
+            try:
+                status, resp_headers, body = await self._get(url, headers, request.accept)
+            except HTTPStatusError as exc:
+                if exc.status != 401:
+                    raise
+                raise HTTPStatusError(401, url, hint=_login_hint(headers)) from None
             if status in REDIRECTS:
                 location = resp_headers.get("location")
                 if not location:
                     raise HTTPStatusError(status, url)
                 url = urljoin(url, location)
                 if url in seen:
-                    raise TooManyRedirects("redirect loop: " + " -> ".join([*seen, url]))
+                    loop = " -> ".join(mask_url(u) for u in [*seen, url])
+                    raise TooManyRedirects("redirect loop: " + loop)
                 seen.append(url)
                 continue
             result = FetchResult(
@@ -424,6 +482,7 @@ class Fetcher:
     async def robots_allow(self, request: FetchRequest) -> bool:
         """Whether robots.txt lets claimwatch fetch the request's URL (the browser
         fetcher asks too); robots.txt is fetched under the request's address policy."""
+        request, _login = split_login(request)
         token = guard.POLICY.set(self._policy(request))
         try:
             return await self._robots_allow(request.url)
@@ -535,9 +594,9 @@ def _check_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise UnsupportedURL(f"{url!r} is not a valid URL: {exc}") from None
+        raise UnsupportedURL(f"{mask_url(url)!r} is not a valid URL: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UnsupportedURL(f"{url!r}: only http and https URLs can be fetched")
+        raise UnsupportedURL(f"{mask_url(url)!r}: only http and https URLs can be fetched")
     return parsed
 
 

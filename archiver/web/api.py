@@ -57,7 +57,9 @@ def routes(site: Site) -> list[Route]:
         if not (request.query_params.get("q") or "").strip():
             raise HTTPException(400, "q (the phrase to look for) is required")
         _phrase, _history, found, _more = searched(request, limit)
-        return api({"source": f.source.name, "url": f.source.url, **search_row(f)} for f in found)
+        return api(
+            {"source": f.source.name, "url": f.source.shown_url, **search_row(f)} for f in found
+        )
 
     async def api_sources(request: Request) -> Response:
         from archiver.cli.sources import source_row

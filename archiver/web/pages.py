@@ -84,7 +84,7 @@ def routes(site: Site) -> list[Route]:
     def compare(s: Source, old: Version, new: Version) -> dict[str, Any]:
         old_text, new_text = store.read_text(old), store.read_text(new)
         change = diff(old_text, new_text, DiffOptions(), old.title, new.title)
-        header = Header(s.name, f"version {old.number}", f"version {new.number}", s.url)
+        header = Header(s.name, f"version {old.number}", f"version {new.number}", s.shown_url)
         return {
             "change": change,
             "header": header,
