@@ -264,14 +264,14 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
             outputs.append(page.text)
         outputs.append(httpx.get(served.url + "/feeds/changes.atom", timeout=30).text)
         # The listing's search matches the URL as shown: never by its password.
-        by_password = httpx.get(served.url + "/sources", params={"q": "5518"}).text
+        by_password = httpx.get(served.url + "/sources", params={"q": "Page-5518"}).text
         by_host = httpx.get(served.url + "/sources", params={"q": "127.0.0.1"}).text
     finally:
         served.stop()
     assert "members" in by_host and "members" not in by_password
     everything = "\n".join(outputs)
     assert "ana:***@127.0.0.1" in everything  # shown, masked
-    assert LOGIN_PASSWORD not in everything and "5518" not in everything
+    assert LOGIN_PASSWORD not in everything and "Page-5518" not in everything  # a part too
     # Stored only where the fetch reads it: the sources' own URL column.
     with store.engine.connect() as conn:
         tables = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
@@ -280,5 +280,5 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
             for row in conn.execute(text(f'SELECT * FROM "{table}"')):
                 for column, value in zip(columns, row, strict=True):
                     if (table, column) != ("sources", "url"):
-                        assert "5518" not in str(value), (table, column)
+                        assert "Page-5518" not in str(value), (table, column)
     store.close()
