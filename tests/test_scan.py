@@ -163,3 +163,63 @@ def test_a_history_scan_finds_what_a_page_said_before_it_dropped_it(
         again = claimwatch(story, "flags", "scan", *args, env=semantic)
         assert again.returncode == 0 and "0 new flag(s)" in again.stderr, again.stderr
     assert len(flags(story)) == count
+
+
+@pytest.mark.slow
+def test_a_scan_reads_the_sentence_vectors_a_check_or_an_earlier_scan_kept(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """A scan embeds a sentence only once across runs: what a check embedded, or an
+    earlier scan, is read from the store; what it embeds is kept there. In this
+    process and in worker processes alike; a dry run reads them and stores nothing."""
+    import tempfile
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from archiver.app.matching import Parallel
+    from archiver.app.scan import ScanOptions, scan
+    from archiver.app.story import prepare_matching, stored_claims
+    from archiver.claims.matcher import make_matcher
+    from archiver.claims.semantic import E5Embedder
+    from store.repo import Store
+    from store.schema import sentence_vectors
+
+    watched = Watched(tmp_path, httpserver, "version: 2\nclaims:\n" + STRIKE)
+    watched.check(WALKOUT, EVERYDAY[0])  # a page: its first version is not matched
+    store = Store(f"sqlite:///{watched.home / 'x.db'}")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    claims = stored_claims(store)
+
+    def kept() -> int:
+        with store.reading() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(sentence_vectors)).scalar_one()
+            )
+
+    with tempfile.TemporaryDirectory() as work:
+        spec = prepare_matching(store, claims, None, Path(work), now)
+
+        def embedded(dry_run: bool = False) -> int:
+            """Scan with a new process's matcher (nothing in memory): sentences embedded."""
+            matcher = make_matcher(spec)
+            assert isinstance(matcher.embedder, E5Embedder)
+            scan(store, claims, matcher, ScanOptions(dry_run=dry_run), now)
+            return matcher.embedder.computed
+
+        before = kept()
+        dry = embedded(dry_run=True)
+        assert dry > 0 and kept() == before  # a dry run stores nothing
+        assert embedded() == dry and kept() > before
+        assert embedded(dry_run=True) == 0  # a dry run reads what is kept
+        assert embedded() == 0  # every sentence came from the store
+
+        watched.check(REFUSAL_EN, EVERYDAY[1])  # an edit: the check embeds its sentences
+        assert embedded() == 0  # the check's vectors, from the store
+
+        with store.transaction() as conn:
+            conn.execute(sentence_vectors.delete())
+        scan(store, claims, Parallel(spec, 1), ScanOptions(), now)  # in a worker process
+        assert kept() > 0  # what the worker embedded came back to be kept
+        assert embedded() == 0
+    store.close()

@@ -42,6 +42,7 @@ from archiver.claims.matcher import (
     batches,
     match_all,
     match_each,
+    sentences_of,
     write_spec,
 )
 from archiver.claims.rules import Claim, Flag
@@ -49,7 +50,7 @@ from store.errors import ClaimwatchError
 
 if TYPE_CHECKING:
     from archiver.claims.bank import Bank
-    from archiver.claims.semantic import Embedder
+    from archiver.claims.semantic import Embedder, VectorCache
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,29 @@ def default_workers(cores: int | None = None) -> int:
     return cores if cores > 1 else 0
 
 
-def match_batch(spec: MatchSpec, claims: tuple[Claim, ...], texts: list[str]) -> list[list[Flag]]:
-    """The flags of each passage (in a worker: the matcher loads once per process)."""
+Answered = tuple[list[list[Flag]], dict[str, bytes]]  # each passage's flags, new vectors
+
+
+def match_batch(
+    spec: MatchSpec, claims: tuple[Claim, ...], texts: list[str], known: dict[str, bytes]
+) -> Answered:
+    """``match_known`` in a worker (the matcher loads once per process)."""
     from archiver.app.worker import matcher_for  # the page workers' cache of matchers
 
-    return match_all(texts, claims, matcher_for(spec))
+    return match_known(texts, claims, matcher_for(spec), known)
+
+
+def match_known(
+    texts: list[str], claims: Sequence[Claim], matcher: Matcher, known: dict[str, bytes]
+) -> Answered:
+    """The flags of each passage, the embedder first told the sentence vectors ``known``
+    already; and the vectors it computed, for the store to keep."""
+    embedder = matcher.embedder
+    if known and embedder is not None and hasattr(embedder, "seed"):
+        embedder.seed(known)
+    found = match_all(texts, claims, matcher)
+    drain = getattr(embedder, "drain", None)
+    return found, (drain() if drain else {})
 
 
 def match_stream(
@@ -175,17 +194,27 @@ def match_stream(
     claims: Sequence[Claim],
     how: Matcher | Parallel,
     size: int = BATCH,
+    vectors: VectorCache | None = None,
 ) -> Iterator[tuple[Any, list[Flag]]]:
     """(id, flags) for each (id, passage) of ``items``, in order: with ``how`` in this
-    process (``match_each``), or in ``how.workers`` worker processes."""
-    if isinstance(how, Matcher):
+    process (``match_each``), or in ``how.workers`` worker processes. With ``vectors``
+    (the store), a sentence embedded before, by a check or an earlier scan, is read
+    from it rather than embedded again, and what is embedded now is kept there."""
+    if isinstance(how, Matcher) and (vectors is None or how.embedder is None):
         yield from match_each(items, claims, how, size)
+        return
+    if isinstance(how, Matcher):
+        for batch in batches(items, size):
+            texts = [text for _id, text in batch]
+            found, fresh = match_known(texts, claims, how, _known(vectors, texts))
+            _keep(vectors, fresh)
+            yield from zip([i for i, _t in batch], found, strict=True)
         return
     parallel = how
     from archiver.app.pool import ExtractionPool  # (imports the page workers' module: 26 MB)
 
     story = tuple(claims)
-    pending: deque[tuple[list[Any], Future[list[list[Flag]]]]] = deque()
+    pending: deque[tuple[list[Any], Future[Answered]]] = deque()
     # Left by Ctrl-C, the pool ends its workers at once; else they finish their batches.
     with ExtractionPool(parallel.workers) as owned:
         pool = owned.executor()
@@ -193,21 +222,39 @@ def match_stream(
         try:
             for batch in batches(items, size):
                 texts = [text for _id, text in batch]
-                pending.append(
-                    ([i for i, _t in batch], pool.submit(match_batch, parallel.spec, story, texts))
-                )
+                known = _known(vectors, texts)
+                job = pool.submit(match_batch, parallel.spec, story, texts, known)
+                pending.append(([i for i, _t in batch], job))
                 while len(pending) > 2 * parallel.workers:  # keep every worker busy, no more
-                    yield from _answers(pending.popleft())
+                    yield from _answers(pending.popleft(), vectors)
         except Exception:
             while pending:  # what was read before the failure is answered first
-                yield from _answers(pending.popleft())
+                yield from _answers(pending.popleft(), vectors)
             raise
         while pending:
-            yield from _answers(pending.popleft())
+            yield from _answers(pending.popleft(), vectors)
+
+
+def _known(vectors: VectorCache | None, texts: list[str]) -> dict[str, bytes]:
+    """The stored vectors of the passages' sentences (what matching them embeds)."""
+    if vectors is None:
+        return {}
+    from archiver.claims.semantic import MODEL_NAME, digest
+
+    return vectors.vectors_for(MODEL_NAME, [digest(t) for t in sentences_of(texts)])
+
+
+def _keep(vectors: VectorCache | None, fresh: dict[str, bytes]) -> None:
+    if vectors is not None and fresh:
+        from archiver.claims.semantic import MODEL_NAME
+
+        vectors.save_vectors(MODEL_NAME, fresh)
 
 
 def _answers(
-    done: tuple[list[Any], Future[list[list[Flag]]]],
+    done: tuple[list[Any], Future[Answered]], vectors: VectorCache | None
 ) -> Iterator[tuple[Any, list[Flag]]]:
     ids, future = done
-    yield from zip(ids, future.result(), strict=True)
+    found, fresh = future.result()
+    _keep(vectors, fresh)
+    yield from zip(ids, found, strict=True)

@@ -15,6 +15,9 @@ Feeds (their text is a list of entries) and seed articles (the story itself) are
 scanned; retired sources are. A scan never repeats a flag: a version that already has
 a flag for a claim, a sentence the source was already flagged with for the claim, and
 a sentence the reviewer rejected for it are all left out (``store.claims.add_found``).
+
+A sentence a check or an earlier scan embedded is not embedded again: its vector is
+read from the store, and what a scan embeds is kept there (a dry run only reads).
 """
 
 from __future__ import annotations
@@ -89,7 +92,9 @@ def scan(
 
     report = ScanReport()
     now_says: tuple[int, str, str] | None = None  # a source's current text, and where
-    paragraphs = match_stream(_paragraphs(store, options, report, on_source), claims, how)
+    texts = _paragraphs(store, options, report, on_source)
+    vectors = _ReadOnly(store) if options.dry_run else store
+    paragraphs = match_stream(texts, claims, how, vectors=vectors)
     for (source, version), matched in groupby(paragraphs, key=lambda kf: kf[0][:2]):
         flags = whole_text_flags(_numbered(matched), WHY)
         if options.only_claims:
@@ -110,6 +115,19 @@ def scan(
             if on_found is not None:
                 on_found(found)
     return report
+
+
+class _ReadOnly:
+    """The store's sentence vectors for a dry run: read, never written."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def vectors_for(self, model: str, digests: Iterable[str]) -> dict[str, bytes]:
+        return self.store.vectors_for(model, digests)
+
+    def save_vectors(self, model: str, vectors: dict[str, bytes]) -> None:
+        pass  # a dry run stores nothing
 
 
 def _numbered(matched: Iterable[tuple[Key, list[Flag]]]) -> Iterator[tuple[int, list[Flag]]]:

@@ -167,9 +167,14 @@ def prefetch(passages: Sequence[str], embedder: Embedder | None) -> None:
     the embedder's cache (its LRU holds far more than a batch)."""
     if embedder is None:
         return
-    texts = [s.text for p in passages for s in lexical.parse(p)]
+    texts = sentences_of(passages)
     if texts:
-        embedder.embed(list(dict.fromkeys(texts)))
+        embedder.embed(texts)
+
+
+def sentences_of(passages: Sequence[str]) -> list[str]:
+    """The distinct sentences of the passages: what matching them embeds (query form)."""
+    return list(dict.fromkeys(s.text for p in passages for s in lexical.parse(p)))
 
 
 def match_all(texts: Sequence[str], claims: Sequence[Claim], matcher: Matcher) -> list[list[Flag]]:
