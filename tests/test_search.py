@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archiver.text.search import Hit, Span, find, moves, spans
 from store.models import NewVersion, SourceSpec
@@ -139,3 +141,18 @@ def test_search_the_archive_now_and_over_time(tmp_path: Path) -> None:
     short = claimwatch(tmp_path, "search", " a ")
     assert short.returncode == 2
     assert short.stderr == "claimwatch: error: search for at least 2 characters, not ' a '\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="aAßSsΣσς İi \n\t\u00a0\u2028-.", max_size=60),
+    phrase=st.text(alphabet="aAßSsΣσς İi \u00a0-.", min_size=2, max_size=8),
+)
+def test_the_shortcut_never_hides_a_match(text: str, phrase: str) -> None:
+    """``find`` skips the paragraphs' character maps when the whole text, folded at
+    once, lacks the phrase: over case folds that change length (ß, İ), final sigma and
+    every kind of space, it finds exactly what the full search finds."""
+    from archiver.text.search import CONTEXT, _found, folded, too_short
+
+    full = [] if too_short(phrase) else _found(text, folded(phrase), 3, CONTEXT)
+    assert find(text, phrase) == full
