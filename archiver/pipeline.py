@@ -52,6 +52,7 @@ from archiver.net.fetch import (
     FetchRequest,
     FetchResult,
     cache_hint,
+    lend_login,
 )
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.extract import ExtractOptions
@@ -463,7 +464,7 @@ class _Checker:
             verdict = entries.judge(entry, topic, feed_source, self.options.claims or ())
             if verdict is None:  # half a match and a short summary: the article decides
                 assert topic is not None
-                verdict = await self._judge_article(entry, topic)
+                verdict = await self._judge_article(entry, feed_source, topic)
             added += verdict[0] == "added"
             if verdict[0] != "failed":  # a failed one is judged again at the next poll
                 decisions.append(entries.decision(entry, feed_source, *verdict))
@@ -475,9 +476,12 @@ class _Checker:
             )
         return self.store.record_entries(feed_source.id, decisions, now) if decisions else []
 
-    async def _judge_article(self, entry: Entry, topic: Node) -> tuple[str, str]:
+    async def _judge_article(
+        self, entry: Entry, feed_source: Source, topic: Node
+    ) -> tuple[str, str]:
         try:
-            fetched = await self.fetcher.fetch(FetchRequest(url=entry.url))
+            url = lend_login(entry.url, feed_source.url)
+            fetched = await self.fetcher.fetch(FetchRequest(url=url))
             _extracted, body = extract_text(
                 fetched.body,
                 fetched.content_type,

@@ -172,6 +172,26 @@ def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> No
     assert split_login(plain) == (plain, None)
 
 
+@pytest.mark.parametrize(
+    ("url", "feed", "lent"),
+    [
+        ("https://e.org/a", "https://ana:pw@e.org/feed", "https://ana:pw@e.org/a"),
+        ("https://e.org:443/a", "https://ana:pw@e.org/feed", "https://ana:pw@e.org/a"),
+        ("https://f.org/a", "https://ana:pw@e.org/feed", "https://f.org/a"),  # another host
+        ("http://e.org/a", "https://ana:pw@e.org/feed", "http://e.org/a"),  # down to http
+        ("https://e.org:8443/a", "https://ana:pw@e.org/feed", "https://e.org:8443/a"),
+        ("https://bo:x@e.org/a", "https://ana:pw@e.org/feed", "https://bo:x@e.org/a"),  # its own
+        ("https://e.org/a", "https://e.org/feed", "https://e.org/a"),  # no login to lend
+    ],
+)
+def test_a_feeds_login_goes_to_the_articles_on_its_own_origin(
+    url: str, feed: str, lent: str
+) -> None:
+    from archiver.net.fetch import lend_login
+
+    assert lend_login(url, feed) == lent
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
@@ -189,6 +209,7 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
     asked: dict[str, list[str | None]] = {}
     edits = iter(range(100))
     elsewhere = httpserver.url_for("/elsewhere").replace("127.0.0.1", "localhost")
+    news = httpserver.url_for("/news")
 
     def handler(request: Request) -> Response:
         asked.setdefault(request.path, []).append(request.headers.get("Authorization"))
@@ -200,13 +221,17 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
             return Response("login", status=401, headers={"WWW-Authenticate": 'Basic realm="m"'})
         if request.path == "/moved":
             return Response("", status=302, headers={"Location": elsewhere})
+        if request.path == "/feed.xml":  # its article is behind the same login
+            item = f"<item><title>Budget</title><link>{news}</link></item>"
+            rss = f'<rss version="2.0"><channel><title>Members</title>{item}</channel></rss>'
+            return Response(rss, content_type="application/rss+xml")
         paragraphs = [
             f"Members were told the budget stands at {40 + next(edits)} million euros.",
             "The board meets again in the spring to review the figures for the year.",
         ]
         return Response(article_html("Members", paragraphs), content_type="text/html")
 
-    for path in ("/robots.txt", "/members", "/moved", "/elsewhere"):
+    for path in ("/robots.txt", "/members", "/moved", "/elsewhere", "/feed.xml", "/news"):
         httpserver.expect_request(path).respond_with_handler(handler)
     login = f"http://ana:{LOGIN_PASSWORD}@127.0.0.1:{httpserver.port}"
     wrong = f"http://ana:not-{LOGIN_PASSWORD}@127.0.0.1:{httpserver.port}"
@@ -222,6 +247,7 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
     run("sources", "add", f"{wrong}/members")  # no label: its name is its URL
     run("sources", "add", f"{login}/moved", "--label", "moved")
     run("sources", "add", httpserver.url_for("/members"), "--label", "open")  # no login
+    run("sources", "add", f"{login}/feed.xml", "--kind", "feed", "--label", "news")
     run("check", "--all")
     run("check", "--all")  # the members page changed: an edit, in the digest
     refused = claimwatch(tmp_path, "history", f"{wrong}/members").stderr
@@ -243,6 +269,7 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
 
     # The login was sent where it belongs, and nowhere else.
     assert wanted in asked["/members"]
+    assert asked["/news"] and set(asked["/news"]) == {wanted}  # found by the feed: its login
     assert set(asked["/robots.txt"]) == {None}
     assert set(asked["/elsewhere"]) == {None}  # the redirect left the origin
     store = Store(f"sqlite:///{tmp_path / 'x.db'}")

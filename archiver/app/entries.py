@@ -5,7 +5,8 @@ topic filter, when its topic matches, or (``match_claims``) when the text bears
 on one of the story's claims; off topic otherwise. When only part of the topic
 matches and the summary is short, it returns None: the article's own text
 decides (``judge_text``), once the pipeline has fetched and extracted it.
-``decision`` is the row the store records, with the new source's spec.
+``decision`` is the row the store records, with the new source's spec; an article on
+the feed's own origin takes the feed URL's login, if it has one.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from archiver.claims.rules import Claim, match
 from archiver.claims.topic import Node, matches, positive_terms
 from archiver.net.feeds import Entry
+from archiver.net.fetch import lend_login
 from store.models import EntryDecision, Source, SourceSpec
 
 SHORT_SUMMARY = 200  # characters; a shorter summary may leave out what the topic needs
@@ -51,7 +53,7 @@ def decision(entry: Entry, feed_source: Source, verdict: str, reason: str) -> En
     spec = None
     if verdict == "added":
         spec = SourceSpec(
-            url=entry.url,
+            url=lend_login(entry.url, feed_source.url),
             kind="article",
             origin="feed",
             found_by=feed_source.id,

@@ -186,6 +186,19 @@ def _login_hint(headers: dict[str, str]) -> str:
     )
 
 
+def lend_login(url: str, lender: str) -> str:
+    """``url`` with the login of ``lender`` (a feed's URL) when both are on one origin
+    and ``url`` has none: the articles a password-protected feed lists on its own
+    site need the same login. Otherwise ``url`` as it is."""
+    try:
+        parsed, owner = httpx.URL(url), httpx.URL(lender)
+    except httpx.InvalidURL:
+        return url
+    if parsed.userinfo or not owner.userinfo or origin_of(parsed) != origin_of(owner):
+        return url
+    return str(parsed.copy_with(userinfo=owner.userinfo))
+
+
 def is_pdf(body: bytes) -> bool:
     """Whether the body is a PDF: its header, within the first 1,024 bytes (readers
     allow that much before it)."""
