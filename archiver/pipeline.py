@@ -52,8 +52,8 @@ from archiver.net.fetch import (
     FetchRequest,
     FetchResult,
     cache_hint,
-    lend_login,
 )
+from archiver.net.login import lend_login
 from archiver.text.diff import DiffOptions, diff
 from archiver.text.extract import ExtractOptions
 from archiver.text.fingerprint import BodyHint, same_article

@@ -69,7 +69,7 @@ class SafeText(TypeDecorator[str]):
 
 
 # The newest migration; tests/test_store.py checks it against alembic's head.
-SCHEMA_HEAD = "0015"
+SCHEMA_HEAD = "0016"
 
 metadata = MetaData()
 

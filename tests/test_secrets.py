@@ -158,9 +158,10 @@ def test_a_url_is_shown_with_its_password_masked_in_python_and_in_sql(
 def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> None:
     import httpx
 
-    from archiver.net.fetch import FetchRequest, origin_of, split_login
+    from archiver.net.fetch import FetchRequest, without_login
+    from archiver.net.login import origin_of, split_login
 
-    request, login = split_login(FetchRequest(url="https://ana:p%40ss@example.org/p?q=1"))
+    request, login = without_login(FetchRequest(url="https://ana:p%40ss@example.org/p?q=1"))
     assert request.url == "https://example.org/p?q=1"
     assert login is not None and (login.user, login.password) == ("ana", "p@ss")
     assert login.header() == "Basic YW5hOnBAc3M="  # base64 of ana:p@ss
@@ -169,7 +170,8 @@ def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> No
     assert login.origin != origin_of(httpx.URL("http://example.org/p"))  # no downgrade
     assert login.origin != origin_of(httpx.URL("https://example.org:8443/p"))
     plain = FetchRequest(url="https://example.org/p")
-    assert split_login(plain) == (plain, None)
+    assert without_login(plain) == (plain, None)
+    assert split_login("https://ana:pw@[::1/") == ("https://ana:***@[::1/", None)  # refused later
 
 
 @pytest.mark.parametrize(
@@ -187,7 +189,7 @@ def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> No
 def test_a_feeds_login_goes_to_the_articles_on_its_own_origin(
     url: str, feed: str, lent: str
 ) -> None:
-    from archiver.net.fetch import lend_login
+    from archiver.net.login import lend_login
 
     assert lend_login(url, feed) == lent
 
@@ -309,3 +311,61 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
                     if (table, column) != ("sources", "url"):
                         assert "Page-5518" not in str(value), (table, column)
     store.close()
+
+
+def test_an_upgrade_takes_the_login_out_of_what_earlier_checks_recorded(store: Store) -> None:
+    """Before 0016 a check recorded the source URL's login in the final URL, the site
+    name, an error message and the robots.txt cache. The upgrade takes it out of those
+    rows (the source's own URL keeps it: the fetch needs it) and leaves the others."""
+    from dataclasses import replace as replaced
+    from datetime import timedelta
+
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from store.models import NewVersion, SourceSpec
+    from store.schema import captures, robots, sources, versions
+    from tests.support import NOW
+    from tests.support.records import capture, schedule
+
+    authority = f"ana:{LOGIN_PASSWORD}@intranet.example"
+    url = f"https://{authority}/report"
+    sid = store.add_source(SourceSpec(url=url, label="report"), NOW)
+    other = store.add_source(SourceSpec(url="https://news.example/a", label="news"), NOW)
+    store.add_version(
+        NewVersion("text", None, site_name=authority, final_url=url),
+        replaced(capture(sid), final_url=url),
+        schedule(),
+    )
+    kept = NewVersion("other", None, site_name="@newsdesk", final_url="https://news.example/a")
+    store.add_version(kept, capture(other), schedule())
+    failed = replaced(
+        capture(sid, 5),
+        outcome="failed",
+        final_url=url,
+        error_class="HTTPStatusError",
+        error_message=f"HTTP 401 from {url}",
+    )
+    store.record_capture(failed, schedule(5))
+    with store.transaction() as conn:  # an archive made before 0016
+        command.downgrade(store._alembic_config(conn), "0015")
+        later = NOW + timedelta(days=1)
+        for origin in (f"https://{authority}", "https://news.example"):
+            row = {"origin": origin, "status": 404, "body": "", "fetched_at": NOW}
+            conn.execute(insert(robots).values(**row, expires_at=later))
+    store.migrate()
+
+    with store.reading() as conn:
+        rows = conn.execute(select(versions.c.final_url, versions.c.site_name)).all()
+        assert sorted(map(tuple, rows)) == [
+            ("https://intranet.example/report", "intranet.example"),
+            ("https://news.example/a", "@newsdesk"),  # an '@' that is no login: left
+        ]
+        logged = conn.execute(select(captures.c.final_url, captures.c.error_message)).all()
+        assert ("https://intranet.example/report", None) in logged
+        assert (
+            "https://intranet.example/report",
+            "HTTP 401 from https://ana:***@intranet.example/report",
+        ) in logged
+        assert conn.execute(select(robots.c.origin)).scalars().all() == ["https://news.example"]
+        assert conn.execute(select(sources.c.url).where(sources.c.id == sid)).scalar() == url

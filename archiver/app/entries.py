@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from archiver.claims.rules import Claim, match
 from archiver.claims.topic import Node, matches, positive_terms
 from archiver.net.feeds import Entry
-from archiver.net.fetch import lend_login
+from archiver.net.login import lend_login
 from store.models import EntryDecision, Source, SourceSpec
 
 SHORT_SUMMARY = 200  # characters; a shorter summary may leave out what the topic needs

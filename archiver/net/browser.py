@@ -45,14 +45,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.net import guard
-from archiver.net.fetch import (
-    FetchOptions,
-    FetchRequest,
-    FetchResult,
-    Login,
-    origin_of,
-    split_login,
-)
+from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult, without_login
+from archiver.net.login import Login, origin_of
 from archiver.net.transport import guarded_transport
 from store.errors import (
     BlockedAddress,
@@ -180,7 +174,7 @@ class BrowserFetcher:
 
     async def fetch(self, request: FetchRequest, block_third_party: bool = False) -> FetchResult:
         """Render ``request.url``; the rendered HTML is the body."""
-        request, login = split_login(request)
+        request, login = without_login(request)
         async with self._slots:
             browser = await self._ensure()
             started = time.monotonic()

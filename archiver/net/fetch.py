@@ -12,7 +12,6 @@ tries were made. It never touches the store.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import time
 import zlib
@@ -28,6 +27,7 @@ import httpx
 
 from archiver import __version__
 from archiver.net import guard
+from archiver.net.login import Login, login_hint, origin_of, split_login
 from archiver.net.transport import guarded_transport
 from store.errors import (
     BadResponse,
@@ -142,61 +142,10 @@ class FetchResult:
         return sendable(self.headers.get("last-modified"))
 
 
-@dataclass(frozen=True)
-class Login:
-    """The user and password of a source URL's user information
-    (``https://user:password@host/page``): sent as HTTP Basic authentication, only to
-    that URL's origin (scheme, host and port), and never part of a URL the fetch
-    reports (final URL, redirects, error messages)."""
-
-    user: str
-    password: str = field(repr=False)
-    origin: tuple[str, str, int]
-
-    def header(self) -> str:
-        pair = f"{self.user}:{self.password}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-def origin_of(url: httpx.URL) -> tuple[str, str, int]:
-    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
-
-
-def split_login(request: FetchRequest) -> tuple[FetchRequest, Login | None]:
-    """The request for its URL without user information, and the login that was in it
-    (None without one). A URL httpx cannot parse keeps its place, its password masked,
-    for the fetch to refuse by name."""
-    try:
-        parsed = httpx.URL(request.url)
-    except httpx.InvalidURL:
-        return replace(request, url=mask_url(request.url)), None
-    if not parsed.userinfo:
-        return request, None
-    login = Login(parsed.username, parsed.password, origin_of(parsed))
-    return replace(request, url=str(parsed.copy_with(userinfo=b""))), login
-
-
-def _login_hint(headers: dict[str, str]) -> str:
-    """What to do about a 401, given the headers the request carried."""
-    if "Authorization" in headers:
-        return "the login in the source's URL was refused; correct it with 'sources edit'"
-    return (
-        "the page asks for a login: give it in the source's URL "
-        "(https://user:password@host/page); claimwatch never shows the password"
-    )
-
-
-def lend_login(url: str, lender: str) -> str:
-    """``url`` with the login of ``lender`` (a feed's URL) when both are on one origin
-    and ``url`` has none: the articles a password-protected feed lists on its own
-    site need the same login. Otherwise ``url`` as it is."""
-    try:
-        parsed, owner = httpx.URL(url), httpx.URL(lender)
-    except httpx.InvalidURL:
-        return url
-    if parsed.userinfo or not owner.userinfo or origin_of(parsed) != origin_of(owner):
-        return url
-    return str(parsed.copy_with(userinfo=owner.userinfo))
+def without_login(request: FetchRequest) -> tuple[FetchRequest, Login | None]:
+    """The request for its URL without its login (``archiver.net.login``), and the login."""
+    url, login = split_login(request.url)
+    return (replace(request, url=url) if url != request.url else request), login
 
 
 def is_pdf(body: bytes) -> bool:
@@ -305,7 +254,7 @@ class Fetcher:
 
     async def fetch(self, request: FetchRequest) -> FetchResult:
         """Fetch one URL, retrying transient failures; raise ``FetchError`` when it fails."""
-        request, login = split_login(request)
+        request, login = without_login(request)
         token = guard.POLICY.set(self._policy(request))
         try:
             return await self._fetch(request, login)
@@ -382,7 +331,7 @@ class Fetcher:
             except HTTPStatusError as exc:
                 if exc.status != 401:
                     raise
-                raise HTTPStatusError(401, url, hint=_login_hint(headers)) from None
+                raise HTTPStatusError(401, url, hint=login_hint(headers)) from None
             if status in REDIRECTS:
                 location = resp_headers.get("location")
                 if not location:
@@ -495,7 +444,7 @@ class Fetcher:
     async def robots_allow(self, request: FetchRequest) -> bool:
         """Whether robots.txt lets claimwatch fetch the request's URL (the browser
         fetcher asks too); robots.txt is fetched under the request's address policy."""
-        request, _login = split_login(request)
+        request, _login = without_login(request)
         token = guard.POLICY.set(self._policy(request))
         try:
             return await self._robots_allow(request.url)
