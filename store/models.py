@@ -9,6 +9,17 @@ from typing import Any, Literal, get_args
 from store.kinds import KindName, Origin
 
 
+def link_url(url: str) -> str:
+    """The URL without any user information, for a link (an ``href``): a browser
+    that follows it asks for the login itself rather than send ``***`` as the
+    password. ``mask_url``'s form is for reading."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    if not sep or "@" not in rest[:end]:
+        return url
+    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
+
+
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***``: how a database URL or a source's
     URL is shown (listings, messages, the web view, digests, exports), so a password

@@ -155,6 +155,21 @@ def test_a_url_is_shown_with_its_password_masked_in_python_and_in_sql(
         assert conn.execute(select(shown_url(conn, literal(url)))).scalar_one() == shown
 
 
+@pytest.mark.parametrize(
+    ("url", "link"),
+    [
+        ("http://ana:***@example.org/p", "http://example.org/p"),
+        ("http://ana@example.org:8080?x=a@b", "http://example.org:8080?x=a@b"),
+        ("http://example.org/@ana", "http://example.org/@ana"),
+        ("http://example.org?next=a:b@c", "http://example.org?next=a:b@c"),
+    ],
+)
+def test_a_link_carries_no_login(url: str, link: str) -> None:
+    from store.models import link_url
+
+    assert link_url(url) == link
+
+
 def test_the_login_goes_to_its_origin_only_and_never_into_a_reported_url() -> None:
     import httpx
 
@@ -300,6 +315,8 @@ def test_a_page_behind_a_login_is_archived_and_its_password_shown_nowhere(
     assert "members" in by_host and "members" not in by_password
     everything = "\n".join(outputs)
     assert "ana:***@127.0.0.1" in everything  # shown, masked
+    assert 'href="http://127.0.0.1' in everything  # linked without the login
+    assert 'href="http://ana' not in everything  # a browser would send *** as a password
     assert LOGIN_PASSWORD not in everything and "Page-5518" not in everything  # a part too
     # Stored only where the fetch reads it: the sources' own URL column.
     with store.engine.connect() as conn:

@@ -23,8 +23,10 @@ from archiver.text.diff import Change
 from archiver.text.render import Header, Hunk, RenderOptions, hunks, plain_line
 from archiver.text.search import Hit
 from archiver.text.terminal import terminal_safe
+from store.models import link_url
 
 _HTML = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
+_HTML.filters["link"] = link_url  # an href never carries a login, even masked
 # The text part is not HTML: escaping would show "&amp;" to the reader. Page text
 # is made safe for it by ``terminal_safe`` instead (no control characters).
 _TEXT = Environment(loader=PackageLoader("archiver", "templates"), autoescape=False)

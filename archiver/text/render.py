@@ -31,7 +31,10 @@ def _templates() -> Any:
     if _ENV is None:
         from jinja2 import Environment, PackageLoader
 
+        from store.models import link_url
+
         _ENV = Environment(loader=PackageLoader("archiver", "templates"), autoescape=True)
+        _ENV.filters["link"] = link_url
     return _ENV
 
 

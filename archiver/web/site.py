@@ -33,7 +33,7 @@ from archiver.cli.base import parse_since
 from archiver.text.direction import direction
 from archiver.text.search import MIN_PHRASE, too_short
 from store.errors import NotFoundError, StoreBusy, UsageError
-from store.models import Source, Version
+from store.models import Source, Version, link_url
 from store.repo import Store
 
 HERE = Path(__file__).resolve().parent.parent  # archiver/: templates/ and static/
@@ -79,6 +79,7 @@ def _env() -> Environment:
     )
     env.filters["when"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if d else "-"
     env.filters["iso"] = lambda d: d.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
+    env.filters["link"] = link_url  # an href never carries a login, even masked
     env.globals["dir_of"] = direction
     env.globals["unsure"] = lambda f: stance_unsure(f.reasons, f.verdict)
     return env
