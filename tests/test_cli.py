@@ -492,6 +492,12 @@ def test_claims_eval_reports_figures_with_their_intervals(story_with_claims: Pat
     r = claimwatch(story_with_claims, "claims", "eval", str(wrong))
     assert r.returncode == 2
     assert f"{wrong}:3: not UTF-8 text (invalid start byte)" in r.stderr
+    wrong.write_text("\n  \n", encoding="utf-8")  # nothing to measure: not all zeros
+    r = claimwatch(story_with_claims, "claims", "eval", str(wrong))
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == f"claimwatch: error: {wrong}: holds no passages to measure on: " + (
+        'one JSON object a line, {"id", "text", "labels"} (docs/claims.md)\n'
+    )
 
 
 @pytest.mark.e2e

@@ -27,7 +27,7 @@ from archiver.cli.base import (
     when,
 )
 from archiver.text.terminal import terminal_safe
-from store.errors import NESTED, UsageError
+from store.errors import NESTED, ConfigError, UsageError
 from store.models import FlagFilter, StoredFlag
 
 if TYPE_CHECKING:
@@ -445,6 +445,12 @@ def claims_eval(
     use_semantic(app, semantic)
     story = load_story(_story(app, claims_file))
     rows = read_labelled(labelled, story.claims)
+    if not rows:  # figures of nothing would read as a matcher that finds nothing
+        raise ConfigError(
+            str(labelled),
+            "holds no passages to measure on: one JSON object a line, "
+            '{"id", "text", "labels"} (docs/claims.md)',
+        )
     found = _matched(app, story, model, ((r.id, r.text) for r in rows), workers, BATCH)
     report = tally(rows, story.claims, (flags for _id, flags in found)).to_dict()
     if as_json:
