@@ -151,10 +151,11 @@ class Store:
         with self.transaction() as conn:
             sources_.set_selector(conn, source_id, selector, exclude)
 
-    def set_url(self, source_id: int, url: str, now: datetime) -> None:
-        """Give a source a new URL (the page moved, or its login changed); it is due now."""
+    def set_url(self, source_id: int, url: str, now: datetime, allow_private: bool = False) -> None:
+        """Give a source a new URL (the page moved, or its login changed); it is due now.
+        ``allow_private``: it may now reach a loopback/private address too."""
         with self.transaction() as conn:
-            sources_.set_url(conn, source_id, url, now)
+            sources_.set_url(conn, source_id, url, now, allow_private)
 
     def remove_source(self, source: Source) -> None:
         """Remove a source and its captures and versions (blobs stay until gc)."""

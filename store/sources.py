@@ -105,7 +105,9 @@ def set_retired(conn: Connection, source: Source, now: datetime, retired: bool) 
     conn.execute(update(sources).where(sources.c.id == source.id).values(**values))
 
 
-def set_url(conn: Connection, source_id: int, url: str, now: datetime) -> None:
+def set_url(
+    conn: Connection, source_id: int, url: str, now: datetime, allow_private: bool = False
+) -> None:
     """A source's new URL. Its validators belonged to the old one and are dropped; it is
     due at once. Refused, naming the holder, when another source watches the URL."""
     holder = conn.execute(
@@ -114,10 +116,12 @@ def set_url(conn: Connection, source_id: int, url: str, now: datetime) -> None:
     if holder is not None:
         name = holder.label or mask_url(holder.url)
         raise UsageError(f"{mask_url(url)} is already watched, as source {holder.id} ({name})")
+    values: dict[str, Any] = {"url": url, "etag": None, "last_modified": None}
+    if allow_private:
+        row = conn.execute(select(sources.c.options).where(sources.c.id == source_id))
+        values["options"] = {**(row.scalar_one() or {}), "allow_private": True}
     conn.execute(
-        update(sources)
-        .where(sources.c.id == source_id)
-        .values(url=url, etag=None, last_modified=None, next_check_at=now)
+        update(sources).where(sources.c.id == source_id).values(**values, next_check_at=now)
     )
 
 

@@ -936,3 +936,41 @@ def test_a_store_from_the_last_release_says_how_to_migrate_and_keeps_its_data(
     listed = run("sources", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout)["label"] == "a"
     assert run("flags", "--removed").returncode == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_sources_edit_url_checks_everything_before_changing_anything(tmp_path: Path) -> None:
+    """`sources edit --url` gives a source a new address (a moved page, a new login):
+    refused when another source watches it, when its host is private without
+    --allow-private, and, with a bad selector beside it, nothing changes at all."""
+    story = story_dir(tmp_path)
+    strict: dict[str, str | None] = {"CLAIMWATCH_ALLOW_PRIVATE_ADDRESSES": None}
+
+    def edit(*args: str) -> subprocess.CompletedProcess[str]:
+        return claimwatch(story, "sources", "edit", "a", *args, env=strict)
+
+    def url_of_a() -> str:
+        rows = claimwatch(story, "sources", "list", "--json").stdout.splitlines()
+        return next(r["url"] for r in map(json.loads, rows) if r["label"] == "a")
+
+    assert claimwatch(story, "init").returncode == 0
+    for label in ("a", "b"):
+        r = claimwatch(story, "sources", "add", f"https://news.example/{label}", "--label", label)
+        assert r.returncode == 0, r.stderr
+    refusals = [
+        (("--url", "https://news.example/b"), "https://news.example/b is already watched"),
+        (("--url", "http://127.0.0.1:9/x"), "127.0.0.1 is a loopback or private address"),
+        (("--url", "https://news.example/c", "--select", "div["), "not a valid CSS selector"),
+        (("--allow-private",), "--allow-private goes with --url"),
+        (("--url", "ftp://news.example/c"), "is not an http(s) URL"),
+    ]
+    for args, says in refusals:
+        r = edit(*args)
+        assert r.returncode == 2 and says in r.stderr and r.stdout == "", (args, r.stderr)
+        assert len(r.stderr.splitlines()) == 1
+        assert url_of_a() == "https://news.example/a"  # nothing changed
+    r = edit("--url", "http://127.0.0.1:9/x", "--allow-private")
+    assert r.returncode == 0 and "a is now http://127.0.0.1:9/x; it is checked next" in r.stdout
+    assert url_of_a() == "http://127.0.0.1:9/x"
+    assert "its URL is unchanged" in edit("--url", "http://127.0.0.1:9/x").stdout

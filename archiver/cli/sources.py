@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -334,6 +334,12 @@ def _reachable(url: str, private_allowed: bool) -> None:
     help="The page's new address (it moved, or the login in its URL changed); its "
     "history stays and it is checked next.",
 )
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="With --url: the new host may be a loopback/private address, as with "
+    "'sources add --allow-private'.",
+)
 @click.pass_obj
 def sources_edit(
     app: App,
@@ -342,39 +348,51 @@ def sources_edit(
     excludes: tuple[str, ...],
     no_select: bool,
     new_url: str | None,
+    allow_private: bool,
 ) -> None:
     """Change what SOURCE watches: its selector, or its URL. A new selector's first
     text is recorded as a new version with the reason "selector changed", not as an
-    edit of the page."""
+    edit of the page. Every change is checked before any is made."""
     if no_select and (select or excludes):
         raise UsageError("give --select (with --exclude), or --no-select, not both")
+    if allow_private and new_url is None:
+        raise UsageError("--allow-private goes with --url")
     if not (select or excludes or no_select or new_url):
         raise UsageError("nothing to change: give --url, --select, --exclude or --no-select")
-    store = app.store()
-    found = store.get_source(source)
+    found = app.store().get_source(source)
+    steps = []
     if new_url is not None:
-        _move(app, found, new_url)
+        steps.append(_move(app, found, new_url, allow_private))
     if select or excludes or no_select:
-        _reselect(app, found, select, excludes, no_select)
+        steps.append(_reselect(app, found, select, excludes, no_select))
+    for step in steps:
+        step()
 
 
-def _move(app: App, found: Source, url: str) -> None:
+def _move(app: App, found: Source, url: str, allow_private: bool) -> Callable[[], None]:
+    """Check the new URL; what gives it to the source."""
     from archiver.app.seeds import spec_from_mapping  # the one parser sources.yaml uses too
 
     if not kind_of(found.kind).fetched:
         raise UsageError(f"{found.name} is a {found.kind}: it is not fetched, so has no URL")
+    if allow_private and found.origin == "feed":
+        raise UsageError(f"{found.name} was found by a feed: it never reaches a private address")
     url = spec_from_mapping({"url": url, "kind": found.kind}, "sources edit --url").url
-    if url == found.url:
-        click.echo(terminal_safe(f"{found.name}: its URL is unchanged"))
-        return
-    _reachable(url, found.allow_private or app.config.allow_private)
-    app.store().set_url(found.id, url, app.now)
-    click.echo(terminal_safe(f"{found.name} is now {mask_url(url)}; it is checked next"))
+    if url == found.url and allow_private <= found.allow_private:
+        return lambda: click.echo(terminal_safe(f"{found.name}: its URL is unchanged"))
+    _reachable(url, allow_private or found.allow_private or app.config.allow_private)
+
+    def move() -> None:
+        app.store().set_url(found.id, url, app.now, allow_private)
+        click.echo(terminal_safe(f"{found.name} is now {mask_url(url)}; it is checked next"))
+
+    return move
 
 
 def _reselect(
     app: App, found: Source, select: str | None, excludes: tuple[str, ...], no_select: bool
-) -> None:
+) -> Callable[[], None]:
+    """Check the new selection; what gives it to the source."""
     from archiver.text.selection import Selector, check
 
     store = app.store()
@@ -390,11 +408,14 @@ def _reselect(
     if new_select is not None:
         check(Selector(new_select, tuple(new_exclude)))
     if (new_select, tuple(new_exclude)) == (found.select, found.exclude):
-        click.echo(terminal_safe(f"{found.name}: unchanged"))
-        return
-    store.set_selector(found.id, new_select, tuple(new_exclude))
-    what = f"selects {new_select!r}" if new_select else "uses the extracted article again"
-    click.echo(terminal_safe(f"{found.name} {what}; the next check records its text"))
+        return lambda: click.echo(terminal_safe(f"{found.name}: unchanged"))
+
+    def reselect() -> None:
+        store.set_selector(found.id, new_select, tuple(new_exclude))
+        what = f"selects {new_select!r}" if new_select else "uses the extracted article again"
+        click.echo(terminal_safe(f"{found.name} {what}; the next check records its text"))
+
+    return reselect
 
 
 @sources.command("import")
