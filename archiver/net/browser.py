@@ -46,7 +46,7 @@ import httpx
 
 from archiver.net import guard
 from archiver.net.fetch import FetchOptions, FetchRequest, FetchResult, without_login
-from archiver.net.login import Login, origin_of
+from archiver.net.login import Login, authorization
 from archiver.net.transport import guarded_transport
 from store.errors import (
     BlockedAddress,
@@ -331,8 +331,7 @@ class BrowserFetcher:
         outgoing = self._guarded_client().build_request(
             asked.method, asked.url, headers=headers, content=asked.post_data_buffer
         )
-        if login is not None and login.origin == origin_of(outgoing.url):
-            outgoing.headers["Authorization"] = login.header()
+        outgoing.headers.update(authorization(login, outgoing.url))
         token = guard.POLICY.set(policy)
         try:
             response = await self._guarded_client().send(outgoing, stream=True)

@@ -27,7 +27,7 @@ import httpx
 
 from archiver import __version__
 from archiver.net import guard
-from archiver.net.login import Login, login_hint, origin_of, split_login
+from archiver.net.login import Login, authorization, login_hint, split_login
 from archiver.net.transport import guarded_transport
 from store.errors import (
     BadResponse,
@@ -319,9 +319,7 @@ class Fetcher:
             await self._check_address(parts)
             if request.robots and not await self._robots_allow(url):
                 raise RobotsDisallowed(f"robots.txt of {parts.host} disallows {url}")
-            headers = {}
-            if login is not None and login.origin == origin_of(parts):
-                headers["Authorization"] = login.header()
+            headers = authorization(login, parts)
             if etag := sendable(request.etag):
                 headers["If-None-Match"] = etag
             if last_modified := sendable(request.last_modified):

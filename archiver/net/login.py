@@ -34,6 +34,13 @@ class Login:
         return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def authorization(login: Login | None, url: httpx.URL) -> dict[str, str]:
+    """The header a request to ``url`` carries for ``login``: none off its origin."""
+    if login is None or login.origin != origin_of(url):
+        return {}
+    return {"Authorization": login.header()}
+
+
 def origin_of(url: httpx.URL) -> tuple[str, str, int]:
     return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
 
