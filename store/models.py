@@ -9,31 +9,38 @@ from typing import Any, Literal, get_args
 from store.kinds import KindName, Origin
 
 
+def _login_part(url: str) -> tuple[str, str, str, str] | None:
+    """(scheme, user information, host, the rest) of a URL with user information, else
+    None. Parsed by hand: the authority ends at the first '/', '?' or '#' after the
+    scheme, and the user information at the *last* '@' before the host, so a raw '@'
+    in a password belongs to the password (as httpx reads it)."""
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    if not sep or not at:
+        return None
+    return scheme, userinfo, host, rest[end:]
+
+
 def link_url(url: str) -> str:
     """The URL without any user information, for a link (an ``href``): a browser
     that follows it asks for the login itself rather than send ``***`` as the
     password. ``mask_url``'s form is for reading."""
-    scheme, sep, rest = url.partition("://")
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    if not sep or "@" not in rest[:end]:
+    parts = _login_part(url)
+    if parts is None:
         return url
-    return f"{scheme}://{rest[:end].rpartition('@')[2]}{rest[end:]}"
+    scheme, _userinfo, host, tail = parts
+    return f"{scheme}://{host}{tail}"
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***``: how a database URL or a source's
     URL is shown (listings, messages, the web view, digests, exports), so a password
-    in it never leaves. Parsed by hand: the authority ends at the first '/', '?' or '#'
-    after the scheme, and the user information at the *last* '@' before the host, so a
-    raw '@' in a password is masked whole (as httpx reads it)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    in it never leaves; a raw '@' in a password is masked whole (``_login_part``)."""
+    parts = _login_part(url)
+    if parts is None:
         return url
-    end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
-    netloc, tail = rest[:end], rest[end:]
-    userinfo, at, host = netloc.rpartition("@")
-    if not at:
-        return url
+    scheme, userinfo, host, tail = parts
     user, colon, _password = userinfo.partition(":")
     return f"{scheme}://{user}{':***' if colon else ''}@{host}{tail}"
 
