@@ -2,8 +2,8 @@
 processes when there are cores to spare (``claims match``, ``claims eval``).
 
 ``match_stream`` answers passages in the order they come. In this process it is
-``archiver.claims.matcher.match_each``: the sentences of each ``BATCH`` of passages
-are embedded in one call before they are matched. With ``Parallel``, batches go to
+``match_known`` on each ``BATCH`` of passages: their sentences are embedded in one
+call before they are matched. With ``Parallel``, batches go to
 worker processes, each building its matcher once from a ``MatchSpec`` (the bank file
 holds every vector and the fitted probes, so no worker computes them again) and
 embedding with one thread: two processes of one thread each match more passages a
@@ -41,7 +41,6 @@ from archiver.claims.matcher import (
     MatchSpec,
     batches,
     match_all,
-    match_each,
     sentences_of,
     write_spec,
 )
@@ -197,17 +196,15 @@ def match_stream(
     vectors: VectorCache | None = None,
 ) -> Iterator[tuple[Any, list[Flag]]]:
     """(id, flags) for each (id, passage) of ``items``, in order: with ``how`` in this
-    process (``match_each``), or in ``how.workers`` worker processes. With ``vectors``
+    process, or in ``how.workers`` worker processes. With ``vectors``
     (the store), a sentence embedded before, by a check or an earlier scan, is read
     from it rather than embedded again, and what is embedded now is kept there."""
-    if isinstance(how, Matcher) and (vectors is None or how.embedder is None):
-        yield from match_each(items, claims, how, size)
-        return
     if isinstance(how, Matcher):
+        kept = vectors if how.embedder is not None else None  # the rules alone embed nothing
         for batch in batches(items, size):
             texts = [text for _id, text in batch]
-            found, fresh = match_known(texts, claims, how, _known(vectors, texts))
-            _keep(vectors, fresh)
+            found, fresh = match_known(texts, claims, how, _known(kept, texts))
+            _keep(kept, fresh)
             yield from zip([i for i, _t in batch], found, strict=True)
         return
     parallel = how
