@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 from archiver.text.extract import extract
 from archiver.text.pdf import Line, paragraphs, pdf_text
 from store.errors import EmptyExtraction, ExtractionError
-from store.models import SourceSpec
+from store.models import SourceSpec, Version
 from store.repo import Store
 from tests.support import NOW
 from tests.support.pdfs import pdf_document
@@ -175,6 +175,18 @@ class Document:
         return Response(self.body, content_type=self.content_type)
 
 
+def archived(
+    store: Store, httpserver: HTTPServer, path: str, document: Document, label: str
+) -> Version:
+    """Serve ``document`` at ``path``, watch it as ``label`` and check it: its first
+    version."""
+    store.add_source(SourceSpec(url=serve(httpserver, path, document), label=label), NOW)
+    first = run(store, label)
+    assert (first.outcome, first.version) == ("new_version", 1), first.error
+    [v1] = store.versions(store.get_source(label).id)
+    return v1
+
+
 def test_a_pdf_source_is_archived_and_diffed_by_its_text(
     store: Store, httpserver: HTTPServer
 ) -> None:
@@ -182,10 +194,7 @@ def test_a_pdf_source_is_archived_and_diffed_by_its_text(
     text is archived; the same licence laid out anew is the same text, not an edit; a
     changed condition is a change of that sentence alone."""
     document = Document(pdf_document([TERMS], title="Harbour 3 licence"))
-    store.add_source(SourceSpec(url=serve(httpserver, "/licence.pdf", document), label="lic"), NOW)
-    first = run(store, "lic")
-    assert (first.outcome, first.version) == ("new_version", 1), first.error
-    [v1] = store.versions(store.get_source("lic").id)
+    v1 = archived(store, httpserver, "/licence.pdf", document, "lic")
     assert (v1.title, v1.content_type) == ("Harbour 3 licence", "application/pdf")
     assert store.read_text(v1).split("\n") == TERMS
     assert store.read_raw(v1) == document.body
@@ -214,10 +223,7 @@ def test_a_pdf_sent_as_bytes_or_by_its_alias_is_read_as_a_pdf(
     content type. Its first bytes say it is a PDF; anything else sent so is refused,
     saying what claimwatch reads."""
     document = Document(pdf_document([TERMS], title="Harbour 3 licence"), sent_as)
-    store.add_source(SourceSpec(url=serve(httpserver, "/download", document), label="d"), NOW)
-    first = run(store, "d")
-    assert (first.outcome, first.version) == ("new_version", 1), first.error
-    [v1] = store.versions(store.get_source("d").id)
+    v1 = archived(store, httpserver, "/download", document, "d")
     assert (v1.content_type, v1.title) == ("application/pdf", "Harbour 3 licence")
     assert store.read_text(v1).split("\n") == TERMS
     if sent_as == "application/octet-stream":
@@ -247,8 +253,7 @@ def test_the_web_view_offers_a_pdf_version_as_a_download(
     from archiver.web import WebOptions
 
     body = pdf_document([TERMS])
-    store.add_source(SourceSpec(url=serve(httpserver, "/l.pdf", Document(body)), label="l"), NOW)
-    assert run(store, "l").outcome == "new_version"
+    archived(store, httpserver, "/l.pdf", Document(body), "l")
     source = store.get_source("l")
     served = Served(store, WebOptions())
     try:
